@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "SafeTune",
+    products: [
+        .executable(name: "safetune", targets: ["SafeTuneCLI"]),
+        .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Safety", "Training"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        // System libraries: a module map plus a shim header each.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+        // Tensors, kernels, the reverse-mode tape, optimizers.
+        .target(name: "Engine", dependencies: ["CBLAS"]),
+        // tokenizer.json: byte-level and Metaspace BPE, training.
+        .target(name: "Tokenizers"),
+        // GPT-2 and Llama families, LoRA, generation.
+        .target(name: "Models", dependencies: ["Engine", "Tokenizers"]),
+        // HDF5 checkpoints, safetensors and Hugging Face import/export.
+        .target(name: "Checkpoints", dependencies: [
+            "Engine", "Models", "Tokenizers", "CHDF5",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // SSAH unit maps, SA-ESS signal and guarded decoding, BD-VAX purification and gate.
+        .target(name: "Safety", dependencies: ["Engine", "Models", "Tokenizers"]),
+        // Recipes, datasets, the trainer, reports.
+        .target(name: "Training", dependencies: [
+            "Engine", "Models", "Tokenizers", "Checkpoints", "Safety",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "SafeTuneCLI", dependencies: [
+            "Engine", "Models", "Tokenizers", "Checkpoints", "Safety", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "Checkpoints"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine"]),
+        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Models", "Engine"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,28 @@
+#ifndef SAFETUNE_CHDF5_SHIM_H
+#define SAFETUNE_CHDF5_SHIM_H
+#include <hdf5.h>
+
+/* HDF5 exposes these as macros over global ids that are set when the library
+   initialises; Swift cannot import them, so they are wrapped here. */
+static inline hid_t st_H5P_DEFAULT(void) { return H5P_DEFAULT; }
+static inline hid_t st_H5S_ALL(void) { return H5S_ALL; }
+static inline hid_t st_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t st_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t st_H5T_NATIVE_INT8(void) { return H5T_NATIVE_INT8; }
+static inline hid_t st_H5T_NATIVE_UINT8(void) { return H5T_NATIVE_UINT8; }
+static inline hid_t st_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t st_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t st_H5T_C_S1(void) { return H5T_C_S1; }
+static inline hid_t st_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
+static inline hid_t st_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
+static inline hid_t st_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
+static inline unsigned st_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
+static inline unsigned st_H5F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
+static inline unsigned st_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
+static inline unsigned st_H5F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
+static inline size_t st_H5T_VARIABLE(void) { return H5T_VARIABLE; }
+static inline hsize_t st_H5S_UNLIMITED(void) { return H5S_UNLIMITED; }
+
+/* Silence HDF5's own stderr traces: SafeTune reports errors itself. */
+static inline void st_H5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+#endif

@@ -1,0 +1,95 @@
+/// The reverse-mode tape: ops append a backward closure (their vector–Jacobian
+/// product) as they run forward, and `backward` replays them in reverse.
+///
+/// An op records nothing when no input requires a gradient, or when recording is
+/// off (`withoutGrad`), so inference pays only for the forward kernels.
+/// Intermediate buffers come from `allocate`, which recycles storage released by
+/// `reset()`: a training step reuses the previous step's activations' memory.
+public final class Tape {
+    private var backwards: [() -> Void] = []
+    private var pool: [Int: [TensorStorage]] = [:]
+    private var handedOut: [TensorStorage] = []
+    /// Whether ops record backward closures. Off inside `withoutGrad`.
+    public private(set) var isRecording = true
+
+    public init() {}
+
+    /// Number of recorded backward closures.
+    public var count: Int { backwards.count }
+
+    /// True when an op with these inputs must record its backward.
+    public func needsGrad(_ inputs: Variable?...) -> Bool {
+        isRecording && inputs.contains { $0?.requiresGrad == true }
+    }
+
+    /// Appends a backward closure. Ops call this after computing their output.
+    public func record(_ backward: @escaping () -> Void) {
+        backwards.append(backward)
+    }
+
+    /// Runs `body` with recording off (inference, evaluation, generation).
+    public func withoutGrad<T>(_ body: () throws -> T) rethrows -> T {
+        let saved = isRecording
+        isRecording = false
+        defer { isRecording = saved }
+        return try body()
+    }
+
+    /// Seeds d`output` = `seed` (ones for a scalar loss when nil) and runs every
+    /// recorded backward closure in reverse order. Gradients accumulate into the
+    /// `grad` of variables that require them.
+    public func backward(_ output: Variable, seed: Tensor? = nil) {
+        precondition(output.requiresGrad, "backward from a variable that does not require a gradient")
+        let g = output.gradBuffer()
+        if let seed {
+            precondition(seed.count == g.count, "seed shape \(seed.shape) does not match \(g.shape)")
+            for i in 0..<g.count { g.data[i] += seed.data[i] }
+        } else {
+            for i in 0..<g.count { g.data[i] += 1 }
+        }
+        for step in backwards.reversed() { step() }
+    }
+
+    /// Forgets the recorded ops and returns to the pool every intermediate buffer
+    /// that nothing else references any more (a tensor the caller kept, such as
+    /// the logits, keeps its buffer). Call once per step, after the optimizer.
+    public func reset() {
+        backwards.removeAll(keepingCapacity: true)
+        var stillUsed: [TensorStorage] = []
+        for i in handedOut.indices {
+            if isKnownUniquelyReferenced(&handedOut[i]) {
+                pool[handedOut[i].count, default: []].append(handedOut[i])
+            } else {
+                stillUsed.append(handedOut[i])
+            }
+        }
+        handedOut = stillUsed
+    }
+
+    /// Drops pooled buffers (e.g. after a change of batch shape).
+    public func releaseMemory() {
+        pool.removeAll()
+    }
+
+    /// A zero-filled tensor for an op's output or saved intermediate, recycled
+    /// by `reset()` once no tensor refers to it.
+    public func allocate(_ shape: [Int]) -> Tensor {
+        let n = Tensor.elementCount(shape)
+        let storage: TensorStorage
+        if var free = pool[n], let s = free.popLast() {
+            pool[n] = free
+            s.pointer.update(repeating: 0, count: n)
+            storage = s
+        } else {
+            storage = TensorStorage(count: n)
+        }
+        handedOut.append(storage)
+        return Tensor(shape: shape, storage: storage)
+    }
+
+    /// A new output variable of `shape` whose `requiresGrad` follows the inputs.
+    public func output(_ shape: [Int], _ inputs: Variable?...) -> Variable {
+        let needs = isRecording && inputs.contains { $0?.requiresGrad == true }
+        return Variable(allocate(shape), requiresGrad: needs)
+    }
+}

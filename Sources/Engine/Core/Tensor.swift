@@ -1,0 +1,127 @@
+import Foundation
+
+/// Reference-counted, zero-initialised Float32 buffer that backs one or more tensors.
+///
+/// Tensors are cheap views (shape + offset) into a storage; a parameter arena is one
+/// storage with many views, which keeps the optimizer a single loop.
+public final class TensorStorage: @unchecked Sendable {
+    /// First element. Valid for `count` elements for the storage's whole lifetime.
+    public let pointer: UnsafeMutablePointer<Float>
+    /// Number of Float32 elements.
+    public let count: Int
+
+    /// Allocates `count` floats, set to zero.
+    public init(count: Int) {
+        precondition(count >= 0, "negative storage size")
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// An n-dimensional Float32 array: row-major, contiguous, a view into a `TensorStorage`.
+///
+/// `Tensor` is a value type whose elements live in shared storage: copying a `Tensor`
+/// copies the view, not the numbers (use `copy()` for that). Kernels write into
+/// preallocated outputs through `data`.
+public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+    /// Dimensions, outermost first.
+    public let shape: [Int]
+    /// Backing buffer, possibly shared with other views.
+    public let storage: TensorStorage
+    /// Index of this view's first element within `storage`.
+    public let offset: Int
+    /// Number of elements (product of `shape`).
+    public let count: Int
+
+    /// A view of `storage` starting at `offset`.
+    public init(shape: [Int], storage: TensorStorage, offset: Int = 0) {
+        let n = Tensor.elementCount(shape)
+        precondition(offset >= 0 && offset + n <= storage.count, "view \(shape) at \(offset) exceeds storage of \(storage.count)")
+        self.shape = shape
+        self.storage = storage
+        self.offset = offset
+        self.count = n
+    }
+
+    /// A new zero-filled tensor.
+    public init(zeros shape: [Int]) {
+        self.init(shape: shape, storage: TensorStorage(count: Tensor.elementCount(shape)))
+    }
+
+    /// A new tensor holding `scalars` (row-major).
+    public init(shape: [Int], scalars: [Float]) {
+        precondition(Tensor.elementCount(shape) == scalars.count, "shape \(shape) needs \(Tensor.elementCount(shape)) scalars, got \(scalars.count)")
+        self.init(zeros: shape)
+        scalars.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// A tensor filled with `value`.
+    public init(repeating value: Float, shape: [Int]) {
+        self.init(zeros: shape)
+        if value != 0 { fill(value) }
+    }
+
+    /// Product of the dimensions; 1 for a scalar.
+    public static func elementCount(_ shape: [Int]) -> Int {
+        shape.reduce(1) { precondition($1 >= 0, "negative dimension in \(shape)"); return $0 * $1 }
+    }
+
+    /// Pointer to the first element of this view.
+    public var data: UnsafeMutablePointer<Float> { storage.pointer + offset }
+    /// Number of dimensions.
+    public var rank: Int { shape.count }
+    /// The last dimension (1 for a scalar).
+    public var lastDim: Int { shape.last ?? 1 }
+    /// Number of rows when viewed as a matrix `[count / lastDim, lastDim]`.
+    public var rows: Int { lastDim == 0 ? 0 : count / lastDim }
+
+    /// The same elements under another shape with the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(Tensor.elementCount(newShape) == count, "cannot reshape \(shape) to \(newShape)")
+        return Tensor(shape: newShape, storage: storage, offset: offset)
+    }
+
+    /// Rows `range` of the outermost dimension, as a view.
+    public func slice(_ range: Range<Int>) -> Tensor {
+        precondition(!shape.isEmpty && range.lowerBound >= 0 && range.upperBound <= shape[0], "slice \(range) out of \(shape)")
+        let inner = shape.isEmpty ? 1 : count / max(shape[0], 1)
+        var s = shape
+        s[0] = range.count
+        return Tensor(shape: s, storage: storage, offset: offset + range.lowerBound * inner)
+    }
+
+    /// The elements as an array (copies).
+    public var scalars: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// A deep copy in new storage.
+    public func copy() -> Tensor {
+        let t = Tensor(zeros: shape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    /// Sets every element to `value`.
+    public func fill(_ value: Float) {
+        data.update(repeating: value, count: count)
+    }
+
+    /// Copies the elements of `other` (same element count) into this view.
+    public func assign(_ other: Tensor) {
+        precondition(other.count == count, "assign: \(other.shape) into \(shape)")
+        data.update(from: other.data, count: count)
+    }
+
+    /// Element at a flat (row-major) index.
+    public subscript(flat index: Int) -> Float {
+        get { data[index] }
+        nonmutating set { data[index] = newValue }
+    }
+
+    public var description: String {
+        let head = scalars.prefix(8).map { String(format: "%.5g", $0) }.joined(separator: ", ")
+        return "Tensor\(shape)[\(head)\(count > 8 ? ", …" : "")]"
+    }
+}

@@ -1,0 +1,42 @@
+/// A tensor taking part in reverse-mode differentiation: a value and, when it
+/// requires one, a gradient of the same shape.
+///
+/// Parameters are variables with `requiresGrad == true`; frozen weights and inputs
+/// have `requiresGrad == false` and never get a gradient buffer, so ops skip their
+/// weight-gradient work entirely.
+public final class Variable {
+    /// The forward value.
+    public var value: Tensor
+    /// Accumulated gradient; `nil` until an op first writes one (or one is assigned,
+    /// e.g. a view into a gradient arena).
+    public var grad: Tensor?
+    /// Whether gradients flow into this variable.
+    public let requiresGrad: Bool
+    /// A name for error messages and checkpoints (Hugging Face parameter names for weights).
+    public var name: String
+
+    /// Wraps `value`; `requiresGrad` marks trainable parameters.
+    public init(_ value: Tensor, requiresGrad: Bool = false, name: String = "") {
+        self.value = value
+        self.requiresGrad = requiresGrad
+        self.name = name
+    }
+
+    /// Shape of `value`.
+    public var shape: [Int] { value.shape }
+
+    /// The gradient buffer, created zeroed on first use. Ops accumulate into it
+    /// (BLAS `beta = 1`), which is what makes a variable used twice, and gradient
+    /// accumulation across micro-batches, correct.
+    public func gradBuffer() -> Tensor {
+        if let g = grad { return g }
+        let g = Tensor(zeros: value.shape)
+        grad = g
+        return g
+    }
+
+    /// Sets the gradient to zero, keeping its buffer.
+    public func zeroGrad() {
+        grad?.fill(0)
+    }
+}

@@ -1,0 +1,43 @@
+extension Tape {
+    /// Fully connected layer, the workhorse of every transformer.
+    ///
+    /// - x: `[..., in]` (viewed as `N × in`)
+    /// - w: `[out, in]` (PyTorch `nn.Linear` layout)
+    /// - bias: `[out]`, optional
+    /// - returns: `[..., out]` = x · wᵀ + bias
+    ///
+    /// Backward: dx += dy · w, dw += dyᵀ · x, db += Σ_rows dy. A frozen `w`
+    /// (no `requiresGrad`) costs no dW matmul.
+    public func linear(_ x: Variable, _ w: Variable, bias: Variable? = nil) -> Variable {
+        let inF = w.shape[1], outF = w.shape[0]
+        precondition(x.value.lastDim == inF, "linear: input \(x.shape) against weight \(w.shape)")
+        let n = x.value.rows
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outF
+        let y = output(outShape, x, w, bias)
+        let yv = y.value
+        if let bias {
+            for r in 0..<n { (yv.data + r * outF).update(from: bias.value.data, count: outF) }
+        }
+        BLAS.gemm(transB: true, m: n, n: outF, k: inF, a: x.value.data, b: w.value.data,
+                  beta: bias == nil ? 0 : 1, c: yv.data)
+        guard y.requiresGrad else { return y }
+        record {
+            guard let dy = y.grad else { return }
+            if x.requiresGrad {
+                BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: w.value.data, beta: 1, c: x.gradBuffer().data)
+            }
+            if w.requiresGrad {
+                BLAS.gemm(transA: true, m: outF, n: inF, k: n, a: dy.data, b: x.value.data, beta: 1, c: w.gradBuffer().data)
+            }
+            if let bias, bias.requiresGrad {
+                let db = bias.gradBuffer().data
+                for r in 0..<n {
+                    let row = dy.data + r * outF
+                    for j in 0..<outF { db[j] += row[j] }
+                }
+            }
+        }
+        return y
+    }
+}

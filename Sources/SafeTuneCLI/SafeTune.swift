@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// The `safetune` command: thin subcommands over the SafeTune libraries.
+@main
+struct SafeTuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "safetune",
+        abstract: "Fine-tune language models without losing their safety; reject backdoored checkpoints.",
+        version: "0.1.0",
+        subcommands: []
+    )
+}
