@@ -143,15 +143,26 @@ public final class TransformerModel {
     /// Every parameter in Hugging Face names and layouts (GPT-2 Conv1D weights back to
     /// `[in, out]`), as copies. A tied LM head is omitted, as Hugging Face saves it.
     public func huggingFaceWeights() -> [String: Tensor] {
+        huggingFaceLayout { $0.value }
+    }
+
+    /// Every parameter's accumulated gradient in Hugging Face names and layouts (zeros where
+    /// none was computed), as copies: what PyTorch's `param.grad` holds after the same backward.
+    public func huggingFaceGradients() -> [String: Tensor] {
+        huggingFaceLayout { $0.grad ?? Tensor(zeros: $0.shape) }
+    }
+
+    private func huggingFaceLayout(_ pick: (Variable) -> Tensor) -> [String: Tensor] {
         let transposed = Set(ParameterSpec.all(for: config).filter(\.storedTransposed).map(\.name))
         var out: [String: Tensor] = [:]
         for (name, v) in namedParameters {
+            let t = pick(v)
             if transposed.contains(name) {
-                let t = Tensor(zeros: [v.shape[1], v.shape[0]])
-                Self.transpose(v.value, rows: v.shape[0], cols: v.shape[1], into: t)
-                out[name] = t
+                let hf = Tensor(zeros: [v.shape[1], v.shape[0]])
+                Self.transpose(t, rows: v.shape[0], cols: v.shape[1], into: hf)
+                out[name] = hf
             } else {
-                out[name] = v.value.copy()
+                out[name] = t.copy()
             }
         }
         return out

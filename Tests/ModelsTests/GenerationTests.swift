@@ -1,0 +1,86 @@
+import Engine
+import Testing
+@testable import Models
+
+@Suite struct GenerationTests {
+    @Test(arguments: TinyConfigs.all)
+    func cachedDecodingEqualsFullRecompute(config: ModelConfig) throws {
+        let model = try TransformerModel(config: config, seed: 21)
+        let generator = Generator(model: model)
+        let prompt = [3, 14, 15, 9, 2]
+        for sampler in [Sampler.greedy, Sampler(temperature: 0.8, topK: 10, topP: 0.9)] {
+            var options = GenerationOptions(maxTokens: 12, sampler: sampler, seed: 8, stopAtEndOfSequence: false,
+                                            returnLogits: true)
+            let cached = try generator.generate(prompt: prompt, options: options)
+            options.useCache = false
+            let full = try generator.generate(prompt: prompt, options: options)
+            #expect(cached.tokens == full.tokens)
+            #expect(cached.tokens.count == 12)
+            #expect(cached.stopReason == .maxTokens)
+            let diff = zip(cached.logits ?? [], full.logits ?? []).map { maxAbsDiff($0, $1) }.max() ?? .infinity
+            #expect(diff < 1e-4)
+        }
+    }
+
+    @Test func rollbackRestoresTheSameLogits() throws {
+        let model = try TransformerModel(config: TinyConfigs.llama, seed: 4)
+        let session = DecodingSession(model: model, maxLength: 20)
+        _ = try session.append([1, 2, 3, 4])
+        let before = try session.append([5])
+        _ = try session.append([6, 7])
+        session.rollback(to: 4)
+        #expect(session.tokens == [1, 2, 3, 4])
+        #expect(session.cache?.length == 4)
+        let after = try session.append([5])
+        #expect(maxAbsDiff(before, after) < 1e-6)
+    }
+
+    @Test func stopTokensEndGeneration() throws {
+        let model = try TransformerModel(config: TinyConfigs.gpt2, seed: 30)
+        let generator = Generator(model: model)
+        let free = try generator.generate(prompt: [1, 2], options: GenerationOptions(maxTokens: 6, stopAtEndOfSequence: false))
+        let stop = try #require(free.tokens.dropFirst(2).first)
+        let firstHit = try #require(free.tokens.firstIndex(of: stop))
+        let stopped = try generator.generate(prompt: [1, 2], options: GenerationOptions(maxTokens: 6, stopTokens: [stop]))
+        #expect(stopped.tokens == Array(free.tokens[...firstHit]))
+        #expect(stopped.stopReason == .stopToken(stop))
+    }
+
+    @Test func streamingSeesEveryTokenAndCanCancel() throws {
+        let model = try TransformerModel(config: TinyConfigs.gpt2, seed: 31)
+        let generator = Generator(model: model)
+        var seen: [Int] = []
+        let result = try generator.generate(prompt: [4], options: GenerationOptions(maxTokens: 10, stopAtEndOfSequence: false,
+                                                                                     returnLogprobs: true)) { step in
+            seen.append(step.token)
+            return seen.count < 3
+        }
+        #expect(seen == result.tokens)
+        #expect(result.tokens.count == 3)
+        #expect(result.stopReason == .cancelled)
+        #expect(result.logprobs?.count == 3)
+        #expect(result.logprobs?.allSatisfy { $0 <= 0 } == true)
+    }
+
+    @Test func contextLimitStopsGeneration() throws {
+        let model = try TransformerModel(config: TinyConfigs.gpt2, seed: 32)  // 32 positions
+        let result = try Generator(model: model).generate(prompt: Array(repeating: 1, count: 30),
+                                                           options: GenerationOptions(maxTokens: 10, stopAtEndOfSequence: false))
+        #expect(result.tokens.count == 2)
+        #expect(result.stopReason == .contextFull)
+        #expect(throws: ModelError.sequenceTooLong(length: 33, limit: 32)) {
+            try Generator(model: model).generate(prompt: Array(repeating: 1, count: 33))
+        }
+        #expect(throws: ModelError.tokenOutOfRange(id: 50, vocabSize: 50)) {
+            try Generator(model: model).generate(prompt: [50])
+        }
+    }
+}
+
+/// Largest absolute elementwise difference.
+func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "maxAbsDiff: \(a.count) vs \(b.count)")
+    var m: Float = 0
+    for i in a.indices { m = max(m, abs(a[i] - b[i])) }
+    return m
+}
