@@ -3,7 +3,12 @@ import Testing
 
 /// Finite-difference gradient check: compares the tape's gradient of
 /// `L = Σ seed ⊙ f(inputs)` for every input that requires a gradient against
-/// central differences, in double-checked Float32 (step 1e-2 on values of order 1).
+/// central differences (Float32 forward, Double accumulation of L).
+///
+/// Also checks that a second backward pass without zeroing doubles every gradient:
+/// ops must accumulate into `gradBuffer()`, never overwrite it.
+/// `f` runs with recording on for the numeric passes too, so ops that are identity
+/// when not recording (dropout) are checked as trained; it must be deterministic.
 func checkGradients(
     _ inputs: [Variable],
     eps: Float = 1e-2, tolerance: Float = 2e-2,
@@ -17,15 +22,25 @@ func checkGradients(
     let seed = Tensor(shape: out.shape, scalars: (0..<out.value.count).map { _ in rng.uniform(-1, 1) })
     for v in inputs { v.grad = nil }
     tape.backward(out, seed: seed)
+    let first = inputs.map { $0.grad?.copy() }
+    // Accumulation: a second pass on a fresh tape adds the same gradient again.
+    let tape2 = Tape()
+    tape2.backward(f(tape2, inputs), seed: seed)
+    for (which, v) in inputs.enumerated() where v.requiresGrad {
+        guard let g1 = first[which], let g2 = v.grad else { continue }
+        var worst: Float = 0
+        for i in 0..<g1.count { worst = max(worst, abs(g2.data[i] - 2 * g1.data[i]) / max(1, abs(g1.data[i]))) }
+        #expect(worst < 1e-5, "input \(which): second backward did not accumulate (error \(worst))", sourceLocation: sourceLocation)
+    }
     func loss() -> Double {
         let t = Tape()
-        let o = t.withoutGrad { f(t, inputs) }
+        let o = f(t, inputs)
         var s = 0.0
         for i in 0..<o.value.count { s += Double(o.value.data[i]) * Double(seed.data[i]) }
         return s
     }
     for (which, v) in inputs.enumerated() where v.requiresGrad {
-        let analytic = v.grad ?? Tensor(zeros: v.shape)
+        let analytic = first[which] ?? Tensor(zeros: v.shape)
         var worst: Float = 0
         for i in 0..<v.value.count {
             let saved = v.value.data[i]
@@ -40,4 +55,12 @@ func checkGradients(
         }
         #expect(worst < tolerance, "input \(which) (\(v.name)): worst relative error \(worst)", sourceLocation: sourceLocation)
     }
+}
+
+/// A variable of `shape` with uniform values in [lo, hi), from `rng`.
+func randomVariable(_ shape: [Int], _ rng: inout SeededRandom, lo: Float = -1, hi: Float = 1,
+                    requiresGrad: Bool = true, name: String = "") -> Variable {
+    let t = Tensor(zeros: shape)
+    rng.fillUniform(t, lo, hi)
+    return Variable(t, requiresGrad: requiresGrad, name: name)
 }

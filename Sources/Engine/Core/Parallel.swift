@@ -16,12 +16,19 @@ public enum Parallel {
 
     /// Runs `body` over `0..<n` split into contiguous chunks, one per thread, when
     /// `n * costPerItem` is large enough to pay for the hand-off; inline otherwise.
-    public static func forEach(_ n: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+    ///
+    /// `callsBLAS`: the body calls BLAS itself. OpenBLAS then runs single-threaded
+    /// for the duration, so the workers do not each spawn a full set of BLAS threads
+    /// (oversubscription); the thread count is restored afterwards.
+    public static func forEach(_ n: Int, costPerItem: Int = 1, callsBLAS: Bool = false,
+                               _ body: (Range<Int>) -> Void) {
         let workers = min(_threads, n)
         if workers <= 1 || n * costPerItem < 32_768 {
             body(0..<n)
             return
         }
+        if callsBLAS { openblas_set_num_threads(1) }
+        defer { if callsBLAS { openblas_set_num_threads(Int32(_threads)) } }
         withoutActuallyEscaping(body) { body in
             let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in

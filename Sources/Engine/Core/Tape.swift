@@ -90,6 +90,8 @@ public final class Tape {
     /// A new output variable of `shape` whose `requiresGrad` follows the inputs.
     public func output(_ shape: [Int], _ inputs: Variable?...) -> Variable {
         let needs = isRecording && inputs.contains { $0?.requiresGrad == true }
-        return Variable(allocate(shape), requiresGrad: needs)
+        let v = Variable(allocate(shape), requiresGrad: needs)
+        if needs { v.pool = self }
+        return v
     }
 }

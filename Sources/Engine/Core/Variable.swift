@@ -14,6 +14,13 @@ public final class Variable {
     public let requiresGrad: Bool
     /// A name for error messages and checkpoints (Hugging Face parameter names for weights).
     public var name: String
+    /// Which elements an optimizer may change: 1 = trainable, 0 = frozen (no step, no
+    /// weight decay, moments untouched). `nil` lets every element change. Same shape as
+    /// `value`; this is how a safety mask keeps chosen units bit-identical.
+    public var updateMask: Tensor?
+    /// The tape that made this variable, if any: its gradient buffer then comes from the
+    /// tape's pool, so intermediate gradients are recycled by `reset()` like activations.
+    weak var pool: Tape?
 
     /// Wraps `value`; `requiresGrad` marks trainable parameters.
     public init(_ value: Tensor, requiresGrad: Bool = false, name: String = "") {
@@ -30,7 +37,7 @@ public final class Variable {
     /// accumulation across micro-batches, correct.
     public func gradBuffer() -> Tensor {
         if let g = grad { return g }
-        let g = Tensor(zeros: value.shape)
+        let g = pool?.allocate(value.shape) ?? Tensor(zeros: value.shape)
         grad = g
         return g
     }
