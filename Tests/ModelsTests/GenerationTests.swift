@@ -66,7 +66,8 @@ import Testing
         let model = try TransformerModel(config: TinyConfigs.gpt2, seed: 32)  // 32 positions
         let result = try Generator(model: model).generate(prompt: Array(repeating: 1, count: 30),
                                                            options: GenerationOptions(maxTokens: 10, stopAtEndOfSequence: false))
-        #expect(result.tokens.count == 2)
+        // 32 positions hold the prompt and two fed-back tokens; the third is predicted from them.
+        #expect(result.tokens.count == 3)
         #expect(result.stopReason == .contextFull)
         #expect(throws: ModelError.sequenceTooLong(length: 33, limit: 32)) {
             try Generator(model: model).generate(prompt: Array(repeating: 1, count: 33))
