@@ -71,6 +71,19 @@ final class DenseDeltaAdapter: LinearAdapter {
         #expect(abs(loss - total / Float(n)) < 1e-5)
     }
 
+    @Test(arguments: TinyConfigs.all)
+    func tokenLogprobsAverageToTheLoss(config: ModelConfig) throws {
+        let model = try TransformerModel(config: config, seed: 15)
+        let ids = [4, 8, 15, 16, 23, 42]
+        let scores = try model.tokenLogprobs(ids)
+        #expect(scores.count == ids.count - 1)
+        #expect(scores.allSatisfy { $0 < 0 })
+        let loss = model.loss(tape: Tape(), ids: ids.map { Int32($0) }, batch: 1, length: ids.count).value.scalars[0]
+        #expect(abs(-scores.reduce(0, +) / Float(scores.count) - loss) < 1e-5)
+        #expect(throws: ModelError.tokenOutOfRange(id: 1000, vocabSize: config.vocabSize)) { try model.tokenLogprobs([1, 1000]) }
+        #expect(try model.tokenLogprobs([3]).isEmpty)
+    }
+
     @Test func hiddenStatesFeedTheHead() throws {
         let model = try TransformerModel(config: TinyConfigs.llama, seed: 13)
         let tape = Tape()

@@ -45,7 +45,7 @@ import Testing
             #expect(err < 1e-4, "\(gradName): norm-relative error \(err)")
             if err > worst.1 { worst = (gradName, err) }
         }
-        print("[\(name)] loss relative error \(lossErr); worst gradient \(worst.0) norm-relative error \(worst.1)")
+        print("[\(name)] loss \(value) vs \(f.expected.loss), relative error \(lossErr); worst gradient \(worst.0) norm-relative error \(worst.1)")
     }
 
     @Test(arguments: names)
