@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+import Tokenizers
 @testable import Models
 
 @Suite struct ChatTemplateTests {
@@ -48,5 +50,40 @@ import Testing
         #expect(try ChatTemplate.named("auto").style == .instruction)
         #expect(throws: ChatTemplateError.unknown(name: "vicuna")) { try ChatTemplate.named("vicuna") }
         #expect(ChatTemplateError.unknown(name: "vicuna").description.contains("vicuna"))
+    }
+}
+
+/// Detection and prompt masking with real tokenizer.json files (the tokenizer suite's fixtures).
+@Suite struct ChatTemplateTokenizerTests {
+    static func tokenizer(_ name: String) throws -> Tokenizer {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("TokenizersTests/Fixtures/\(name).json")
+        return try Tokenizer(contentsOf: url)
+    }
+
+    @Test func detectsTheTemplateFromSpecialTokens() throws {
+        #expect(ChatTemplate.detect(tokenizer: try Self.tokenizer("qwen2")).style == .chatml)
+        #expect(ChatTemplate.detect(tokenizer: try Self.tokenizer("llama2")).style == .llama2)
+        let gpt2 = ChatTemplate.detect(tokenizer: try Self.tokenizer("gpt2"))
+        #expect(gpt2.style == .instruction)
+        #expect(gpt2.endOfTurn == "<|endoftext|>")
+        #expect(try ChatTemplate.named("auto", tokenizer: Self.tokenizer("qwen2")).style == .chatml)
+    }
+
+    @Test(arguments: ["qwen2", "llama2", "gpt2"])
+    func promptTokensPrefixTheConversation(name: String) throws {
+        let tokenizer = try Self.tokenizer(name)
+        let template = ChatTemplate.detect(tokenizer: tokenizer)
+        let messages = [ChatMessage(role: .user, content: "Name a colour."), ChatMessage(role: .assistant, content: "Blue, mostly.")]
+        let (ids, promptLength) = template.encode(messages, tokenizer: tokenizer)
+        let (prompt, completion) = template.split(messages)
+        #expect(ids == tokenizer.encode(prompt + completion))
+        #expect(promptLength > 0 && promptLength < ids.count)
+        #expect(Array(ids.prefix(promptLength)) == Array(tokenizer.encode(prompt).prefix(promptLength)))
+        // The completion ends with the end-of-turn token, so a trained model learns to stop.
+        if let end = tokenizer.id(of: template.endOfTurn) {
+            #expect(ids.suffix(3).contains(end))
+        }
+        #expect(tokenizer.decode(Array(ids[promptLength...])).contains("Blue"))
     }
 }
