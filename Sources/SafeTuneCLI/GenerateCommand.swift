@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Engine
 import Foundation
 import Models
@@ -8,9 +9,9 @@ import Tokenizers
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text from a model (a Hugging Face folder: config.json, model.safetensors, tokenizer.json).")
+        abstract: "Generate text from a model (a Hugging Face folder or a SafeTune checkpoint).")
 
-    @Argument(help: "Model folder.")
+    @Argument(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer.json) or SafeTune checkpoint.")
     var model: String
 
     @Option(help: "Prompt text.")
@@ -48,7 +49,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try LoadedModel(folder: model)
+        let loaded = try LoadedModel(path: model)
         guard let tokenizer = loaded.tokenizer else {
             throw ValidationError("\(model): no tokenizer.json; generate needs one")
         }
@@ -86,19 +87,30 @@ struct GenerateCommand: ParsableCommand {
     }
 }
 
-/// A model folder loaded for inference: the model and, when present, its tokenizer.
+/// A model loaded for inference, with its tokenizer when it has one.
 struct LoadedModel {
     let model: TransformerModel
     let tokenizer: Tokenizer?
 
-    /// Reads `config.json`, `model.safetensors` and `tokenizer.json` (optional) from `folder`.
-    init(folder: String) throws {
-        let dir = URL(fileURLWithPath: folder)
-        let config = try ModelConfig.huggingFace(contentsOf: dir.appendingPathComponent("config.json"))
-        let weights = try readHuggingFaceWeights(folder: dir)
-        model = try TransformerModel(config: config, weights: weights, trainable: false)
-        let tokenizerURL = dir.appendingPathComponent("tokenizer.json")
-        tokenizer = FileManager.default.fileExists(atPath: tokenizerURL.path) ? try Tokenizer(contentsOf: tokenizerURL) : nil
+    /// Reads a Hugging Face folder (`config.json`, `model.safetensors` or shards,
+    /// `tokenizer.json`) or a SafeTune checkpoint file.
+    init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ValidationError("\(path): no such model folder or checkpoint")
+        }
+        let checkpoint = isDirectory.boolValue
+            ? try HuggingFaceModel.importModel(from: url)
+            : try Checkpoint.read(from: url)
+        if checkpoint.isAdapterOnly {
+            throw ValidationError("\(path): an adapter-only checkpoint needs its base model")
+        }
+        if checkpoint.adapters != nil {
+            FileHandle.standardError.write(Data("warning: \(path): adapters are not applied; using the base weights\n".utf8))
+        }
+        model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
+        tokenizer = try checkpoint.tokenizerJSON.map { (data) throws in try Tokenizer(data: data, source: path + " (tokenizer.json)") }
     }
 }
 

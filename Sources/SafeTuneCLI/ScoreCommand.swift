@@ -9,7 +9,7 @@ struct ScoreCommand: ParsableCommand {
         commandName: "score",
         abstract: "Per-token log-probabilities of a text under a model, and their sum.")
 
-    @Argument(help: "Model folder (config.json, model.safetensors, tokenizer.json).")
+    @Argument(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer.json) or SafeTune checkpoint.")
     var model: String
 
     @Option(help: "Text to score.")
@@ -19,7 +19,7 @@ struct ScoreCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let loaded = try LoadedModel(folder: model)
+        let loaded = try LoadedModel(path: model)
         guard let tokenizer = loaded.tokenizer else {
             throw ValidationError("\(model): no tokenizer.json; score needs one")
         }

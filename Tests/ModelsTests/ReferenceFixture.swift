@@ -1,4 +1,5 @@
 import Engine
+import Checkpoints
 import Foundation
 import Testing
 import Models
@@ -35,9 +36,9 @@ struct ReferenceFixture {
         self.name = name
         let dir = try Self.folder(name)
         config = try ModelConfig.huggingFace(contentsOf: dir.appendingPathComponent("config.json"))
-        weights = try readSafetensors(dir.appendingPathComponent("model.safetensors"))
+        weights = try SafetensorsFile(contentsOf: dir.appendingPathComponent("model.safetensors")).tensors()
         expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: dir.appendingPathComponent("expected.json")))
-        tensors = try readSafetensors(dir.appendingPathComponent("expected.safetensors"))
+        tensors = try SafetensorsFile(contentsOf: dir.appendingPathComponent("expected.safetensors")).tensors()
     }
 
     var batch: Int { expected.input_ids.count }
