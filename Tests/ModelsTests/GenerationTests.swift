@@ -85,3 +85,29 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
     for i in a.indices { m = max(m, abs(a[i] - b[i])) }
     return m
 }
+
+@Suite struct KVCacheTests {
+    @Test func storeReturnsEveryRowAndTruncateRollsBack() {
+        let cache = KVCache(config: TinyConfigs.llama, maxLength: 6)  // width 2 KV heads × 4 = 8
+        #expect(cache.width == 8 && cache.keys.count == 2)
+        let k = Tensor(shape: [1, 2, 8], scalars: (0..<16).map(Float.init))
+        let v = Tensor(shape: [1, 2, 8], scalars: (0..<16).map { Float(-$0) })
+        let first = cache.store(layer: 1, keys: k, values: v)
+        #expect(first.keys.shape == [1, 2, 8])
+        cache.advance(by: 2)
+        let k2 = Tensor(shape: [1, 1, 8], scalars: Array(repeating: 7, count: 8))
+        let all = cache.store(layer: 1, keys: k2, values: k2)
+        #expect(all.keys.shape == [1, 3, 8])
+        #expect(all.keys.scalars == (0..<16).map(Float.init) + Array(repeating: 7, count: 8))
+        #expect(all.values.scalars.prefix(16) == ArraySlice((0..<16).map { Float(-$0) }))
+        cache.advance(by: 1)
+        #expect(cache.length == 3 && cache.remaining == 3)
+        cache.truncate(to: 1)
+        #expect(cache.length == 1)
+        let k3 = Tensor(shape: [1, 1, 8], scalars: Array(repeating: 9, count: 8))
+        let rewritten = cache.store(layer: 1, keys: k3, values: k3)
+        #expect(rewritten.keys.scalars == (0..<8).map(Float.init) + Array(repeating: 9, count: 8))
+        cache.reset()
+        #expect(cache.length == 0)
+    }
+}

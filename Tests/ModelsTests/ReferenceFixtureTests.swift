@@ -1,3 +1,4 @@
+import Checkpoints
 import Engine
 import Testing
 @testable import Models
@@ -46,6 +47,19 @@ import Testing
             if err > worst.1 { worst = (gradName, err) }
         }
         print("[\(name)] loss \(value) vs \(f.expected.loss), relative error \(lossErr); worst gradient \(worst.0) norm-relative error \(worst.1)")
+    }
+
+    @Test(arguments: names)
+    func importedFolderGivesTheSameLogits(name: String) throws {
+        let f = try ReferenceFixture(name)
+        let checkpoint = try HuggingFaceModel.importModel(from: try ReferenceFixture.folder(name))
+        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights)
+        let logits = model.forward(tape: Tape(), ids: f.ids, batch: f.batch, length: f.length).value
+        #expect(maxAbsDiff(logits, try #require(f.tensors["logits"])) < 1e-4)
+        // Exporting gives back exactly the tensors that were imported.
+        let exported = model.huggingFaceWeights()
+        #expect(Set(exported.keys) == Set(checkpoint.weights.keys))
+        for (key, tensor) in checkpoint.weights { #expect(exported[key]?.scalars == tensor.scalars, "\(key)") }
     }
 
     @Test(arguments: names)
