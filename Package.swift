@@ -34,6 +34,7 @@ let package = Package(
         .target(name: "Training", dependencies: [
             "Engine", "Models", "Tokenizers", "Checkpoints", "Safety",
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "SafeTuneCLI", dependencies: [
             "Engine", "Models", "Tokenizers", "Checkpoints", "Safety", "Training",
