@@ -28,7 +28,7 @@ public struct SourceLocation: Sendable, Equatable, Hashable, CustomStringConvert
     }
 
     /// A user-facing form of a file URL: relative to the current folder when inside it.
-    static func displayPath(_ url: URL) -> String {
+    public static func displayPath(_ url: URL) -> String {
         let path = url.standardizedFileURL.path
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL.path
         let prefix = cwd.hasSuffix("/") ? cwd : cwd + "/"
