@@ -7,7 +7,7 @@ struct RecipeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recipe",
         abstract: "Validate and inspect training recipes.",
-        subcommands: [Check.self]
+        subcommands: [Check.self, Keys.self]
     )
 
     /// `safetune recipe check`: validate a recipe, its files and its data; print the resolved recipe.
@@ -59,7 +59,7 @@ struct RecipeCommand: ParsableCommand {
             let summary = CanonicalValue.object([
                 ("valid", .bool(true)),
                 ("recipe_sha256", .string(recipe.sha256)),
-                ("files", .list(recipe.files.map { .string(SourceLocation.displayPath($0)) })),
+                ("files", .list(recipe.files.map { .string(RecipeLocation.displayPath($0)) })),
                 ("overrides", .list(recipe.overrides.map { .string($0) })),
                 ("train_data", files(train)),
                 ("eval_data", files(eval)),
@@ -73,6 +73,27 @@ struct RecipeCommand: ParsableCommand {
                 out += "#   \(file.file): \(file.examples) examples (\(file.benign) benign, \(file.malicious) malicious), sha256 \(file.sha256)\n"
             }
             return out
+        }
+    }
+
+    /// `safetune recipe keys`: the documented key table (the source of docs/recipes.md).
+    struct Keys: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every recipe key with its type, default and range.")
+
+        @Flag(help: "Print the keys as JSON.")
+        var json = false
+
+        func run() {
+            if json {
+                let keys = RecipeSchema.keys.map { key in
+                    CanonicalValue.object([("path", .string(key.path)), ("type", .string(key.type)),
+                                           ("default", .string(key.defaultValue)), ("valid", .string(key.valid)),
+                                           ("meaning", .string(key.meaning))])
+                }
+                print(CanonicalValue.list(keys).jsonText(), terminator: "")
+            } else {
+                print(RecipeSchema.markdownTable(), terminator: "")
+            }
         }
     }
 }

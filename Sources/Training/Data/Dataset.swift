@@ -14,7 +14,7 @@ public struct Dataset: Sendable {
         for spec in specs {
             let contents = try reader.read(spec)
             examples += contents.examples
-            files.append(DataFileDigest(file: SourceLocation.displayPath(spec.path.url), sha256: contents.sha256,
+            files.append(DataFileDigest(file: RecipeLocation.displayPath(spec.path.url), sha256: contents.sha256,
                                         bytes: contents.bytes, examples: contents.examples.count,
                                         benign: contents.examples.count { $0.label == .benign },
                                         malicious: contents.examples.count { $0.label == .malicious }))

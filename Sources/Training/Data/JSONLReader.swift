@@ -33,7 +33,7 @@ public struct JSONLReader: Sendable {
     /// Reads every line of `url`; lines without a label take `label`, every example gets `weight`.
     /// Blank lines are skipped. Throws `DatasetError` naming the first bad line.
     public func read(url: URL, label: SafetyLabel? = nil, weight: Double = 1) throws -> Contents {
-        let display = SourceLocation.displayPath(url)
+        let display = RecipeLocation.displayPath(url)
         let handle: FileHandle
         do {
             handle = try FileHandle(forReadingFrom: url)

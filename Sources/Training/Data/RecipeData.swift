@@ -14,8 +14,8 @@ public struct RecipeData: Sendable {
         train = try Dataset.load(recipe.data.train, reader: reader)
         eval = try Dataset.load(recipe.data.eval, reader: reader)
         if recipe.safety.signal.enabled, train.labelledCount == 0 {
-            let file = recipe.files.first.map(SourceLocation.displayPath) ?? "recipe"
-            throw RecipeError.conflict(SourceLocation(file: file, line: 0, column: 0, baseDirectory: recipe.directory),
+            let file = recipe.files.first.map(RecipeLocation.displayPath) ?? "recipe"
+            throw RecipeError.conflict(RecipeLocation(file: file, line: 0, column: 0, baseDirectory: recipe.directory),
                                        keyPath: "safety.signal.enabled",
                                        message: "no training example has a label; set label on a data.train file or per line")
         }

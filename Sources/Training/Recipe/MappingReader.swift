@@ -9,10 +9,10 @@ struct MappingReader {
     /// Dotted path of this mapping ("" for the root).
     let path: String
     /// Location of the mapping (or of its parent when the section is absent).
-    let location: SourceLocation
+    let location: RecipeLocation
     private let entries: [RecipeNode.Entry]
 
-    init(_ node: RecipeNode?, path: String, allowed: [String], parent: SourceLocation) throws {
+    init(_ node: RecipeNode?, path: String, allowed: [String], parent: RecipeLocation) throws {
         self.path = path
         guard let node else {
             location = parent
@@ -51,7 +51,7 @@ struct MappingReader {
     func has(_ key: String) -> Bool { node(key) != nil }
 
     /// The location of `key`'s value, or of the mapping when absent.
-    func location(of key: String) -> SourceLocation { node(key)?.location ?? location }
+    func location(of key: String) -> RecipeLocation { node(key)?.location ?? location }
 
     /// A nested reader for the mapping under `key`.
     func section(_ key: String, allowed: [String]) throws -> MappingReader {

@@ -21,6 +21,17 @@ public struct ModelShape: Sendable, Equatable {
     /// Maximum sequence length.
     public let context: Int
 
+    /// Creates a shape directly (no validation; recipes validate through the loader).
+    public init(family: Family, layers: Int, dModel: Int, heads: Int, kvHeads: Int, dFF: Int, context: Int) {
+        self.family = family
+        self.layers = layers
+        self.dModel = dModel
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.dFF = dFF
+        self.context = context
+    }
+
     init(reading r: MappingReader) throws {
         family = try Self.required(r, "family") { try r.choice("family", default: Family.gpt2) }
         layers = try Self.required(r, "layers") { try r.int("layers", default: 0, range: .closed(1, 1024)) }

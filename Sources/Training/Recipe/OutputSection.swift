@@ -21,7 +21,7 @@ public struct OutputSection: Sendable, Equatable {
             throw RecipeError.wrongType(nameNode?.location ?? r.location, keyPath: r.full("name"),
                                         expected: "a name of letters, digits, '.', '_' or '-'", got: "'\(name)'")
         }
-        let rootLocation = SourceLocation(file: r.location.file, line: 0, column: 0, baseDirectory: recipeDirectory)
+        let rootLocation = RecipeLocation(file: r.location.file, line: 0, column: 0, baseDirectory: recipeDirectory)
         dir = try r.path("dir") ?? RecipePath(written: "runs/\(name)", location: rootLocation)
         saveEvery = try r.int("save_every", default: 0, range: .atLeast(0))
         keepLast = try r.int("keep_last", default: 3, range: .atLeast(0))

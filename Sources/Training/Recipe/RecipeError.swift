@@ -7,21 +7,21 @@ public enum RecipeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The recipe file could not be read (missing, unreadable, too large, not UTF-8).
     case unreadable(file: String, reason: String)
     /// The YAML itself is malformed.
-    case syntax(SourceLocation, message: String)
+    case syntax(RecipeLocation, message: String)
     /// A key the schema does not know, with the closest known key when one is near.
-    case unknownKey(SourceLocation, keyPath: String, suggestion: String?)
+    case unknownKey(RecipeLocation, keyPath: String, suggestion: String?)
     /// A value of the wrong type, e.g. text where an integer belongs.
-    case wrongType(SourceLocation, keyPath: String, expected: String, got: String)
+    case wrongType(RecipeLocation, keyPath: String, expected: String, got: String)
     /// A value outside its documented range.
-    case outOfRange(SourceLocation, keyPath: String, value: String, range: String)
+    case outOfRange(RecipeLocation, keyPath: String, value: String, range: String)
     /// A value that is not one of the allowed choices.
-    case invalidChoice(SourceLocation, keyPath: String, value: String, choices: [String], suggestion: String?)
+    case invalidChoice(RecipeLocation, keyPath: String, value: String, choices: [String], suggestion: String?)
     /// A required key is absent.
-    case missingKey(SourceLocation, keyPath: String)
+    case missingKey(RecipeLocation, keyPath: String)
     /// Two or more settings that cannot go together.
-    case conflict(SourceLocation, keyPath: String, message: String)
+    case conflict(RecipeLocation, keyPath: String, message: String)
     /// A path in the recipe names a file or folder that does not exist.
-    case missingFile(SourceLocation, keyPath: String, path: String)
+    case missingFile(RecipeLocation, keyPath: String, path: String)
     /// `extends` leads back to a file already in the chain.
     case extendsCycle(chain: [String])
     /// A `--set` argument that is malformed or names no recipe key.

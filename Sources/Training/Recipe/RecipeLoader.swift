@@ -38,14 +38,14 @@ public struct RecipeLoader: Sendable {
     private func resolve(_ file: URL, chain: inout [URL]) throws -> RecipeNode {
         let identity = file.resolvingSymlinksInPath().path
         if chain.contains(where: { $0.resolvingSymlinksInPath().path == identity }) {
-            throw RecipeError.extendsCycle(chain: (chain + [file]).map(SourceLocation.displayPath))
+            throw RecipeError.extendsCycle(chain: (chain + [file]).map(RecipeLocation.displayPath))
         }
         if chain.count >= maxExtendsDepth {
-            throw RecipeError.unreadable(file: SourceLocation.displayPath(file),
+            throw RecipeError.unreadable(file: RecipeLocation.displayPath(file),
                                          reason: "extends chain longer than \(maxExtendsDepth) files")
         }
         chain.append(file)
-        let display = SourceLocation.displayPath(file)
+        let display = RecipeLocation.displayPath(file)
         let text = try read(file, display: display)
         let node = try RecipeNode.parse(yaml: text, file: display, baseDirectory: file.deletingLastPathComponent())
         guard case let .mapping(entries) = node.kind else {

@@ -7,7 +7,7 @@ struct RecipeNode: Sendable {
     /// One `key: value` pair of a mapping, in file order.
     struct Entry: Sendable {
         var key: String
-        var keyLocation: SourceLocation
+        var keyLocation: RecipeLocation
         var value: RecipeNode
     }
 
@@ -22,7 +22,7 @@ struct RecipeNode: Sendable {
     }
 
     var kind: Kind
-    var location: SourceLocation
+    var location: RecipeLocation
 
     /// A short human description of the value for "got ..." in errors.
     var summary: String {
@@ -51,17 +51,17 @@ struct RecipeNode: Sendable {
             throw RecipeError.syntax(location(of: error, file: file, baseDirectory: baseDirectory),
                                      message: message(of: error))
         } catch {
-            throw RecipeError.syntax(SourceLocation(file: file, line: 0, column: 0, baseDirectory: baseDirectory),
+            throw RecipeError.syntax(RecipeLocation(file: file, line: 0, column: 0, baseDirectory: baseDirectory),
                                      message: String(describing: error))
         }
-        let top = SourceLocation(file: file, line: 1, column: 1, baseDirectory: baseDirectory)
+        let top = RecipeLocation(file: file, line: 1, column: 1, baseDirectory: baseDirectory)
         guard let root else { return RecipeNode(kind: .mapping([]), location: top) }
         return try convert(root, file: file, baseDirectory: baseDirectory)
     }
 
     private static func convert(_ node: Node, file: String, baseDirectory: URL) throws -> RecipeNode {
         let mark = node.mark
-        let location = SourceLocation(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0,
+        let location = RecipeLocation(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0,
                                       baseDirectory: baseDirectory)
         switch node {
         case let .scalar(scalar):
@@ -92,14 +92,14 @@ struct RecipeNode: Sendable {
         }
     }
 
-    private static func location(of error: YamlError, file: String, baseDirectory: URL) -> SourceLocation {
+    private static func location(of error: YamlError, file: String, baseDirectory: URL) -> RecipeLocation {
         let mark: Mark?
         switch error {
         case let .scanner(_, _, m, _), let .parser(_, _, m, _), let .composer(_, _, m, _): mark = m
         case let .duplicatedKeysInMapping(_, context): mark = context.mark
         default: mark = nil
         }
-        return SourceLocation(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, baseDirectory: baseDirectory)
+        return RecipeLocation(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0, baseDirectory: baseDirectory)
     }
 
     private static func message(of error: YamlError) -> String {

@@ -28,7 +28,7 @@ public struct RecipeOverride: Sendable {
             throw RecipeError.badOverride(argument: argument, reason: "unknown key '\(path)'\(hint)")
         }
         keyPath = path.split(separator: ".").map(String.init)
-        let location = SourceLocation(file: "--set \(argument)", line: 0, column: 0, baseDirectory: baseDirectory)
+        let location = RecipeLocation(file: "--set \(argument)", line: 0, column: 0, baseDirectory: baseDirectory)
         do {
             value = try RecipeNode.parse(yaml: text, file: location.file, baseDirectory: baseDirectory).relocated(to: location)
         } catch let error as RecipeError {
@@ -40,7 +40,7 @@ public struct RecipeOverride: Sendable {
 
 extension RecipeNode {
     /// The same tree with every location replaced, for values that come from the command line.
-    func relocated(to location: SourceLocation) -> RecipeNode {
+    func relocated(to location: RecipeLocation) -> RecipeNode {
         switch kind {
         case .null, .scalar:
             return RecipeNode(kind: kind, location: location)

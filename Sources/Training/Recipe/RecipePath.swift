@@ -7,10 +7,10 @@ public struct RecipePath: Sendable, Equatable, CustomStringConvertible {
     /// The absolute location it resolves to.
     public let url: URL
     /// Where it was written (file and line, or the `--set` argument).
-    public let location: SourceLocation
+    public let location: RecipeLocation
 
     /// Resolves `written` against `location.baseDirectory` (absolute and `~/` paths stay as they are).
-    public init(written: String, location: SourceLocation) {
+    public init(written: String, location: RecipeLocation) {
         self.written = written
         self.location = location
         if written.hasPrefix("/") {

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Every value keeps its location through `extends` merging so an error can name
 /// the file and line that actually wrote the offending value.
-public struct SourceLocation: Sendable, Equatable, Hashable, CustomStringConvertible {
+public struct RecipeLocation: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// The file as shown to the user, or `--set KEY=VALUE` for an override.
     public let file: String
     /// Line number starting at 1; 0 when the value has no line (overrides, defaults).
@@ -20,6 +20,18 @@ public struct SourceLocation: Sendable, Equatable, Hashable, CustomStringConvert
         self.line = line
         self.column = column
         self.baseDirectory = baseDirectory
+    }
+
+    /// Two locations are the same place when file, line and column agree (the base folder is context).
+    public static func == (a: RecipeLocation, b: RecipeLocation) -> Bool {
+        a.file == b.file && a.line == b.line && a.column == b.column
+    }
+
+    /// Hashes the fields that `==` compares.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(file)
+        hasher.combine(line)
+        hasher.combine(column)
     }
 
     /// `file:line:column`, or just `file` when there is no line.
