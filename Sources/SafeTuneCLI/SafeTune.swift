@@ -7,6 +7,11 @@ struct SafeTuneCommand: ParsableCommand {
         commandName: "safetune",
         abstract: "Fine-tune language models without losing their safety; reject backdoored checkpoints.",
         version: "0.1.0",
-        subcommands: [GenerateCommand.self, ScoreCommand.self]
+        subcommands: [
+            CorpusCommand.self,
+            RecipeCommand.self,
+            GenerateCommand.self,
+            ScoreCommand.self,
+        ]
     )
 }
