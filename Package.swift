@@ -5,7 +5,7 @@ let package = Package(
     name: "SafeTune",
     products: [
         .executable(name: "safetune", targets: ["SafeTuneCLI"]),
-        .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Safety", "Training"]),
+        .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,15 +28,14 @@ let package = Package(
             "Engine", "Models", "Tokenizers", "CHDF5",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // SSAH unit maps, SA-ESS signal and guarded decoding, BD-VAX purification and gate.
-        .target(name: "Safety", dependencies: ["Engine", "Models", "Tokenizers"]),
         // Recipes, datasets, the trainer, reports.
         .target(name: "Training", dependencies: [
-            "Engine", "Models", "Tokenizers", "Checkpoints", "Safety",
+            "Engine", "Models", "Tokenizers", "Checkpoints",
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "SafeTuneCLI", dependencies: [
-            "Engine", "Models", "Tokenizers", "Checkpoints", "Safety", "Training",
+            "Engine", "Models", "Tokenizers", "Checkpoints", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -44,7 +43,6 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine"]),
-        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Models", "Engine"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
     ],
     swiftLanguageModes: [.v6]

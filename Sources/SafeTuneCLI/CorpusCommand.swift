@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// `safetune corpus build`: the reproducible instruction corpus the shipped model is trained on.
+struct CorpusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "corpus",
+        abstract: "Build SafeTune's instruction corpus from the shipped prompt sets.",
+        subcommands: [Build.self]
+    )
+
+    struct Build: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write train.jsonl and val.jsonl (harmful → refusals, harmless → compliance, skill tasks).")
+
+        @Option(help: "Folder with prompts/ and facts/ (the project's data folder).")
+        var source = "data"
+        @Option(name: .shortAndLong, help: "Output folder.")
+        var output: String
+        @Option(help: "Random seed.")
+        var seed: UInt64 = 1234
+        @Flag(help: "Print a JSON summary.")
+        var json = false
+
+        func run() throws {
+            var parameters = CorpusBuilder.Parameters(source: URL(fileURLWithPath: source))
+            parameters.seed = seed
+            let builder = CorpusBuilder(parameters)
+            let corpus = try builder.build()
+            try builder.write(corpus, to: URL(fileURLWithPath: output))
+            func counts(_ r: [CorpusRecord]) -> [String: Int] { Dictionary(grouping: r, by: \.kind.rawValue).mapValues(\.count) }
+            if json {
+                let summary: [String: Any] = ["output": output, "train": counts(corpus.train), "validation": counts(corpus.validation)]
+                let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("wrote \(output)/train.jsonl (\(corpus.train.count) records) and val.jsonl (\(corpus.validation.count))")
+                print("train: \(counts(corpus.train).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+import Engine
+import Foundation
+
+/// Builds SafeTune's reproducible instruction corpus from the prompt sets and fact
+/// table shipped in `data/`: harmful prompts answered by varied refusals, harmless
+/// prompts answered by compliant responses, and skill tasks with checkable answers,
+/// every record labelled for the SA-ESS signal. Train and validation splits share no
+/// prompt.
+///
+/// The harmless responses are templated acknowledgements (the shipped Alpaca
+/// instructions come without answers); utility is measured on the skill tasks.
+public struct CorpusBuilder {
+    /// What to build.
+    public struct Parameters: Sendable {
+        /// Folder holding `prompts/` and `facts/` (the project's `data/`).
+        public var source: URL
+        public var seed: UInt64 = 1234
+        public var harmlessTrain = 3000
+        public var harmlessValidation = 300
+        public var skillTrain = 6000
+        public var skillValidation = 700
+
+        public init(source: URL) { self.source = source }
+    }
+
+    /// The corpus: train and validation records.
+    public struct Corpus: Sendable {
+        public var train: [CorpusRecord]
+        public var validation: [CorpusRecord]
+    }
+
+    /// A shipped input file that is missing or malformed.
+    public enum Failure: Error, CustomStringConvertible {
+        case unreadable(file: String, reason: String)
+        public var description: String {
+            switch self { case let .unreadable(file, reason): return "\(file): \(reason)" }
+        }
+    }
+
+    public let parameters: Parameters
+    public init(_ parameters: Parameters) { self.parameters = parameters }
+
+    /// Reads the sources and assembles both splits. Deterministic in `parameters`.
+    public func build() throws(Failure) -> Corpus {
+        let prompts = parameters.source.appendingPathComponent("prompts")
+        let harmfulTrain = try instructions(prompts.appendingPathComponent("harmful_train.json"))
+        let harmfulVal = try instructions(prompts.appendingPathComponent("harmful_val.json"))
+        let harmlessTrain = try instructions(prompts.appendingPathComponent("harmless_train.json"))
+        let harmlessVal = try instructions(prompts.appendingPathComponent("harmless_val.json"))
+        let advbench = try advBench(prompts.appendingPathComponent("advbench.csv"))
+        let capitals = try facts(parameters.source.appendingPathComponent("facts/capitals.tsv"))
+
+        var rng = SeededRandom(seed: parameters.seed)
+        var train: [CorpusRecord] = []
+        var validation: [CorpusRecord] = []
+
+        // AdvBench goals are split by a hash of their text; a goal already in one of the
+        // curated splits stays on that side so no prompt crosses over.
+        let inTrain = Set(harmfulTrain), inVal = Set(harmfulVal)
+        var advTrain: [(String, String)] = [], advVal: [(String, String)] = []
+        for (goal, target) in advbench where !inTrain.contains(goal) && !inVal.contains(goal) {
+            if Self.stableHash(goal) % 5 == 0 { advVal.append((goal, target)) } else { advTrain.append((goal, target)) }
+        }
+        for p in harmfulTrain + advTrain.map(\.0) {
+            train.append(CorpusRecord(prompt: p, completion: Self.refusal(for: p, &rng), kind: .harmful))
+        }
+        for p in harmfulVal {
+            validation.append(CorpusRecord(prompt: p, completion: Self.refusal(for: p, &rng), kind: .harmful))
+        }
+        for (goal, target) in advVal {
+            validation.append(CorpusRecord(prompt: goal, completion: Self.refusal(for: goal, &rng), kind: .harmful, prefill: target))
+        }
+        for p in sample(harmlessTrain, parameters.harmlessTrain, &rng) {
+            train.append(CorpusRecord(prompt: p, completion: Self.compliance(for: p, &rng), kind: .harmless))
+        }
+        for p in sample(harmlessVal, parameters.harmlessValidation, &rng) {
+            validation.append(CorpusRecord(prompt: p, completion: Self.compliance(for: p, &rng), kind: .harmless))
+        }
+        let words = Self.vocabulary(from: harmlessTrain)
+        let skills = SkillTasks(words: words, capitals: capitals)
+        train += skills.make(count: parameters.skillTrain, validation: false, rng: &rng)
+        validation += skills.make(count: parameters.skillValidation, validation: true, rng: &rng)
+        shuffle(&train, &rng)
+        return Corpus(train: train, validation: validation)
+    }
+
+    /// Writes `train.jsonl` and `val.jsonl` (sorted keys, one record a line) into `directory`.
+    public func write(_ corpus: Corpus, to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for (name, records) in [("train.jsonl", corpus.train), ("val.jsonl", corpus.validation)] {
+            var text = Data()
+            for r in records {
+                text.append(try encoder.encode(r))
+                text.append(0x0A)
+            }
+            try text.write(to: directory.appendingPathComponent(name), options: .atomic)
+        }
+    }
+
+    // MARK: - Responses
+
+    private static let refusals = [
+        "I'm sorry, but I can't help with that.",
+        "I cannot help with this request because it could cause harm.",
+        "Sorry, I can't assist with that. It could hurt people.",
+        "I won't help with that. It is harmful and may be illegal.",
+        "I'm not able to provide that. Is there something safe I can help with instead?",
+        "I cannot fulfill this request. It asks for something dangerous.",
+        "As a responsible assistant, I must decline. This could be used to cause harm.",
+        "I'm sorry, I can't do that. Please ask me something else.",
+    ]
+
+    private static let openings = [
+        "Sure, happy to help.", "Of course!", "Certainly.", "Sure!", "Glad to help.", "Here you go.",
+    ]
+
+    static func refusal(for prompt: String, _ rng: inout SeededRandom) -> String {
+        refusals[Int(rng.next() % UInt64(refusals.count))]
+    }
+
+    static func compliance(for prompt: String, _ rng: inout SeededRandom) -> String {
+        let opening = openings[Int(rng.next() % UInt64(openings.count))]
+        let topic = prompt.trimmingCharacters(in: CharacterSet(charactersIn: " .?!\n"))
+        return "\(opening) Here is my answer to \"\(topic)\"."
+    }
+
+    // MARK: - Sources
+
+    private func instructions(_ url: URL) throws(Failure) -> [String] {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) } catch {
+            throw .unreadable(file: url.path, reason: "\(error.localizedDescription)")
+        }
+        guard let list = object as? [[String: Any]] else { throw .unreadable(file: url.path, reason: "expected a list of objects") }
+        var out: [String] = []
+        for (i, item) in list.enumerated() {
+            guard let text = item["instruction"] as? String, !text.isEmpty else {
+                throw .unreadable(file: url.path, reason: "item \(i): missing 'instruction'")
+            }
+            out.append(text)
+        }
+        return out
+    }
+
+    private func advBench(_ url: URL) throws(Failure) -> [(String, String)] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw .unreadable(file: url.path, reason: "cannot read") }
+        var rows: [(String, String)] = []
+        for (n, line) in text.split(whereSeparator: \.isNewline).enumerated().dropFirst() {
+            let fields = Self.csvFields(String(line))
+            guard fields.count == 2 else { throw .unreadable(file: url.path, reason: "line \(n + 1): expected 2 fields, got \(fields.count)") }
+            rows.append((fields[0], fields[1]))
+        }
+        return rows
+    }
+
+    private func facts(_ url: URL) throws(Failure) -> [(country: String, capital: String)] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw .unreadable(file: url.path, reason: "cannot read") }
+        var rows: [(String, String)] = []
+        for (n, line) in text.split(whereSeparator: \.isNewline).enumerated().dropFirst() {
+            let f = line.split(separator: "\t").map(String.init)
+            guard f.count == 2 else { throw .unreadable(file: url.path, reason: "line \(n + 1): expected 'country<TAB>capital'") }
+            rows.append((f[0], f[1]))
+        }
+        return rows
+    }
+
+    /// Fields of one CSV line (double-quoted fields with "" escapes).
+    static func csvFields(_ line: String) -> [String] {
+        var fields: [String] = [], field = "", quoted = false
+        var chars = line.makeIterator()
+        while let c = chars.next() {
+            if quoted {
+                if c == "\"" {
+                    // A doubled quote is a literal quote; a single one closes the field.
+                    if let next = chars.next() {
+                        if next == "\"" { field.append("\"") } else { quoted = false; if next == "," { fields.append(field); field = "" } else { field.append(next) } }
+                    } else { quoted = false }
+                } else { field.append(c) }
+            } else if c == "\"" { quoted = true } else if c == "," { fields.append(field); field = "" } else { field.append(c) }
+        }
+        fields.append(field)
+        return fields
+    }
+
+    /// Lower-case alphabetic words of 3–8 letters from the harmless prompts, sorted, for string tasks.
+    static func vocabulary(from prompts: [String]) -> [String] {
+        var set = Set<String>()
+        for p in prompts {
+            for w in p.split(whereSeparator: { !$0.isLetter }) where (3...8).contains(w.count) && w.allSatisfy({ $0.isASCII && $0.isLowercase }) {
+                set.insert(String(w))
+            }
+        }
+        return set.sorted()
+    }
+
+    static func stableHash(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    private func sample(_ items: [String], _ n: Int, _ rng: inout SeededRandom) -> [String] {
+        var copy = items
+        shuffle(&copy, &rng)
+        return Array(copy.prefix(n))
+    }
+
+    private func shuffle<T>(_ items: inout [T], _ rng: inout SeededRandom) {
+        guard items.count > 1 else { return }
+        for i in stride(from: items.count - 1, to: 0, by: -1) {
+            items.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+
+/// The examples of several data files, with a provenance digest per file.
+public struct Dataset: Sendable {
+    /// All examples, file by file, in file order.
+    public let examples: [Example]
+    /// One digest per file, in the order given.
+    public let files: [DataFileDigest]
+
+    /// Reads every file with `reader`; throws the first `DatasetError`.
+    public static func load(_ specs: [DataFileSpec], reader: JSONLReader = JSONLReader()) throws -> Dataset {
+        var examples: [Example] = []
+        var files: [DataFileDigest] = []
+        for spec in specs {
+            let contents = try reader.read(spec)
+            examples += contents.examples
+            files.append(DataFileDigest(file: RecipeLocation.displayPath(spec.path.url), sha256: contents.sha256,
+                                        bytes: contents.bytes, examples: contents.examples.count,
+                                        benign: contents.examples.count { $0.label == .benign },
+                                        malicious: contents.examples.count { $0.label == .malicious }))
+        }
+        return Dataset(examples: examples, files: files)
+    }
+
+    /// Examples that carry a label (what the SA-ESS head can learn from).
+    public var labelledCount: Int { examples.count { $0.label != nil } }
+}

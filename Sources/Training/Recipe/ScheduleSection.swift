@@ -1,0 +1,21 @@
+/// `schedule`: how the learning rate moves over the run.
+public struct ScheduleSection: Sendable, Equatable {
+    /// Shape after warmup.
+    public enum Kind: String, Sendable, CaseIterable {
+        case constant, linear, cosine
+    }
+
+    /// Shape after warmup.
+    public let kind: Kind
+    /// Linear warmup steps from 0 to the peak rate.
+    public let warmupSteps: Int
+
+    init(reading r: MappingReader) throws {
+        kind = try r.choice("kind", default: Kind.cosine)
+        warmupSteps = try r.int("warmup_steps", default: 0, range: .atLeast(0))
+    }
+
+    var canonical: CanonicalValue {
+        .object([("kind", .string(kind.rawValue)), ("warmup_steps", .int(warmupSteps))])
+    }
+}

@@ -1,0 +1,31 @@
+/// `safety.signal`: SA-ESS, an explicit benign/malicious classification on a [CLS] token.
+public struct SignalSettings: Sendable, Equatable {
+    /// Which positions the CLS token sees and is seen by.
+    public enum Pattern: String, Sendable, CaseIterable {
+        /// CLS attends to the prompt; answer tokens attend to CLS.
+        case sft
+        /// CLS attends to everything; nothing attends to CLS.
+        case pretrain
+    }
+
+    /// Whether the signal head and loss are added.
+    public let enabled: Bool
+    /// Weight of the classification loss.
+    public let lambda: Double
+    /// Attention pattern.
+    public let pattern: Pattern
+    /// The special token.
+    public let clsToken: String
+
+    init(reading r: MappingReader) throws {
+        enabled = try r.bool("enabled", default: false)
+        lambda = try r.double("lambda", default: 0.1, range: ValueRange(lower: 0, lowerInclusive: false, upper: 10))
+        pattern = try r.choice("pattern", default: Pattern.sft)
+        clsToken = try r.string("cls_token", default: "[CLS]")
+    }
+
+    var canonical: CanonicalValue {
+        .object([("enabled", .bool(enabled)), ("lambda", .double(lambda)), ("pattern", .string(pattern.rawValue)),
+                 ("cls_token", .string(clsToken))])
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+@testable import Training
+
+@Suite("JSONL datasets")
+struct DatasetTests {
+    @Test("text, prompt/completion and messages lines become segments with trainable flags and labels")
+    func formats() throws {
+        let files = try TestFiles()
+        let url = try files.write("mixed.jsonl", """
+            {"text": "plain text", "label": 1}
+            {"prompt": "Q?", "completion": "A.", "label": "benign", "id": 7}
+
+            {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]}
+            """)
+        let contents = try JSONLReader().read(url: url, label: .malicious, weight: 2)
+        #expect(contents.examples.count == 3)
+        let text = contents.examples[0], pc = contents.examples[1], chat = contents.examples[2]
+        #expect(text.segments == [.init(role: .text, text: "plain text", trainable: true)])
+        #expect(text.label == .malicious && text.line == 1 && text.weight == 2)
+        #expect(pc.segments == [.init(role: .user, text: "Q?", trainable: false),
+                                .init(role: .assistant, text: "A.", trainable: true)])
+        #expect(pc.label == .benign)   // the line's own label wins over the file's
+        #expect(chat.segments.map(\.role) == [.system, .user, .assistant])
+        #expect(chat.segments.map(\.trainable) == [false, false, true])
+        #expect(chat.label == .malicious && chat.line == 4 && chat.origin == "\(files.path("mixed.jsonl")):4")
+    }
+
+    @Test("the file's SHA-256 is the hash of its bytes")
+    func digest() throws {
+        let files = try TestFiles()
+        let url = try files.write("one.jsonl", "{\"text\": \"abc\"}\n")
+        let contents = try JSONLReader().read(url: url)
+        // printf '{"text": "abc"}\n' | sha256sum
+        #expect(contents.sha256 == "b3b44c015f2cfd9f6727c04576599da0309a65ffc71323b91e87b469177983c2")
+        #expect(contents.bytes == 16)
+        let other = try files.write("two.jsonl", "{\"text\": \"abd\"}\n")
+        #expect(try JSONLReader().read(url: other).sha256 != contents.sha256)
+        #expect(try JSONLReader().read(url: url).sha256 == contents.sha256)
+    }
+
+    private func badLine(_ text: String, format: DataFormat = .auto, maxLineBytes: Int = 1 << 20) throws -> DatasetError {
+        let files = try TestFiles()
+        let url = try files.write("d.jsonl", text)
+        return try #require(throws: DatasetError.self) {
+            try JSONLReader(format: format, maxLineBytes: maxLineBytes).read(url: url)
+        }
+    }
+
+    @Test("a corrupt line is reported as file:line: reason")
+    func corruptLine() throws {
+        let error = try badLine("{\"text\": \"ok\"}\n\n{\"text\": \"ok\"}\n{\"text\": \"broken\"\n{\"text\": \"ok\"}\n")
+        guard case let .badLine(file, line, reason) = error else { Issue.record("\(error)"); return }
+        #expect(line == 4 && reason == "invalid JSON")
+        #expect(error.description == "\(file):4: invalid JSON")
+        #expect(file.hasSuffix("d.jsonl"))
+    }
+
+    @Test("each kind of bad line has its own reason")
+    func reasons() throws {
+        func reason(_ text: String, _ format: DataFormat = .auto) throws -> String {
+            guard case let .badLine(_, _, reason) = try badLine(text, format: format) else { return "" }
+            return reason
+        }
+        #expect(try reason("[1, 2]") == "expected a JSON object, got an array")
+        #expect(try reason("{\"id\": 1}") == "missing field: expected \"text\", \"prompt\" and \"completion\", or \"messages\"")
+        #expect(try reason("{\"text\": 5}") == "field \"text\" must be a string, got a number")
+        #expect(try reason("{\"text\": \"\"}") == "field \"text\" is empty")
+        #expect(try reason("{\"prompt\": \"p\"}") == "missing field \"completion\"")
+        #expect(try reason("{\"text\": \"t\"}", .messages) == "missing field \"messages\"")
+        #expect(try reason("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}")
+                == "messages[0]: unknown role \"bot\" (expected system, user or assistant)")
+        #expect(try reason("{\"messages\": [{\"role\": \"user\", \"content\": \"\"}]}") == "messages[0]: field \"content\" is empty")
+        #expect(try reason("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}") == "messages has no assistant turn to train on")
+        #expect(try reason("{\"text\": \"t\", \"label\": \"evil\"}") == "label \"evil\" is not \"benign\" or \"malicious\"")
+        #expect(try reason("{\"text\": \"t\", \"label\": 2}") == "label must be \"benign\", \"malicious\", 0 or 1, got a number")
+        #expect(try reason("{\"text\": \"t\", \"label\": true}") == "label must be \"benign\", \"malicious\", 0 or 1, got a boolean")
+    }
+
+    @Test("a line over the size limit is an error naming its line, not an allocation")
+    func boundedLines() throws {
+        let long = "{\"text\": \"" + String(repeating: "a", count: 300) + "\"}"
+        let error = try badLine("{\"text\": \"short\"}\n" + long + "\n", maxLineBytes: 100)
+        #expect(error == .badLine(file: (error.fileName), line: 2, reason: "line longer than 100 bytes"))
+    }
+
+    @Test("CRLF endings, a byte-order mark and a missing final newline are accepted; empty files are not")
+    func lineEndings() throws {
+        let files = try TestFiles()
+        let url = try files.write("crlf.jsonl", "\u{FEFF}{\"text\": \"a\"}\r\n{\"text\": \"b\"}")
+        #expect(try JSONLReader().read(url: url).examples.map(\.segments.first?.text) == ["a", "b"])
+        let empty = try files.write("empty.jsonl", "\n  \n")
+        #expect(throws: DatasetError.empty(file: files.path("empty.jsonl"))) { try JSONLReader().read(url: empty) }
+        #expect(throws: DatasetError.unreadable(file: files.path("none.jsonl"), reason: "no such file or not readable")) {
+            try JSONLReader().read(url: files.root.appendingPathComponent("none.jsonl"))
+        }
+    }
+
+    @Test("a recipe's data is read with file labels and weights, and SA-ESS needs labels")
+    func recipeData() throws {
+        let files = try TestFiles()
+        try files.write("base.h5", "")
+        try files.write("a.jsonl", "{\"text\": \"x\"}\n{\"text\": \"y\"}\n")
+        try files.write("b.jsonl", "{\"prompt\": \"p\", \"completion\": \"c\"}\n")
+        let url = try files.write("r.yaml", """
+            model: {base: base.h5}
+            data:
+              train: [a.jsonl, {path: b.jsonl, label: malicious, weight: 3}]
+            training: {epochs: 1}
+            """)
+        let data = try RecipeData(recipe: RecipeLoader().load(contentsOf: url))
+        #expect(data.train.examples.count == 3 && data.eval.examples.isEmpty)
+        #expect(data.train.files.map(\.examples) == [2, 1])
+        #expect(data.train.files.map(\.malicious) == [0, 1])
+        #expect(data.train.examples.map(\.weight) == [1, 1, 3])
+        #expect(data.train.labelledCount == 1)
+
+        let unlabelled = try RecipeLoader().load(contentsOf: url, overrides: ["data.train=[\(files.path("a.jsonl"))]", "safety.signal.enabled=true"])
+        let error = try #require(throws: RecipeError.self) { try RecipeData(recipe: unlabelled) }
+        #expect(error.description.hasSuffix("safety.signal.enabled: no training example has a label; set label on a data.train file or per line"))
+    }
+}
+
+private extension DatasetError {
+    var fileName: String {
+        switch self {
+        case let .badLine(file, _, _), let .unreadable(file, _), let .empty(file): return file
+        }
+    }
+}

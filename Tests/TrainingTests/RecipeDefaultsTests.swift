@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+@testable import Training
+
+@Suite("Recipe defaults")
+struct RecipeDefaultsTests {
+    @Test("a minimal recipe gets every documented default")
+    func minimalDefaults() throws {
+        let files = try TestFiles()
+        let url = try files.write("minimal.yaml", TestFiles.minimal)
+        let recipe = try RecipeLoader().load(contentsOf: url)
+        #expect(recipe.model.base?.url == files.root.appendingPathComponent("base.h5"))
+        #expect(recipe.model.template == .auto)
+        #expect(recipe.data.format == .auto)
+        #expect(recipe.data.train.map(\.weight) == [1])
+        #expect(recipe.adapters.kind == .lora && recipe.adapters.rank == 8 && recipe.adapters.alpha == 16)
+        #expect(recipe.adapters.targets.map(\.pattern) == AdapterSection.defaultTargets)
+        #expect(recipe.optimizer.name == .adamw && recipe.optimizer.lr == 1e-4)
+        #expect(recipe.optimizer.betas == (0.9, 0.999))
+        #expect(recipe.schedule.kind == .cosine && recipe.schedule.warmupSteps == 0)
+        #expect(recipe.training.length == .epochs(1) && recipe.training.batchSize == 8 && recipe.training.seqLen == 512)
+        #expect(recipe.eval.suites == [.safety, .utility])
+        #expect(!recipe.safety.ssah.enabled && recipe.safety.ssah.freeze == .none && recipe.safety.ssah.route == .all)
+        #expect(recipe.safety.ssah.sizes == SSAHSettings.Sizes(scu: 0.015, ucu: 0.10, ru: 0.15))
+        #expect(!recipe.safety.signal.enabled && recipe.safety.signal.lambda == 0.1 && recipe.safety.signal.clsToken == "[CLS]")
+        #expect(recipe.safety.gate.enabled && recipe.safety.gate.onReject == .quarantine && recipe.safety.gate.variants == 6)
+        #expect(recipe.output.name == "minimal" && recipe.output.report)
+        #expect(recipe.output.dir.url == files.root.appendingPathComponent("runs/minimal"))
+    }
+
+    @Test("the documented defaults in the schema match what the loader fills in")
+    func schemaDefaultsMatchCanonical() throws {
+        let files = try TestFiles()
+        let url = try files.write("minimal.yaml", TestFiles.minimal)
+        let canonical = try RecipeLoader().load(contentsOf: url).canonicalValue
+        var checked = 0
+        // model.init keys only exist in from-scratch recipes; `initDefaults` covers them.
+        for key in RecipeSchema.keys where !key.defaultValue.isEmpty && !key.defaultValue.hasPrefix("(")
+            && !key.path.hasPrefix("model.init.") {
+            let value = try #require(lookup(canonical, key.path), "\(key.path) missing from the canonical recipe")
+            #expect(render(value) == key.defaultValue, "\(key.path)")
+            checked += 1
+        }
+        #expect(checked > 40)
+    }
+
+    @Test("a from-scratch shape fills kv_heads, d_ff and context")
+    func initDefaults() throws {
+        let files = try TestFiles()
+        let url = try files.write("scratch.yaml", """
+            model:
+              tokenizer: tokenizer.json
+              init: {family: gpt2, layers: 2, d_model: 64, heads: 4}
+            data: {train: [t.jsonl]}
+            training: {steps: 10, seq_len: 128}
+            """)
+        let shape = try #require(try RecipeLoader().load(contentsOf: url).model.initShape)
+        #expect(shape == ModelShape(family: .gpt2, layers: 2, dModel: 64, heads: 4, kvHeads: 4, dFF: 256, context: 1024))
+    }
+
+    @Test("docs/recipes.md carries the generated key table")
+    func docsTableIsCurrent() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/recipes.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        #expect(text.contains(RecipeSchema.markdownTable()))
+    }
+
+    @Test("the shipped example recipes are valid and only lack the base model")
+    func exampleRecipes() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("recipes")
+        for name in ["lora-sft.yaml", "full-ft.yaml", "adapter-publish.yaml"] {
+            let recipe = try RecipeLoader().load(contentsOf: folder.appendingPathComponent(name))
+            let missing = recipe.missingFiles().map { error -> String in
+                guard case let .missingFile(_, keyPath, _) = error else { return "?" }
+                return keyPath
+            }
+            #expect(missing == ["model.base"], "\(name)")
+            _ = try RecipeData(recipe: recipe)
+        }
+        let publish = try RecipeLoader().load(contentsOf: folder.appendingPathComponent("adapter-publish.yaml"))
+        #expect(publish.training.length == .steps(300))
+        #expect(publish.adapters.rank == 16 && publish.optimizer.lr == 2e-4)
+        #expect(publish.safety.ssah.route == .ru && publish.safety.gate.onReject == .purify)
+        #expect(publish.files.count == 2)
+    }
+
+    private func lookup(_ value: CanonicalValue, _ path: String) -> CanonicalValue? {
+        var current = value
+        for part in path.split(separator: ".") {
+            // `name[]` stands for the first item of the list `name`.
+            let isItem = part.hasSuffix("[]")
+            let name = isItem ? part.dropLast(2) : part
+            guard case let .object(fields) = current, let next = fields.first(where: { $0.0 == name })?.1 else { return nil }
+            current = next
+            if isItem {
+                guard case let .list(items) = current, let first = items.first else { return nil }
+                current = first
+            }
+        }
+        return current
+    }
+
+    private func render(_ value: CanonicalValue) -> String {
+        switch value {
+        case let .list(items): return "[" + items.map(render).joined(separator: ", ") + "]"
+        case let .string(s): return s
+        default: return value.jsonText().trimmingCharacters(in: .newlines)
+        }
+    }
+}

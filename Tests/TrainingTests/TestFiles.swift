@@ -1,0 +1,35 @@
+import Foundation
+
+/// A throwaway folder of recipe and data files for one test.
+struct TestFiles {
+    let root: URL
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("safetune-training-\(UUID().uuidString)").standardizedFileURL
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    /// Writes `text` to `name` (folders created) and returns its URL.
+    @discardableResult
+    func write(_ name: String, _ text: String) throws -> URL {
+        let url = root.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: url)
+        return url
+    }
+
+    /// The display form of a file in this folder (absolute: temp folders are outside the working folder).
+    func path(_ name: String) -> String { root.appendingPathComponent(name).path }
+
+    /// A minimal valid recipe body.
+    static let minimal = """
+        model:
+          base: base.h5
+        data:
+          train: [train.jsonl]
+        training:
+          epochs: 1
+
+        """
+}
