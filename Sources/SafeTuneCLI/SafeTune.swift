@@ -12,6 +12,8 @@ struct SafeTuneCommand: ParsableCommand {
             RecipeCommand.self,
             GenerateCommand.self,
             ScoreCommand.self,
+            TokenizeCommand.self,
+            TokenizerCommand.self,
         ]
     )
 }
