@@ -5,8 +5,17 @@ import Models
 extension Checkpoint {
     /// Writes the checkpoint atomically: a temporary file in the same folder is written,
     /// flushed (`H5Fflush`, then `fsync`), and renamed over `url`, so a crash leaves the
-    /// previous file intact.
+    /// previous file intact. The weights are checked against the config first, so
+    /// SafeTune never writes a file it would refuse to read.
     public func write(to url: URL) throws(CheckpointError) {
+        do {
+            try config.validate()
+        } catch {
+            throw .invalidConfig(file: url.path, reason: error.description)
+        }
+        if !isAdapterOnly {
+            try ParameterLayout(config: config).validate(shapes: weights.mapValues(\.shape), file: url.path, prefix: "/weights/")
+        }
         do {
             try AtomicFile.write(to: url) { temp in
                 let file = try HDF5File.create(at: temp)
