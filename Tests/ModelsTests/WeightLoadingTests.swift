@@ -104,3 +104,30 @@ enum TinyConfigs {
         #expect(model.namedLinears.first?.0 == "transformer.h.0.attn.c_attn")
     }
 }
+
+@Suite struct VocabularyResizeTests {
+    @Test(arguments: TinyConfigs.all)
+    func growingKeepsOldLogitsAndAddsMeanRows(config: ModelConfig) throws {
+        let model = try TransformerModel(config: config, seed: 40)
+        let grown = try model.resizingVocabulary(to: config.vocabSize + 2)
+        #expect(grown.config.vocabSize == config.vocabSize + 2)
+        let ids: [Int32] = [1, 2, 3, 4]
+        let tape = Tape()
+        let before = model.forward(tape: tape, ids: ids, batch: 1, length: 4).value.scalars
+        let after = grown.forward(tape: tape, ids: ids, batch: 1, length: 4).value
+        let v = config.vocabSize
+        for t in 0..<4 {
+            let oldRow = Array(before[(t * v)..<((t + 1) * v)])
+            let newRow = Array(after.scalars[(t * (v + 2))..<(t * (v + 2) + v)])
+            #expect(maxAbsDiff(oldRow, newRow) < 1e-5)
+        }
+        let table = grown.tokenEmbedding.table.value
+        let d = config.hiddenSize
+        var mean: Float = 0
+        for r in 0..<v { mean += model.tokenEmbedding.table.value.data[r * d] }
+        #expect(abs(table.data[v * d] - mean / Float(v)) < 1e-5)
+        let shrunk = try grown.resizingVocabulary(to: v)
+        #expect(shrunk.huggingFaceWeights()[model.tokenEmbedding.table.name]?.scalars
+            == model.huggingFaceWeights()[model.tokenEmbedding.table.name]?.scalars)
+    }
+}
