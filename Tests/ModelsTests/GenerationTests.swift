@@ -111,3 +111,32 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
         #expect(cache.length == 0)
     }
 }
+
+/// Generation with a real tokenizer: decoded text, streaming deltas and stop strings.
+@Suite struct TextGenerationTests {
+    @Test func streamedDeltasConcatenateToTheTextAndStopStringsCut() throws {
+        let tokenizer = try ChatTemplateTokenizerTests.tokenizer("gpt2")
+        let config = ModelConfig(family: .gpt2, vocabSize: tokenizer.vocabSize, hiddenSize: 16, numLayers: 1, numHeads: 2, maxPositions: 64)
+        let model = try TransformerModel(config: config, seed: 50)
+        let generator = Generator(model: model, tokenizer: tokenizer)
+        var streamed = ""
+        let options = GenerationOptions(maxTokens: 16, sampler: Sampler(temperature: 1), seed: 2, stopAtEndOfSequence: false)
+        let result = try generator.generate(prompt: "Hello world", options: options) { step in
+            streamed += step.textDelta ?? ""
+            return true
+        }
+        let text = try #require(result.text)
+        #expect(text == tokenizer.decode(result.tokens))
+        #expect(text.hasPrefix(streamed))
+        #expect(!text.isEmpty)
+        // Stopping at a piece of that text ends generation there and cuts the text before it.
+        let stop = String(text.dropFirst(text.count / 2).prefix(2))
+        var stopping = options
+        stopping.stopStrings = [stop]
+        let cut = try generator.generate(prompt: "Hello world", options: stopping)
+        #expect(cut.stopReason == .stopString(stop))
+        #expect(cut.text.map { text.hasPrefix($0) && !$0.contains(stop) } == true)
+        #expect(cut.tokens.count <= result.tokens.count)
+        #expect(throws: ModelError.tokenizerRequired) { try Generator(model: model).generate(prompt: "Hi") }
+    }
+}

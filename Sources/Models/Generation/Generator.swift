@@ -119,6 +119,7 @@ public final class Generator {
         var rng = SeededRandom(seed: options.seed)
         var result = GenerationResult(tokens: [], text: tokenizer == nil ? nil : "", stopReason: .maxTokens,
                                       logprobs: options.returnLogprobs ? [] : nil, logits: options.returnLogits ? [] : nil)
+        if options.maxTokens <= 0 { return result }
         var emitted = ""
         var logits = try session.append(prompt)
         while result.tokens.count < options.maxTokens {
@@ -130,8 +131,9 @@ public final class Generator {
             var delta: String?
             if let tokenizer {
                 let text = tokenizer.decode(result.tokens)
-                // Hold back text ending in an incomplete multi-byte character.
-                if !text.hasSuffix("\u{FFFD}"), text.hasPrefix(emitted) {
+                // Hold back text ending in an incomplete multi-byte character; what is new is
+                // whatever follows the characters already passed on.
+                if !text.hasSuffix("\u{FFFD}") {
                     delta = String(text.dropFirst(emitted.count))
                     emitted = text
                 } else {
