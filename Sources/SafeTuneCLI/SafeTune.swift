@@ -8,6 +8,7 @@ struct SafeTuneCommand: ParsableCommand {
         abstract: "Fine-tune language models without losing their safety; reject backdoored checkpoints.",
         version: "0.1.0",
         subcommands: [
+            BenchCommand.self,
             CorpusCommand.self,
             RecipeCommand.self,
             GenerateCommand.self,
