@@ -206,6 +206,21 @@ public final class HDF5File: @unchecked Sendable {
         }
     }
 
+    /// Creates a dataset without writing it (HDF5 allocates its storage lazily and reads
+    /// the unwritten elements as zeros); used to build files with hostile shapes in tests.
+    func declare<T: HDF5Element>(_ dataset: String, shape: [Int], as type: T.Type) throws(HDF5Error) {
+        HDF5File.lock.lock()
+        defer { HDF5File.lock.unlock() }
+        let fid = try openID()
+        let space = try makeSpace(shape, dataset)
+        defer { H5Sclose(space) }
+        let lcpl = try intermediateLinkList()
+        defer { H5Pclose(lcpl) }
+        let did = H5Dcreate2(fid, dataset, T.fileType, space, lcpl, st_H5P_DEFAULT(), st_H5P_DEFAULT())
+        guard did >= 0 else { throw .failed(file: path, path: dataset, operation: "create dataset") }
+        H5Dclose(did)
+    }
+
     /// Writes a new dataset from an array.
     public func write<T: HDF5Element>(_ dataset: String, shape: [Int], array: [T]) throws(HDF5Error) {
         let result: Result<Void, HDF5Error> = array.withUnsafeBufferPointer { buffer in
