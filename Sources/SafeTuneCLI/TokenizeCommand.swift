@@ -15,6 +15,9 @@ struct TokenizeCommand: ParsableCommand {
     @Option(name: .long, help: "Text to encode.")
     var text: String?
 
+    @Option(name: .long, help: "A UTF-8 file whose text to encode.")
+    var textFile: String?
+
     @Option(name: .long, help: "Comma-separated ids to decode instead of encoding text.")
     var ids: String?
 
@@ -28,7 +31,9 @@ struct TokenizeCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard (text == nil) != (ids == nil) else { throw ValidationError("give exactly one of --text or --ids") }
+        guard [text != nil, textFile != nil, ids != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --text, --text-file or --ids")
+        }
     }
 
     func run() throws {
@@ -39,6 +44,18 @@ struct TokenizeCommand: ParsableCommand {
                 let trimmed = part.trimmingCharacters(in: .whitespaces)
                 guard let id = Int(trimmed) else { throw ValidationError("--ids: '\(trimmed)' is not an integer") }
                 return id
+            }
+        } else if let textFile {
+            guard let data = FileManager.default.contents(atPath: textFile), let fileText = String(data: data, encoding: .utf8) else {
+                throw TokenizerError.unreadable(file: textFile, reason: "missing or not valid UTF-8")
+            }
+            let clock = ContinuousClock()
+            var result: [Int] = []
+            let elapsed = clock.measure { result = tok.encode(fileText, addSpecialTokens: !noSpecialTokens) }
+            encoded = result
+            if !json {
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                FileHandle.standardError.write(Data("encoded \(data.count) bytes into \(result.count) tokens in \(String(format: "%.3f", seconds)) s\n".utf8))
             }
         } else {
             encoded = tok.encode(text ?? "", addSpecialTokens: !noSpecialTokens)

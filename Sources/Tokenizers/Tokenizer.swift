@@ -151,29 +151,64 @@ public final class Tokenizer: Sendable {
     }
 
     /// A tokenizer with `specialToken` added as a special added token, and its id. An
-    /// existing special token is returned as is; an existing plain token keeps its id.
-    public func adding(specialToken: String) throws(TokenizerError) -> (Tokenizer, Int) {
+    /// existing special token is returned as is; an existing plain token keeps its id and
+    /// becomes special; a new token gets id `vocabSize`. `jsonData()` of the result holds
+    /// the new entry in `added_tokens`.
+    /// - Precondition: `specialToken` is non-empty and at most `TokenizerLimits.maxTokenBytes` long.
+    public func adding(specialToken: String) -> (Tokenizer, Int) {
+        precondition(!specialToken.isEmpty && specialToken.utf8.count <= TokenizerLimits.maxTokenBytes,
+                     "special token must be non-empty and at most \(TokenizerLimits.maxTokenBytes) bytes")
         if let existing = added.tokens.first(where: { $0.content == specialToken && $0.special }) {
             return (self, existing.id)
         }
-        guard !specialToken.isEmpty else { throw .invalidField(file: source, path: "added_tokens", reason: "empty special token") }
         let newId = id(of: specialToken) ?? vocabSize
-        let json: JSONValue
-        do { json = try JSONParser.parse(data) } catch { throw .malformedJSON(file: source, offset: error.offset, reason: error.reason) }
-        guard case .object(var pairs) = json else { throw .invalidField(file: source, path: "(top level)", reason: "expected an object") }
+        let token = AddedToken(id: newId, content: specialToken, special: true, lstrip: false, rstrip: false,
+                               singleWord: false, normalized: false)
         let entry = JSONValue.object([
             ("id", .int(newId)), ("content", .string(specialToken)), ("single_word", .bool(false)),
             ("lstrip", .bool(false)), ("rstrip", .bool(false)), ("normalized", .bool(false)), ("special", .bool(true)),
         ])
-        if let index = pairs.firstIndex(where: { $0.0 == "added_tokens" }) {
-            var list: [JSONValue] = []
-            if case .array(let existing) = pairs[index].1 { list = existing }
+        let root: JSONValue
+        do { root = try JSONParser.parse(data) } catch {
+            // These bytes parsed when this tokenizer was built; parsing is deterministic.
+            preconditionFailure("\(source): stored tokenizer.json no longer parses")
+        }
+        var pairs: [(String, JSONValue)] = []
+        if case .object(let p) = root { pairs = p }
+        if let index = pairs.firstIndex(where: { $0.0 == "added_tokens" }), case .array(var list) = pairs[index].1 {
             list.removeAll { $0["content"] == .string(specialToken) }
             list.append(entry)
             pairs[index].1 = .array(list)
         } else {
+            pairs.removeAll { $0.0 == "added_tokens" }
             pairs.insert(("added_tokens", .array([entry])), at: 0)
         }
-        return (try Tokenizer(data: JSONValue.object(pairs).serialized(), source: source), newId)
+        let tokens = added.tokens.filter { $0.content != specialToken } + [token]
+        return (Tokenizer(extending: self, addedTokens: tokens, data: JSONValue.object(pairs).serialized()), newId)
+    }
+
+    /// A copy of `base` with a different added vocabulary (used by `adding(specialToken:)`).
+    private init(extending base: Tokenizer, addedTokens: [AddedToken], data: Data) {
+        source = base.source
+        self.data = data
+        model = base.model
+        normalizer = base.normalizer
+        preTokenizer = base.preTokenizer
+        postProcessor = base.postProcessor
+        decoder = base.decoder
+        added = AddedVocabulary(tokens: addedTokens, normalizer: base.normalizer)
+        var table = base.idToToken
+        var addedIds: [String: Int] = [:]
+        for t in addedTokens {
+            if t.id >= table.count { table.append(contentsOf: repeatElement(nil, count: t.id + 1 - table.count)) }
+            table[t.id] = t.content
+            addedIds[t.content] = t.id
+        }
+        idToToken = table
+        self.addedIds = addedIds
+        vocabSize = table.count
+        specialTokenIds = Set(addedTokens.filter(\.special).map(\.id))
+        bosTokenId = base.bosTokenId
+        eosTokenId = base.eosTokenId
     }
 }

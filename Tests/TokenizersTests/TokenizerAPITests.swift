@@ -48,7 +48,7 @@ struct TokenizerAPITests {
     @Test("adding a special token assigns the next id and matches it in text")
     func addingSpecialToken() throws {
         let tok = try Fixtures.tokenizer("gpt2")
-        let (extended, id) = try tok.adding(specialToken: "<|trigger|>")
+        let (extended, id) = tok.adding(specialToken: "<|trigger|>")
         #expect(id == tok.vocabSize)
         #expect(extended.vocabSize == tok.vocabSize + 1)
         #expect(extended.specialTokenIds.contains(id))
@@ -60,11 +60,11 @@ struct TokenizerAPITests {
         // The stored JSON reloads to the same tokenizer; adding again is a no-op.
         let reloaded = try Tokenizer(data: extended.jsonData(), source: "x.json")
         #expect(reloaded.encode("Hi<|trigger|>there") == extended.encode("Hi<|trigger|>there"))
-        let (again, sameId) = try extended.adding(specialToken: "<|trigger|>")
+        let (again, sameId) = extended.adding(specialToken: "<|trigger|>")
         #expect(sameId == id && again === extended)
         // An existing vocabulary token keeps its id.
         let llama2 = try Fixtures.tokenizer("llama2")
-        let (withByte, existing) = try llama2.adding(specialToken: "<0x41>")
+        let (withByte, existing) = llama2.adding(specialToken: "<0x41>")
         #expect(existing == llama2.id(of: "<0x41>"))
         #expect(withByte.vocabSize == llama2.vocabSize)
         #expect(withByte.specialTokenIds.contains(existing))

@@ -48,7 +48,8 @@ public struct BPETrainer: Sendable {
             tokens.append(s)
         }
 
-        var (words, counts) = BPETrainer.countWords(texts, byteIds: byteIds)
+        let (initialWords, counts) = BPETrainer.countWords(texts, byteIds: byteIds)
+        var words = initialWords
         var pairCounts: [UInt64: Int] = [:]
         var pairWords: [UInt64: Set<Int>] = [:]
         for (w, word) in words.enumerated() where word.count > 1 {
@@ -117,8 +118,6 @@ public struct BPETrainer: Sendable {
                 if c > 0 { heap.push(PairHeap.Entry(count: c, key: key)) } else { pairCounts[key] = nil }
             }
         }
-        words = []
-        counts = []
         return BPETrainer.json(tokens: tokens, specials: specials, merges: merges)
     }
 
