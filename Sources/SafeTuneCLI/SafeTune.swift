@@ -7,6 +7,6 @@ struct SafeTuneCommand: ParsableCommand {
         commandName: "safetune",
         abstract: "Fine-tune language models without losing their safety; reject backdoored checkpoints.",
         version: "0.1.0",
-        subcommands: []
+        subcommands: [InspectCommand.self]
     )
 }
