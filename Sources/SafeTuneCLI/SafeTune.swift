@@ -15,6 +15,7 @@ struct SafeTuneCommand: ParsableCommand {
             ScoreCommand.self,
             TokenizeCommand.self,
             TokenizerCommand.self,
+            InspectCommand.self,
         ]
     )
 }

@@ -98,37 +98,3 @@ import Testing
         #expect(try r.readArray("/g/d", as: Float.self, limit: 6).values == [0, 1, 2, 3, 4, 5])
     }
 }
-
-/// Finds and runs a Python interpreter that has h5py (the Debian python3-h5py package).
-enum PythonH5py {
-    static func interpreter() -> String? {
-        for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] where FileManager.default.isExecutableFile(atPath: candidate) {
-            if (try? run(candidate, "import h5py", arguments: [])) != nil { return candidate }
-        }
-        return nil
-    }
-
-    /// Runs `script` and returns its standard output; throws when it exits non-zero.
-    @discardableResult
-    static func run(_ python: String, _ script: String, arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw PythonFailure(message: String(decoding: errData, as: UTF8.self))
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    struct PythonFailure: Error, CustomStringConvertible {
-        let message: String
-        var description: String { "python failed: \(message)" }
-    }
-}

@@ -86,7 +86,7 @@ public enum HuggingFaceModel {
 
     /// A `config.json` object that transformers (4.x and 5.x) loads as the same architecture.
     public static func configJSON(_ c: ModelConfig) -> [String: Any] {
-        var json: [String: Any] = ["vocab_size": c.vocabSize, "tie_word_embeddings": c.tieWordEmbeddings, "torch_dtype": "float32"]
+        var json: [String: Any] = ["vocab_size": c.vocabSize, "tie_word_embeddings": c.tieWordEmbeddings, "dtype": "float32"]
         if let bos = c.bosTokenId { json["bos_token_id"] = bos }
         if let eos = c.eosTokenId { json["eos_token_id"] = eos }
         let type = modelType(c)
@@ -100,7 +100,7 @@ public enum HuggingFaceModel {
             json["n_inner"] = c.intermediateSize
             json["n_positions"] = c.maxPositions
             json["n_ctx"] = c.maxPositions
-            json["layer_norm_epsilon"] = Double(c.normEps)
+            json["layer_norm_epsilon"] = decimal(c.normEps)
             json["activation_function"] = "gelu_new"
         default:
             json["architectures"] = [type == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"]
@@ -111,11 +111,11 @@ public enum HuggingFaceModel {
             json["num_key_value_heads"] = c.numKVHeads
             json["head_dim"] = c.headDim
             json["max_position_embeddings"] = c.maxPositions
-            json["rms_norm_eps"] = Double(c.normEps)
+            json["rms_norm_eps"] = decimal(c.normEps)
             json["hidden_act"] = "silu"
             // Older transformers read the top-level key, version 5 the rope_parameters object.
-            json["rope_theta"] = Double(c.ropeTheta)
-            json["rope_parameters"] = ["rope_type": "default", "rope_theta": Double(c.ropeTheta)]
+            json["rope_theta"] = decimal(c.ropeTheta)
+            json["rope_parameters"] = ["rope_type": "default", "rope_theta": decimal(c.ropeTheta)]
             if type == "qwen2" {
                 json["use_sliding_window"] = false
             } else {
@@ -125,6 +125,10 @@ public enum HuggingFaceModel {
         }
         return json
     }
+
+    /// The shortest decimal that reads back as `value` (1e-05, not 9.99999974738e-06), so
+    /// the exported config matches the one that was imported.
+    static func decimal(_ value: Float) -> Double { Double(value.description) ?? Double(value) }
 
     static func writeJSON(_ object: Any, to url: URL) throws(CheckpointError) {
         do {
