@@ -1,0 +1,1 @@
+// Pipeline module: a recipe's whole run.

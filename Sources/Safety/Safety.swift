@@ -1,0 +1,1 @@
+// Safety module: evaluation, SSAH, SA-ESS, BD-VAX (files land per method).

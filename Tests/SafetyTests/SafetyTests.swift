@@ -1,0 +1,1 @@
+// Safety tests land with each method.
