@@ -13,6 +13,7 @@ struct SafeTuneCommand: ParsableCommand {
             RecipeCommand.self,
             GenerateCommand.self,
             ScoreCommand.self,
+            UnitsCommand.self,
             TokenizeCommand.self,
             TokenizerCommand.self,
             InspectCommand.self,

@@ -31,6 +31,11 @@ public final class Linear {
     public let storedTransposed: Bool
     /// Optional adapter whose output is added to the projection's (LoRA).
     public var adapter: (any LinearAdapter)?
+    /// Called with the input value `[..., in]` on every forward, before the projection runs.
+    /// Lets analyses read the activations feeding a projection (SSAH unit scores use the
+    /// input of `down_proj` / `o_proj`) without a second model implementation. The tensor is
+    /// tape-owned: read it inside the call, do not keep it.
+    public var inputObserver: ((Tensor) -> Void)?
 
     /// A projection over existing parameters.
     public init(path: String, weight: Variable, bias: Variable?, storedTransposed: Bool = false) {
@@ -47,6 +52,7 @@ public final class Linear {
 
     /// x `[..., in]` → `[..., out]` = x · Wᵀ + b (+ adapter(x)).
     public func forward(tape: Tape, _ x: Variable) -> Variable {
+        inputObserver?(x.value)
         let y = tape.linear(x, weight, bias: bias)
         guard let adapter else { return y }
         return tape.add(y, adapter.forward(tape: tape, x: x))
