@@ -10,7 +10,7 @@ extension UnitMap {
         let (nm, na) = (unitCount(.mlp), unitCount(.attn))
         let (cm, ca) = (classCounts(.mlp), classCounts(.attn))
         var out = "class   mlp neurons          heads\n"
-        for c in UnitClass.allCases.reversed() {
+        for c in [UnitClass.scu, .ucu, .ru, .cu] {
             let m = cm[c] ?? 0, a = ca[c] ?? 0
             out += left(c.description, 6) + right(String(m), 8) + right(pct(m, nm), 8)
             out += right(String(a), 9) + right(pct(a, na), 8) + "\n"
