@@ -47,6 +47,12 @@ public final class LoRAAdapter: LinearAdapter {
         rng = SeededRandom(seed: seed)
     }
 
+    /// Restarts the dropout stream: the trainer reseeds every step so that a resumed run
+    /// draws the same masks as an uninterrupted one.
+    public func reseedDropout(_ seed: UInt64) {
+        rng = SeededRandom(seed: seed)
+    }
+
     /// `alpha / rank`, the factor on `B · A`.
     public var scaling: Float { alpha / Float(rank) }
 
