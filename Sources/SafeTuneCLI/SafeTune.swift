@@ -9,6 +9,7 @@ struct SafeTuneCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             BenchCommand.self,
+            TrainCommand.self,
             CorpusCommand.self,
             RecipeCommand.self,
             GenerateCommand.self,

@@ -1,1 +1,0 @@
-// Pipeline module: a recipe's whole run.
