@@ -1,1 +1,0 @@
-// Safety module: evaluation, SSAH, SA-ESS, BD-VAX (files land per method).

@@ -1,1 +1,0 @@
-// Safety tests land with each method.
