@@ -114,12 +114,14 @@ struct UnitMaskTests {
     func loraAdapters() throws {
         let config = UnitFixtures.llama
         let model = try TransformerModel(config: config, seed: 9, trainable: false)
+        let attached = try LoRA.attach(to: model, LoRA.Parameters(rank: 2, alpha: 4, seed: 3)) { $0 != "lm_head" }
         var rng = SeededRandom(seed: 4)
-        var adapters: [String: TestLoRA] = [:]
-        for (path, lin) in model.namedLinears where path != "lm_head" {
-            let a = TestLoRA(path: path, inFeatures: lin.inFeatures, outFeatures: lin.outFeatures, rank: 2, scale: 2, rng: &rng)
-            lin.adapter = a
-            adapters[path] = a
+        // Nonzero B, so a frozen row must be pinned by the freeze, not by LoRA's zero initialisation.
+        for (_, adapter) in attached { rng.fillNormal(adapter.b.value, std: 0.3) }
+        let adapters = Dictionary(uniqueKeysWithValues: attached)
+        func effective(_ lin: Linear) -> [Float] {
+            let d = adapters[lin.path]!.delta()
+            return (0..<d.count).map { lin.weight.value.data[$0] + d.data[$0] }
         }
         let map = try UnitFixtures.map(for: config, seed: 30)
         let mask = UnitMask(map: map, freeze: .scuPlusCU, route: .all)
@@ -127,12 +129,12 @@ struct UnitMaskTests {
         #expect(summary.maskedElements == 0)   // base weights are not trainable here
         #expect(summary.adapterCalls > 0)
         let slices = frozenSlices(model, mask)
-        let before = Dictionary(uniqueKeysWithValues: slices.map { ($0.0.path, adapters[$0.0.path]!.effective($0.0.weight.value)) })
+        let before = Dictionary(uniqueKeysWithValues: slices.map { ($0.0.path, effective($0.0)) })
         train(model, parameters: adapters.values.flatMap { $0.namedParameters.map(\.1) })
 
         var frozenSeen = 0, freeChanged = 0
         for (lin, rows, cols) in slices {
-            let e0 = before[lin.path]!, e = adapters[lin.path]!.effective(lin.weight.value), n = lin.inFeatures
+            let e0 = before[lin.path]!, e = effective(lin), n = lin.inFeatures
             for r in 0..<lin.outFeatures {
                 for c in 0..<n {
                     if rows.contains(r) || cols.contains(c) {

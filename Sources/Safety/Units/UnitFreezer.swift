@@ -3,8 +3,8 @@ import Models
 
 /// Applies a `UnitMask` to a model about to be trained, so the frozen units' effective
 /// weights cannot change:
-/// - every adapter attached to an affected projection is told to pin those rows/columns
-///   (`UnitFreezableAdapter`; LoRA masks rows of B and columns of A);
+/// - every LoRA adapter attached to an affected projection pins those rows (rows of B)
+///   and columns (columns of A) at zero, so `W + ΔW` keeps them bit for bit;
 /// - base weights that require gradients (full fine-tuning) get `Variable.updateMask`
 ///   zeros on those rows (weight and bias) and columns, which every optimizer honours
 ///   (no step, no weight decay). An existing mask is narrowed, never widened.
@@ -24,7 +24,7 @@ public enum UnitFreezer {
     }
 
     /// Freezes the units of `mask` in `model` (its attached adapters and trainable base weights).
-    /// Throws when the mask does not fit the model or an attached adapter cannot pin units.
+    /// Throws when the mask does not fit the model or an attached adapter is not LoRA.
     @discardableResult
     public static func apply(_ mask: UnitMask, to model: TransformerModel) throws(UnitMapError) -> Summary {
         try check(mask, fits: model)
@@ -34,16 +34,16 @@ public enum UnitFreezer {
                 let slices = UnitSlices(block: block, module: module, units: mask.units(layer: layer, module: module))
                 for (linear, rows) in slices.outputRows {
                     if let adapter = linear.adapter {
-                        guard let freezable = adapter as? any UnitFreezableAdapter else { throw .unsupportedAdapter(path: linear.path) }
-                        freezable.freezeOutputs(rows)
+                        guard let lora = adapter as? LoRAAdapter else { throw .unsupportedAdapter(path: linear.path) }
+                        lora.freezeOutputs(rows)
                         summary.adapterCalls += 1
                     }
                     summary.maskedElements += maskRows(linear, rows)
                 }
                 for (linear, columns) in slices.inputColumns {
                     if let adapter = linear.adapter {
-                        guard let freezable = adapter as? any UnitFreezableAdapter else { throw .unsupportedAdapter(path: linear.path) }
-                        freezable.freezeInputs(columns)
+                        guard let lora = adapter as? LoRAAdapter else { throw .unsupportedAdapter(path: linear.path) }
+                        lora.freezeInputs(columns)
                         summary.adapterCalls += 1
                     }
                     summary.maskedElements += maskColumns(linear, columns)
