@@ -43,6 +43,15 @@ struct UnitsCommand: ParsableCommand {
     @Option(help: "Chat template for prompt/completion data: llama2, chatml, instruction, or auto (from the tokenizer).")
     var template: String = "auto"
 
+    @Flag(name: .customLong("validate"), help: "Prune each class in turn and report the change in ASR and utility.")
+    var validateByPruning = false
+
+    @Option(help: "Evaluation set for --validate (corpus JSONL with harmful and skill prompts; default: the utility set).")
+    var eval: String?
+
+    @Option(help: "Most tokens per answer during --validate.")
+    var maxTokens: Int = 32
+
     @Flag(help: "Compare the unit maps stored in PARENT and CHILD.")
     var compare = false
 
@@ -52,7 +61,7 @@ struct UnitsCommand: ParsableCommand {
     func validate() throws {
         if compare {
             guard models.count == 2 else { throw ValidationError("--compare needs PARENT and CHILD checkpoints") }
-            if safety != nil || utility != nil || output != nil {
+            if safety != nil || utility != nil || output != nil || validateByPruning {
                 throw ValidationError("--compare takes only PARENT, CHILD and --json")
             }
         } else if models.count != 1 {
@@ -61,6 +70,8 @@ struct UnitsCommand: ParsableCommand {
         if (safety == nil) != (utility == nil) { throw ValidationError("--safety and --utility go together") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+        if validateByPruning, eval == nil, utility == nil { throw ValidationError("--validate needs --eval (or --utility) with harmful and skill prompts") }
     }
 
     func run() throws {
@@ -102,6 +113,13 @@ struct UnitsCommand: ParsableCommand {
 
         var report: [String: Any] = ["model": path, "map": map.jsonObject]
         var text = map.summaryTable
+        if validateByPruning, let set = eval ?? utility {
+            let evaluate = try outcome(set: set, checkpoint: checkpoint, path: path)
+            note("validating: evaluating the model, then with each class pruned")
+            let validation = try UnitValidation(model: model, map: map, evaluate: evaluate)
+            report["validation"] = validation.jsonObject
+            text += "\n" + validation.table
+        }
         if let output {
             checkpoint.units = map.checkpointUnits(attributes: attributes)
             let url = URL(fileURLWithPath: output)
@@ -136,6 +154,22 @@ struct UnitsCommand: ParsableCommand {
 
     // MARK: Helpers
 
+    /// Measures a model on `set`'s harmful prompts (direct-request ASR) and skill prompts
+    /// (accuracy), at most `--limit` of each, with greedy answers of `--max-tokens` tokens.
+    private func outcome(set: String, checkpoint: Checkpoint, path: String) throws -> (TransformerModel) throws -> UnitValidation.Outcome {
+        guard let json = checkpoint.tokenizerJSON else { throw UnitsCommandError.noTokenizer(path) }
+        let tokenizer = try Tokenizer(data: json, source: path + " (tokenizer.json)")
+        let chat = try ChatTemplate.named(template, tokenizer: tokenizer)
+        var prompts = try EvaluationSet.load(contentsOf: URL(fileURLWithPath: set)).limited(to: limit)
+        prompts.harmless = []
+        guard !prompts.harmful.isEmpty, !prompts.skills.isEmpty else { throw UnitsCommandError.evaluationSet(set) }
+        let options = EvaluationOptions(maxTokens: maxTokens, keepResponses: false)
+        return { model in
+            let report = try Evaluator(model: model, tokenizer: tokenizer, template: chat, options: options).evaluate(prompts)
+            return UnitValidation.Outcome(asr: report.attackSuccess("direct")?.value ?? 0, utility: report.skillAccuracy?.value ?? 0)
+        }
+    }
+
     /// A `.h5` checkpoint or a Hugging Face folder, with full weights.
     static func loadCheckpoint(_ path: String) throws -> Checkpoint {
         var isDirectory: ObjCBool = false
@@ -160,6 +194,7 @@ enum UnitsCommandError: Error, CustomStringConvertible {
     case adapterOnly(String)
     case noTokenizer(String)
     case noMap(String)
+    case evaluationSet(String)
 
     var description: String {
         switch self {
@@ -167,6 +202,7 @@ enum UnitsCommandError: Error, CustomStringConvertible {
         case let .adapterOnly(p): return "\(p): an adapter-only checkpoint needs its base model"
         case let .noTokenizer(p): return "\(p): no tokenizer.json; scoring units needs one"
         case let .noMap(p): return "\(p): no unit map stored; give --safety and --utility to compute one"
+        case let .evaluationSet(p): return "\(p): --validate needs both harmful and skill prompts (a corpus val.jsonl)"
         }
     }
 }

@@ -54,18 +54,21 @@ public struct UnitValidation: Sendable {
     /// Change in utility (pruned − baseline) of a row, in fraction points.
     public func utilityChange(_ row: Row) -> Double { row.outcome.utility - baseline.utility }
 
-    /// A fixed-width table: class, units pruned, ASR and utility after pruning and their changes.
+    /// A fixed-width table: class, units pruned, ASR and utility after pruning and their changes
+    /// (in percentage points).
     public var table: String {
         func pct(_ v: Double) -> String { String(format: "%.1f%%", 100 * v) }
         func signed(_ v: Double) -> String { String(format: "%+.1f", 100 * v) }
         func right(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
-        var out = "pruned  neurons  heads      ASR   change  utility   change\n"
-        out += "none" + right("0", 13) + right("0", 7) + right(pct(baseline.asr), 9) + right("", 9)
+        func left(_ s: String) -> String { s + String(repeating: " ", count: max(0, 6 - s.count)) }
+        var out = left("pruned") + right("neurons", 9) + right("heads", 7) + right("ASR", 9) + right("change", 9)
+        out += right("utility", 9) + right("change", 9) + "\n"
+        out += left("none") + right("0", 9) + right("0", 7) + right(pct(baseline.asr), 9) + right("", 9)
         out += right(pct(baseline.utility), 9) + "\n"
         for r in rows {
-            out += r.pruned.description + String(repeating: " ", count: max(0, 4 - r.pruned.description.count))
-            out += right(String(r.mlpUnits), 13) + right(String(r.attnUnits), 7) + right(pct(r.outcome.asr), 9)
-            out += right(signed(asrChange(r)), 9) + right(pct(r.outcome.utility), 9) + right(signed(utilityChange(r)), 9) + "\n"
+            out += left(r.pruned.description) + right(String(r.mlpUnits), 9) + right(String(r.attnUnits), 7)
+            out += right(pct(r.outcome.asr), 9) + right(signed(asrChange(r)), 9)
+            out += right(pct(r.outcome.utility), 9) + right(signed(utilityChange(r)), 9) + "\n"
         }
         return out
     }
