@@ -92,6 +92,11 @@ struct UnitsCommand: ParsableCommand {
         let path = models[0]
         var checkpoint = try Self.loadCheckpoint(path)
         let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
+        if let group = checkpoint.adapters {
+            // Score the fine-tuned function: a LoRA child's units differ from its base's only through the adapters.
+            try LoRAGroup.attach(group, to: model, source: path)
+            LoRA.merge(model)
+        }
         let requested = try sizes.map { (text) throws(UnitMapError) in try UnitSizes(parsing: text) }
 
         var map: UnitMap
@@ -177,9 +182,6 @@ struct UnitsCommand: ParsableCommand {
         let url = URL(fileURLWithPath: path)
         let checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url) : try Checkpoint.read(from: url)
         if checkpoint.isAdapterOnly { throw UnitsCommandError.adapterOnly(path) }
-        if checkpoint.adapters != nil {
-            FileHandle.standardError.write(Data("warning: \(path): adapters are not applied; scoring the base weights\n".utf8))
-        }
         return checkpoint
     }
 

@@ -74,7 +74,7 @@ struct UnitMapBuilderTests {
         #expect(other.classCounts(.mlp)[.ru] == Int((0.3 * Double(other.unitCount(.mlp))).rounded()))
 
         var bare = Checkpoint(config: model.config, weights: [:])
-        #expect(throws: UnitMapError.self) {
+        #expect(throws: UnitMapError.noScoringData(source: "x.h5")) {
             try builder.map(for: &bare, source: "x.h5", model: model, encoder: encoder, safety: nil, utility: nil)
         }
     }

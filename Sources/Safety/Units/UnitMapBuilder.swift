@@ -69,7 +69,7 @@ public struct UnitMapBuilder {
     public func map(for checkpoint: inout Checkpoint, source: String, model: TransformerModel, encoder: ExampleEncoder,
                     safety: URL?, utility: URL?) throws -> (map: UnitMap, computed: Bool) {
         if let map = try cached(in: checkpoint, source: source) { return (map, false) }
-        guard let safety, let utility else { throw UnitMapError.missingEntry(source: source, key: "/units (and no scoring data given)") }
+        guard let safety, let utility else { throw UnitMapError.noScoringData(source: source) }
         let (map, attributes) = try build(model: model, encoder: encoder, safety: safety, utility: utility)
         checkpoint.units = map.checkpointUnits(attributes: attributes)
         return (map, true)

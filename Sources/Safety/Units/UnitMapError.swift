@@ -12,6 +12,8 @@ public enum UnitMapError: Error, Equatable, CustomStringConvertible {
     case missingEntry(source: String, key: String)
     /// Two maps cannot be compared.
     case incompatible(reason: String)
+    /// No map is stored and no safety/utility data was given to compute one.
+    case noScoringData(source: String)
     /// An adapter attached to a projection cannot pin units.
     case unsupportedAdapter(path: String)
 
@@ -24,7 +26,8 @@ public enum UnitMapError: Error, Equatable, CustomStringConvertible {
             return "\(source): units '\(key)' has \(found) entries, expected \(expected)"
         case let .missingEntry(source, key): return "\(source): units '\(key)' is missing"
         case let .incompatible(reason): return "unit maps cannot be compared: \(reason)"
-        case let .unsupportedAdapter(path): return "\(path): its adapter cannot freeze units (needs row/column freezing)"
+        case let .noScoringData(source): return "\(source): stores no unit map, and no safety and utility data were given to compute one"
+        case let .unsupportedAdapter(path): return "\(path): its adapter is not LoRA; units can be frozen only in LoRA adapters and base weights"
         }
     }
 }
