@@ -13,12 +13,6 @@ public struct UnitMask: Sendable, Equatable {
     /// `attn[layer][head]`.
     public var attn: [[Bool]]
 
-    /// Nothing frozen, for a map's shape.
-    public init(shapeOf map: UnitMap) {
-        mlp = map.mlp.map { [Bool](repeating: false, count: $0.count) }
-        attn = map.attn.map { [Bool](repeating: false, count: $0.count) }
-    }
-
     /// The units of the given classes.
     public init(map: UnitMap, classes: Set<UnitClass>) {
         mlp = map.mlp.map { $0.classes.map(classes.contains) }
