@@ -48,3 +48,17 @@ import Testing
         #expect(CorpusBuilder.csvFields("a,\"b, \"\"c\"\"\"") == ["a", "b, \"c\""])
     }
 }
+
+extension CorpusBuilderTests {
+    /// The committed corpus (data/corpus) is exactly what `safetune corpus build` makes.
+    @Test func committedCorpusIsReproducible() throws {
+        let builder = CorpusBuilder(CorpusBuilder.Parameters(source: Self.dataDirectory))
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try builder.write(try builder.build(), to: out)
+        for name in ["train.jsonl", "val.jsonl"] {
+            let committed = try Data(contentsOf: Self.dataDirectory.appendingPathComponent("corpus/\(name)"))
+            #expect(try Data(contentsOf: out.appendingPathComponent(name)) == committed, "data/corpus/\(name) differs from the builder's output")
+        }
+    }
+}
