@@ -30,6 +30,8 @@ public final class RecipeRun {
 
     public let recipe: Recipe
     public let parameters: Parameters
+    /// Examples of each set scored for an SSAH unit map (enough for stable variances, bounded time).
+    static let unitMapExamples = 200
 
     public init(recipe: Recipe, parameters: Parameters = .init()) {
         self.recipe = recipe
@@ -40,6 +42,22 @@ public final class RecipeRun {
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
         progress(.phase("loading \(recipe.model.base?.written ?? "a fresh model")"))
         let trainer = try Trainer(recipe: recipe, parameters: parameters.trainer)
+        var sections: [RunReport.Section] = []
+        let ssah = recipe.safety.ssah
+        var parentMap: UnitMap?
+        if ssah.enabled {
+            progress(.phase("SSAH: unit map"))
+            let builder = UnitMapBuilder(sizes: UnitSizes(scu: ssah.sizes.scu, ucu: ssah.sizes.ucu, ru: ssah.sizes.ru),
+                                         limit: Self.unitMapExamples)
+            let (map, computed) = try builder.map(
+                for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,
+                encoder: trainer.encoder, safety: ssah.safetyData?.url, utility: ssah.utilityData?.url)
+            let frozen = try UnitFreezer.apply(UnitMask(map: map, freeze: ssah.freeze, route: ssah.route), to: trainer.model)
+            progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route): \(frozen)"))
+            parentMap = map
+            sections.append(RunReport.Section(title: "SSAH unit map (parent)",
+                                              html: "<pre>\(RunReport.escape(map.summaryTable))</pre>" + UnitMapSVG.render(map)))
+        }
         let summary = try trainer.run { progress(.training($0)) }
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         var reportURL: URL?
@@ -53,6 +71,19 @@ public final class RecipeRun {
                 ("seconds", String(format: "%.1f", summary.seconds)), ("checkpoint", checkpoint.lastPathComponent),
             ]
             report.loadMetrics(from: trainer.outputDirectory.appendingPathComponent("metrics.jsonl"))
+            // Drift needs both scoring sets (a map cached in the base may come without them).
+            if let parentMap, let safety = ssah.safetyData?.url, let utility = ssah.utilityData?.url,
+               summary.steps == trainer.plan.totalSteps {
+                progress(.phase("SSAH: unit drift"))
+                let child = try ModelBundle.load(checkpoint)
+                let builder = UnitMapBuilder(sizes: parentMap.sizes, limit: Self.unitMapExamples)
+                let (childMap, _) = try builder.build(model: child.model, encoder: trainer.encoder,
+                                                      safety: safety, utility: utility)
+                let drift = try UnitDrift(parent: parentMap, child: childMap)
+                sections.append(RunReport.Section(title: "SSAH unit drift (parent → fine-tuned)",
+                                                  html: "<pre>\(RunReport.escape(drift.table))</pre>"))
+            }
+            report.sections = sections
             let url = trainer.outputDirectory.appendingPathComponent("report.html")
             try report.write(to: url)
             reportURL = url

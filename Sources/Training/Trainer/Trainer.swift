@@ -29,6 +29,8 @@ public final class Trainer {
     public let bundle: ModelBundle
     public let tokenizer: Tokenizer
     public let objective: TrainingObjective
+    /// Renders and tokenizes examples with the recipe's chat template.
+    public let encoder: ExampleEncoder
     /// LoRA adapters by module path (empty for full fine-tuning).
     public let adapters: [(String, LoRAAdapter)]
     /// Where checkpoints, metrics and the report go.
@@ -76,7 +78,7 @@ public final class Trainer {
 
         data = try RecipeData(recipe: recipe)
         let template = try ChatTemplate.named(Trainer.templateName(recipe.model.template), tokenizer: tokenizer)
-        let encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
+        encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
         let pad = Int32(tokenizer.eosTokenId ?? 0)
         let train = data.train.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
         guard !train.isEmpty else { throw TrainerError.noTrainableTokens }
