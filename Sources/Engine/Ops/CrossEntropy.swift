@@ -1,5 +1,3 @@
-import Foundation
-
 extension Tape {
     /// Softmax cross-entropy against integer targets, fused with the log-softmax.
     ///
@@ -43,7 +41,13 @@ extension Tape {
                 Parallel.forEach(rows, costPerItem: 2 * vocab) { rs in
                     for r in rs where tp[r] != ignoreIndex {
                         let row = lp + r * vocab, out = dl + r * vocab, m = sp[r]
-                        for j in 0..<vocab { out[j] += g * expf(row[j] - m) }
+                        var j = 0
+                        while j < vocab {
+                            let c = min(FastMath.width, vocab - j)
+                            let e = FastMath.exp(FastMath.load(row + j, count: c) - m)
+                            FastMath.store(FastMath.load(out + j, count: c) + g * e, out + j, count: c)
+                            j += FastMath.width
+                        }
                         out[Int(tp[r])] -= g
                     }
                 }

@@ -1,23 +1,21 @@
-import Foundation
-
 extension Tape {
     /// SiLU (swish): `x · σ(x)`. Backward: dx += dy · σ(x) (1 + x (1 - σ(x))).
     public func silu(_ x: Variable) -> Variable {
         let n = x.value.count
         let y = output(x.shape, x)
         let xp = x.value.data, yp = y.value.data
-        Parallel.forEach(n, costPerItem: 16) { r in
-            for i in r { yp[i] = xp[i] * Tape.sigmoid(xp[i]) }
+        Tape.vectorLoop(n) { i, c in
+            let v = FastMath.load(xp + i, count: c)
+            FastMath.store(v * FastMath.sigmoid(v), yp + i, count: c)
         }
         guard y.requiresGrad else { return y }
         record {
             guard let dy = y.grad?.data else { return }
             let dx = x.gradBuffer().data
-            Parallel.forEach(n, costPerItem: 16) { r in
-                for i in r {
-                    let s = Tape.sigmoid(xp[i])
-                    dx[i] += dy[i] * s * (1 + xp[i] * (1 - s))
-                }
+            Tape.vectorLoop(n) { i, c in
+                let v = FastMath.load(xp + i, count: c), s = FastMath.sigmoid(v)
+                let g = FastMath.load(dy + i, count: c) * s * (1 + v * (1 - s))
+                FastMath.store(FastMath.load(dx + i, count: c) + g, dx + i, count: c)
             }
         }
         return y
@@ -33,29 +31,41 @@ extension Tape {
         precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) and up \(up.shape) differ")
         let n = gate.value.count
         let y = output(gate.shape, gate, up)
-        let gp = gate.value.data, up_ = up.value.data, yp = y.value.data
-        Parallel.forEach(n, costPerItem: 16) { r in
-            for i in r { yp[i] = gp[i] * Tape.sigmoid(gp[i]) * up_[i] }
+        let gp = gate.value.data, upp = up.value.data, yp = y.value.data
+        Tape.vectorLoop(n) { i, c in
+            let g = FastMath.load(gp + i, count: c)
+            FastMath.store(g * FastMath.sigmoid(g) * FastMath.load(upp + i, count: c), yp + i, count: c)
         }
         guard y.requiresGrad else { return y }
         record {
             guard let dy = y.grad?.data else { return }
             let dg = gate.requiresGrad ? gate.gradBuffer().data : nil
             let du = up.requiresGrad ? up.gradBuffer().data : nil
-            Parallel.forEach(n, costPerItem: 16) { r in
-                for i in r {
-                    let g = gp[i], s = Tape.sigmoid(g)
-                    if let dg { dg[i] += dy[i] * up_[i] * s * (1 + g * (1 - s)) }
-                    if let du { du[i] += dy[i] * g * s }
+            Tape.vectorLoop(n) { i, c in
+                let g = FastMath.load(gp + i, count: c), s = FastMath.sigmoid(g)
+                let d = FastMath.load(dy + i, count: c)
+                if let dg {
+                    let v = d * FastMath.load(upp + i, count: c) * s * (1 + g * (1 - s))
+                    FastMath.store(FastMath.load(dg + i, count: c) + v, dg + i, count: c)
+                }
+                if let du {
+                    FastMath.store(FastMath.load(du + i, count: c) + d * g * s, du + i, count: c)
                 }
             }
         }
         return y
     }
 
-    /// Logistic function, stable for large |x|.
+    /// Runs `body(start, count)` over `0..<n` in vectors of `FastMath.width` (the last
+    /// one partial), split across threads.
     @inline(__always)
-    static func sigmoid(_ x: Float) -> Float {
-        1 / (1 + expf(-x))
+    static func vectorLoop(_ n: Int, _ body: (Int, Int) -> Void) {
+        Parallel.forEach(n, costPerItem: 8) { r in
+            var i = r.lowerBound
+            while i < r.upperBound {
+                body(i, min(FastMath.width, r.upperBound - i))
+                i += FastMath.width
+            }
+        }
     }
 }
