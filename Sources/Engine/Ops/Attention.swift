@@ -1,5 +1,3 @@
-import Foundation
-
 extension Tape {
     /// Fused multi-head scaled dot-product attention (scores, mask, softmax, · V) with
     /// grouped key/value heads.
@@ -92,8 +90,7 @@ extension Tape {
                         BLAS.gemm(transB: true, m: tq, n: tk, k: d, a: doh, lda: qw, b: vh, ldb: kw, c: ds)
                         for i in 0..<tq {
                             let pr = p + i * tk, sr = ds + i * tk
-                            var dot: Float = 0
-                            for j in 0..<tk { dot += pr[j] * sr[j] }
+                            let dot = FastMath.dot(pr, sr, count: tk)
                             for j in 0..<tk { sr[j] = pr[j] * (sr[j] - dot) * scale }
                         }
                         if let dq {
@@ -121,13 +118,11 @@ extension Tape {
             row.update(repeating: 0, count: count)
             return
         }
-        var s: Float = 0
         for j in 0..<count {
-            let e: Float = allowed[j] != 0 ? expf(row[j] - m) : 0
-            row[j] = e
-            s += e
+            let e = FastMath.exp(row[j] - m)
+            row[j] = allowed[j] != 0 ? e : 0
         }
-        let inv = 1 / s
+        let inv = 1 / FastMath.sum(row, count: count)
         for j in 0..<count { row[j] *= inv }
     }
 }

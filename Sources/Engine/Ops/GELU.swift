@@ -10,22 +10,23 @@ extension Tape {
         let n = x.value.count
         let y = output(x.shape, x)
         let xp = x.value.data, yp = y.value.data
-        Tape.vectorLoop(n) { i, c in
-            let v = FastMath.load(xp + i, count: c)
-            let u = Tape.geluC * (v + 0.044715 * v * v * v)
-            FastMath.store(v * FastMath.sigmoid(2 * u), yp + i, count: c)
+        Parallel.forEach(n, costPerItem: 8) { r in
+            for i in r {
+                let v = xp[i]
+                yp[i] = v * FastMath.sigmoid(2 * Tape.geluC * (v + 0.044715 * v * v * v))
+            }
         }
         guard y.requiresGrad else { return y }
         record {
             guard let dy = y.grad?.data else { return }
             let dx = x.gradBuffer().data
-            Tape.vectorLoop(n) { i, c in
-                let v = FastMath.load(xp + i, count: c)
-                let v2 = v * v
-                let s = FastMath.sigmoid(2 * Tape.geluC * (v + 0.044715 * v2 * v))
-                let du = Tape.geluC * (1 + 3 * 0.044715 * v2)
-                let g = FastMath.load(dy + i, count: c) * (s + 2 * v * s * (1 - s) * du)
-                FastMath.store(FastMath.load(dx + i, count: c) + g, dx + i, count: c)
+            Parallel.forEach(n, costPerItem: 8) { r in
+                for i in r {
+                    let v = xp[i], v2 = v * v
+                    let s = FastMath.sigmoid(2 * Tape.geluC * (v + 0.044715 * v2 * v))
+                    let du = Tape.geluC * (1 + 3 * 0.044715 * v2)
+                    dx[i] += dy[i] * (s + 2 * v * s * (1 - s) * du)
+                }
             }
         }
         return y
