@@ -158,12 +158,14 @@ struct BenchStack {
     }
 
     /// FLOPs of the GEMMs one forward + backward step executes: every forward GEMM has
-    /// two backward GEMMs (both operands need gradients), and attention computes the
-    /// full Tq × Tk score matrix per head.
+    /// two backward GEMMs (both operands need gradients); attention counts the score
+    /// blocks the causal kernel actually computes.
     func matmulFlops(batch: Int) -> Double {
-        let n = Double(batch * context), d = Double(d), ff = Double(ff), t = Double(context)
-        let perLayer = 2 * n * d * (3 * d) + 2 * n * d * d + 2 * (2 * n * d * ff) + 2 * (2 * n * t * d)
-        let forward = Double(layers) * perLayer + 2 * n * d * Double(vocab)
+        let n = Double(batch * context), dd = Double(d), ff = Double(ff)
+        let attention = Tape.attentionForwardFlops(batch: batch, queries: context, keys: context, heads: heads,
+                                                   headSize: d / heads, causal: true)
+        let perLayer = 2 * n * dd * (3 * dd) + 2 * n * dd * dd + 2 * (2 * n * dd * ff) + attention
+        let forward = Double(layers) * perLayer + 2 * n * dd * Double(vocab)
         return 3 * forward
     }
 }
