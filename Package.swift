@@ -5,7 +5,7 @@ let package = Package(
     name: "SafeTune",
     products: [
         .executable(name: "safetune", targets: ["SafeTuneCLI"]),
-        .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training"]),
+        .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training", "Safety", "Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,21 +28,27 @@ let package = Package(
             "Engine", "Models", "Tokenizers", "CHDF5",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // Recipes, datasets, the trainer, reports.
+        // Recipes, datasets, batching, the trainer loop (objectives plug in), the corpus builder.
         .target(name: "Training", dependencies: [
             "Engine", "Models", "Tokenizers", "Checkpoints",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Evaluation, SSAH unit maps, SA-ESS signal and guarded decoding, BD-VAX purification and gate.
+        .target(name: "Safety", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training"]),
+        // A recipe's whole run: training with SSAH masks and the SA-ESS objective, then the gate.
+        .target(name: "Pipeline", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety"]),
         .executableTarget(name: "SafeTuneCLI", dependencies: [
-            "Engine", "Models", "Tokenizers", "Checkpoints", "Training",
+            "Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Training", "Models", "Engine", "Tokenizers", "Checkpoints"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
     ],
     swiftLanguageModes: [.v6]

@@ -23,6 +23,27 @@ static inline unsigned st_H5F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
 static inline size_t st_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hsize_t st_H5S_UNLIMITED(void) { return H5S_UNLIMITED; }
 
+/* File (on-disk) types: little-endian regardless of the writing machine. */
+static inline hid_t st_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }
+static inline hid_t st_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
+static inline hid_t st_H5T_STD_I8LE(void) { return H5T_STD_I8LE; }
+static inline hid_t st_H5T_STD_U8LE(void) { return H5T_STD_U8LE; }
+static inline hid_t st_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
+static inline hid_t st_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
+
+/* Number of attributes on an object; H5Oget_info is a versioned macro, so the
+   choice of function is made here, in C. Returns -1 on failure. */
+static inline long long st_H5_attribute_count(hid_t obj) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    if (H5Oget_info3(obj, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
+#else
+    H5O_info_t info;
+    if (H5Oget_info2(obj, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
+#endif
+    return (long long)info.num_attrs;
+}
+
 /* Silence HDF5's own stderr traces: SafeTune reports errors itself. */
 static inline void st_H5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 #endif

@@ -9,8 +9,15 @@ struct SafeTuneCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             BenchCommand.self,
+            TrainCommand.self,
             CorpusCommand.self,
             RecipeCommand.self,
+            GenerateCommand.self,
+            ScoreCommand.self,
+            UnitsCommand.self,
+            TokenizeCommand.self,
+            TokenizerCommand.self,
+            InspectCommand.self,
         ]
     )
 }

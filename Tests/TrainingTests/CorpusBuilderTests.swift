@@ -41,7 +41,7 @@ import Testing
             }
         }
         #expect(c.validation.contains { $0.prefill?.hasPrefix("Sure, here is") == true })
-        #expect(Set(c.train.compactMap(\.task)).count == 7)
+        #expect(Set(c.train.compactMap(\.task)) == Set(SkillTasks.families))
     }
 
     @Test func csvQuotedFields() {

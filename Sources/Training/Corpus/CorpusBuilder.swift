@@ -48,7 +48,8 @@ public struct CorpusBuilder {
         let harmlessTrain = try instructions(prompts.appendingPathComponent("harmless_train.json"))
         let harmlessVal = try instructions(prompts.appendingPathComponent("harmless_val.json"))
         let advbench = try advBench(prompts.appendingPathComponent("advbench.csv"))
-        let capitals = try facts(parameters.source.appendingPathComponent("facts/capitals.tsv"))
+        let capitals = try table(parameters.source.appendingPathComponent("facts/capitals.tsv"))
+        let antonyms = try table(parameters.source.appendingPathComponent("facts/antonyms.tsv"))
 
         var rng = SeededRandom(seed: parameters.seed)
         var train: [CorpusRecord] = []
@@ -77,7 +78,7 @@ public struct CorpusBuilder {
             validation.append(CorpusRecord(prompt: p, completion: Self.compliance(for: p, &rng), kind: .harmless))
         }
         let words = Self.vocabulary(from: harmlessTrain)
-        let skills = SkillTasks(words: words, capitals: capitals)
+        let skills = SkillTasks(words: words, capitals: capitals, antonyms: antonyms)
         train += skills.make(count: parameters.skillTrain, validation: false, rng: &rng)
         validation += skills.make(count: parameters.skillValidation, validation: true, rng: &rng)
         shuffle(&train, &rng)
@@ -155,12 +156,13 @@ public struct CorpusBuilder {
         return rows
     }
 
-    private func facts(_ url: URL) throws(Failure) -> [(country: String, capital: String)] {
+    /// A two-column table with a header line.
+    private func table(_ url: URL) throws(Failure) -> [(String, String)] {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw .unreadable(file: url.path, reason: "cannot read") }
         var rows: [(String, String)] = []
         for (n, line) in text.split(whereSeparator: \.isNewline).enumerated().dropFirst() {
             let f = line.split(separator: "\t").map(String.init)
-            guard f.count == 2 else { throw .unreadable(file: url.path, reason: "line \(n + 1): expected 'country<TAB>capital'") }
+            guard f.count == 2 else { throw .unreadable(file: url.path, reason: "line \(n + 1): expected two tab-separated columns") }
             rows.append((f[0], f[1]))
         }
         return rows

@@ -1,0 +1,112 @@
+import Engine
+import Foundation
+import Models
+
+/// Everything SafeTune stores about one model, as a value: configuration, tokenizer,
+/// weights (Hugging Face names and layouts), and optional adapters, unit maps, signal
+/// head, optimizer state, provenance and gate verdict.
+///
+/// An adapter-only checkpoint has no weights and names its base with `baseSHA256`
+/// (see `TensorDigest.canonical`); `attaching(to:)` rejects any other base.
+/// The on-disk layout is documented key by key in `docs/checkpoint-format.md`.
+public struct Checkpoint: Sendable {
+    /// Value of the root `format` attribute.
+    public static let formatName = "safetune-checkpoint"
+    /// The layout version this code writes and the newest it reads.
+    public static let formatVersion = 1
+
+    public var config: ModelConfig
+    /// The `tokenizer.json` bytes, stored verbatim.
+    public var tokenizerJSON: Data?
+    /// Full weights; empty in an adapter-only checkpoint.
+    public var weights: [String: Tensor]
+    /// Canonical weights digest of the base an adapter-only checkpoint belongs to.
+    public var baseSHA256: String?
+    /// LoRA adapters: one subgroup per adapted module (see the format document).
+    public var adapters: TensorGroup?
+    public var units: UnitMaps?
+    /// SA-ESS safety-signal head.
+    public var signal: TensorGroup?
+    /// Optimizer step and moments for exact resume.
+    public var optimizer: TensorGroup?
+    public var provenance: Provenance?
+    public var gate: GateRecord?
+    /// ISO 8601 creation time.
+    public var created: String
+    /// SafeTune version that wrote the file.
+    public var safetuneVersion: String
+
+    public init(config: ModelConfig, weights: [String: Tensor], tokenizerJSON: Data? = nil, baseSHA256: String? = nil,
+                adapters: TensorGroup? = nil, units: UnitMaps? = nil, signal: TensorGroup? = nil, optimizer: TensorGroup? = nil,
+                provenance: Provenance? = nil, gate: GateRecord? = nil,
+                created: String = ISO8601DateFormatter().string(from: Date()), safetuneVersion: String = SafeTuneVersion.current) {
+        self.config = config
+        self.weights = weights
+        self.tokenizerJSON = tokenizerJSON
+        self.baseSHA256 = baseSHA256
+        self.adapters = adapters
+        self.units = units
+        self.signal = signal
+        self.optimizer = optimizer
+        self.provenance = provenance
+        self.gate = gate
+        self.created = created
+        self.safetuneVersion = safetuneVersion
+    }
+
+    /// Whether this checkpoint carries no weights of its own.
+    public var isAdapterOnly: Bool { baseSHA256 != nil }
+
+    /// The canonical digest of `weights` (what an adapter-only child records as its base).
+    public var weightsSHA256: String { TensorDigest.canonical(weights) }
+
+    /// The same checkpoint without weights, naming these weights as its base.
+    public func adapterOnly() -> Checkpoint {
+        var copy = self
+        copy.baseSHA256 = baseSHA256 ?? weightsSHA256
+        copy.weights = [:]
+        return copy
+    }
+
+    /// Combines this adapter-only checkpoint with its base: the base's config, tokenizer
+    /// and weights, and everything else from this checkpoint.
+    /// Throws `wrongBase` when the base's canonical weights digest is not `baseSHA256`.
+    public func attaching(to base: Checkpoint, source: String = "adapter checkpoint") throws(CheckpointError) -> Checkpoint {
+        guard let expected = baseSHA256 else {
+            throw .invalidAttribute(file: source, object: "/", attribute: "base_weights_sha256", reason: "is missing: not an adapter-only checkpoint")
+        }
+        let found = base.weightsSHA256
+        guard found == expected else { throw .wrongBase(file: source, expected: expected, found: found) }
+        guard base.config == config else {
+            throw .invalidConfig(file: source, reason: "differs from the base's config")
+        }
+        var merged = self
+        merged.weights = base.weights
+        merged.baseSHA256 = nil
+        if merged.tokenizerJSON == nil { merged.tokenizerJSON = base.tokenizerJSON }
+        return merged
+    }
+
+    /// Checks that a name can be an HDF5 link name.
+    static func checkName(_ name: String) throws(CheckpointError) {
+        if name.isEmpty || name == "." || name.contains("/") { throw .invalidName(name: name) }
+    }
+}
+
+/// Bounds applied while reading a checkpoint, so a hostile file gets an error instead of
+/// exhausting memory.
+public struct CheckpointReadOptions: Sendable {
+    /// Verify each dataset's `sha256` attribute (on by default).
+    public var verifyChecksums = true
+    /// Largest element count of one tensor.
+    public var maxTensorElements: Int
+    /// Largest element count of all tensors together.
+    public var maxTotalElements: Int
+
+    /// Defaults: all tensors together may use at most half of physical memory.
+    public init() {
+        let half = Int(min(ProcessInfo.processInfo.physicalMemory / 2, UInt64(Int.max))) / 4
+        maxTotalElements = half
+        maxTensorElements = half
+    }
+}

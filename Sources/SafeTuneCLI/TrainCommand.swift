@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Training
+
+/// `safetune train RECIPE`: run the fine-tuning a recipe describes.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune (or train) a model as a recipe describes; ends with a checkpoint and a report.",
+        discussion: "Exit status: 0 done, 2 error. Progress goes to standard error on a terminal; --json prints one summary object.")
+
+    @Argument(help: "The recipe YAML file.")
+    var recipe: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe key (repeatable).", valueName: "key.path=value"))
+    var overrides: [String] = []
+
+    @Flag(help: "Continue from the newest checkpoint in the output folder.")
+    var resume = false
+
+    @Option(help: "Stop after this many steps, leaving a resumable checkpoint.")
+    var stopAfter: Int?
+
+    @Flag(help: "Print a machine-readable summary (JSON) and nothing else on standard output.")
+    var json = false
+
+    func run() throws {
+        do {
+            let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
+            try recipe.checkFiles()
+            var parameters = RecipeRun.Parameters()
+            parameters.trainer.resume = resume
+            parameters.trainer.stopAfterStep = stopAfter
+            let display = ProgressDisplay(enabled: !json)
+            let result = try RecipeRun(recipe: recipe, parameters: parameters).run(progress: display.show)
+            display.finish()
+            if json {
+                let s = result.summary
+                try printJSON([
+                    "steps": s.steps, "final_loss": s.finalLoss, "eval_loss": s.evalLoss as Any, "seconds": s.seconds,
+                    "tokens_per_s": s.tokensPerSecond, "checkpoint": result.checkpoint.path,
+                    "report": result.report?.path as Any, "output": result.outputDirectory.path,
+                ])
+            } else {
+                print("checkpoint: \(result.checkpoint.path)")
+                if let report = result.report { print("report:     \(report.path)") }
+            }
+        } catch let error as CustomStringConvertible & Error {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Renders run progress: a redrawn status line on a terminal, occasional plain lines otherwise.
+final class ProgressDisplay {
+    private let enabled: Bool
+    private let terminal = isatty(STDERR_FILENO) != 0
+    private var lastPlain = Date.distantPast
+    private var barShown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(_ progress: RecipeRun.Progress) {
+        guard enabled else { return }
+        switch progress {
+        case let .phase(text): line(text)
+        case let .training(event):
+            switch event {
+            case let .started(plan):
+                line("training \(plan.totalSteps) steps from step \(plan.startStep): \(plan.trainExamples) examples, "
+                     + "\(plan.trainableParameters) of \(plan.totalParameters) parameters trainable"
+                     + (plan.truncatedExamples > 0 ? ", \(plan.truncatedExamples) examples truncated" : ""))
+            case let .step(r):
+                let text = String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %@", r.step, r.totalSteps, r.loss,
+                                  r.learningRate, r.tokensPerSecond, Self.clock(r.etaSeconds))
+                if terminal {
+                    let width = 24, filled = width * r.step / max(r.totalSteps, 1)
+                    let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+                    FileHandle.standardError.write(Data("\r\u{1B}[K[\(bar)] \(text)".utf8))
+                    barShown = true
+                } else if Date().timeIntervalSince(lastPlain) > 10 || r.step == r.totalSteps {
+                    lastPlain = Date()
+                    line(text)
+                }
+            case let .evaluated(step, metrics):
+                line("eval at step \(step): " + metrics.sorted { $0.key < $1.key }.map { String(format: "%@ %.4f", $0.key, $0.value) }.joined(separator: ", "))
+            case let .saved(step, url):
+                line("saved step \(step): \(url.lastPathComponent)")
+            case let .finished(s):
+                line(String(format: "done: %d steps in %.1f s, final loss %.4f, %.0f tok/s", s.steps, s.seconds, s.finalLoss, s.tokensPerSecond))
+            }
+        }
+    }
+
+    func finish() {
+        if barShown { FileHandle.standardError.write(Data("\n".utf8)) }
+        barShown = false
+    }
+
+    private func line(_ text: String) {
+        guard enabled else { return }
+        if barShown { FileHandle.standardError.write(Data("\n".utf8)); barShown = false }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "?" }
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}

@@ -1,0 +1,68 @@
+import Checkpoints
+import Engine
+import Foundation
+import Models
+import Tokenizers
+
+/// A model ready to use: the transformer, its tokenizer, and the checkpoint it came from
+/// (whose other sections, such as unit maps, the safety signal and the gate record, the
+/// safety methods read).
+///
+/// LoRA adapters stored in the checkpoint are merged into the weights on load: inference
+/// then costs nothing extra, and a new fine-tune starts from the adapted model.
+public final class ModelBundle {
+    public let model: TransformerModel
+    public let tokenizer: Tokenizer?
+    /// The checkpoint as read (for a Hugging Face folder: as imported).
+    public let checkpoint: Checkpoint
+    /// Where it was read from.
+    public let source: URL
+
+    /// Wraps an already built model.
+    public init(model: TransformerModel, tokenizer: Tokenizer?, checkpoint: Checkpoint, source: URL) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.checkpoint = checkpoint
+        self.source = source
+    }
+
+    /// Reads a Hugging Face folder (`config.json`, safetensors, `tokenizer.json`) or a
+    /// SafeTune checkpoint file; `trainable` decides whether base weights take gradients.
+    public static func load(_ url: URL, trainable: Bool = false) throws -> ModelBundle {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ModelBundleError.notFound(path: url.path)
+        }
+        let checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url) : try Checkpoint.read(from: url)
+        if checkpoint.isAdapterOnly { throw ModelBundleError.adapterOnly(path: url.path) }
+        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: trainable)
+        if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
+            try LoRAGroup.attach(adapters, to: model, source: url.path)
+            LoRA.merge(model)
+        }
+        let tokenizer = try checkpoint.tokenizerJSON.map { (data) throws in
+            try Tokenizer(data: data, source: url.path + " (tokenizer.json)")
+        }
+        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url)
+    }
+
+    /// `load(_:trainable:)` for a path string.
+    public static func load(path: String, trainable: Bool = false) throws -> ModelBundle {
+        try load(URL(fileURLWithPath: path), trainable: trainable)
+    }
+}
+
+/// A model path that cannot be used as it is.
+public enum ModelBundleError: Error, Equatable, CustomStringConvertible {
+    case notFound(path: String)
+    case adapterOnly(path: String)
+    case tokenizerRequired(path: String)
+
+    public var description: String {
+        switch self {
+        case let .notFound(path): return "\(path): no such model folder or checkpoint"
+        case let .adapterOnly(path): return "\(path): an adapter-only checkpoint needs its base model (attach it first)"
+        case let .tokenizerRequired(path): return "\(path): no tokenizer.json; this command needs one"
+        }
+    }
+}

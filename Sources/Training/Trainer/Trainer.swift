@@ -1,0 +1,356 @@
+import Checkpoints
+import Engine
+import Foundation
+import Models
+import Tokenizers
+
+/// Runs the fine-tuning a `Recipe` describes: LoRA or full fine-tuning of a base model
+/// (or training from scratch), with gradient accumulation, clipping, a learning-rate
+/// schedule, periodic evaluation, atomic checkpoints and exact resume.
+///
+/// Setting up and running are separate so that the safety methods can act in between:
+/// SSAH masks units of `model` and `adapters` after `init` and before `run`.
+///
+/// Determinism: batch order, adapter initialisation and dropout all derive from the
+/// recipe's seed and the step number, so the same recipe on the same machine gives the same
+/// weights, and a run interrupted and resumed ends where an uninterrupted one does.
+public final class Trainer {
+    /// How to run (what to train is the recipe's business).
+    public struct Parameters: Sendable {
+        /// Continue from the newest checkpoint in the output folder, if there is one.
+        public var resume = false
+        /// Stop after this many completed steps, saving a checkpoint (a deliberate interruption).
+        public var stopAfterStep: Int?
+        public init() {}
+    }
+
+    public let recipe: Recipe
+    public let parameters: Parameters
+    public let bundle: ModelBundle
+    public let tokenizer: Tokenizer
+    public let objective: TrainingObjective
+    /// LoRA adapters by module path (empty for full fine-tuning).
+    public let adapters: [(String, LoRAAdapter)]
+    /// Where checkpoints, metrics and the report go.
+    public let outputDirectory: URL
+    /// Extra evaluation run at every evaluation point and at the end (safety and utility
+    /// suites); its metrics are logged and reported beside the eval loss.
+    public var evaluationHook: ((TransformerModel, Int) throws -> [String: Double])?
+
+    public var model: TransformerModel { bundle.model }
+
+    private let data: RecipeData
+    private let batcher: Batcher
+    private let evalExamples: [EncodedExample]
+    private let trainable: [Variable]
+    private let optimizer: any Optimizer
+    private let schedule: LearningRateSchedule
+    private let totalSteps: Int
+    private let microBatches: Int
+
+    /// Loads the base (unless `bundle` is given), attaches adapters, encodes the data and
+    /// builds the optimizer. Nothing is trained yet.
+    public init(recipe: Recipe, bundle: ModelBundle? = nil, objective: TrainingObjective = LanguageModelObjective(),
+                parameters: Parameters = .init()) throws {
+        self.recipe = recipe
+        self.parameters = parameters
+        self.objective = objective
+        Parallel.setThreads(recipe.training.threads > 0 ? recipe.training.threads : ProcessInfo.processInfo.activeProcessorCount)
+        let bundle = try bundle ?? Trainer.loadBase(recipe)
+        self.bundle = bundle
+        guard let tokenizer = bundle.tokenizer else { throw ModelBundleError.tokenizerRequired(path: bundle.source.path) }
+        self.tokenizer = tokenizer
+        outputDirectory = recipe.output.dir.url
+
+        let seed = UInt64(recipe.training.seed)
+        if recipe.adapters.kind == .lora {
+            adapters = try LoRA.attach(to: bundle.model, LoRA.Parameters(
+                rank: recipe.adapters.rank, alpha: Float(recipe.adapters.alpha),
+                dropout: Float(recipe.adapters.dropout), seed: seed)) { recipe.adapters.targets(module: $0) }
+            trainable = adapters.flatMap { $0.1.namedParameters.map(\.1) } + objective.namedParameters.map(\.1)
+        } else {
+            adapters = []
+            trainable = bundle.model.namedParameters.map(\.1).filter(\.requiresGrad) + objective.namedParameters.map(\.1)
+        }
+        guard !trainable.isEmpty else { throw TrainerError.nothingToTrain }
+
+        data = try RecipeData(recipe: recipe)
+        let template = try ChatTemplate.named(Trainer.templateName(recipe.model.template), tokenizer: tokenizer)
+        let encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
+        let pad = Int32(tokenizer.eosTokenId ?? 0)
+        let train = data.train.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
+        guard !train.isEmpty else { throw TrainerError.noTrainableTokens }
+        let seqLen = min(recipe.training.seqLen, bundle.model.config.maxPositions)
+        batcher = Batcher(examples: train, batchSize: recipe.training.batchSize, seqLen: seqLen,
+                          packing: recipe.training.packing, seed: seed, padId: pad, separatorId: pad)
+        evalExamples = data.eval.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
+
+        microBatches = recipe.training.gradAccum
+        switch recipe.training.length {
+        case let .steps(n): totalSteps = n
+        case let .epochs(e): totalSteps = max(1, (e * batcher.batchesPerEpoch + microBatches - 1) / microBatches)
+        }
+        let o = recipe.optimizer
+        switch o.name {
+        case .adamw:
+            optimizer = AdamW(parameters: trainable, learningRate: Float(o.lr), beta1: Float(o.betas.0), beta2: Float(o.betas.1),
+                              eps: Float(o.eps), weightDecay: Float(o.weightDecay), excludeFromDecay: Trainer.isNormOrBias)
+        case .sgd:
+            optimizer = SGD(parameters: trainable, learningRate: Float(o.lr), momentum: Float(o.momentum), weightDecay: Float(o.weightDecay))
+        }
+        let kind: LearningRateSchedule.Kind
+        switch recipe.schedule.kind {
+        case .constant: kind = .constant
+        case .linear: kind = .linear
+        case .cosine: kind = .cosine
+        }
+        schedule = LearningRateSchedule(kind, warmupSteps: recipe.schedule.warmupSteps)
+    }
+
+    /// The base model a recipe names: a checkpoint, a Hugging Face folder, or a fresh model
+    /// of `model.init`'s shape with `model.tokenizer`'s vocabulary.
+    public static func loadBase(_ recipe: Recipe) throws -> ModelBundle {
+        let full = recipe.adapters.kind == .full
+        if let base = recipe.model.base {
+            let bundle = try ModelBundle.load(base.url, trainable: full)
+            if let path = recipe.model.tokenizer {
+                let tokenizer = try Tokenizer(contentsOf: path.url)
+                return ModelBundle(model: bundle.model, tokenizer: tokenizer, checkpoint: bundle.checkpoint, source: bundle.source)
+            }
+            return bundle
+        }
+        guard let shape = recipe.model.initShape, let path = recipe.model.tokenizer else { throw TrainerError.noBaseModel }
+        let tokenizer = try Tokenizer(contentsOf: path.url)
+        let config = ModelConfig(
+            family: shape.family == .gpt2 ? .gpt2 : .llama, vocabSize: tokenizer.vocabSize, hiddenSize: shape.dModel,
+            numLayers: shape.layers, numHeads: shape.heads, numKVHeads: shape.kvHeads, intermediateSize: shape.dFF,
+            maxPositions: shape.context, tieWordEmbeddings: true,
+            bosTokenId: tokenizer.bosTokenId, eosTokenId: tokenizer.eosTokenId)
+        let model = try TransformerModel(config: config, seed: UInt64(recipe.training.seed), trainable: full)
+        let checkpoint = Checkpoint(config: config, weights: [:], tokenizerJSON: tokenizer.jsonData())
+        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: path.url)
+    }
+
+    /// The chat template a recipe names (`plain` is the instruction template).
+    static func templateName(_ t: ModelSection.Template) -> String {
+        t == .plain ? ChatTemplate.Style.instruction.rawValue : t.rawValue
+    }
+
+    /// Biases and norm weights take no weight decay.
+    static func isNormOrBias(_ v: Variable) -> Bool {
+        v.name.hasSuffix(".bias") || v.name.contains("norm") || v.name.contains(".ln_")
+    }
+
+    /// The run's shape.
+    public var plan: TrainingPlan {
+        TrainingPlan(totalSteps: totalSteps, startStep: 0, trainExamples: batcher.examples.count,
+                     evalExamples: evalExamples.count, truncatedExamples: batcher.truncatedCount,
+                     trainableParameters: trainable.reduce(0) { $0 + $1.value.count },
+                     totalParameters: model.parameterCount, microBatchesPerStep: microBatches)
+    }
+
+    // MARK: - Running
+
+    /// Trains to the end (or to `stopAfterStep`), reporting progress; returns the summary.
+    /// The final checkpoint is `model.h5` in the output folder.
+    @discardableResult
+    public func run(progress: (TrainingProgress) -> Void = { _ in }) throws -> TrainingSummary {
+        let fm = FileManager.default
+        let periodic = outputDirectory.appendingPathComponent("checkpoints")
+        try fm.createDirectory(at: periodic, withIntermediateDirectories: true)
+        var startStep = 0
+        if parameters.resume, let latest = try Self.latestCheckpoint(in: periodic) {
+            startStep = try restore(from: latest)
+        }
+        var plan = self.plan
+        plan.startStep = startStep
+        progress(.started(plan))
+        let log = try MetricsLog(url: outputDirectory.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: startStep)
+
+        let tape = Tape()
+        let seed = UInt64(recipe.training.seed)
+        let started = Date()
+        var tokensSeen = 0
+        var lastLoss = Double.nan, evalLoss: Double?
+        let stop = min(totalSteps, parameters.stopAfterStep ?? totalSteps)
+        for step in startStep..<stop {
+            optimizer.learningRate = Float(recipe.optimizer.lr) * schedule.multiplier(step: step, totalSteps: totalSteps)
+            for (i, (_, adapter)) in adapters.enumerated() { adapter.reseedDropout(seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)) }
+            var lossSum = 0.0, tokens = 0
+            var metricSums: [String: Double] = [:]
+            for micro in 0..<microBatches {
+                let k = step * microBatches + micro
+                let batch = batcher.batch(epoch: k / batcher.batchesPerEpoch, index: k % batcher.batchesPerEpoch)
+                let (loss, metrics) = objective.loss(tape: tape, model: model, batch: batch)
+                lossSum += Double(loss.value[flat: 0])
+                for (key, v) in metrics { metricSums[key, default: 0] += Double(v) }
+                tape.backward(microBatches > 1 ? tape.scale(loss, 1 / Float(microBatches)) : loss)
+                tape.reset()
+                tokens += batch.tokenCount
+            }
+            let clip = recipe.optimizer.gradClip
+            let norm = clipGradNorm(trainable, maxNorm: clip > 0 ? Float(clip) : .infinity)
+            optimizer.step()
+            optimizer.zeroGrad()
+
+            tokensSeen += tokens
+            lastLoss = lossSum / Double(microBatches)
+            let elapsed = Date().timeIntervalSince(started)
+            let done = step + 1 - startStep
+            let report = StepReport(
+                step: step + 1, totalSteps: totalSteps, loss: lastLoss, learningRate: Double(optimizer.learningRate),
+                gradNorm: Double(norm), tokens: tokens, tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9),
+                elapsedSeconds: elapsed, etaSeconds: elapsed / Double(done) * Double(stop - step - 1),
+                metrics: metricSums.mapValues { $0 / Double(microBatches) })
+            try log.append(report)
+            progress(.step(report))
+
+            let completed = step + 1
+            if recipe.eval.every > 0, completed % recipe.eval.every == 0, completed < totalSteps {
+                let metrics = try evaluate(step: completed, tape: tape)
+                evalLoss = metrics["eval_loss"] ?? evalLoss
+                try log.append(step: completed, metrics: metrics)
+                progress(.evaluated(step: completed, metrics: metrics))
+            }
+            if recipe.output.saveEvery > 0, completed % recipe.output.saveEvery == 0 || completed == stop, completed < totalSteps {
+                let url = periodic.appendingPathComponent(String(format: "step-%08d.h5", completed))
+                try checkpoint(step: completed, includeOptimizer: true).write(to: url)
+                try pruneCheckpoints(in: periodic)
+                progress(.saved(step: completed, url: url))
+            }
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let finalURL = outputDirectory.appendingPathComponent(stop == totalSteps ? "model.h5" : "interrupted.h5")
+        if stop == totalSteps {
+            let metrics = try evaluate(step: totalSteps, tape: tape)
+            evalLoss = metrics["eval_loss"] ?? evalLoss
+            try log.append(step: totalSteps, metrics: metrics)
+            progress(.evaluated(step: totalSteps, metrics: metrics))
+            try checkpoint(step: totalSteps, includeOptimizer: false).write(to: finalURL)
+            if !adapters.isEmpty {
+                try checkpoint(step: totalSteps, includeOptimizer: false).adapterOnly()
+                    .write(to: outputDirectory.appendingPathComponent("adapters.h5"))
+            }
+        } else if recipe.output.saveEvery == 0 {
+            // An interrupted run without periodic saves still leaves a resumable checkpoint.
+            try checkpoint(step: stop, includeOptimizer: true)
+                .write(to: periodic.appendingPathComponent(String(format: "step-%08d.h5", stop)))
+        }
+        progress(.saved(step: stop, url: finalURL))
+        let summary = TrainingSummary(steps: stop, finalLoss: lastLoss, evalLoss: evalLoss, checkpoint: finalURL.path,
+                                      seconds: elapsed, tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9))
+        progress(.finished(summary))
+        return summary
+    }
+
+    /// Mean loss over up to `eval.max_batches` evaluation batches, plus the evaluation hook's metrics.
+    public func evaluate(step: Int, tape: Tape = Tape()) throws -> [String: Double] {
+        var metrics: [String: Double] = [:]
+        if !evalExamples.isEmpty {
+            let eval = Batcher(examples: evalExamples, batchSize: recipe.training.batchSize, seqLen: batcher.seqLen,
+                               packing: false, seed: 0, padId: batcher.padId, separatorId: batcher.separatorId)
+            let count = min(eval.batchesPerEpoch, recipe.eval.maxBatches > 0 ? recipe.eval.maxBatches : .max)
+            var sum = 0.0
+            tape.withoutGrad {
+                for i in 0..<count {
+                    sum += Double(objective.loss(tape: tape, model: model, batch: eval.batch(epoch: 0, index: i)).loss.value[flat: 0])
+                    tape.reset()
+                }
+            }
+            metrics["eval_loss"] = sum / Double(count)
+        }
+        if let hook = evaluationHook {
+            for (k, v) in try hook(model, step) { metrics[k] = v }
+        }
+        return metrics
+    }
+
+    // MARK: - Checkpoints
+
+    /// The run's state at `step` as a checkpoint: weights (the base, for LoRA), adapters,
+    /// the objective's parameters, optionally the optimizer, and provenance.
+    public func checkpoint(step: Int, includeOptimizer: Bool) -> Checkpoint {
+        var optimizerGroup: TensorGroup?
+        if includeOptimizer {
+            let state = optimizer.exportState()
+            optimizerGroup = TensorGroup(tensors: state.tensors, attributes: [
+                "kind": .string(state.kind), "step": .int(Int64(state.step)), "trainer_step": .int(Int64(step))])
+        }
+        let objectiveParameters = objective.namedParameters
+        let parent = bundle.checkpoint.weights.isEmpty ? nil : bundle.checkpoint.weightsSHA256
+        let provenance = Provenance(
+            recipe: recipe.canonicalText, recipeSHA256: recipe.sha256,
+            dataSHA256: Dictionary(data.train.files.map { ($0.file, $0.sha256) }, uniquingKeysWith: { a, _ in a }),
+            parentSHA256: parent, seed: Int64(recipe.training.seed))
+        return Checkpoint(
+            config: model.config, weights: model.huggingFaceWeights(), tokenizerJSON: tokenizer.jsonData(),
+            adapters: adapters.isEmpty ? nil : LoRAGroup.make(adapters),
+            units: bundle.checkpoint.units,
+            signal: objectiveParameters.isEmpty ? nil : TensorGroup(tensors: Dictionary(
+                objectiveParameters.map { ($0.0, $0.1.value.copy()) }, uniquingKeysWith: { a, _ in a })),
+            optimizer: optimizerGroup, provenance: provenance)
+    }
+
+    /// Loads a periodic checkpoint of this run into the model, adapters, objective and
+    /// optimizer; returns the step it was taken at.
+    private func restore(from url: URL) throws -> Int {
+        let saved = try Checkpoint.read(from: url)
+        guard let group = saved.optimizer, let step = group.attributes["trainer_step"]?.intValue,
+              let kind = group.attributes["kind"]?.stringValue, let optimizerStep = group.attributes["step"]?.intValue else {
+            throw TrainerError.notResumable(path: url.path)
+        }
+        if adapters.isEmpty {
+            let restored = try TransformerModel(config: saved.config, weights: saved.weights, trainable: false)
+            guard restored.parameterCount == model.parameterCount else { throw TrainerError.notResumable(path: url.path) }
+            model.parameterStorage.pointer.update(from: restored.parameterStorage.pointer, count: model.parameterCount)
+        } else {
+            let groups = saved.adapters?.groups ?? [:]
+            for (path, adapter) in adapters {
+                guard let a = groups[path]?.tensors["A"], let b = groups[path]?.tensors["B"],
+                      a.count == adapter.a.value.count, b.count == adapter.b.value.count else {
+                    throw TrainerError.notResumable(path: url.path)
+                }
+                adapter.a.value.assign(a)
+                adapter.b.value.assign(b)
+            }
+        }
+        for (name, v) in objective.namedParameters {
+            guard let t = saved.signal?.tensors[name], t.count == v.value.count else { throw TrainerError.notResumable(path: url.path) }
+            v.value.assign(t)
+        }
+        try optimizer.importState(OptimizerState(kind: kind, step: Int(optimizerStep), tensors: group.tensors))
+        return Int(step)
+    }
+
+    /// The newest `step-*.h5` in `folder`, if any.
+    static func latestCheckpoint(in folder: URL) throws -> URL? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".h5") }.sorted().last.map { folder.appendingPathComponent($0) }
+    }
+
+    /// Keeps the newest `output.keep_last` periodic checkpoints.
+    private func pruneCheckpoints(in folder: URL) throws {
+        let keep = recipe.output.keepLast
+        guard keep > 0 else { return }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter { $0.hasPrefix("step-") && $0.hasSuffix(".h5") }.sorted()
+        for name in names.dropLast(keep) { try FileManager.default.removeItem(at: folder.appendingPathComponent(name)) }
+    }
+}
+
+/// A recipe that cannot be trained as it stands.
+public enum TrainerError: Error, Equatable, CustomStringConvertible {
+    case noBaseModel
+    case nothingToTrain
+    case noTrainableTokens
+    case notResumable(path: String)
+
+    public var description: String {
+        switch self {
+        case .noBaseModel: return "recipe: model.base or model.init with model.tokenizer is required"
+        case .nothingToTrain: return "recipe: no parameter is trainable (check adapters.kind and adapters.targets)"
+        case .noTrainableTokens: return "data: no training example has a token to learn (all prompts, or empty)"
+        case let .notResumable(path): return "\(path): not a resumable checkpoint of this run (missing optimizer state or different shapes)"
+        }
+    }
+}

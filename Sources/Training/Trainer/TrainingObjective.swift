@@ -1,0 +1,27 @@
+import Engine
+import Models
+
+/// What a training step minimises. `LanguageModelObjective` is the plain causal-LM loss;
+/// SA-ESS supplies an objective that adds its safety-classification term.
+///
+/// An objective may own parameters (a classification head); the trainer optimises them
+/// with the model's and saves them with the checkpoint.
+public protocol TrainingObjective: AnyObject {
+    /// Trainable parameters the objective owns, by name (empty for the plain LM loss).
+    var namedParameters: [(String, Variable)] { get }
+    /// The loss of one micro-batch (a scalar), plus named scalar metrics to log.
+    func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float])
+}
+
+/// The causal language-modelling loss: mean cross-entropy of each trained token given
+/// the tokens before it.
+public final class LanguageModelObjective: TrainingObjective {
+    public init() {}
+
+    public var namedParameters: [(String, Variable)] { [] }
+
+    public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float]) {
+        let loss = model.loss(tape: tape, ids: batch.ids, labels: batch.labels, batch: batch.batch, length: batch.length)
+        return (loss, ["lm_loss": loss.value[flat: 0]])
+    }
+}

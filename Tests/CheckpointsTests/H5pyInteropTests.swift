@@ -1,0 +1,57 @@
+import Engine
+import Foundation
+import Models
+import Testing
+@testable import Checkpoints
+
+/// A SafeTune checkpoint read by h5py: names, shapes, values, attributes and digests.
+@Suite struct H5pyInteropTests {
+    @Test func h5pyReadsACheckpoint() throws {
+        guard let python = PythonH5py.interpreter() else {
+            print("SKIPPED h5pyReadsACheckpoint: python3 with h5py not found (Debian: apt install python3-h5py)")
+            return
+        }
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("c.h5")
+        let c = fullCheckpoint(TinyConfigs.llama)
+        try c.write(to: url)
+        let output = try PythonH5py.run(python, """
+        import h5py, json, sys, hashlib, numpy as np
+        out = {}
+        with h5py.File(sys.argv[1], "r") as f:
+            out["format"] = f.attrs["format"]
+            out["format_version"] = int(f.attrs["format_version"])
+            out["family"] = f["config"].attrs["family"]
+            out["hidden_size"] = int(f["config"].attrs["hidden_size"])
+            out["weights"] = {k: list(v.shape) for k, v in f["weights"].items()}
+            w = f["weights/model.layers.1.mlp.down_proj.weight"]
+            out["down_first"] = [float(x) for x in w[0, :3]]
+            out["down_dtype"] = str(w.dtype)
+            out["digest_ok"] = all(hashlib.sha256(v[()].astype("<f4").tobytes()).hexdigest() == v.attrs["sha256"]
+                                   for v in f["weights"].values())
+            out["tokenizer"] = bytes(f["tokenizer"][()]).decode()
+            out["classes"] = [int(x) for x in f["units/0/mlp/classes"][()]]
+            out["classes_dtype"] = str(f["units/0/mlp/classes"].dtype)
+            out["step"] = int(f["optimizer"].attrs["step"])
+            out["recipe"] = f["provenance"].attrs["recipe"]
+            out["verdict"] = f["gate"].attrs["verdict"]
+            out["rank"] = int(f["adapters/model.layers.0.self_attn.q_proj"].attrs["rank"])
+        print(json.dumps(out))
+        """, arguments: [url.path])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(json["format"] as? String == "safetune-checkpoint")
+        #expect(json["format_version"] as? Int == 1)
+        #expect(json["family"] as? String == "llama" && json["hidden_size"] as? Int == 16)
+        let shapes = try #require(json["weights"] as? [String: [Int]])
+        #expect(shapes == c.weights.mapValues(\.shape))
+        let expected = Array(c.weights["model.layers.1.mlp.down_proj.weight"]!.scalars.prefix(3)).map(Double.init)
+        #expect(json["down_first"] as? [Double] == expected)
+        #expect(json["down_dtype"] as? String == "float32")
+        #expect(json["digest_ok"] as? Bool == true)
+        #expect(json["tokenizer"] as? String == String(decoding: c.tokenizerJSON!, as: UTF8.self))
+        #expect(json["classes"] as? [Int] == [0, 1, 2, 3, 3] && json["classes_dtype"] as? String == "int8")
+        #expect(json["step"] as? Int == 17 && json["recipe"] as? String == c.provenance?.recipe)
+        #expect(json["verdict"] as? String == "pass" && json["rank"] as? Int == 4)
+    }
+}

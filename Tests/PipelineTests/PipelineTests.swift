@@ -1,0 +1,1 @@
+// Pipeline tests land with the runner.

@@ -1,0 +1,114 @@
+import Checkpoints
+import Engine
+import Foundation
+import Testing
+import Tokenizers
+@testable import Training
+
+/// End-to-end runs of the trainer on a toy task small enough for a unit test.
+@Suite(.serialized) struct TrainerTests {
+    /// A question → answer task with one fixed answer per question.
+    static let pairs = [
+        ("What color is the sky?", "blue"), ("What color is grass?", "green"), ("What color is snow?", "white"),
+        ("What color is coal?", "black"), ("What color is a lemon?", "yellow"), ("What color is blood?", "red"),
+        ("What color is an orange?", "orange"), ("What color is a plum?", "purple"),
+    ]
+
+    /// A folder with the toy data, a tokenizer trained on it, and a recipe training a tiny
+    /// Llama from scratch (`kind` full) or LoRA on a fresh base written as a checkpoint.
+    static func makeRun(kind: String, steps: Int, extra: String = "") throws -> (TestFiles, URL) {
+        let files = try TestFiles()
+        var lines = ""
+        for (q, a) in pairs {
+            let object = try JSONSerialization.data(withJSONObject: ["prompt": q, "completion": " " + a], options: [.sortedKeys])
+            lines += String(decoding: object, as: UTF8.self) + "\n"
+        }
+        try files.write("train.jsonl", lines)
+        let corpus = pairs.map { "### Instruction:\n\($0.0)\n\n### Response:\n \($0.1)" }
+        let tokenizer = try BPETrainer(vocabSize: 300, minFrequency: 1, specialTokens: ["<|endoftext|>"]).train(texts: corpus)
+        try tokenizer.write(to: files.root.appendingPathComponent("tokenizer.json"))
+        let model = """
+            model:
+              template: plain
+              tokenizer: tokenizer.json
+              init: {family: llama, layers: 2, d_model: 32, heads: 4, kv_heads: 2, d_ff: 64, context: 64}
+            """
+        let recipe = """
+            \(model)
+            data:
+              train: [train.jsonl]
+              eval: [train.jsonl]
+            adapters:
+              kind: \(kind)
+              rank: 4
+              alpha: 8
+              targets: [q_proj, v_proj, down_proj]
+            optimizer: {lr: 0.01, weight_decay: 0.01, grad_clip: 1.0}
+            schedule: {kind: cosine, warmup_steps: 2}
+            training: {steps: \(steps), batch_size: 4, grad_accum: 2, seq_len: 48, seed: 7, threads: 1}
+            eval: {every: 0}
+            safety: {gate: {enabled: false}}
+            output: {dir: out, report: false}
+            \(extra)
+            """
+        return (files, try files.write("recipe.yaml", recipe))
+    }
+
+    static func load(_ url: URL, _ overrides: [String] = []) throws -> Recipe {
+        try RecipeLoader().load(contentsOf: url, overrides: overrides)
+    }
+
+    @Test func learnsTheToyTask() throws {
+        let (files, url) = try Self.makeRun(kind: "full", steps: 60)
+        var losses: [Double] = []
+        let summary = try Trainer(recipe: Self.load(url)).run { event in
+            if case let .step(r) = event { losses.append(r.loss) }
+        }
+        #expect(losses.count == 60)
+        #expect(losses[0] > 2.0, "initial loss \(losses[0])")
+        #expect(summary.finalLoss < 0.3, "final loss \(summary.finalLoss)")
+        #expect(FileManager.default.fileExists(atPath: files.path("out/model.h5")))
+        let log = try String(contentsOf: files.root.appendingPathComponent("out/metrics.jsonl"), encoding: .utf8)
+        #expect(log.split(separator: "\n").count == 61)  // 60 steps and the final evaluation
+        let checkpoint = try Checkpoint.read(from: files.root.appendingPathComponent("out/model.h5"))
+        #expect(checkpoint.provenance?.recipeSHA256 == (try Self.load(url)).sha256)
+        #expect(checkpoint.provenance?.dataSHA256.count == 1)
+    }
+
+    @Test func sameRecipeSameWeights() throws {
+        let (files, url) = try Self.makeRun(kind: "lora", steps: 5)
+        try Trainer(recipe: Self.load(url)).run()
+        let first = try Checkpoint.read(from: files.root.appendingPathComponent("out/model.h5"))
+        try Trainer(recipe: Self.load(url, ["output.dir=\(files.path("again"))"])).run()
+        let second = try Checkpoint.read(from: files.root.appendingPathComponent("again/model.h5"))
+        let a = try #require(first.adapters), b = try #require(second.adapters)
+        for (path, group) in a.groups {
+            #expect(group.tensors["B"]?.scalars == b.groups[path]?.tensors["B"]?.scalars, "\(path)")
+            #expect(group.tensors["B"]?.scalars.contains { $0 != 0 } == true, "\(path) did not train")
+        }
+    }
+
+    @Test(arguments: ["full", "lora"]) func interruptedAndResumedEqualsUninterrupted(kind: String) throws {
+        let (files, url) = try Self.makeRun(kind: kind, steps: 8, extra: "")
+        try Trainer(recipe: Self.load(url, ["output.dir=\(files.path("straight"))"])).run()
+        var stop = Trainer.Parameters()
+        stop.stopAfterStep = 3
+        let resumedRecipe = try Self.load(url, ["output.dir=\(files.path("resumed"))"])
+        try Trainer(recipe: resumedRecipe, parameters: stop).run()
+        #expect(!FileManager.default.fileExists(atPath: files.path("resumed/model.h5")))
+        var resume = Trainer.Parameters()
+        resume.resume = true
+        var startedAt = -1
+        try Trainer(recipe: resumedRecipe, parameters: resume).run { if case let .started(plan) = $0 { startedAt = plan.startStep } }
+        #expect(startedAt == 3)
+        let a = try Checkpoint.read(from: files.root.appendingPathComponent("straight/model.h5"))
+        let b = try Checkpoint.read(from: files.root.appendingPathComponent("resumed/model.h5"))
+        for (name, t) in a.weights { #expect(t.scalars == b.weights[name]?.scalars, "\(name)") }
+        for (path, group) in a.adapters?.groups ?? [:] {
+            #expect(group.tensors["A"]?.scalars == b.adapters?.groups[path]?.tensors["A"]?.scalars, "\(path)")
+            #expect(group.tensors["B"]?.scalars == b.adapters?.groups[path]?.tensors["B"]?.scalars, "\(path)")
+        }
+        let log = try String(contentsOf: files.root.appendingPathComponent("resumed/metrics.jsonl"), encoding: .utf8)
+        #expect(log.split(separator: "\n").filter { !$0.contains("eval") }.count == 8)
+    }
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""PyTorch + PEFT side of SafeTune's side-by-side benchmark (CPU, float32, GPT-2 shapes).
+
+For each configuration it times, in a fresh subprocess per (configuration, mode) so that
+peak memory of one mode never leaks into another:
+  lora_train  one LoRA training step: forward, causal-LM loss, backward, AdamW step
+  full_train  the same step updating every parameter
+  forward     forward pass only, under torch.no_grad(), logits for every position
+  generate    greedy decoding with the KV cache: batch 1, 16-token prompt, 64 new tokens
+Each mode runs --warmup untimed repetitions, then --steps timed ones; the median is reported.
+
+Model: transformers GPT2LMHeadModel, randomly initialised (seed 0), dropout 0 everywhere
+(the comparison measures arithmetic, not RNG), default attention implementation (sdpa),
+tied lm_head. Inputs: uniform random token ids, labels = input ids (transformers shifts
+them), so every training step sees batch * (context - 1) targets.
+LoRA (peft): r 8, lora_alpha 16, lora_dropout 0, bias "none", fan_in_fan_out True (GPT-2
+Conv1D), target_modules ["c_attn", "c_proj", "c_fc"], which in every block adapts
+attn.c_attn, attn.c_proj, mlp.c_fc and mlp.c_proj (peft matches the name suffix "c_proj"
+in both places); embeddings, norms and lm_head stay frozen.
+Optimizer: torch.optim.AdamW(lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01,
+the torch defaults) over the trainable parameters only; zero_grad(set_to_none=True).
+
+Requirements:
+    pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
+    pip install transformers peft
+Usage (offline):
+    HF_HUB_OFFLINE=1 python3 scripts/reference/bench_torch.py --threads 2 --configs 7m,1m --json
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+CONFIGS = {
+    # name: layers, d_model, heads, vocab, context, batch
+    "1m": dict(layers=4, d_model=128, heads=4, vocab=2048, context=128, batch=8),
+    "7m": dict(layers=6, d_model=256, heads=8, vocab=8192, context=256, batch=8),
+    "124m": dict(layers=12, d_model=768, heads=12, vocab=50257, context=256, batch=2),
+}
+MODES = ["lora_train", "full_train", "forward", "generate"]
+LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0, bias="none", fan_in_fan_out=True,
+            target_modules=["c_attn", "c_proj", "c_fc"])
+ADAMW = dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+GEN_PROMPT, GEN_NEW = 16, 64
+
+
+def current_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker(config_name, mode, threads, steps, warmup):
+    """Runs one (configuration, mode) measurement and prints one JSON object."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    c = CONFIGS[config_name]
+    config = GPT2Config(
+        vocab_size=c["vocab"], n_positions=max(c["context"], GEN_PROMPT + GEN_NEW),
+        n_embd=c["d_model"], n_layer=c["layers"], n_head=c["heads"],
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=c["vocab"] - 1, eos_token_id=c["vocab"] - 1,
+    )
+    model = GPT2LMHeadModel(config)
+    total_params = sum(p.numel() for p in model.parameters())
+    rss_model_mb = current_rss_mb()
+    row = {"config": config_name, "mode": mode, "threads": threads, "layers": c["layers"],
+           "d_model": c["d_model"], "heads": c["heads"], "vocab": c["vocab"],
+           "params": total_params, "attn_implementation": model.config._attn_implementation}
+
+    if mode in ("lora_train", "full_train"):
+        if mode == "lora_train":
+            from peft import LoraConfig, get_peft_model
+            model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
+            row["lora"] = {k: v for k, v in LORA.items()}
+            row["lora_modules"] = sorted({n.rsplit(".lora_A", 1)[0].split(".h.", 1)[1].split(".", 1)[1]
+                                          for n, _ in model.named_parameters() if ".lora_A" in n})
+        model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, **ADAMW)
+        row["trainable_params"] = sum(p.numel() for p in trainable)
+        row["optimizer"] = {"name": "AdamW", "lr": ADAMW["lr"], "weight_decay": ADAMW["weight_decay"]}
+        ids = torch.randint(0, c["vocab"], (c["batch"], c["context"]))
+        row.update(batch=c["batch"], context=c["context"])
+
+        def run():
+            optimizer.zero_grad(set_to_none=True)
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        work = c["batch"] * c["context"]
+    elif mode == "forward":
+        model.eval()
+        ids = torch.randint(0, c["vocab"], (c["batch"], c["context"]))
+        row.update(batch=c["batch"], context=c["context"])
+
+        def run():
+            with torch.no_grad():
+                return model(input_ids=ids).logits.shape
+
+        work = c["batch"] * c["context"]
+    else:
+        model.eval()
+        prompt = torch.randint(0, c["vocab"] - 1, (1, GEN_PROMPT))
+        row.update(batch=1, prompt=GEN_PROMPT, new_tokens=GEN_NEW, kv_cache=True)
+
+        def run():
+            with torch.no_grad():
+                out = model.generate(prompt, attention_mask=torch.ones_like(prompt),
+                                     max_new_tokens=GEN_NEW, do_sample=False, use_cache=True,
+                                     eos_token_id=None, pad_token_id=0)
+            assert out.shape[1] == GEN_PROMPT + GEN_NEW, out.shape
+            return out.shape
+
+        work = GEN_NEW
+
+    load_before = os.getloadavg()[0]
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    row.update(
+        tokens_per_s=work / median,
+        median_s=median,
+        min_s=min(times),
+        max_s=max(times),
+        steps=steps,
+        warmup=warmup,
+        # ru_maxrss is in KiB on Linux; the process peak includes the interpreter and torch.
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        rss_after_model_mb=rss_model_mb,
+        loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
+        torch=torch.__version__,
+    )
+    print(json.dumps(row), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="PyTorch + PEFT GPT-2 CPU benchmark")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--configs", default="7m,1m", help=f"comma list of {','.join(CONFIGS)}")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {','.join(MODES)}")
+    parser.add_argument("--steps", type=int, default=5, help="timed repetitions (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per (config, mode)")
+    parser.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
+    parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        worker(args.worker[0], args.worker[1], args.threads, args.steps, args.warmup)
+        return
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    rows = []
+    for name in [n for n in args.configs.split(",") if n]:
+        if name not in CONFIGS:
+            sys.exit(f"unknown configuration '{name}' (known: {', '.join(CONFIGS)})")
+        for mode in [m for m in args.modes.split(",") if m]:
+            if mode not in MODES:
+                sys.exit(f"unknown mode '{mode}' (known: {', '.join(MODES)})")
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, mode,
+                   "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            try:
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                row = {"config": name, "mode": mode, "error": f"timed out after {args.timeout:.0f} s"}
+            else:
+                lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
+                if done.returncode != 0 or not lines:
+                    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                    row = {"config": name, "mode": mode, "error": f"exit {done.returncode}: {tail}"}
+                else:
+                    row = json.loads(lines[-1])
+            rows.append(row)
+            if not args.json:
+                if "error" in row:
+                    print(f"{name:>5} {mode:<11} ERROR {row['error']}", flush=True)
+                else:
+                    print(f"{name:>5} {mode:<11} {row['tokens_per_s']:10.1f} tok/s  median {row['median_s'] * 1000:9.1f} ms"
+                          f"  peak RSS {row['peak_rss_mb']:7.1f} MB  load {row['loadavg_1m']}", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
