@@ -16,6 +16,7 @@ struct SafeTuneCommand: ParsableCommand {
             TokenizeCommand.self,
             TokenizerCommand.self,
             InspectCommand.self,
+            EvalCommand.self,
         ]
     )
 }
