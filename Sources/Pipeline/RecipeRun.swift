@@ -38,10 +38,30 @@ public final class RecipeRun {
         self.parameters = parameters
     }
 
+    /// The SA-ESS objective when `safety.signal` is on: the base's own signal when its
+    /// checkpoint has one, otherwise a fresh CLS token and head added to the model.
+    static func prepareSignal(_ recipe: Recipe, base: ModelBundle) throws -> (ModelBundle, TrainingObjective) {
+        let settings = recipe.safety.signal
+        guard settings.enabled else { return (base, LanguageModelObjective()) }
+        let pattern: SignalPattern = settings.pattern == .pretrain ? .pretrain : .sft
+        if let group = base.checkpoint.signal {
+            let signal = try SafetySignal(group: group)
+            try signal.validate(for: base.model)
+            return (base, SignalObjective(signal: signal, lambda: Float(settings.lambda)))
+        }
+        guard let tokenizer = base.tokenizer else { throw ModelBundleError.tokenizerRequired(path: base.source.path) }
+        let (model, grown, signal) = try SafetySignal.adding(
+            to: base.model, tokenizer: tokenizer, clsToken: settings.clsToken, pattern: pattern,
+            seed: UInt64(recipe.training.seed), trainable: recipe.adapters.kind == .full)
+        let bundle = ModelBundle(model: model, tokenizer: grown, checkpoint: base.checkpoint, source: base.source)
+        return (bundle, SignalObjective(signal: signal, lambda: Float(settings.lambda)))
+    }
+
     /// Runs to the end; throws on any error (the checkpoint of the last completed save survives).
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
         progress(.phase("loading \(recipe.model.base?.written ?? "a fresh model")"))
-        let trainer = try Trainer(recipe: recipe, parameters: parameters.trainer)
+        let (bundle, objective) = try Self.prepareSignal(recipe, base: try Trainer.loadBase(recipe))
+        let trainer = try Trainer(recipe: recipe, bundle: bundle, objective: objective, parameters: parameters.trainer)
         var sections: [RunReport.Section] = []
         let ssah = recipe.safety.ssah
         var parentMap: UnitMap?
