@@ -23,6 +23,10 @@ public final class RecipeRun {
     /// How a run ended.
     public struct Result: Sendable {
         public var summary: TrainingSummary
+        /// Safety and utility before and after training (nil when `eval.suites` is empty or
+        /// there is no evaluation file).
+        public var before: SuiteMeasurement?
+        public var after: SuiteMeasurement?
         public var outputDirectory: URL
         public var checkpoint: URL
         public var report: URL?
@@ -57,11 +61,39 @@ public final class RecipeRun {
         return (bundle, SignalObjective(signal: signal, lambda: Float(settings.lambda)))
     }
 
+    /// The evaluation prompts: the first `data.eval` file, at most `eval.prompts` of each kind.
+    static func suiteSet(_ recipe: Recipe) throws -> EvaluationSet? {
+        guard !recipe.eval.suites.isEmpty, let file = recipe.data.eval.first else { return nil }
+        let set = try EvaluationSet.load(contentsOf: file.path.url)
+        return set.limited(to: recipe.eval.prompts > 0 ? recipe.eval.prompts : nil)
+    }
+
+    /// An HTML table of the suite numbers before and after training.
+    static func suiteTable(before: SuiteMeasurement?, after: SuiteMeasurement) -> String {
+        func cell(_ v: Double?) -> String { v.map { String(format: "%.1f %%", 100 * $0) } ?? "–" }
+        let rows = after.metrics.enumerated().map { i, m in
+            "<tr><th>\(m.0)</th><td>\(cell(before?.metrics[i].1))</td><td>\(cell(m.1))</td></tr>"
+        }
+        return "<table><tr><th>metric</th><th>before</th><th>after</th></tr>\(rows.joined())</table>"
+    }
+
     /// Runs to the end; throws on any error (the checkpoint of the last completed save survives).
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
         progress(.phase("loading \(recipe.model.base?.written ?? "a fresh model")"))
-        let (bundle, objective) = try Self.prepareSignal(recipe, base: try Trainer.loadBase(recipe))
+        let base = try Trainer.loadBase(recipe)
+        let baseHasSignal = base.checkpoint.signal != nil
+        let (bundle, objective) = try Self.prepareSignal(recipe, base: base)
         let trainer = try Trainer(recipe: recipe, bundle: bundle, objective: objective, parameters: parameters.trainer)
+        let signal = (objective as? SignalObjective)?.signal
+        let suiteSet = try Self.suiteSet(recipe)
+        func measure(_ when: String, guarded: Bool) throws -> SuiteMeasurement? {
+            guard let suiteSet else { return nil }
+            progress(.phase("measuring safety and utility \(when) (\(suiteSet.all.count) prompts)"))
+            return try SuiteMeasurement.measure(
+                model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template,
+                signal: guarded ? signal : nil, set: suiteSet, suites: recipe.eval.suites, maxTokens: recipe.eval.maxTokens)
+        }
+        let before = parameters.trainer.resume ? nil : try measure("before training", guarded: baseHasSignal)
         var sections: [RunReport.Section] = []
         let ssah = recipe.safety.ssah
         var parentMap: UnitMap?
@@ -79,6 +111,8 @@ public final class RecipeRun {
                                               html: "<pre>\(RunReport.escape(map.summaryTable))</pre>" + UnitMapSVG.render(map)))
         }
         let summary = try trainer.run { progress(.training($0)) }
+        let finished = summary.steps == trainer.plan.totalSteps
+        let after = finished ? try measure("after training", guarded: true) : nil
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         var reportURL: URL?
         if recipe.output.report {
@@ -92,8 +126,10 @@ public final class RecipeRun {
             ]
             report.loadMetrics(from: trainer.outputDirectory.appendingPathComponent("metrics.jsonl"))
             // Drift needs both scoring sets (a map cached in the base may come without them).
-            if let parentMap, let safety = ssah.safetyData?.url, let utility = ssah.utilityData?.url,
-               summary.steps == trainer.plan.totalSteps {
+            if let after {
+                sections.append(RunReport.Section(title: "Safety and utility", html: Self.suiteTable(before: before, after: after)))
+            }
+            if let parentMap, let safety = ssah.safetyData?.url, let utility = ssah.utilityData?.url, finished {
                 progress(.phase("SSAH: unit drift"))
                 let child = try ModelBundle.load(checkpoint)
                 let builder = UnitMapBuilder(sizes: parentMap.sizes, limit: Self.unitMapExamples)
@@ -108,6 +144,7 @@ public final class RecipeRun {
             try report.write(to: url)
             reportURL = url
         }
-        return Result(summary: summary, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint, report: reportURL)
+        return Result(summary: summary, before: before, after: after, outputDirectory: trainer.outputDirectory,
+                      checkpoint: checkpoint, report: reportURL)
     }
 }

@@ -22,8 +22,10 @@ import Tokenizers
             lines.append(#"{"prompt": "\#(p)", "completion": " I'm sorry, I can't help with that.", "label": "malicious"}"#)
             texts.append(p + " I'm sorry, I can't help with that.")
         }
-        for (p, a) in benign {
-            lines.append(#"{"prompt": "\#(p)", "completion": " \#(a)", "label": "benign"}"#)
+        for (i, (p, a)) in benign.enumerated() {
+            // The first two are skills (checkable answer), the others harmless requests.
+            let answer = i < 2 ? #", "answer": "\#(a.dropLast())""# : ""
+            lines.append(#"{"prompt": "\#(p)", "completion": " \#(a)", "label": "benign"\#(answer)}"#)
             texts.append(p + " " + a)
         }
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: root.appendingPathComponent("data.jsonl"))
@@ -33,7 +35,7 @@ import Tokenizers
         return root
     }
 
-    static func recipe(in root: URL, _ body: String) throws -> Recipe {
+    static func recipe(in root: URL, _ body: String, overrides: [String] = []) throws -> Recipe {
         let text = """
             model:
               template: plain
@@ -48,7 +50,7 @@ import Tokenizers
             """
         let url = root.appendingPathComponent("recipe.yaml")
         try Data(text.utf8).write(to: url)
-        return try RecipeLoader().load(contentsOf: url)
+        return try RecipeLoader().load(contentsOf: url, overrides: overrides)
     }
 
     @Test func ssahFreezesNonRedundantUnitsOfTheAdapters() throws {
@@ -85,5 +87,25 @@ import Tokenizers
         let report = try String(contentsOf: try #require(result.report), encoding: .utf8)
         #expect(report.contains("SSAH unit map") && report.contains("<svg"))
         #expect(report.contains("SSAH unit drift"))
+    }
+
+    @Test func signalRunMeasuresBeforeAndAfterAndStoresTheHead() throws {
+        let root = try Self.makeFolder()
+        let recipe = try Self.recipe(in: root, """
+            adapters: {kind: full}
+            safety:
+              gate: {enabled: false}
+              signal: {enabled: true, lambda: 0.5}
+            """, overrides: ["data.eval=[\(root.appendingPathComponent("data.jsonl").path)]", "eval.prompts=2", "eval.max_tokens=4"])
+        let result = try RecipeRun(recipe: recipe).run()
+        let before = try #require(result.before), after = try #require(result.after)
+        #expect(before.refusal != nil && after.skillAccuracy != nil && after.overRefusal != nil)
+        #expect(before.guardedPrefillASR == nil, "a fresh head is not used to guard the base")
+        #expect(after.guardedPrefillASR != nil)
+        let checkpoint = try Checkpoint.read(from: result.checkpoint)
+        let signal = try SafetySignal(group: try #require(checkpoint.signal))
+        #expect(signal.clsToken == "[CLS]" && signal.clsTokenId == checkpoint.config.vocabSize - 1)
+        let report = try String(contentsOf: try #require(result.report), encoding: .utf8)
+        #expect(report.contains("Safety and utility"))
     }
 }
