@@ -16,6 +16,8 @@ struct SafeTuneCommand: ParsableCommand {
             TokenizeCommand.self,
             TokenizerCommand.self,
             InspectCommand.self,
+            ImportCommand.self,
+            ExportCommand.self,
         ]
     )
 }
