@@ -37,8 +37,9 @@ public struct FuzzRunner {
 
     /// Runs until `iterations` inputs were tried or `seconds` passed (whichever is set and
     /// comes first). The unmutated seeds go first. `progress` is called every `every` inputs.
+    /// `willRun` is called with the iteration number before each input (a hang watchdog's clock).
     public func run(seed: UInt64, iterations: Int?, seconds: Double?, every: Int = 1000,
-                    progress: (Report) -> Void = { _ in }) -> Report {
+                    willRun: (Int) -> Void = { _ in }, progress: (Report) -> Void = { _ in }) -> Report {
         var report = Report(target: target, seed: seed)
         var mutator = Mutator(seed: seed, dictionary: target.dictionary)
         var pool = seeds
@@ -54,6 +55,7 @@ public struct FuzzRunner {
             } else {
                 input = mutator.mutate(pool[mutator.below(pool.count)], others: seeds)
             }
+            willRun(iteration)
             let t0 = Date()
             let outcome = target.run(input, scratch: scratch)
             let dt = Date().timeIntervalSince(t0)

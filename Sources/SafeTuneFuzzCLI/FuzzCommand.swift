@@ -32,6 +32,8 @@ struct FuzzCommand: ParsableCommand {
         var corpus = "Fuzz/corpus"
         @Option(help: "Scratch folder for the current input (default: a new temporary folder).")
         var scratch: String?
+        @Option(help: "An input that runs longer than this many seconds is a hang: exit status 3, input kept.")
+        var hangSeconds: Double = 20
         @Flag(help: "Print the final report as JSON.")
         var json = false
 
@@ -48,7 +50,14 @@ struct FuzzCommand: ParsableCommand {
             try SeedCorpus.prepare(target, corpus: corpusURL, scratch: scratchURL)
             FileHandle.standardError.write(Data("fuzzing \(target.rawValue): \(seeds.count) seeds, seed \(seed), input in \(scratchURL.path)/\(target.inputName)\n".utf8))
             let runner = FuzzRunner(target: target, seeds: seeds, scratch: scratchURL)
-            let report = runner.run(seed: seed, iterations: iterations ?? (seconds == nil ? 10_000 : nil), seconds: seconds) { r in
+            // scratch/progress holds the count of inputs finished, so a run that crashed can be counted.
+            let progressFile = scratchURL.appendingPathComponent("progress")
+            let watchdog = Watchdog(limit: hangSeconds)
+            watchdog.start()
+            let report = runner.run(seed: seed, iterations: iterations ?? (seconds == nil ? 10_000 : nil), seconds: seconds, every: 100,
+                                    willRun: watchdog.started) { r in
+                try? Data("\(r.tried)\n".utf8).write(to: progressFile)
+                guard r.tried % 1000 == 0 else { return }
                 FileHandle.standardError.write(Data("  \(r.tried) inputs, \(r.accepted) accepted, \(r.findings.count) findings, \(String(format: "%.0f", r.elapsedSeconds)) s\n".utf8))
             }
             for f in report.findings.prefix(20) {

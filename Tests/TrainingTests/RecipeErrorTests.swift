@@ -128,4 +128,16 @@ struct RecipeErrorTests {
             try RecipeLoader(maxFileBytes: 1000).load(contentsOf: url)
         }
     }
+
+    @Test("a device as a recipe or parent is refused before reading, not read forever")
+    func deviceIsNotRead() throws {
+        #expect(throws: RecipeError.unreadable(file: "/dev/zero", reason: "not a regular file")) {
+            try RecipeLoader().load(contentsOf: URL(fileURLWithPath: "/dev/zero"))
+        }
+        let files = try TestFiles()
+        let url = try files.write("child.yaml", "extends: /dev/zero\n" + TestFiles.minimal)
+        #expect(throws: RecipeError.unreadable(file: "/dev/zero", reason: "not a regular file")) {
+            try RecipeLoader().load(contentsOf: url)
+        }
+    }
 }
