@@ -37,6 +37,13 @@ struct MalformedFileTests {
         let escape = try #require(Self.errorOf(Data("{\"a\\\u{85}\": 1}".utf8)))
         let escapeOneLine = !escape.description.contains(where: \.isNewline)
         #expect(escapeOneLine)
+        for breaker in ["\\u2028", "\\u2029", "\\u0085"] {
+            let json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", \"x" + breaker + "\"]]}}"
+            let merge = try #require(Self.error(json))
+            let mergeOneLine = !merge.description.contains(where: \.isNewline)
+            #expect(mergeOneLine, "\(merge.description.debugDescription)")
+            #expect(merge.description.contains("token \"x" + breaker + "\" is not in the vocabulary"))
+        }
         let printable = try #require(Self.errorOf(Data("{\"model\": x}".utf8))).description
         #expect(printable.contains("unexpected character 'x'"))
     }
