@@ -84,6 +84,11 @@ struct DatasetTests {
         #expect(role.description.hasSuffix("messages[0]: unknown role \"user\\n\" (expected system, user or assistant)"))
         let label = try badLine("{\"text\": \"t\", \"label\": \"a\\r\\nb\"}")
         #expect(label.description.hasSuffix("label \"a\\r\\nb\" is not \"benign\" or \"malicious\""))
+        for breaker in ["\\u2028", "\\u2029", "\\u0085"] {
+            let separated = try badLine("{\"text\": \"t\", \"label\": \"mal" + breaker + "icious\"}")
+            let oneLine = !separated.description.contains(where: \.isNewline)
+            #expect(oneLine, "\(separated.description.debugDescription)")
+        }
         let long = try badLine("{\"text\": \"t\", \"label\": \"\(String(repeating: "x", count: 5000))\"}")
         #expect(long.description.count < 200)
     }

@@ -159,7 +159,8 @@ public struct JSONLReader: Sendable {
     /// A value from the file quoted with escapes (a newline in it must not split the
     /// one-line error) and cut to 64 characters.
     private static func quoted(_ text: String) -> String {
-        String(reflecting: text.count > 64 ? String(text.prefix(64)) + "…" : text)
+        // String(reflecting:) escapes \n and \r but not U+0085, U+2028 or U+2029; oneLine does.
+        RecipeError.oneLine(String(reflecting: text.count > 64 ? String(text.prefix(64)) + "…" : text))
     }
 
     private static func messages(_ value: JSONValue?) throws -> [Example.Segment] {
