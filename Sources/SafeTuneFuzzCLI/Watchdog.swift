@@ -28,7 +28,8 @@ final class Watchdog: @unchecked Sendable {
                 lock.unlock()
                 if i >= 0 && elapsed > limit {
                     FileHandle.standardError.write(Data("hang: input \(i) has run for \(Int(elapsed)) s\n".utf8))
-                    exit(3)
+                    // _exit, not exit: atexit handlers (libhdf5's) could wait on the stuck thread.
+                    _exit(3)
                 }
             }
         }

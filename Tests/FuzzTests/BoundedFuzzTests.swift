@@ -36,7 +36,7 @@ import Testing
         let child = Process()
         child.executableURL = Self.fuzzer
         child.arguments = ["--target", "checkpoint", "--iterations", "\(Self.iterations(.checkpoint))", "--seed", "20240601",
-                           "--corpus", Self.corpus.path, "--scratch", scratch.path, "--hang-seconds", "20", "--json"]
+                           "--corpus", Self.corpus.path, "--scratch", scratch.path, "--hang-seconds", "10", "--json"]
         let out = Pipe(), err = Pipe()
         child.standardOutput = out
         child.standardError = err
