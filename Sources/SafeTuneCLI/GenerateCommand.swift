@@ -116,7 +116,10 @@ struct GenerateCommand: ParsableCommand {
         try printJSON(object)
     }
 
-    func run() throws {
+    func run() throws { try CommandFailure.guarding { try execute() } }
+
+    /// The command's work; a thrown error becomes one `error:` line and exit status 2.
+    private func execute() throws {
         let loaded = try LoadedModel(path: model)
         guard let tokenizer = loaded.tokenizer else {
             throw ValidationError("\(model): no tokenizer.json; generate needs one")

@@ -15,13 +15,7 @@ struct InspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let summary: CheckpointSummary
-        do {
-            summary = try CheckpointSummary.read(from: URL(fileURLWithPath: checkpoint))
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        }
+        let summary = try CommandFailure.guarding { try CheckpointSummary.read(from: URL(fileURLWithPath: checkpoint)) }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -18,7 +18,10 @@ struct ScoreCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
-    func run() throws {
+    func run() throws { try CommandFailure.guarding { try execute() } }
+
+    /// The command's work; a thrown error becomes one `error:` line and exit status 2.
+    private func execute() throws {
         let loaded = try LoadedModel(path: model)
         guard let tokenizer = loaded.tokenizer else {
             throw ValidationError("\(model): no tokenizer.json; score needs one")

@@ -26,7 +26,7 @@ struct TrainCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        do {
+        try CommandFailure.guarding {
             let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
             try recipe.checkFiles()
             var parameters = RecipeRun.Parameters()
@@ -58,9 +58,6 @@ struct TrainCommand: ParsableCommand {
                 print("checkpoint: \(result.checkpoint.path)")
                 if let report = result.report { print("report:     \(report.path)") }
             }
-        } catch let error as CustomStringConvertible & Error {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
         }
     }
 }
