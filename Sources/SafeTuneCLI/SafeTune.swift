@@ -18,6 +18,8 @@ struct SafeTuneCommand: ParsableCommand {
             TokenizeCommand.self,
             TokenizerCommand.self,
             InspectCommand.self,
+            VerifyCommand.self,
+            PurifyCommand.self,
         ]
     )
 }

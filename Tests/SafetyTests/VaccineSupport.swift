@@ -1,0 +1,59 @@
+import Checkpoints
+import Engine
+import Foundation
+import Models
+@testable import Safety
+
+/// Tiny models, checkpoints and synthetic channel updates for the BD-VAX tests.
+enum VaccineFixtures {
+    static let llama = ModelConfig(family: .llama, vocabSize: 50, hiddenSize: 8, numLayers: 2, numHeads: 2, numKVHeads: 1,
+                                   intermediateSize: 16, maxPositions: 32)
+
+    /// The shipped corpus tokenizer (small, committed).
+    static func tokenizerJSON() throws -> Data {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return try Data(contentsOf: root.appendingPathComponent("data/corpus/tokenizer.json"))
+    }
+
+    /// A fresh temporary folder.
+    static func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vax-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// A tiny checkpoint with the corpus tokenizer's vocabulary.
+    static func checkpoint(seed: UInt64, parent: Checkpoint? = nil) throws -> Checkpoint {
+        let json = try tokenizerJSON()
+        var config = llama
+        config.vocabSize = 2048
+        let model = try TransformerModel(config: config, seed: seed, trainable: false)
+        let provenance = parent.map { Provenance(parentSHA256: $0.weightsSHA256, seed: Int64(seed)) }
+        return Checkpoint(config: config, weights: model.huggingFaceWeights(), tokenizerJSON: json, provenance: provenance)
+    }
+
+    /// Synthetic evidence: `pairs` variant pairs over `layers` blocks of `units` MLP channels
+    /// (width 6) where the backdoor channels `planted` move far and in one direction, other
+    /// channels a little at random; clean updates are diffuse, backdoored ones concentrated.
+    static func evidence(pairs: Int, layers: Int, units: Int, planted: Set<Int>, seed: UInt64) -> VariantEvidence {
+        var rng = SeededRandom(seed: seed)
+        let width = 6
+        let direction = (0..<width).map { _ in rng.normal() }
+        func block(_ layer: Int, _ f: (Int, Int) -> Float) -> ChannelUpdates.Block {
+            ChannelUpdates.Block(layer: layer, module: .mlp, units: units, width: width,
+                                 values: (0..<(units * width)).map { f($0 / width, $0 % width) })
+        }
+        var deltas: [ChannelUpdates] = []
+        var clean: [[[Double]]] = [], bd: [[[Double]]] = []
+        for _ in 0..<pairs {
+            deltas.append(ChannelUpdates(blocks: (0..<layers).map { l in
+                block(l) { j, c in planted.contains(j) ? 3 * direction[c] + 0.1 * rng.normal() : 0.3 * rng.normal() }
+            }))
+            let c = ChannelUpdates(blocks: (0..<layers).map { l in block(l) { _, _ in rng.normal() } })
+            clean.append(c.energies)
+            let b = ChannelUpdates(blocks: (0..<layers).map { l in block(l) { j, _ in rng.normal() * (planted.contains(j) ? 3 : 1) } })
+            bd.append(b.energies)
+        }
+        return VariantEvidence(deltas: deltas, cleanEnergies: clean, backdooredEnergies: bd)
+    }
+}
