@@ -20,6 +20,7 @@ struct SafeTuneCommand: ParsableCommand {
             InspectCommand.self,
             VerifyCommand.self,
             PurifyCommand.self,
+            BackdoorExperimentCommand.self,
         ]
     )
 }

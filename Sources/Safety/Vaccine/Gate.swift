@@ -96,7 +96,15 @@ public struct Gate: Sendable {
     /// every error is a reject report (fail closed).
     public func verify(_ url: URL, reference: URL?, clean: [CleanSample], workDirectory: URL,
                        log: @escaping (String) -> Void = { _ in }) -> GateReport {
+        verifyKeepingEvidence(url, reference: reference, clean: clean, workDirectory: workDirectory, log: log).report
+    }
+
+    /// `verify`, also returning the variants' evidence (nil after an early error) so that a
+    /// purification that follows a reject can reuse the fine-tunes.
+    public func verifyKeepingEvidence(_ url: URL, reference: URL?, clean: [CleanSample], workDirectory: URL,
+                                      log: @escaping (String) -> Void = { _ in }) -> (report: GateReport, evidence: VariantEvidence?) {
         let started = Date()
+        var kept: VariantEvidence?
         do {
             let child = try SuspectLoader.read(url)
             let parent = try SuspectLoader.parent(of: child, file: url, reference: reference)
@@ -114,9 +122,10 @@ public struct Gate: Sendable {
             if configuration.modules != UnitModule.allCases {
                 evidence = Self.restrict(evidence, to: update)
             }
-            return try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started)
+            kept = evidence
+            return (try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started), evidence)
         } catch {
-            return GateReport.failure(error, checkpoint: url.path, reference: reference?.path, seconds: Date().timeIntervalSince(started))
+            return (GateReport.failure(error, checkpoint: url.path, reference: reference?.path, seconds: Date().timeIntervalSince(started)), kept)
         }
     }
 

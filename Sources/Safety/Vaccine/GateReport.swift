@@ -63,7 +63,7 @@ public struct GateReport: Sendable, Equatable, Codable {
 
     /// A reject caused by `error` (the gate fails closed).
     public static func failure(_ error: Error, checkpoint: String, reference: String?, seconds: Double) -> GateReport {
-        let text = (error as? CustomStringConvertible)?.description ?? String(describing: error)
+        let text = String(describing: error)
         return GateReport(verdict: .reject, reason: "error: \(text)", statistic: nil, threshold: nil, calibration: nil, layers: [],
                           settings: [:], timings: Timings(variants: 0, scoring: 0, total: seconds), error: text,
                           checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()))

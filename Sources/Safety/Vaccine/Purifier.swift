@@ -49,7 +49,9 @@ public final class Purifier {
 
     /// Purifies the checkpoint at `url` into `output` (a full-weights checkpoint whose
     /// provenance parent is the suspect). `base` is needed for an adapter-only checkpoint.
-    public func purify(_ url: URL, clean: [CleanSample], output: URL, base: URL? = nil, workDirectory: URL) throws -> PurificationReport {
+    /// `evidence` reuses variants already fine-tuned from this checkpoint (by the gate).
+    public func purify(_ url: URL, clean: [CleanSample], output: URL, base: URL? = nil, workDirectory: URL,
+                       evidence reused: VariantEvidence? = nil) throws -> PurificationReport {
         let started = Date()
         let baseCheckpoint = try base.map { try SuspectLoader.read($0) }
         let (bundle, checkpoint) = try SuspectLoader.load(url, base: baseCheckpoint)
@@ -57,9 +59,20 @@ public final class Purifier {
         let tau = settings.tau ?? (adapterMode ? 0.40 : 0.08)
         guard tau > 0, tau <= 1 else { throw VaccineError.invalidSetting(key: "tau", reason: "must lie in (0, 1], got \(tau)") }
 
-        let factory = try VariantFactory(suspect: bundle, clean: clean, settings: settings.variants, workDirectory: workDirectory)
-        factory.log = log
-        let evidence = try factory.evidence()
+        let evidence: VariantEvidence
+        if let reused {
+            evidence = reused
+        } else {
+            let factory = try VariantFactory(suspect: bundle, clean: clean, settings: settings.variants, workDirectory: workDirectory)
+            factory.log = log
+            evidence = try factory.evidence()
+        }
+        let config = bundle.model.config
+        guard let shape = evidence.deltas.first?.blocks, shape.allSatisfy({ b in
+            b.layer < config.numLayers && b.units == (b.module == .mlp ? config.intermediateSize : config.numHeads)
+        }) else {
+            throw VaccineError.shapeMismatch(file: url.path, reason: "the variants' channels differ from the checkpoint's")
+        }
         let scores = SignatureScorer(lambda: settings.lambda).scores(evidence.deltas)
         let signature = Signature(scores: scores, tau: tau, modules: adapterMode ? Set(UnitModule.allCases) : [.mlp])
 
