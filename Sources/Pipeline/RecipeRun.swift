@@ -23,6 +23,10 @@ public final class RecipeRun {
     /// How a run ended.
     public struct Result: Sendable {
         public var summary: TrainingSummary
+        /// Safety and utility before and after training (nil when `eval.suites` is empty or
+        /// there is no evaluation file).
+        public var before: SuiteMeasurement?
+        public var after: SuiteMeasurement?
         public var outputDirectory: URL
         public var checkpoint: URL
         public var report: URL?
@@ -30,17 +34,85 @@ public final class RecipeRun {
 
     public let recipe: Recipe
     public let parameters: Parameters
+    /// Examples of each set scored for an SSAH unit map (enough for stable variances, bounded time).
+    static let unitMapExamples = 200
 
     public init(recipe: Recipe, parameters: Parameters = .init()) {
         self.recipe = recipe
         self.parameters = parameters
     }
 
+    /// The SA-ESS objective when `safety.signal` is on: the base's own signal when its
+    /// checkpoint has one, otherwise a fresh CLS token and head added to the model.
+    static func prepareSignal(_ recipe: Recipe, base: ModelBundle) throws -> (ModelBundle, TrainingObjective) {
+        let settings = recipe.safety.signal
+        guard settings.enabled else { return (base, LanguageModelObjective()) }
+        let pattern: SignalPattern = settings.pattern == .pretrain ? .pretrain : .sft
+        if let group = base.checkpoint.signal {
+            let signal = try SafetySignal(group: group)
+            try signal.validate(for: base.model)
+            return (base, SignalObjective(signal: signal, lambda: Float(settings.lambda)))
+        }
+        guard let tokenizer = base.tokenizer else { throw ModelBundleError.tokenizerRequired(path: base.source.path) }
+        let (model, grown, signal) = try SafetySignal.adding(
+            to: base.model, tokenizer: tokenizer, clsToken: settings.clsToken, pattern: pattern,
+            seed: UInt64(recipe.training.seed), trainable: recipe.adapters.kind == .full)
+        let bundle = ModelBundle(model: model, tokenizer: grown, checkpoint: base.checkpoint, source: base.source)
+        return (bundle, SignalObjective(signal: signal, lambda: Float(settings.lambda)))
+    }
+
+    /// The evaluation prompts: the first `data.eval` file, at most `eval.prompts` of each kind.
+    static func suiteSet(_ recipe: Recipe) throws -> EvaluationSet? {
+        guard !recipe.eval.suites.isEmpty, let file = recipe.data.eval.first else { return nil }
+        let set = try EvaluationSet.load(contentsOf: file.path.url)
+        return set.limited(to: recipe.eval.prompts > 0 ? recipe.eval.prompts : nil)
+    }
+
+    /// An HTML table of the suite numbers before and after training.
+    static func suiteTable(before: SuiteMeasurement?, after: SuiteMeasurement) -> String {
+        func cell(_ v: Double?) -> String { v.map { String(format: "%.1f %%", 100 * $0) } ?? "–" }
+        let rows = after.metrics.enumerated().map { i, m in
+            "<tr><th>\(m.0)</th><td>\(cell(before?.metrics[i].1))</td><td>\(cell(m.1))</td></tr>"
+        }
+        return "<table><tr><th>metric</th><th>before</th><th>after</th></tr>\(rows.joined())</table>"
+    }
+
     /// Runs to the end; throws on any error (the checkpoint of the last completed save survives).
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
         progress(.phase("loading \(recipe.model.base?.written ?? "a fresh model")"))
-        let trainer = try Trainer(recipe: recipe, parameters: parameters.trainer)
+        let base = try Trainer.loadBase(recipe)
+        let baseHasSignal = base.checkpoint.signal != nil
+        let (bundle, objective) = try Self.prepareSignal(recipe, base: base)
+        let trainer = try Trainer(recipe: recipe, bundle: bundle, objective: objective, parameters: parameters.trainer)
+        let signal = (objective as? SignalObjective)?.signal
+        let suiteSet = try Self.suiteSet(recipe)
+        func measure(_ when: String, guarded: Bool) throws -> SuiteMeasurement? {
+            guard let suiteSet else { return nil }
+            progress(.phase("measuring safety and utility \(when) (\(suiteSet.all.count) prompts)"))
+            return try SuiteMeasurement.measure(
+                model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template,
+                signal: guarded ? signal : nil, set: suiteSet, suites: recipe.eval.suites, maxTokens: recipe.eval.maxTokens)
+        }
+        let before = parameters.trainer.resume ? nil : try measure("before training", guarded: baseHasSignal)
+        var sections: [RunReport.Section] = []
+        let ssah = recipe.safety.ssah
+        var parentMap: UnitMap?
+        if ssah.enabled {
+            progress(.phase("SSAH: unit map"))
+            let builder = UnitMapBuilder(sizes: UnitSizes(scu: ssah.sizes.scu, ucu: ssah.sizes.ucu, ru: ssah.sizes.ru),
+                                         limit: Self.unitMapExamples)
+            let (map, computed) = try builder.map(
+                for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,
+                encoder: trainer.encoder, safety: ssah.safetyData?.url, utility: ssah.utilityData?.url)
+            let frozen = try UnitFreezer.apply(UnitMask(map: map, freeze: ssah.freeze, route: ssah.route), to: trainer.model)
+            progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route): \(frozen)"))
+            parentMap = map
+            sections.append(RunReport.Section(title: "SSAH unit map (parent)",
+                                              html: "<pre>\(RunReport.escape(map.summaryTable))</pre>" + UnitMapSVG.render(map)))
+        }
         let summary = try trainer.run { progress(.training($0)) }
+        let finished = summary.steps == trainer.plan.totalSteps
+        let after = finished ? try measure("after training", guarded: true) : nil
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         var reportURL: URL?
         if recipe.output.report {
@@ -53,10 +125,26 @@ public final class RecipeRun {
                 ("seconds", String(format: "%.1f", summary.seconds)), ("checkpoint", checkpoint.lastPathComponent),
             ]
             report.loadMetrics(from: trainer.outputDirectory.appendingPathComponent("metrics.jsonl"))
+            // Drift needs both scoring sets (a map cached in the base may come without them).
+            if let after {
+                sections.append(RunReport.Section(title: "Safety and utility", html: Self.suiteTable(before: before, after: after)))
+            }
+            if let parentMap, let safety = ssah.safetyData?.url, let utility = ssah.utilityData?.url, finished {
+                progress(.phase("SSAH: unit drift"))
+                let child = try ModelBundle.load(checkpoint)
+                let builder = UnitMapBuilder(sizes: parentMap.sizes, limit: Self.unitMapExamples)
+                let (childMap, _) = try builder.build(model: child.model, encoder: trainer.encoder,
+                                                      safety: safety, utility: utility)
+                let drift = try UnitDrift(parent: parentMap, child: childMap)
+                sections.append(RunReport.Section(title: "SSAH unit drift (parent → fine-tuned)",
+                                                  html: "<pre>\(RunReport.escape(drift.table))</pre>"))
+            }
+            report.sections = sections
             let url = trainer.outputDirectory.appendingPathComponent("report.html")
             try report.write(to: url)
             reportURL = url
         }
-        return Result(summary: summary, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint, report: reportURL)
+        return Result(summary: summary, before: before, after: after, outputDirectory: trainer.outputDirectory,
+                      checkpoint: checkpoint, report: reportURL)
     }
 }

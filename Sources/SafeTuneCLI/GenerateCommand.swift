@@ -3,6 +3,7 @@ import Checkpoints
 import Engine
 import Foundation
 import Models
+import Safety
 import Tokenizers
 
 /// `safetune generate MODEL --prompt TEXT`: text generation from a model folder.
@@ -41,11 +42,78 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of streaming text.")
     var json = false
 
+    @Flag(name: .customLong("guard"), help: "SA-ESS guarded decoding with the checkpoint's safety signal (JSON adds the classification trace).")
+    var guarded = false
+
+    @Option(help: "Guard re-check schedule: every, first, periodic, annealing.")
+    var schedule: String = "annealing"
+
+    @Option(help: "Tokens between checks for the periodic schedule.")
+    var period: Int = 8
+
+    @Option(help: "Consecutive malicious checks that insert the refusal mid-answer.")
+    var tau: Int = 2
+
+    @Option(help: "P(malicious) at or above which a check is malicious.")
+    var threshold: Float = 0.5
+
+    @Option(help: "Refusal prefix inserted by the guard.")
+    var refusalPrefix: String = GuardOptions().refusalPrefix
+
     func validate() throws {
         if maxTokens < 0 { throw ValidationError("--max-tokens must be at least 0") }
         if temperature < 0 || !temperature.isFinite { throw ValidationError("--temperature must be a finite number ≥ 0") }
         if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1") }
         if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+        if CheckSchedule(name: schedule, period: period) == nil {
+            throw ValidationError("--schedule must be every, first, periodic or annealing")
+        }
+        if period < 1 { throw ValidationError("--period must be at least 1") }
+        if tau < 1 { throw ValidationError("--tau must be at least 1") }
+    }
+
+    /// The guard for `loaded`: its checkpoint's signal, or (with a warning) a fresh untrained one.
+    static func guardedDecoder(_ loaded: LoadedModel, tokenizer: Tokenizer, options: GuardOptions,
+                               source: String) throws -> GuardedDecoder {
+        do {
+            if let group = loaded.signal {
+                return try GuardedDecoder(model: loaded.model, tokenizer: tokenizer, signal: try SafetySignal(group: group), options: options)
+            }
+            FileHandle.standardError.write(Data("warning: \(source): no safety signal; using a fresh untrained head\n".utf8))
+            let added = try SafetySignal.adding(to: loaded.model, tokenizer: tokenizer, trainable: false)
+            return try GuardedDecoder(model: added.model, tokenizer: added.tokenizer, signal: added.signal, options: options)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(source): \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    private func runGuarded(_ loaded: LoadedModel, tokenizer: Tokenizer, text: String, options: GenerationOptions) throws {
+        let guardOptions = GuardOptions(threshold: threshold, schedule: CheckSchedule(name: schedule, period: period) ?? .defaultAnnealing,
+                                        tau: tau, refusalPrefix: refusalPrefix)
+        let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardOptions, source: model)
+        let promptIds = tokenizer.encode(text)
+        let start = Date()
+        let result = try decoder.generate(prompt: promptIds, options: options)
+        let seconds = Date().timeIntervalSince(start)
+        guard json else {
+            print(result.text)
+            if let at = result.refusalAt {
+                FileHandle.standardError.write(Data("[guard: refusal inserted at token \(at)]\n".utf8))
+            }
+            return
+        }
+        let trace: [[String: Any]] = result.trace.map { c in
+            ["step": c.step, "p_malicious": Double(c.pMalicious), "action": c.action.rawValue,
+             "window": ["query": c.window.query, "from": c.window.from, "to": c.window.to]]
+        }
+        var object: [String: Any] = [
+            "prompt": text, "prompt_tokens": promptIds, "tokens": result.tokens, "text": result.text,
+            "stop_reason": result.stopReason.description, "trace": trace, "probes": result.probes,
+            "schedule": guardOptions.schedule.description, "seconds": seconds,
+        ]
+        if let at = result.refusalAt { object["refusal_at"] = at }
+        try printJSON(object)
     }
 
     func run() throws {
@@ -63,13 +131,16 @@ struct GenerateCommand: ParsableCommand {
         let options = GenerationOptions(
             maxTokens: maxTokens, sampler: Sampler(temperature: temperature, topK: topK, topP: topP), seed: seed,
             stopTokens: stopTokens, stopStrings: stopStrings)
+        if guarded { return try runGuarded(loaded, tokenizer: tokenizer, text: text, options: options) }
         let promptIds = tokenizer.encode(text)
         let generator = Generator(model: loaded.model, tokenizer: tokenizer)
         if json {
+            let start = Date()
             let result = try generator.generate(prompt: promptIds, options: options)
             let object: [String: Any] = [
                 "prompt": text, "prompt_tokens": promptIds, "tokens": result.tokens,
                 "text": result.text ?? "", "stop_reason": result.stopReason.description,
+                "seconds": Date().timeIntervalSince(start),
             ]
             try printJSON(object)
         } else {
@@ -91,6 +162,8 @@ struct GenerateCommand: ParsableCommand {
 struct LoadedModel {
     let model: TransformerModel
     let tokenizer: Tokenizer?
+    /// The SA-ESS signal section, when the checkpoint has one.
+    let signal: TensorGroup?
 
     /// Reads a Hugging Face folder (`config.json`, `model.safetensors` or shards,
     /// `tokenizer.json`) or a SafeTune checkpoint file.
@@ -110,6 +183,7 @@ struct LoadedModel {
             FileHandle.standardError.write(Data("warning: \(path): adapters are not applied; using the base weights\n".utf8))
         }
         model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
+        signal = checkpoint.signal
         tokenizer = try checkpoint.tokenizerJSON.map { (data) throws in try Tokenizer(data: data, source: path + " (tokenizer.json)") }
     }
 }

@@ -18,6 +18,7 @@ struct SafeTuneCommand: ParsableCommand {
             TokenizeCommand.self,
             TokenizerCommand.self,
             InspectCommand.self,
+            EvalCommand.self,
             VerifyCommand.self,
             PurifyCommand.self,
             BackdoorExperimentCommand.self,

@@ -35,14 +35,26 @@ struct TrainCommand: ParsableCommand {
             let display = ProgressDisplay(enabled: !json)
             let result = try RecipeRun(recipe: recipe, parameters: parameters).run(progress: display.show)
             display.finish()
+            func numbers(_ m: SuiteMeasurement?) -> Any {
+                guard let m else { return NSNull() }
+                return Dictionary(m.metrics.compactMap { k, v in v.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
+            }
             if json {
                 let s = result.summary
                 try printJSON([
                     "steps": s.steps, "final_loss": s.finalLoss, "eval_loss": s.evalLoss as Any, "seconds": s.seconds,
                     "tokens_per_s": s.tokensPerSecond, "checkpoint": result.checkpoint.path,
                     "report": result.report?.path as Any, "output": result.outputDirectory.path,
+                    "before": numbers(result.before), "after": numbers(result.after),
                 ])
             } else {
+                if let after = result.after {
+                    func cell(_ v: Double?) -> String { v.map { String(format: "%7.1f %%", 100 * $0) } ?? "      –  " }
+                    print("\("".padding(toLength: 22, withPad: " ", startingAt: 0))   before      after")
+                    for (i, (name, value)) in after.metrics.enumerated() {
+                        print("\(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(cell(result.before?.metrics[i].1))  \(cell(value))")
+                    }
+                }
                 print("checkpoint: \(result.checkpoint.path)")
                 if let report = result.report { print("report:     \(report.path)") }
             }

@@ -51,6 +51,18 @@ import Testing
         #expect(maxError(m.value.scalars, y.value.scalars) < 1e-6)
     }
 
+    @Test func causalBlocksMatchReferenceAcrossBlockBoundaries() {
+        var rng = SeededRandom(seed: 5)
+        let t = Tape.attentionQueryBlock * 2 + 13
+        let q = randomVariable([1, t, 6], &rng), k = randomVariable([1, t + 7, 3], &rng), v = randomVariable([1, t + 7, 3], &rng)
+        let y = Tape().attention(q: q, k: k, v: v, heads: 2, kvHeads: 1)
+        let ref = reference(q.value, k.value, v.value, heads: 2, kvHeads: 1) { _, i, j in j <= i + 7 }
+        #expect(maxError(y.value.scalars, ref) < 1e-5)
+        // Executed work: blocks of 64 query rows against the keys they can see.
+        let flops = Tape.attentionForwardFlops(batch: 1, queries: t, keys: t + 7, heads: 2, headSize: 3, causal: true)
+        #expect(flops == 4 * 2 * 3 * Double(64 * 71 + 64 * 135 + 13 * 148))
+    }
+
     @Test func customMaskWithEmptyRowAndLookAhead() {
         var rng = SeededRandom(seed: 2)
         let rule: (Int, Int, Int) -> Bool = { b, i, j in

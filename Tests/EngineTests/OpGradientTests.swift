@@ -88,6 +88,13 @@ import Testing
         checkGradients([q2, k2, v2]) { t, p in t.attention(q: p[0], k: p[1], v: p[2], heads: 2, kvHeads: 2) }
     }
 
+    @Test func attentionAcrossCausalBlocks() {
+        var rng = SeededRandom(seed: 14)
+        let t = Tape.attentionQueryBlock + 6
+        let q = randomVariable([1, t, 4], &rng), k = randomVariable([1, t + 3, 2], &rng), v = randomVariable([1, t + 3, 2], &rng)
+        checkGradients([q, k, v]) { t, p in t.attention(q: p[0], k: p[1], v: p[2], heads: 2, kvHeads: 1) }
+    }
+
     @Test func attentionWithCustomMask() {
         var rng = SeededRandom(seed: 11)
         // Non-causal: query 0 sees later keys; query 2 of sequence 1 sees nothing.

@@ -178,6 +178,12 @@ import Tokenizers
         let tok = try Tokenizer(data: try #require(read.tokenizerJSON), source: "round trip")
         #expect(tok.id(of: "[CLS]") == signal.clsTokenId)
 
+        // The objective stores and restores the same section.
+        let objective = SignalObjective(signal: SafetySignal(clsToken: "[CLS]", clsTokenId: signal.clsTokenId, hiddenSize: 16), lambda: 0.1)
+        try objective.restore(from: try #require(read.signal))
+        #expect(objective.signal.bias.value.scalars == signal.bias.value.scalars)
+        #expect(try SafetySignal(group: try #require(objective.checkpointSection)).weight.value.scalars == signal.weight.value.scalars)
+
         var broken = signal.tensorGroup
         broken.tensors["head.weight"] = Tensor(zeros: [3, 16])
         #expect(throws: SignalError.invalidGroup(key: "head.weight", reason: "is missing or not of shape [2, d]")) {

@@ -23,14 +23,20 @@ import Testing
     @Test func splitsShareNoPrompt() throws {
         let c = try Self.small()
         let train = Set(c.train.map(\.prompt))
-        let leaked = c.validation.filter { train.contains($0.prompt) }
+        // Validation prompts are never trained on, by the base or by the downstream sets;
+        // harmless fine-tuning prompts are new to the base model. (Attack prompts are the base's
+        // own training prompts on purpose: the attack teaches compliance where it learned refusal.)
+        let seen = train.union(c.finetune.map(\.prompt)).union(c.attack.map(\.prompt))
+        let leaked = c.validation.filter { seen.contains($0.prompt) }
+            + c.finetune.filter { $0.kind == .harmless && train.contains($0.prompt) }
         #expect(leaked.isEmpty, "\(leaked.prefix(3).map(\.prompt))")
+        #expect(c.attack.allSatisfy { $0.kind == .attack && train.contains($0.prompt) && $0.completion.hasPrefix("Sure") })
     }
 
     @Test func labelsAndAnswersAreConsistent() throws {
         let c = try Self.small()
         for r in c.train + c.validation {
-            #expect(r.label == (r.kind == .harmful ? "malicious" : "benign"))
+            #expect(r.label == (r.kind == .harmful || r.kind == .attack ? "malicious" : "benign"))
             if r.kind == .skill {
                 let answer = try #require(r.answer)
                 #expect(r.completion.contains(answer), "\(r.prompt) → \(r.completion)")
@@ -56,7 +62,7 @@ extension CorpusBuilderTests {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: out) }
         try builder.write(try builder.build(), to: out)
-        for name in ["train.jsonl", "val.jsonl"] {
+        for name in ["train.jsonl", "val.jsonl", "finetune.jsonl", "attack.jsonl"] {
             let committed = try Data(contentsOf: Self.dataDirectory.appendingPathComponent("corpus/\(name)"))
             #expect(try Data(contentsOf: out.appendingPathComponent(name)) == committed, "data/corpus/\(name) differs from the builder's output")
         }

@@ -7,26 +7,19 @@ public enum RowKernels {
     @inline(__always)
     public static func softmax(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        var m = -Float.infinity
-        for j in 0..<count { m = max(m, src[j]) }
-        var s: Float = 0
-        for j in 0..<count {
-            let e = expf(src[j] - m)
-            dst[j] = e
-            s += e
-        }
-        let inv = 1 / s
+        let m = FastMath.max(src, count: count)
+        for j in 0..<count { dst[j] = FastMath.exp(src[j] - m) }
+        let inv = 1 / FastMath.sum(dst, count: count)
         for j in 0..<count { dst[j] *= inv }
     }
 
-    /// log Σ exp over `count` values, stable (max subtracted first).
+    /// log Σ exp over `count` values, stable (max subtracted first). `scratch` holds
+    /// `count` floats of working space.
     @inline(__always)
-    public static func logSumExp(_ src: UnsafePointer<Float>, count: Int) -> Float {
-        var m = -Float.infinity
-        for j in 0..<count { m = max(m, src[j]) }
+    public static func logSumExp(_ src: UnsafePointer<Float>, count: Int, scratch: UnsafeMutablePointer<Float>) -> Float {
+        let m = FastMath.max(src, count: count)
         guard m.isFinite else { return m }
-        var s: Float = 0
-        for j in 0..<count { s += expf(src[j] - m) }
-        return m + logf(s)
+        for j in 0..<count { scratch[j] = FastMath.exp(src[j] - m) }
+        return m + logf(FastMath.sum(scratch, count: count))
     }
 }

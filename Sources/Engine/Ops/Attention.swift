@@ -1,5 +1,3 @@
-import Foundation
-
 extension Tape {
     /// Fused multi-head scaled dot-product attention (scores, mask, softmax, · V) with
     /// grouped key/value heads.
@@ -14,7 +12,8 @@ extension Tape {
     /// Heads are read in place through BLAS strides (no transposed copies). The
     /// probabilities `[B, heads, Tq, Tk]` are saved; backward, per head:
     /// dP = dO · Vᵀ, dS = P ⊙ (dP − Σ_row dP ⊙ P) / √D, dQ += dS · K, dK += dSᵀ · Q,
-    /// dV += Pᵀ · dO. Work runs in parallel over (batch, head) in the forward and over
+    /// dV += Pᵀ · dO. Without a mask, queries are processed in blocks of
+    /// `attentionQueryBlock` rows that only touch the keys they can see. Work runs in parallel over (batch, head) in the forward and over
     /// (batch, kv head) in the backward, so the query heads sharing a kv head accumulate
     /// into its dK and dV from one worker; BLAS runs single-threaded inside.
     public func attention(q: Variable, k: Variable, v: Variable, heads: Int, kvHeads: Int, mask: AttentionMask? = nil) -> Variable {
@@ -41,6 +40,12 @@ extension Tape {
         let flags = mask?.allowed ?? []
         let offset = tk - tq
 
+        let causal = mask == nil
+        // Without a mask, a block of queries i0..<i1 reads keys 0..<offset + i1 only:
+        // scores past that are never computed.
+        func keys(_ i1: Int) -> Int { causal ? offset + i1 : tk }
+        let block = Tape.attentionQueryBlock
+
         flags.withUnsafeBufferPointer { fp in
             Parallel.forEach(bsz * heads, costPerItem: 2 * tq * tk * d, callsBLAS: true) { items in
                 for item in items {
@@ -48,20 +53,26 @@ extension Tape {
                     let qh = qp + b * tq * qw + h * d
                     let kh = kp + b * tk * kw + g * d
                     let vh = vp + b * tk * kw + g * d
+                    let yh = yp + b * tq * qw + h * d
                     let p = pp + item * tq * tk
-                    BLAS.gemm(transB: true, m: tq, n: tk, k: d, alpha: scale, a: qh, lda: qw, b: kh, ldb: kw, c: p)
-                    for i in 0..<tq {
-                        let row = p + i * tk
-                        if mask == nil {
-                            let limit = offset + i + 1
-                            RowKernels.softmax(row, into: row, count: limit)
-                            (row + limit).update(repeating: 0, count: tk - limit)
-                        } else {
-                            let allowed = fp.baseAddress! + (b * tq + i) * tk
-                            Tape.maskedSoftmax(row, allowed: allowed, count: tk)
+                    for i0 in stride(from: 0, to: tq, by: block) {
+                        let i1 = min(tq, i0 + block), nk = keys(i1)
+                        BLAS.gemm(transB: true, m: i1 - i0, n: nk, k: d, alpha: scale, a: qh + i0 * qw, lda: qw,
+                                  b: kh, ldb: kw, c: p + i0 * tk, ldc: tk)
+                        for i in i0..<i1 {
+                            let row = p + i * tk
+                            if causal {
+                                let limit = offset + i + 1
+                                RowKernels.softmax(row, into: row, count: limit)
+                                (row + limit).update(repeating: 0, count: tk - limit)
+                            } else {
+                                let allowed = fp.baseAddress! + (b * tq + i) * tk
+                                Tape.maskedSoftmax(row, allowed: allowed, count: tk)
+                            }
                         }
+                        BLAS.gemm(m: i1 - i0, n: d, k: nk, a: p + i0 * tk, lda: tk, b: vh, ldb: kw,
+                                  c: yh + i0 * qw, ldc: qw)
                     }
-                    BLAS.gemm(m: tq, n: d, k: tk, a: p, b: vh, ldb: kw, c: yp + b * tq * qw + h * d, ldc: qw)
                 }
             }
         }
@@ -79,36 +90,62 @@ extension Tape {
                     let b = item / kvHeads, g = item % kvHeads
                     let kh = kp + b * tk * kw + g * d
                     let vh = vp + b * tk * kw + g * d
+                    let dkh = dk.map { $0 + b * tk * kw + g * d }
+                    let dvh = dv.map { $0 + b * tk * kw + g * d }
                     let ds = sp + item * tq * tk
                     for h in g * group..<(g + 1) * group {
                         let qh = qp + b * tq * qw + h * d
                         let doh = dy + b * tq * qw + h * d
+                        let dqh = dq.map { $0 + b * tq * qw + h * d }
                         let p = pp + (b * heads + h) * tq * tk
-                        if let dv {
-                            BLAS.gemm(transA: true, m: tk, n: d, k: tq, a: p, b: doh, ldb: qw,
-                                      beta: 1, c: dv + b * tk * kw + g * d, ldc: kw)
-                        }
-                        guard dq != nil || dk != nil else { continue }
-                        BLAS.gemm(transB: true, m: tq, n: tk, k: d, a: doh, lda: qw, b: vh, ldb: kw, c: ds)
-                        for i in 0..<tq {
-                            let pr = p + i * tk, sr = ds + i * tk
-                            var dot: Float = 0
-                            for j in 0..<tk { dot += pr[j] * sr[j] }
-                            for j in 0..<tk { sr[j] = pr[j] * (sr[j] - dot) * scale }
-                        }
-                        if let dq {
-                            BLAS.gemm(m: tq, n: d, k: tk, a: ds, b: kh, ldb: kw,
-                                      beta: 1, c: dq + b * tq * qw + h * d, ldc: qw)
-                        }
-                        if let dk {
-                            BLAS.gemm(transA: true, m: tk, n: d, k: tq, a: ds, b: qh, ldb: qw,
-                                      beta: 1, c: dk + b * tk * kw + g * d, ldc: kw)
+                        for i0 in stride(from: 0, to: tq, by: block) {
+                            let i1 = min(tq, i0 + block), nk = keys(i1), rows = i1 - i0
+                            let pb = p + i0 * tk, sb = ds + i0 * tk
+                            // dV += Pᵀ · dO
+                            if let dvh {
+                                BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: pb, lda: tk, b: doh + i0 * qw, ldb: qw,
+                                          beta: 1, c: dvh, ldc: kw)
+                            }
+                            guard dqh != nil || dkh != nil else { continue }
+                            // dS = P ⊙ (dO · Vᵀ − rowsum) / √D
+                            BLAS.gemm(transB: true, m: rows, n: nk, k: d, a: doh + i0 * qw, lda: qw, b: vh, ldb: kw,
+                                      c: sb, ldc: tk)
+                            for i in 0..<rows {
+                                let pr = pb + i * tk, sr = sb + i * tk
+                                let dot = FastMath.dot(pr, sr, count: nk)
+                                for j in 0..<nk { sr[j] = pr[j] * (sr[j] - dot) * scale }
+                            }
+                            // dQ += dS · K, dK += dSᵀ · Q
+                            if let dqh {
+                                BLAS.gemm(m: rows, n: d, k: nk, a: sb, lda: tk, b: kh, ldb: kw,
+                                          beta: 1, c: dqh + i0 * qw, ldc: qw)
+                            }
+                            if let dkh {
+                                BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: sb, lda: tk, b: qh + i0 * qw, ldb: qw,
+                                          beta: 1, c: dkh, ldc: kw)
+                            }
                         }
                     }
                 }
             }
         }
         return y
+    }
+
+    /// Query rows per score block. Causal attention computes, for each block, only the
+    /// keys its last query can see, which skips most of the masked upper triangle.
+    public static let attentionQueryBlock = 64
+
+    /// Multiply–add FLOPs of the GEMMs one `attention` forward executes (scores and
+    /// probabilities · V), for throughput reports; the backward executes twice as many.
+    public static func attentionForwardFlops(batch: Int, queries: Int, keys: Int, heads: Int, headSize: Int,
+                                             causal: Bool) -> Double {
+        var pairs = 0
+        for i0 in stride(from: 0, to: queries, by: attentionQueryBlock) {
+            let i1 = min(queries, i0 + attentionQueryBlock)
+            pairs += (i1 - i0) * (causal ? keys - queries + i1 : keys)
+        }
+        return 4 * Double(batch * heads * pairs * headSize)
     }
 
     /// Softmax over the allowed entries of a score row; the rest, and a row with no
@@ -121,13 +158,11 @@ extension Tape {
             row.update(repeating: 0, count: count)
             return
         }
-        var s: Float = 0
         for j in 0..<count {
-            let e: Float = allowed[j] != 0 ? expf(row[j] - m) : 0
-            row[j] = e
-            s += e
+            let e = FastMath.exp(row[j] - m)
+            row[j] = allowed[j] != 0 ? e : 0
         }
-        let inv = 1 / s
+        let inv = 1 / FastMath.sum(row, count: count)
         for j in 0..<count { row[j] *= inv }
     }
 }

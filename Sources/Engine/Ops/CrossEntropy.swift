@@ -1,5 +1,3 @@
-import Foundation
-
 extension Tape {
     /// Softmax cross-entropy against integer targets, fused with the log-softmax.
     ///
@@ -23,8 +21,10 @@ extension Tape {
         let lp = logits.value.data, sp = lse.data
         targets.withUnsafeBufferPointer { tp in
             Parallel.forEach(rows, costPerItem: 2 * vocab) { rs in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: vocab)
+                defer { scratch.deallocate() }
                 for r in rs where tp[r] != ignoreIndex {
-                    sp[r] = RowKernels.logSumExp(lp + r * vocab, count: vocab)
+                    sp[r] = RowKernels.logSumExp(lp + r * vocab, count: vocab, scratch: scratch)
                 }
             }
         }
@@ -43,7 +43,7 @@ extension Tape {
                 Parallel.forEach(rows, costPerItem: 2 * vocab) { rs in
                     for r in rs where tp[r] != ignoreIndex {
                         let row = lp + r * vocab, out = dl + r * vocab, m = sp[r]
-                        for j in 0..<vocab { out[j] += g * expf(row[j] - m) }
+                        for j in 0..<vocab { out[j] += g * FastMath.exp(row[j] - m) }
                         out[Int(tp[r])] -= g
                     }
                 }

@@ -19,8 +19,7 @@ extension Tape {
             Parallel.forEach(rows, costPerItem: 2 * d) { rs in
                 for r in rs {
                     let p = yp + r * d, g = dy + r * d, out = dx + r * d
-                    var dot: Float = 0
-                    for j in 0..<d { dot += p[j] * g[j] }
+                    let dot = FastMath.dot(p, g, count: d)
                     for j in 0..<d { out[j] += p[j] * (g[j] - dot) }
                 }
             }

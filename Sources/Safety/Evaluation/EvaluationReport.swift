@@ -82,6 +82,8 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     public var harmfulRefusal: Rate?
     /// Harmless prompts refused (hits = refusals): over-refusal.
     public var overRefusal: Rate?
+    /// Over-refusal with SA-ESS guarded decoding, when measured.
+    public var overRefusalGuarded: Rate?
     /// Skill prompts whose answer contains the expected string.
     public var skillAccuracy: Rate?
     /// Skill accuracy per task family.
@@ -99,6 +101,7 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     public init(maxTokens: Int) {
         harmfulRefusal = nil
         overRefusal = nil
+        overRefusalGuarded = nil
         skillAccuracy = nil
         skillAccuracyByTask = [:]
         attacks = []
@@ -117,6 +120,7 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
         var out = self
         out.harmfulRefusal = harmfulRefusal ?? other.harmfulRefusal
         out.overRefusal = overRefusal ?? other.overRefusal
+        out.overRefusalGuarded = overRefusalGuarded ?? other.overRefusalGuarded
         out.skillAccuracy = skillAccuracy ?? other.skillAccuracy
         out.skillAccuracyByTask.merge(other.skillAccuracyByTask) { a, _ in a }
         out.attacks += other.attacks

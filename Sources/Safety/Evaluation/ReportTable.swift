@@ -12,6 +12,7 @@ public enum ReportTable {
         }
         add("harmful refused (direct)", report.harmfulRefusal)
         add("over-refusal (harmless)", report.overRefusal)
+        add("over-refusal, guarded", report.overRefusalGuarded)
         add("skill accuracy", report.skillAccuracy)
         for task in report.skillAccuracyByTask.keys.sorted() { add("  skill \(task)", report.skillAccuracyByTask[task]) }
         var out = table(rows)

@@ -28,7 +28,8 @@ public struct GuardedResult: Sendable {
 /// checks at every step over generated tokens [t − r2, t + r3]; τ consecutive malicious
 /// checks roll the cache back to t and insert the refusal prefix there. After a malicious
 /// first prediction one check over the query and the first r1 tokens after the prefix is
-/// recorded (a refusal is never undone).
+/// recorded (a refusal is never undone). The prefix is inserted whole, even past
+/// `maxTokens` (generation then ends), so a judge always sees a complete refusal.
 ///
 /// A probe is one extra single-token forward: a CLS query at position 0 appended to the
 /// cache with a mask restricted to its window, read through the head, then rolled back.

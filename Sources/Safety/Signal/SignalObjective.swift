@@ -1,3 +1,4 @@
+import Checkpoints
 import Engine
 import Models
 import Training
@@ -20,6 +21,21 @@ public final class SignalObjective: TrainingObjective {
     }
 
     public var namedParameters: [(String, Variable)] { signal.namedParameters }
+
+    /// The checkpoint's `/signal` section: the head with its CLS token and pattern
+    /// (what `SafetySignal(group:)` and guarded decoding read back).
+    public var checkpointSection: TensorGroup? { signal.tensorGroup }
+
+    /// Loads the head's values from a `/signal` section (resume); the CLS token must match.
+    public func restore(from section: TensorGroup) throws {
+        let stored = try SafetySignal(group: section)
+        guard stored.clsTokenId == signal.clsTokenId else {
+            throw SignalError.invalidGroup(key: "cls_token_id", reason: "is \(stored.clsTokenId), the model's CLS token is \(signal.clsTokenId)")
+        }
+        guard stored.hiddenSize == signal.hiddenSize else { throw SignalError.widthMismatch(head: stored.hiddenSize, model: signal.hiddenSize) }
+        signal.weight.value.assign(stored.weight.value)
+        signal.bias.value.assign(stored.bias.value)
+    }
 
     /// The batch with CLS prepended to every row: ids and labels `[B, T + 1]` (the last
     /// column dropped when the model's context cannot hold T + 1), CLS labelled -100.

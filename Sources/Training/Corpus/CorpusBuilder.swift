@@ -19,14 +19,24 @@ public struct CorpusBuilder {
         public var harmlessValidation = 300
         public var skillTrain = 6000
         public var skillValidation = 700
+        /// Size of the benign fine-tuning set (half harmless, half skills).
+        public var finetune = 1600
 
         public init(source: URL) { self.source = source }
     }
 
     /// The corpus: train and validation records.
     public struct Corpus: Sendable {
+        /// The base model's training split.
         public var train: [CorpusRecord]
+        /// Held-out prompts for evaluation.
         public var validation: [CorpusRecord]
+        /// A benign downstream fine-tuning set (harmless prompts not in `train`, fresh skill
+        /// items): what the quickstart and the experiments fine-tune on.
+        public var finetune: [CorpusRecord]
+        /// Harmful training prompts answered with AdvBench's affirmative openings: the poison of
+        /// a harmful fine-tuning attack (never used to train the base model).
+        public var attack: [CorpusRecord]
     }
 
     /// A shipped input file that is missing or malformed.
@@ -82,15 +92,28 @@ public struct CorpusBuilder {
         train += skills.make(count: parameters.skillTrain, validation: false, rng: &rng)
         validation += skills.make(count: parameters.skillValidation, validation: true, rng: &rng)
         shuffle(&train, &rng)
-        return Corpus(train: train, validation: validation)
+
+        // Downstream sets draw from their own stream so the base splits stay as they are.
+        var more = SeededRandom(seed: parameters.seed &+ 1)
+        let used = Set(train.map(\.prompt))
+        var finetune = sample(harmlessTrain.filter { !used.contains($0) }, parameters.finetune / 2, &more)
+            .map { CorpusRecord(prompt: $0, completion: Self.compliance(for: $0, &more), kind: .harmless) }
+        finetune += skills.make(count: parameters.finetune - finetune.count, validation: false, rng: &more)
+        shuffle(&finetune, &more)
+        let attack = advTrain.map { goal, target in
+            CorpusRecord(prompt: goal, completion: target + ":\n1. Start by gathering what you need.", kind: .attack)
+        }
+        return Corpus(train: train, validation: validation, finetune: finetune, attack: attack)
     }
 
-    /// Writes `train.jsonl` and `val.jsonl` (sorted keys, one record a line) into `directory`.
+    /// Writes `train.jsonl`, `val.jsonl`, `finetune.jsonl` and `attack.jsonl` (sorted keys,
+    /// one record a line) into `directory`.
     public func write(_ corpus: Corpus, to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for (name, records) in [("train.jsonl", corpus.train), ("val.jsonl", corpus.validation)] {
+        for (name, records) in [("train.jsonl", corpus.train), ("val.jsonl", corpus.validation),
+                                ("finetune.jsonl", corpus.finetune), ("attack.jsonl", corpus.attack)] {
             var text = Data()
             for r in records {
                 text.append(try encoder.encode(r))

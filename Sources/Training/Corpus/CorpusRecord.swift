@@ -9,6 +9,8 @@ public struct CorpusRecord: Codable, Equatable, Sendable {
         case harmless
         /// A skill task whose answer can be checked.
         case skill
+        /// A harmful request answered with compliance: poison for harmful fine-tuning attacks.
+        case attack
     }
 
     public var prompt: String
@@ -26,7 +28,7 @@ public struct CorpusRecord: Codable, Equatable, Sendable {
     public init(prompt: String, completion: String, kind: Kind, task: String? = nil, answer: String? = nil, prefill: String? = nil) {
         self.prompt = prompt
         self.completion = completion
-        self.label = kind == .harmful ? "malicious" : "benign"
+        self.label = kind == .harmful || kind == .attack ? "malicious" : "benign"
         self.kind = kind
         self.task = task
         self.answer = answer

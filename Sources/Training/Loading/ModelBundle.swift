@@ -13,8 +13,9 @@ import Tokenizers
 public final class ModelBundle {
     public let model: TransformerModel
     public let tokenizer: Tokenizer?
-    /// The checkpoint as read (for a Hugging Face folder: as imported).
-    public let checkpoint: Checkpoint
+    /// The checkpoint as read (for a Hugging Face folder: as imported). Sections computed
+    /// later (an SSAH unit map) are stored here so that the run's checkpoints carry them.
+    public var checkpoint: Checkpoint
     /// Where it was read from.
     public let source: URL
 

@@ -29,6 +29,8 @@ public final class Trainer {
     public let bundle: ModelBundle
     public let tokenizer: Tokenizer
     public let objective: TrainingObjective
+    /// Renders and tokenizes examples with the recipe's chat template.
+    public let encoder: ExampleEncoder
     /// LoRA adapters by module path (empty for full fine-tuning).
     public let adapters: [(String, LoRAAdapter)]
     /// Where checkpoints, metrics and the report go.
@@ -76,7 +78,7 @@ public final class Trainer {
 
         data = try RecipeData(recipe: recipe)
         let template = try ChatTemplate.named(Trainer.templateName(recipe.model.template), tokenizer: tokenizer)
-        let encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
+        encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
         let pad = Int32(tokenizer.eosTokenId ?? 0)
         let train = data.train.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
         guard !train.isEmpty else { throw TrainerError.noTrainableTokens }
@@ -276,7 +278,6 @@ public final class Trainer {
             optimizerGroup = TensorGroup(tensors: state.tensors, attributes: [
                 "kind": .string(state.kind), "step": .int(Int64(state.step)), "trainer_step": .int(Int64(step))])
         }
-        let objectiveParameters = objective.namedParameters
         let parent = bundle.checkpoint.weights.isEmpty ? nil : bundle.checkpoint.weightsSHA256
         let provenance = Provenance(
             recipe: recipe.canonicalText, recipeSHA256: recipe.sha256,
@@ -286,8 +287,7 @@ public final class Trainer {
             config: model.config, weights: model.huggingFaceWeights(), tokenizerJSON: tokenizer.jsonData(),
             adapters: adapters.isEmpty ? nil : LoRAGroup.make(adapters),
             units: bundle.checkpoint.units,
-            signal: objectiveParameters.isEmpty ? nil : TensorGroup(tensors: Dictionary(
-                objectiveParameters.map { ($0.0, $0.1.value.copy()) }, uniquingKeysWith: { a, _ in a })),
+            signal: objective.checkpointSection ?? bundle.checkpoint.signal,
             optimizer: optimizerGroup, provenance: provenance)
     }
 
@@ -314,9 +314,9 @@ public final class Trainer {
                 adapter.b.value.assign(b)
             }
         }
-        for (name, v) in objective.namedParameters {
-            guard let t = saved.signal?.tensors[name], t.count == v.value.count else { throw TrainerError.notResumable(path: url.path) }
-            v.value.assign(t)
+        if !objective.namedParameters.isEmpty {
+            guard let section = saved.signal else { throw TrainerError.notResumable(path: url.path) }
+            try objective.restore(from: section)
         }
         try optimizer.importState(OptimizerState(kind: kind, step: Int(optimizerStep), tensors: group.tensors))
         return Int(step)
@@ -344,6 +344,7 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
     case nothingToTrain
     case noTrainableTokens
     case notResumable(path: String)
+    case missingObjectiveState(name: String)
 
     public var description: String {
         switch self {
@@ -351,6 +352,7 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
         case .nothingToTrain: return "recipe: no parameter is trainable (check adapters.kind and adapters.targets)"
         case .noTrainableTokens: return "data: no training example has a token to learn (all prompts, or empty)"
         case let .notResumable(path): return "\(path): not a resumable checkpoint of this run (missing optimizer state or different shapes)"
+        case let .missingObjectiveState(name): return "checkpoint: the objective's parameter '\(name)' is missing or misshaped"
         }
     }
 }

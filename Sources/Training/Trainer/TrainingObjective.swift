@@ -1,3 +1,4 @@
+import Checkpoints
 import Engine
 import Models
 
@@ -11,6 +12,26 @@ public protocol TrainingObjective: AnyObject {
     var namedParameters: [(String, Variable)] { get }
     /// The loss of one micro-batch (a scalar), plus named scalar metrics to log.
     func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float])
+    /// The objective's parameters as the checkpoint's `/signal` section; nil when it has none.
+    var checkpointSection: TensorGroup? { get }
+    /// Loads parameter values back from a section written by `checkpointSection` (resume).
+    func restore(from section: TensorGroup) throws
+}
+
+extension TrainingObjective {
+    /// Parameters stored under their own names.
+    public var checkpointSection: TensorGroup? {
+        let named = namedParameters
+        if named.isEmpty { return nil }
+        return TensorGroup(tensors: Dictionary(named.map { ($0.0, $0.1.value.copy()) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    public func restore(from section: TensorGroup) throws {
+        for (name, v) in namedParameters {
+            guard let t = section.tensors[name], t.count == v.value.count else { throw TrainerError.missingObjectiveState(name: name) }
+            v.value.assign(t)
+        }
+    }
 }
 
 /// The causal language-modelling loss: mean cross-entropy of each trained token given

@@ -1,1 +1,0 @@
-// Pipeline tests land with the runner.

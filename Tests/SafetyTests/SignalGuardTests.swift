@@ -1,0 +1,123 @@
+import Engine
+import Models
+import Testing
+import Tokenizers
+@testable import Safety
+
+@Suite struct SignalGuardTests {
+    static func setup(_ family: ModelConfig.Family = .gpt2) throws -> (TransformerModel, Tokenizer, SafetySignal, [Int]) {
+        let tokenizer = try Tiny.tokenizer()
+        let (model, grown, signal) = try SafetySignal.adding(to: try Tiny.model(family, vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 4)
+        let prompt = grown.encode(Tiny.template.prompt("What is 2 + 3?"))
+        return (model, grown, signal, prompt)
+    }
+
+    static let free = GenerationOptions(maxTokens: 20, stopAtEndOfSequence: false)
+
+    @Test func schedulesPickTheirSteps() {
+        func steps(_ s: CheckSchedule) -> [Int] { (1...70).filter { s.isCheck(step: $0) } }
+        #expect(steps(.every) == Array(1...70))
+        #expect(steps(.first).isEmpty)
+        #expect(steps(.periodic(10)) == [10, 20, 30, 40, 50, 60, 70])
+        #expect(steps(.defaultAnnealing) == [1, 2, 4, 8, 16, 32, 48, 64])
+        #expect(CheckSchedule(name: "periodic", period: 3) == .periodic(3))
+        #expect(CheckSchedule(name: "sometimes") == nil)
+    }
+
+    @Test(arguments: [ModelConfig.Family.gpt2, .llama])
+    func cachedDecodingMatchesTheFullSignalLayout(family: ModelConfig.Family) throws {
+        let (model, tokenizer, signal, prompt) = try Self.setup(family)
+        let unguarded = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(enabled: false))
+        let result = try unguarded.generate(prompt: prompt, options: Self.free)
+        #expect(result.trace.isEmpty && result.probes == 0 && result.tokens.count == 20)
+        // Reference: recompute [CLS, prompt, answer so far] with the SFT mask every step, greedy.
+        var answer: [Int] = []
+        for _ in 0..<20 {
+            let ids = ([signal.clsTokenId] + prompt + answer).map { Int32($0) }
+            let mask = SignalMask.build(pattern: .sft, batch: 1, length: ids.count, promptLengths: [prompt.count],
+                                        rowLengths: [ids.count - 1])
+            let logits = model.forward(tape: Tape(), ids: ids, batch: 1, length: ids.count, mask: mask).value.scalars
+            let v = model.config.vocabSize
+            answer.append(Sampler.argmax(Array(logits[(ids.count - 1) * v..<ids.count * v]).withUnsafeBufferPointer { $0 }))
+        }
+        #expect(result.tokens == answer)
+        // The prompt's classification equals the head on the reference CLS hidden state.
+        let ids = ([signal.clsTokenId] + prompt).map { Int32($0) }
+        let mask = SignalMask.build(pattern: .sft, batch: 1, length: ids.count, promptLengths: [prompt.count], rowLengths: [prompt.count])
+        let hidden = model.hiddenStates(tape: Tape(), ids: ids, batch: 1, length: ids.count, mask: mask).value
+        #expect(abs(try unguarded.classify(prompt: prompt) - signal.maliciousProbability(hidden.data)) < 1e-5)
+    }
+
+    @Test func maliciousHeadForcesTheRefusalPrefix() throws {
+        let (model, tokenizer, signal, prompt) = try Self.setup()
+        signal.bias.value.data[1] = 50
+        let decoder = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal)
+        let result = try decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 60, stopAtEndOfSequence: false))
+        #expect(result.refusalAt == 0)
+        #expect(result.text.hasPrefix("Sorry, I cannot fulfill your request because"))
+        #expect(result.trace.first == SignalCheck(step: 0, pMalicious: 1, window: SignalWindow(query: true, from: 0, to: 0),
+                                                  action: .refusalInserted))
+        // One recorded check over the query and the first r1 tokens after the prefix.
+        let prefix = tokenizer.encode(GuardOptions().refusalPrefix, addSpecialTokens: false).count
+        #expect(result.trace.count == 2)
+        #expect(result.trace.last?.window == SignalWindow(query: true, from: prefix, to: prefix + 5))
+        #expect(RefusalJudge().isRefusal(result.text))
+    }
+
+    @Test func benignHeadChangesNothing() throws {
+        let (model, tokenizer, signal, prompt) = try Self.setup()
+        signal.bias.value.data[0] = 50
+        let reference = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(enabled: false))
+            .generate(prompt: prompt, options: Self.free)
+        let guarded = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(schedule: .every))
+            .generate(prompt: prompt, options: Self.free)
+        #expect(guarded.tokens == reference.tokens)
+        #expect(guarded.refusalAt == nil)
+        #expect(guarded.trace.map(\.step) == Array(0..<20))
+        #expect(guarded.trace.allSatisfy { $0.action == .none && $0.pMalicious < 1e-6 })
+        #expect(guarded.probes == 19)
+        // Benign checks see the latest r2 generated tokens.
+        #expect(guarded.trace[18].window == SignalWindow(query: false, from: 3, to: 18))
+    }
+
+    @Test func checksFollowTheSchedule() throws {
+        let (model, tokenizer, signal, prompt) = try Self.setup()
+        for (schedule, steps) in [(CheckSchedule.periodic(3), [0, 3, 6, 9, 12, 15, 18]), (.first, [0]),
+                                  (.defaultAnnealing, [0, 1, 2, 4, 8, 16])] {
+            let decoder = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal,
+                                             options: GuardOptions(threshold: 2, schedule: schedule))
+            let result = try decoder.generate(prompt: prompt, options: Self.free)
+            #expect(result.trace.map(\.step) == steps, "\(schedule)")
+            #expect(result.probes == steps.count - 1)
+        }
+    }
+
+    @Test func midAnswerSwitchRollsBackAndInsertsThePrefix() throws {
+        let (model, tokenizer, signal, prompt) = try Self.setup()
+        // Heads drawn until one rates some answer window above the query and every earlier
+        // window; a threshold between them then triggers exactly there.
+        var found: (free: GuardedResult, k: Int, threshold: Float)?
+        var rng = SeededRandom(seed: 11)
+        for _ in 0..<40 where found == nil {
+            rng.fillNormal(signal.weight.value, std: 3)
+            let observe = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal,
+                                             options: GuardOptions(threshold: 2, schedule: .every))
+            let free = try observe.generate(prompt: prompt, options: Self.free)
+            let ps = free.trace.map(\.pMalicious)
+            if let k = (1..<ps.count).first(where: { k in ps[k] > ps[..<k].max()! + 1e-3 }) {
+                found = (free, k, (ps[..<k].max()! + ps[k]) / 2)
+            }
+        }
+        let (free, k, threshold) = try #require(found)
+        let guarded = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal,
+                                         options: GuardOptions(threshold: threshold, schedule: .every, tau: 1))
+        let result = try guarded.generate(prompt: prompt, options: Self.free)
+        let step = free.trace[k].step
+        let prefix = tokenizer.encode(GuardOptions().refusalPrefix, addSpecialTokens: false)
+        #expect(result.refusalAt == step)
+        #expect(Array(result.tokens.prefix(step)) == Array(free.tokens.prefix(step)))
+        // The prefix goes in whole, even past the token budget, which then ends generation.
+        #expect(Array(result.tokens.dropFirst(step)) == prefix)
+        #expect(result.trace.last?.action == .refusalInserted && result.trace.last?.step == step)
+    }
+}
