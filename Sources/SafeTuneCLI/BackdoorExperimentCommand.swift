@@ -42,6 +42,12 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Option(help: "Skill prompts for utility.")
     var utilityPrompts: Int = BackdoorExperimentSettings().utilityPrompts
 
+    @Option(help: "Gate rule: share or alignment.")
+    var rule: String = GateConfiguration().rule.rawValue
+
+    @Option(help: "Purification signature size per layer (default 0.08).")
+    var purifyTau: Double?
+
     @Option(help: "Fluency restoration learning rate.")
     var fluencyLr: Double = 2e-4
 
@@ -57,8 +63,13 @@ struct BackdoorExperimentCommand: ParsableCommand {
             s.gate.variants.steps = variantSteps
             s.gate.variants.template = "plain"
             try s.gate.variants.validate()
+            guard let r = DetectionRule(rawValue: rule) else {
+                throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
+            }
+            s.gate.rule = r
             s.purifier.variants = s.gate.variants
             s.purifier.fluencyLearningRate = fluencyLr
+            s.purifier.tau = purifyTau
             let experiment = BackdoorExperiment(base: URL(fileURLWithPath: base), train: URL(fileURLWithPath: train),
                                                 validation: URL(fileURLWithPath: val), output: URL(fileURLWithPath: output), settings: s)
             experiment.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }

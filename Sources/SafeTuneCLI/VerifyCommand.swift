@@ -80,6 +80,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Signature size per layer and module.")
     var tau: Double = 0.08
 
+    @Option(help: "Deciding statistic: share, alignment or residual.")
+    var rule: String = GateConfiguration().rule.rawValue
+
     @Option(help: "Threshold: clean mean + k standard deviations.")
     var k: Double = 3
 
@@ -101,6 +104,10 @@ struct VerifyCommand: ParsableCommand {
             configuration.variants = try variantOptions.settings()
             configuration.tau = tau
             configuration.k = k
+            guard let r = DetectionRule(rawValue: rule) else {
+                throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
+            }
+            configuration.rule = r
             configuration.timeLimit = timeLimit
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
@@ -125,6 +132,10 @@ struct VerifyCommand: ParsableCommand {
         } else {
             print("verdict:   \(report.verdict.rawValue)")
             print("reason:    \(report.reason)")
+            if let a = report.alignment, let t = report.alignmentThreshold, let sh = report.share, let st = report.shareThreshold {
+                print(String(format: "share %.4f (threshold %.4f), alignment %.4f (threshold %.4f), residual %.4f (threshold %.4f)",
+                             sh, st, a, t, report.residual ?? .nan, report.residualThreshold ?? .nan))
+            }
             if let c = report.calibration {
                 print("clean variant shares:      " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: " "))
                 print("backdoored variant shares: " + c.backdooredShares.map { String(format: "%.4f", $0) }.joined(separator: " "))

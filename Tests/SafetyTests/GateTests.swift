@@ -58,6 +58,24 @@ struct GateTests {
         #expect(clean.html().contains("PASS"))
     }
 
+    @Test func alignmentRuleRejectsAnUpdateAlongTheBackdoorDirection() throws {
+        let planted: Set<Int> = [2, 9]
+        let evidence = VaccineFixtures.evidence(pairs: 4, layers: 2, units: 16, planted: planted, seed: 8)
+        var configuration = GateConfiguration()
+        configuration.tau = 0.125
+        configuration.modules = [.mlp]
+        configuration.rule = .alignment
+        let gate = Gate(configuration: configuration)
+        let backdoored = try gate.decide(update: VaccineFixtures.update(like: evidence, planted: planted, strength: 1, seed: 1), evidence: evidence)
+        let clean = try gate.decide(update: VaccineFixtures.update(like: evidence, planted: planted, strength: 0, seed: 2), evidence: evidence)
+        #expect(backdoored.verdict == .reject && clean.verdict == .pass)
+        #expect(backdoored.statistic == backdoored.alignment && backdoored.threshold == backdoored.alignmentThreshold)
+        let c = try #require(clean.calibration)
+        #expect(c.cleanAlignments.count == 4 && c.backdooredAlignments.min()! > c.cleanAlignments.max()!)
+        // Both statistics are reported whichever decides.
+        #expect(clean.share != nil && clean.shareThreshold != nil && clean.record.scores["alignment"] == clean.alignment)
+    }
+
     @Test func reportRoundTripsThroughJSONAndTheCheckpoint() throws {
         let evidence = VaccineFixtures.evidence(pairs: 3, layers: 2, units: 16, planted: [1], seed: 3)
         var configuration = GateConfiguration()

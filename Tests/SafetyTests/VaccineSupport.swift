@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Models
 @testable import Safety
+import Testing
 
 /// Tiny models, checkpoints and synthetic channel updates for the BD-VAX tests.
 enum VaccineFixtures {
@@ -43,17 +44,31 @@ enum VaccineFixtures {
             ChannelUpdates.Block(layer: layer, module: .mlp, units: units, width: width,
                                  values: (0..<(units * width)).map { f($0 / width, $0 % width) })
         }
-        var deltas: [ChannelUpdates] = []
-        var clean: [[[Double]]] = [], bd: [[[Double]]] = []
+        var deltas: [ChannelUpdates] = [], clean: [ChannelUpdates] = [], bd: [ChannelUpdates] = []
         for _ in 0..<pairs {
             deltas.append(ChannelUpdates(blocks: (0..<layers).map { l in
                 block(l) { j, c in planted.contains(j) ? 3 * direction[c] + 0.1 * rng.normal() : 0.3 * rng.normal() }
             }))
-            let c = ChannelUpdates(blocks: (0..<layers).map { l in block(l) { _, _ in rng.normal() } })
-            clean.append(c.energies)
-            let b = ChannelUpdates(blocks: (0..<layers).map { l in block(l) { j, _ in rng.normal() * (planted.contains(j) ? 3 : 1) } })
-            bd.append(b.energies)
+            clean.append(ChannelUpdates(blocks: (0..<layers).map { l in block(l) { _, _ in rng.normal() } }))
+            bd.append(ChannelUpdates(blocks: (0..<layers).map { l in
+                block(l) { j, c in rng.normal() + (planted.contains(j) ? 6 * direction[c] : 0) }
+            }))
         }
-        return VariantEvidence(deltas: deltas, cleanEnergies: clean, backdooredEnergies: bd)
+        var e = VariantEvidence(deltas: deltas, cleanEnergies: clean.map(\.energies), backdooredEnergies: bd.map(\.energies))
+        e.cleanUpdates = clean
+        e.backdooredUpdates = bd
+        return e
+    }
+
+    /// An update over the same blocks: noise everywhere, plus `strength` times the planted
+    /// direction of `evidence` (its mean Δ) on `planted` channels.
+    static func update(like evidence: VariantEvidence, planted: Set<Int>, strength: Float, seed: UInt64) throws -> ChannelUpdates {
+        var rng = SeededRandom(seed: seed)
+        let direction = try #require(ChannelUpdates.mean(evidence.deltas))
+        return ChannelUpdates(blocks: direction.blocks.map { b in
+            var out = b
+            for k in out.values.indices { out.values[k] = rng.normal() + (planted.contains(k / b.width) ? strength * b.values[k] : 0) }
+            return out
+        })
     }
 }

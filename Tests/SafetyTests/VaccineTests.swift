@@ -63,6 +63,20 @@ struct VaccineTests {
         #expect(abs(normalised.total[1] - 1 / mean) < 1e-9)
     }
 
+    @Test func alignmentAndMeanMatchAHandComputation() throws {
+        let u = ChannelUpdates(blocks: [.init(layer: 0, module: .mlp, units: 2, width: 2, values: [1, 0, 0, 1])])
+        let a = ChannelUpdates(blocks: [.init(layer: 0, module: .mlp, units: 2, width: 2, values: [2, 1, 0, 0])])
+        let b = ChannelUpdates(blocks: [.init(layer: 0, module: .mlp, units: 2, width: 2, values: [0, 1, 0, 0])])
+        let m = try #require(ChannelUpdates.mean([a, b]))
+        #expect(m.blocks[0].values == [1, 1, 0, 0])
+        let first = Signature(scores: [ChannelScores(layer: 0, module: .mlp, norm: [], consistency: [], total: [1, 0])], tau: 0.5)
+        let both = Signature(scores: [ChannelScores(layer: 0, module: .mlp, norm: [], consistency: [], total: [1, 0])], tau: 1)
+        #expect(abs(u.alignment(with: m, signature: first) - 1 / 2.0.squareRoot()) < 1e-12)
+        #expect(abs(u.alignment(with: m, signature: both) - 0.5) < 1e-12)
+        #expect(u.alignment(with: ChannelUpdates(blocks: [.init(layer: 0, module: .mlp, units: 2, width: 2, values: [0, 0, 0, 0])]),
+                            signature: both) == 0)
+    }
+
     @Test func signatureTakesTheTopTauOfEachLayer() {
         let scores = [
             ChannelScores(layer: 0, module: .mlp, norm: [], consistency: [], total: [0.1, 0.9, 0.3, 0.8, 0.2, 0.7, 0.0, 0.4]),

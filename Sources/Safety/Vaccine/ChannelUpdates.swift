@@ -78,6 +78,53 @@ public struct ChannelUpdates: Sendable {
     /// ‖u_j‖² per channel, block by block.
     public var energies: [[Double]] { blocks.map(\.energies) }
 
+    /// The element-wise mean of `updates` (same shapes), e.g. the mean backdoor direction of the variants.
+    public static func mean(_ updates: [ChannelUpdates]) -> ChannelUpdates? {
+        guard let first = updates.first else { return nil }
+        let scale = 1 / Float(updates.count)
+        return ChannelUpdates(blocks: first.blocks.indices.map { b in
+            var block = first.blocks[b]
+            for u in updates.dropFirst() { for k in block.values.indices { block.values[k] += u.blocks[b].values[k] } }
+            for k in block.values.indices { block.values[k] *= scale }
+            return block
+        })
+    }
+
+    /// Cosine between this update and `direction`, both restricted to the signature's
+    /// channels (concatenated): how far the update moves the signature channels the way
+    /// the synthetic backdoors moved them. 0 when either side is zero there.
+    ///
+    /// With `drift` (the mean clean fine-tuning update), both sides first lose their component
+    /// along `drift`: ordinary fine-tuning moves the same channels, and only what is left
+    /// says "backdoor".
+    public func alignment(with direction: ChannelUpdates, signature: Signature, removing drift: ChannelUpdates? = nil) -> Double {
+        var ud = 0.0, uu = 0.0, dd = 0.0, uc = 0.0, dc = 0.0, cc = 0.0
+        for entry in signature.entries {
+            guard let b = blocks.firstIndex(where: { $0.layer == entry.layer && $0.module == entry.module }),
+                  let d = direction.blocks.firstIndex(where: { $0.layer == entry.layer && $0.module == entry.module }),
+                  blocks[b].width == direction.blocks[d].width else { continue }
+            let c = drift?.blocks.firstIndex { $0.layer == entry.layer && $0.module == entry.module && $0.width == blocks[b].width }
+            for j in entry.units where j < blocks[b].units {
+                let u = blocks[b].channel(j), m = direction.blocks[d].channel(j)
+                ud += SignatureScorer.dot(u, m)
+                uu += SignatureScorer.dot(u, u)
+                dd += SignatureScorer.dot(m, m)
+                if let c, let drift {
+                    let v = drift.blocks[c].channel(j)
+                    uc += SignatureScorer.dot(u, v)
+                    dc += SignatureScorer.dot(m, v)
+                    cc += SignatureScorer.dot(v, v)
+                }
+            }
+        }
+        if cc > 0 {
+            ud -= uc * dc / cc
+            uu -= uc * uc / cc
+            dd -= dc * dc / cc
+        }
+        return uu > 1e-30 && dd > 1e-30 ? ud / (uu * dd).squareRoot() : 0
+    }
+
     /// Whether every value is finite.
     public var isFinite: Bool { blocks.allSatisfy { $0.values.allSatisfy(\.isFinite) } }
 }

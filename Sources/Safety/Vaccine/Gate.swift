@@ -14,6 +14,10 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
     public var k = 3.0
     /// Floor of the standard deviation relative to the mean (few variants estimate it poorly).
     public var minRelativeStd = 0.1
+    /// Which statistic decides (both are computed and reported).
+    public var rule = DetectionRule.share
+    /// Floor of the alignment statistic's standard deviation (cosines of clean updates scatter around 0).
+    public var minAlignmentStd = 0.02
     /// Modules whose channels form the signature.
     public var modules: [UnitModule] = [.mlp, .attn]
     /// A verify taking longer than this rejects.
@@ -21,6 +25,16 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
 
     /// The defaults.
     public init() {}
+}
+
+/// The statistic the gate compares with its calibrated threshold.
+public enum DetectionRule: String, Sendable, Equatable, Codable, CaseIterable {
+    /// Share of the update's energy on the signature channels.
+    case share
+    /// Cosine between the update and the variants' mean backdoor direction on the signature channels.
+    case alignment
+    /// The same cosine after removing the variants' mean clean-update direction from both sides.
+    case residual
 }
 
 /// The BD-VAX gate: decides whether a checkpoint carries a backdoor, without its trigger
@@ -57,38 +71,81 @@ public struct Gate: Sendable {
             throw VaccineError.shapeMismatch(file: checkpoint, reason: "the update's channels differ from the variants'")
         }
         // Leave-one-out calibration: pair i's own updates are measured on a signature it did not shape.
-        var cleanShares: [Double] = [], bdShares: [Double] = []
+        let vectors = evidence.cleanUpdates.count == n && evidence.backdooredUpdates.count == n
+        var cleanShares: [Double] = [], bdShares: [Double] = [], cleanAlign: [Double] = [], bdAlign: [Double] = []
+        var cleanResidual: [Double] = [], bdResidual: [Double] = []
         for i in 0..<n {
             let others = evidence.deltas.enumerated().filter { $0.offset != i }.map(\.element)
             let sig = Signature(scores: scorer.scores(others), tau: configuration.tau, modules: modules)
             cleanShares.append(UpdateShare(energies: evidence.cleanEnergies[i], blocks: shapeBlocks, signature: sig).share)
             bdShares.append(UpdateShare(energies: evidence.backdooredEnergies[i], blocks: shapeBlocks, signature: sig).share)
+            if vectors, let direction = ChannelUpdates.mean(others) {
+                cleanAlign.append(evidence.cleanUpdates[i].alignment(with: direction, signature: sig))
+                bdAlign.append(evidence.backdooredUpdates[i].alignment(with: direction, signature: sig))
+                let drift = ChannelUpdates.mean(evidence.cleanUpdates.enumerated().filter { $0.offset != i }.map(\.element))
+                cleanResidual.append(evidence.cleanUpdates[i].alignment(with: direction, signature: sig, removing: drift))
+                bdResidual.append(evidence.backdooredUpdates[i].alignment(with: direction, signature: sig, removing: drift))
+            }
         }
-        let mean = cleanShares.reduce(0, +) / Double(n)
-        let std = (cleanShares.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n - 1)).squareRoot()
-        let threshold = mean + configuration.k * max(std, configuration.minRelativeStd * mean)
+        func meanStd(_ xs: [Double]) -> (Double, Double) {
+            let m = xs.reduce(0, +) / Double(max(xs.count, 1))
+            return (m, xs.count > 1 ? (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count - 1)).squareRoot() : 0)
+        }
+        let (mean, std) = meanStd(cleanShares)
+        let shareThreshold = mean + configuration.k * max(std, configuration.minRelativeStd * mean)
         let share = UpdateShare(update: update, signature: signature)
         guard share.energy > 0 else { throw VaccineError.shapeMismatch(file: checkpoint, reason: "the checkpoint does not differ from its parent") }
-        let verdict: GateReport.Verdict = share.share > threshold ? .reject : .pass
+        var alignment: Double?, alignmentThreshold: Double?, residual: Double?, residualThreshold: Double?
+        if vectors, let direction = ChannelUpdates.mean(evidence.deltas) {
+            let (am, astd) = meanStd(cleanAlign)
+            alignment = update.alignment(with: direction, signature: signature)
+            alignmentThreshold = am + configuration.k * max(astd, configuration.minAlignmentStd)
+            let (rm, rstd) = meanStd(cleanResidual)
+            residual = update.alignment(with: direction, signature: signature, removing: ChannelUpdates.mean(evidence.cleanUpdates))
+            residualThreshold = rm + configuration.k * max(rstd, configuration.minAlignmentStd)
+        }
+        let statistic: Double, threshold: Double
+        switch configuration.rule {
+        case .share: (statistic, threshold) = (share.share, shareThreshold)
+        case .alignment:
+            guard let alignment, let alignmentThreshold else {
+                throw VaccineError.invalidSetting(key: "rule", reason: "alignment needs the variants' update vectors")
+            }
+            (statistic, threshold) = (alignment, alignmentThreshold)
+        case .residual:
+            guard let residual, let residualThreshold else {
+                throw VaccineError.invalidSetting(key: "rule", reason: "residual needs the variants' update vectors")
+            }
+            (statistic, threshold) = (residual, residualThreshold)
+        }
+        let verdict: GateReport.Verdict = statistic > threshold ? .reject : .pass
         let layers = signature.entries.map { e in
             GateReport.LayerEvidence(layer: e.layer, module: e.module.rawValue, channels: e.units.count, signatureScore: e.meanSelected,
                                      meanScore: e.meanAll,
                                      share: share.layers.first { $0.layer == e.layer && $0.module == e.module }?.share ?? 0)
         }
-        let reason = String(format: "%.1f %% of the update lies on the signature (%.1f %% of channels); threshold %.1f %%",
-                            100 * share.share, 100 * Double(signature.count) / Double(max(shapeBlocks.filter { modules.contains($0.module) }
-                                .reduce(0) { $0 + $1.units }, 1)), 100 * threshold)
+        let channelShare = 100 * Double(signature.count) / Double(max(shapeBlocks.filter { modules.contains($0.module) }.reduce(0) { $0 + $1.units }, 1))
+        let reason = configuration.rule == .share
+            ? String(format: "%.1f %% of the update lies on the signature (%.1f %% of channels); threshold %.1f %%",
+                     100 * share.share, channelShare, 100 * threshold)
+            : (configuration.rule == .residual ? "update aligned (clean drift removed)" : "update aligned")
+            + String(format: " with the synthetic backdoor direction at cosine %.3f on the signature (%.1f %% of channels); threshold %.3f",
+                     statistic, channelShare, threshold)
         let v = configuration.variants
         return GateReport(
-            verdict: verdict, reason: reason, statistic: share.share, threshold: threshold,
+            verdict: verdict, reason: reason, statistic: statistic, threshold: threshold,
             calibration: .init(cleanShares: cleanShares, backdooredShares: bdShares, cleanMean: mean, cleanStd: std,
-                               k: configuration.k, minRelativeStd: configuration.minRelativeStd),
+                               k: configuration.k, minRelativeStd: configuration.minRelativeStd,
+                               cleanAlignments: cleanAlign, backdooredAlignments: bdAlign,
+                               cleanResiduals: cleanResidual, backdooredResiduals: bdResidual),
             layers: layers,
-            settings: ["pairs": "\(n)", "tau": "\(configuration.tau)", "lambda": "\(configuration.lambda)", "kind": v.kind.rawValue,
+            settings: ["pairs": "\(n)", "tau": "\(configuration.tau)", "lambda": "\(configuration.lambda)", "kind": v.kind.rawValue, "rule": configuration.rule.rawValue,
                        "steps": "\(v.steps)", "modules": configuration.modules.map(\.rawValue).joined(separator: "+")],
             timings: .init(variants: evidence.seconds, scoring: Date().timeIntervalSince(scoringStart),
                            total: Date().timeIntervalSince(started)),
-            error: nil, checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()))
+            error: nil, checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()),
+            share: share.share, shareThreshold: shareThreshold, alignment: alignment, alignmentThreshold: alignmentThreshold,
+            residual: residual, residualThreshold: residualThreshold)
     }
 
     /// Verifies the checkpoint at `url` against its parent (`reference`, or the parent its
@@ -134,9 +191,12 @@ public struct Gate: Sendable {
         let keys = update.blocks.map { "\($0.layer).\($0.module.rawValue)" }
         guard let all = e.deltas.first?.blocks.map({ "\($0.layer).\($0.module.rawValue)" }) else { return e }
         let keep = all.indices.filter { keys.contains(all[$0]) }
-        return VariantEvidence(
+        var restricted = VariantEvidence(
             deltas: e.deltas.map { d in ChannelUpdates(blocks: keep.map { d.blocks[$0] }) },
             cleanEnergies: e.cleanEnergies.map { en in keep.map { en[$0] } },
             backdooredEnergies: e.backdooredEnergies.map { en in keep.map { en[$0] } }, poisons: e.poisons, seconds: e.seconds)
+        restricted.cleanUpdates = e.cleanUpdates.map { u in ChannelUpdates(blocks: keep.map { u.blocks[$0] }) }
+        restricted.backdooredUpdates = e.backdooredUpdates.map { u in ChannelUpdates(blocks: keep.map { u.blocks[$0] }) }
+        return restricted
     }
 }

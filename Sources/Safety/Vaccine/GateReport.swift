@@ -21,6 +21,12 @@ public struct GateReport: Sendable, Equatable, Codable {
         /// threshold = cleanMean + k · max(cleanStd, minRelativeStd · cleanMean).
         public var k: Double
         public var minRelativeStd: Double
+        /// Leave-one-out alignment of each clean and backdoored variant's update (empty without update vectors).
+        public var cleanAlignments: [Double] = []
+        public var backdooredAlignments: [Double] = []
+        /// The same with the clean drift removed.
+        public var cleanResiduals: [Double] = []
+        public var backdooredResiduals: [Double] = []
     }
 
     /// Evidence for one module of one layer.
@@ -60,13 +66,22 @@ public struct GateReport: Sendable, Equatable, Codable {
     public var reference: String?
     /// ISO 8601.
     public var date: String
+    /// Both statistics with their thresholds, whichever rule decided.
+    public var share: Double?
+    public var shareThreshold: Double?
+    public var alignment: Double?
+    public var alignmentThreshold: Double?
+    public var residual: Double?
+    public var residualThreshold: Double?
 
     /// A reject caused by `error` (the gate fails closed).
     public static func failure(_ error: Error, checkpoint: String, reference: String?, seconds: Double) -> GateReport {
         let text = String(describing: error)
         return GateReport(verdict: .reject, reason: "error: \(text)", statistic: nil, threshold: nil, calibration: nil, layers: [],
                           settings: [:], timings: Timings(variants: 0, scoring: 0, total: seconds), error: text,
-                          checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()))
+                          checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()),
+                          share: nil, shareThreshold: nil, alignment: nil, alignmentThreshold: nil,
+                          residual: nil, residualThreshold: nil)
     }
 
     /// The record stored in the checkpoint's `/gate` section.
@@ -78,6 +93,12 @@ public struct GateReport: Sendable, Equatable, Codable {
             scores["layer\(l.layer).\(l.module).signature_score"] = l.signatureScore
         }
         scores["seconds"] = timings.total
+        if let share { scores["share"] = share }
+        if let alignment { scores["alignment"] = alignment }
+        if let shareThreshold { thresholds["share"] = shareThreshold }
+        if let alignmentThreshold { thresholds["alignment"] = alignmentThreshold }
+        if let residual { scores["residual"] = residual }
+        if let residualThreshold { thresholds["residual"] = residualThreshold }
         if let threshold { thresholds["statistic"] = threshold }
         if let c = calibration {
             thresholds["clean_mean"] = c.cleanMean
@@ -101,7 +122,12 @@ public struct GateReport: Sendable, Equatable, Codable {
         if let c = calibration {
             h += "<p>calibration: clean shares " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: ", ")
             h += "; backdoored shares " + c.backdooredShares.map { String(format: "%.4f", $0) }.joined(separator: ", ")
-            h += String(format: "; threshold = %.4f + %.1f · max(%.4f, %.2f · mean)</p>\n", c.cleanMean, c.k, c.cleanStd, c.minRelativeStd)
+            h += String(format: "; share threshold = %.4f + %.1f · max(%.4f, %.2f · mean)</p>\n", c.cleanMean, c.k, c.cleanStd, c.minRelativeStd)
+            if !c.cleanAlignments.isEmpty {
+                h += "<p>alignment \(f(alignment)) (threshold \(f(alignmentThreshold))): clean variants "
+                h += c.cleanAlignments.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "; backdoored variants "
+                h += c.backdooredAlignments.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "</p>\n"
+            }
         }
         if !layers.isEmpty {
             h += "<table><tr><th>layer</th><th>module</th><th>channels</th><th>signature score</th><th>mean score</th><th>update share</th></tr>\n"

@@ -12,6 +12,9 @@ public struct VariantEvidence: Sendable {
     public var cleanEnergies: [[[Double]]]
     /// Per-channel energy of θ_i_bd − suspect (a backdoor fine-tune's update).
     public var backdooredEnergies: [[[Double]]]
+    /// θ_i_clean − suspect and θ_i_bd − suspect channel by channel (empty when only energies were kept).
+    public var cleanUpdates: [ChannelUpdates] = []
+    public var backdooredUpdates: [ChannelUpdates] = []
     /// The generated backdoors, one per pair.
     public var poisons: [Poison]
     /// Seconds spent fine-tuning.
@@ -62,15 +65,18 @@ public final class VariantFactory {
     public func evidence() throws -> VariantEvidence {
         let started = Date()
         let poisons = poisons()
-        var deltas: [ChannelUpdates] = [], cleanE: [[[Double]]] = [], bdE: [[[Double]]] = []
+        var deltas: [ChannelUpdates] = [], cleanU: [ChannelUpdates] = [], bdU: [ChannelUpdates] = []
         for (i, poison) in poisons.enumerated() {
             let (bd, cl) = try pair(i, poison: poison)
             deltas.append(try ChannelUpdates(bd, minus: cl))
-            cleanE.append(try ChannelUpdates(cl, minus: suspect.model).energies)
-            bdE.append(try ChannelUpdates(bd, minus: suspect.model).energies)
+            cleanU.append(try ChannelUpdates(cl, minus: suspect.model))
+            bdU.append(try ChannelUpdates(bd, minus: suspect.model))
         }
-        return VariantEvidence(deltas: deltas, cleanEnergies: cleanE, backdooredEnergies: bdE, poisons: poisons,
-                               seconds: Date().timeIntervalSince(started))
+        var e = VariantEvidence(deltas: deltas, cleanEnergies: cleanU.map(\.energies), backdooredEnergies: bdU.map(\.energies),
+                                poisons: poisons, seconds: Date().timeIntervalSince(started))
+        e.cleanUpdates = cleanU
+        e.backdooredUpdates = bdU
+        return e
     }
 
     /// Pair `i`: the backdoored and the clean fine-tune (adapters merged).
