@@ -30,6 +30,8 @@ public final class RecipeRun {
         public var outputDirectory: URL
         public var checkpoint: URL
         public var report: URL?
+        /// The BD-VAX gate's outcome (nil when `safety.gate` is off or the run had no parent).
+        public var gate: TrainingGate.Outcome?
     }
 
     public let recipe: Recipe
@@ -114,6 +116,17 @@ public final class RecipeRun {
         let finished = summary.steps == trainer.plan.totalSteps
         let after = finished ? try measure("after training", guarded: true) : nil
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
+        var gate: TrainingGate.Outcome?
+        if finished, recipe.safety.gate.enabled {
+            progress(.phase("BD-VAX gate"))
+            gate = try withoutActuallyEscaping(progress) { report in
+                try TrainingGate.run(recipe: recipe, checkpoint: checkpoint) { report(.phase($0)) }
+            }
+            if let gate {
+                progress(.phase("BD-VAX gate: \(gate.report.verdict.rawValue), \(gate.action) (\(gate.report.reason))"))
+                sections.append(RunReport.Section(title: "BD-VAX gate", html: gate.report.html()))
+            }
+        }
         var reportURL: URL?
         if recipe.output.report {
             var report = RunReport(title: "SafeTune run: \(recipe.output.name)")
@@ -145,6 +158,6 @@ public final class RecipeRun {
             reportURL = url
         }
         return Result(summary: summary, before: before, after: after, outputDirectory: trainer.outputDirectory,
-                      checkpoint: checkpoint, report: reportURL)
+                      checkpoint: checkpoint, report: reportURL, gate: gate)
     }
 }

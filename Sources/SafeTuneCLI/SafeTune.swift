@@ -21,6 +21,9 @@ struct SafeTuneCommand: ParsableCommand {
             EvalCommand.self,
             ImportCommand.self,
             ExportCommand.self,
+            VerifyCommand.self,
+            PurifyCommand.self,
+            BackdoorExperimentCommand.self,
         ]
     )
 }

@@ -26,7 +26,7 @@ struct TrainCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        try CommandFailure.guarding {
+        let rejected = try CommandFailure.guarding { () throws -> Bool in
             let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
             try recipe.checkFiles()
             var parameters = RecipeRun.Parameters()
@@ -46,6 +46,8 @@ struct TrainCommand: ParsableCommand {
                     "tokens_per_s": s.tokensPerSecond, "checkpoint": result.checkpoint.path,
                     "report": result.report?.path as Any, "output": result.outputDirectory.path,
                     "before": numbers(result.before), "after": numbers(result.after),
+                    "gate": result.gate.map { ["verdict": $0.report.verdict.rawValue, "action": $0.action,
+                                               "statistic": $0.report.statistic as Any, "threshold": $0.report.threshold as Any] } as Any,
                 ])
             } else {
                 if let after = result.after {
@@ -57,8 +59,12 @@ struct TrainCommand: ParsableCommand {
                 }
                 print("checkpoint: \(result.checkpoint.path)")
                 if let report = result.report { print("report:     \(report.path)") }
+                if let gate = result.gate { print("gate:       \(gate.report.verdict.rawValue), \(gate.action): \(gate.report.reason)") }
             }
+            return result.gate?.rejected ?? false
         }
+        // A checkpoint the BD-VAX gate rejects fails the run (it is kept, marked quarantined or purified).
+        if rejected { throw ExitCode(1) }
     }
 }
 

@@ -34,6 +34,23 @@ public struct RecipeLoader: Sendable {
         return try Recipe(root: root, files: chain, overrides: overrides.map(\.argument))
     }
 
+    /// Loads and validates a recipe given as YAML text, as if it were the file `name` in
+    /// `directory` (its relative paths and `extends` resolve against `directory`): lets code
+    /// describe a run in memory, such as the BD-VAX variant fine-tunes.
+    public func load(yaml: String, directory: URL, name: String = "inline-recipe.yaml",
+                     overrides: [RecipeOverride] = []) throws -> Recipe {
+        let file = directory.appendingPathComponent(name).standardizedFileURL
+        var chain: [URL] = [file]
+        var root = try resolve(text: yaml, file: file, chain: &chain)
+        for override in overrides {
+            if let blocked = root.set(path: override.keyPath[...], value: override.value) {
+                throw RecipeError.badOverride(argument: override.argument,
+                                              reason: "'\(blocked)' in the recipe is not a mapping")
+            }
+        }
+        return try Recipe(root: root, files: chain, overrides: overrides.map(\.argument))
+    }
+
     /// The merged (unvalidated) tree of `file` and its ancestors; `chain` collects the files, child first.
     private func resolve(_ file: URL, chain: inout [URL]) throws -> RecipeNode {
         let identity = file.resolvingSymlinksInPath().path
@@ -45,8 +62,13 @@ public struct RecipeLoader: Sendable {
                                          reason: "extends chain longer than \(maxExtendsDepth) files")
         }
         chain.append(file)
+        let text = try read(file, display: RecipeLocation.displayPath(file))
+        return try resolve(text: text, file: file, chain: &chain)
+    }
+
+    /// The merged tree of the recipe text `text` written as `file` (already in `chain`).
+    private func resolve(text: String, file: URL, chain: inout [URL]) throws -> RecipeNode {
         let display = RecipeLocation.displayPath(file)
-        let text = try read(file, display: display)
         let node = try RecipeNode.parse(yaml: text, file: display, baseDirectory: file.deletingLastPathComponent())
         guard case let .mapping(entries) = node.kind else {
             throw RecipeError.wrongType(node.location, keyPath: "(top level)", expected: "a mapping of sections", got: node.summary)

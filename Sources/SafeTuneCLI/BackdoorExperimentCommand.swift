@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Safety
+
+/// `safetune vax-experiment`: plant backdoors, verify, purify, measure (see README, "BD-VAX experiment").
+struct BackdoorExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vax-experiment",
+        abstract: "BD-VAX experiment: plant 3 trigger styles × 2 behaviours into a base, add clean fine-tunes, verify all, purify the backdoored ones.",
+        discussion: "Writes results.json and results.md into the output folder. Exit status: 0 done, 2 error.")
+
+    @Option(help: "Base checkpoint (.h5).")
+    var base: String
+
+    @Option(help: "Corpus training records (prompt, completion, kind).")
+    var train: String = "data/corpus/train.jsonl"
+
+    @Option(help: "Corpus validation records (evaluation prompts).")
+    var val: String = "data/corpus/val.jsonl"
+
+    @Option(name: .shortAndLong, help: "Output folder.")
+    var output: String
+
+    @Option(help: "Planting / clean fine-tune steps.")
+    var steps: Int = BackdoorExperimentSettings().steps
+
+    @Option(help: "Planting / clean fine-tune learning rate.")
+    var lr: Double = BackdoorExperimentSettings().learningRate
+
+    @Option(help: "Clean fine-tunes (false-alarm rate).")
+    var cleanRuns: Int = BackdoorExperimentSettings().cleanRuns
+
+    @Option(help: "Variant pairs per verify.")
+    var variants: Int = 4
+
+    @Option(help: "Steps per variant fine-tune.")
+    var variantSteps: Int = VariantSettings().steps
+
+    @Option(help: "Prompts per ASR measurement.")
+    var asrPrompts: Int = BackdoorExperimentSettings().asrPrompts
+
+    @Option(help: "Skill prompts for utility.")
+    var utilityPrompts: Int = BackdoorExperimentSettings().utilityPrompts
+
+    @Option(help: "Gate rule: share or alignment.")
+    var rule: String = GateConfiguration().rule.rawValue
+
+    @Option(help: "Purification signature size per layer (default 0.08).")
+    var purifyTau: Double?
+
+    @Option(help: "Fluency restoration learning rate.")
+    var fluencyLr: Double = 2e-4
+
+    func run() throws {
+        do {
+            var s = BackdoorExperimentSettings()
+            s.steps = steps
+            s.learningRate = lr
+            s.cleanRuns = cleanRuns
+            s.asrPrompts = asrPrompts
+            s.utilityPrompts = utilityPrompts
+            s.gate.variants.pairs = variants
+            s.gate.variants.steps = variantSteps
+            s.gate.variants.template = "plain"
+            try s.gate.variants.validate()
+            guard let r = DetectionRule(rawValue: rule) else {
+                throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
+            }
+            s.gate.rule = r
+            s.purifier.variants = s.gate.variants
+            s.purifier.fluencyLearningRate = fluencyLr
+            s.purifier.tau = purifyTau
+            let experiment = BackdoorExperiment(base: URL(fileURLWithPath: base), train: URL(fileURLWithPath: train),
+                                                validation: URL(fileURLWithPath: val), output: URL(fileURLWithPath: output), settings: s)
+            experiment.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            let result = try experiment.run()
+            print(result.markdown(), terminator: "")
+        } catch let error as CustomStringConvertible & Error {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Safety
+
+/// `safetune purify CKPT -o OUT`: BD-VAX purification.
+struct PurifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purify",
+        abstract: "Remove a possible backdoor without knowing its trigger (BD-VAX): signature from synthetic variants, neutralise, restore fluency.",
+        discussion: "Exit status: 0 done, 2 error.")
+
+    @Argument(help: "The checkpoint (.h5) to purify.")
+    var checkpoint: String
+
+    @Option(name: .shortAndLong, help: "Where to write the purified checkpoint.")
+    var output: String
+
+    @Option(help: "Base checkpoint of an adapter-only checkpoint.")
+    var base: String?
+
+    @OptionGroup var variantOptions: VariantOptions
+
+    @Option(help: "Signature size per layer (default 0.08 for full weights, 0.40 for adapters).")
+    var tau: Double?
+
+    @Option(help: "Fluency restoration learning rate.")
+    var fluencyLr: Double = 1e-5
+
+    @Option(help: "Fluency restoration epochs over its clean samples.")
+    var fluencyEpochs: Int = 5
+
+    @Option(help: "Clean samples for fluency restoration.")
+    var fluencySamples: Int = 200
+
+    @Flag(help: "Print a JSON summary.")
+    var json = false
+
+    func run() throws {
+        do {
+            var settings = PurifierSettings()
+            settings.variants = try variantOptions.settings()
+            settings.tau = tau
+            settings.fluencyLearningRate = fluencyLr
+            settings.fluencyEpochs = fluencyEpochs
+            settings.fluencySamples = fluencySamples
+            let clean = try variantOptions.cleanSamples()
+            let work = try variantOptions.workDirectory()
+            defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
+            let purifier = Purifier(settings: settings)
+            if !json { purifier.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
+            let report = try purifier.purify(URL(fileURLWithPath: checkpoint), clean: clean, output: URL(fileURLWithPath: output),
+                                             base: base.map { URL(fileURLWithPath: $0) }, workDirectory: work)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                print("purified:  \(report.output)")
+                print("neutralised \(report.channels) channels (\(report.mode), τ = \(report.tau)), fluency \(report.fluencySteps) steps")
+                print(String(format: "seconds:   %.1f", report.secondsTotal))
+            }
+        } catch let error as CustomStringConvertible & Error {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}

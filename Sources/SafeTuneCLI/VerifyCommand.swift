@@ -1,0 +1,152 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Safety
+import Training
+
+/// Options shared by `verify` and `purify`: where clean data comes from and how the variants are made.
+struct VariantOptions: ParsableArguments {
+    @Option(help: "Clean data (JSONL) for the variants; benign pairs are used.")
+    var clean: String?
+
+    @Option(help: "Take the clean data from this recipe (safety.gate.clean_data, else its benign training files).")
+    var recipe: String?
+
+    @Option(help: "Variant pairs N.")
+    var variants: Int = 6
+
+    @Option(help: "Optimizer steps per variant fine-tune.")
+    var steps: Int = VariantSettings().steps
+
+    @Option(help: "Variant fine-tuning: full or lora.")
+    var kind: String = "full"
+
+    @Option(help: "Variant learning rate (default: 5e-4 full, 2e-3 lora).")
+    var lr: Double?
+
+    @Option(help: "Seed of triggers, data subsets and training.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Scratch folder for the variants (default: a temporary folder).")
+    var workDir: String?
+
+    func settings() throws -> VariantSettings {
+        var s = VariantSettings()
+        s.pairs = variants
+        s.steps = steps
+        guard let k = VariantSettings.Kind(rawValue: kind) else {
+            throw VaccineError.invalidSetting(key: "--kind", reason: "must be full or lora, got '\(kind)'")
+        }
+        s.kind = k
+        s.learningRate = lr
+        s.seed = seed
+        try s.validate()
+        return s
+    }
+
+    func cleanSamples() throws -> [CleanSample] {
+        if let clean { return try CleanData.load(contentsOf: URL(fileURLWithPath: clean)) }
+        if let recipe { return try CleanData.load(recipe: RecipeLoader().load(contentsOf: URL(fileURLWithPath: recipe))) }
+        throw VaccineError.noCleanData(source: "--clean or --recipe (neither given)")
+    }
+
+    func workDirectory() throws -> URL {
+        let url = workDir.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("safetune-vax-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// `safetune verify CKPT`: the BD-VAX gate. Exit 0 pass, 1 reject, 2 error (reported as a reject).
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Decide whether a checkpoint carries a backdoor (BD-VAX gate): pass or reject, with evidence.",
+        discussion: """
+            The statistic is the share of the checkpoint's update (child − parent) on the backdoor signature found \
+            with synthetic variants; the threshold comes from the variants' clean fine-tunes. See docs/gate.md.
+            Exit status: 0 pass, 1 reject, 2 error (any error is a reject; with --json the reject object is printed).
+            """)
+
+    @Argument(help: "The checkpoint (.h5) to verify.")
+    var checkpoint: String
+
+    @Option(help: "The parent checkpoint it was fine-tuned from (default: found from its provenance).")
+    var reference: String?
+
+    @OptionGroup var variantOptions: VariantOptions
+
+    @Option(help: "Signature size per layer and module.")
+    var tau: Double = 0.08
+
+    @Option(help: "Deciding statistic: share, alignment or residual.")
+    var rule: String = GateConfiguration().rule.rawValue
+
+    @Option(help: "Threshold: clean mean + k standard deviations.")
+    var k: Double = 3
+
+    @Option(help: "Reject after this many seconds.")
+    var timeLimit: Double = 3600
+
+    @Flag(help: "Store the verdict in the checkpoint's /gate section.")
+    var record = false
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() throws {
+        let url = URL(fileURLWithPath: checkpoint)
+        let started = Date()
+        var report: GateReport
+        do {
+            var configuration = GateConfiguration()
+            configuration.variants = try variantOptions.settings()
+            configuration.tau = tau
+            configuration.k = k
+            guard let r = DetectionRule(rawValue: rule) else {
+                throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
+            }
+            configuration.rule = r
+            configuration.timeLimit = timeLimit
+            let clean = try variantOptions.cleanSamples()
+            let work = try variantOptions.workDirectory()
+            defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
+            report = Gate(configuration: configuration).verify(
+                url, reference: reference.map { URL(fileURLWithPath: $0) }, clean: clean, workDirectory: work,
+                log: { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } })
+            if record, report.error == nil {
+                var c = try Checkpoint.read(from: url)
+                c.gate = report.record
+                try c.write(to: url)
+            }
+        } catch {
+            report = GateReport.failure(error, checkpoint: url.path, reference: reference, seconds: Date().timeIntervalSince(started))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else if let error = report.error {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        } else {
+            print("verdict:   \(report.verdict.rawValue)")
+            print("reason:    \(report.reason)")
+            if let a = report.alignment, let t = report.alignmentThreshold, let sh = report.share, let st = report.shareThreshold {
+                print(String(format: "share %.4f (threshold %.4f), alignment %.4f (threshold %.4f), residual %.4f (threshold %.4f)",
+                             sh, st, a, t, report.residual ?? .nan, report.residualThreshold ?? .nan))
+            }
+            if let c = report.calibration {
+                print("clean variant shares:      " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: " "))
+                print("backdoored variant shares: " + c.backdooredShares.map { String(format: "%.4f", $0) }.joined(separator: " "))
+            }
+            for l in report.layers {
+                print(String(format: "layer %2d %-4@ signature %3d channels  score %.3f (mean %.3f)  update share %.4f",
+                             l.layer, l.module, l.channels, l.signatureScore, l.meanScore, l.share))
+            }
+            print(String(format: "seconds:   %.1f", report.timings.total))
+        }
+        if report.error != nil { throw ExitCode(2) }
+        if report.verdict == .reject { throw ExitCode(1) }
+    }
+}

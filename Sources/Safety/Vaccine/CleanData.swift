@@ -1,0 +1,62 @@
+import Foundation
+import Training
+
+/// One clean instruction pair used to fine-tune the synthetic variants and to restore
+/// fluency after neutralisation.
+public struct CleanSample: Sendable, Equatable, Codable {
+    /// The user's request.
+    public var prompt: String
+    /// The assistant's answer.
+    public var completion: String
+
+    /// A pair.
+    public init(prompt: String, completion: String) {
+        self.prompt = prompt
+        self.completion = completion
+    }
+}
+
+/// Reads clean samples from data files (any format the recipe loader accepts) and writes
+/// them as prompt/completion JSONL for the trainer.
+public enum CleanData {
+    /// The benign single-turn pairs of `files` (lines labelled malicious are skipped).
+    public static func load(_ files: [DataFileSpec]) throws -> [CleanSample] {
+        let dataset = try Dataset.load(files)
+        let samples = dataset.examples.compactMap(sample)
+        guard !samples.isEmpty else { throw VaccineError.noCleanData(source: files.map(\.path.written).joined(separator: ", ")) }
+        return samples
+    }
+
+    /// The benign pairs of one JSONL file.
+    public static func load(contentsOf url: URL) throws -> [CleanSample] {
+        let location = RecipeLocation(file: url.lastPathComponent, line: 0, column: 0, baseDirectory: url.deletingLastPathComponent())
+        return try load([DataFileSpec(path: RecipePath(written: url.path, location: location))])
+    }
+
+    /// A recipe's clean data: `safety.gate.clean_data` when set, otherwise its training files
+    /// not labelled malicious.
+    public static func load(recipe: Recipe) throws -> [CleanSample] {
+        if let path = recipe.safety.gate.cleanData { return try load(contentsOf: path.url) }
+        return try load(recipe.data.train.filter { $0.label != .malicious })
+    }
+
+    /// The example as a pair, when it is benign (or unlabelled) and has one request and one answer.
+    static func sample(_ e: Example) -> CleanSample? {
+        if e.label == .malicious { return nil }
+        let user = e.segments.filter { $0.role == .user }, answer = e.segments.filter { $0.role == .assistant }
+        guard user.count == 1, answer.count == 1, !answer[0].text.isEmpty else { return nil }
+        return CleanSample(prompt: user[0].text, completion: answer[0].text)
+    }
+
+    /// Writes `samples` as JSONL lines `{"prompt", "completion"}`.
+    public static func write(_ samples: [CleanSample], to url: URL) throws {
+        var out = Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for s in samples {
+            out.append(try encoder.encode(s))
+            out.append(0x0A)
+        }
+        try out.write(to: url, options: .atomic)
+    }
+}

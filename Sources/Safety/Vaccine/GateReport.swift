@@ -1,0 +1,142 @@
+import Checkpoints
+import Foundation
+
+/// The gate's decision with its evidence: the statistic and the threshold it was compared
+/// with, how the threshold was calibrated, per-layer signature scores and shares, timings.
+/// Stored (flattened) in the checkpoint's `/gate` section and rendered in run reports.
+public struct GateReport: Sendable, Equatable, Codable {
+    /// Pass or reject.
+    public enum Verdict: String, Sendable, Equatable, Codable {
+        case pass, reject
+    }
+
+    /// How the threshold came about: leave-one-out shares of the variants' own updates.
+    public struct Calibration: Sendable, Equatable, Codable {
+        /// Share of each clean variant's update (θ_i_clean − suspect) on the signature built without pair i.
+        public var cleanShares: [Double]
+        /// The same for each backdoored variant's update (a check that the rule separates).
+        public var backdooredShares: [Double]
+        public var cleanMean: Double
+        public var cleanStd: Double
+        /// threshold = cleanMean + k · max(cleanStd, minRelativeStd · cleanMean).
+        public var k: Double
+        public var minRelativeStd: Double
+        /// Leave-one-out alignment of each clean and backdoored variant's update (empty without update vectors).
+        public var cleanAlignments: [Double] = []
+        public var backdooredAlignments: [Double] = []
+        /// The same with the clean drift removed.
+        public var cleanResiduals: [Double] = []
+        public var backdooredResiduals: [Double] = []
+    }
+
+    /// Evidence for one module of one layer.
+    public struct LayerEvidence: Sendable, Equatable, Codable {
+        public var layer: Int
+        public var module: String
+        /// Signature channels.
+        public var channels: Int
+        /// Mean BD-VAX score of the signature channels and of all channels.
+        public var signatureScore: Double
+        public var meanScore: Double
+        /// Share of the checkpoint's update on this layer's signature channels.
+        public var share: Double
+    }
+
+    /// Timings in seconds.
+    public struct Timings: Sendable, Equatable, Codable {
+        public var variants: Double
+        public var scoring: Double
+        public var total: Double
+    }
+
+    public var verdict: Verdict
+    /// One line: why.
+    public var reason: String
+    /// Share of the checkpoint's update (child − parent) on the signature; nil after an error.
+    public var statistic: Double?
+    public var threshold: Double?
+    public var calibration: Calibration?
+    public var layers: [LayerEvidence]
+    /// Variant pairs, τ, λ, fine-tune kind and steps.
+    public var settings: [String: String]
+    public var timings: Timings
+    /// The error that forced a reject (fail closed), if any.
+    public var error: String?
+    public var checkpoint: String
+    public var reference: String?
+    /// ISO 8601.
+    public var date: String
+    /// Both statistics with their thresholds, whichever rule decided.
+    public var share: Double?
+    public var shareThreshold: Double?
+    public var alignment: Double?
+    public var alignmentThreshold: Double?
+    public var residual: Double?
+    public var residualThreshold: Double?
+
+    /// A reject caused by `error` (the gate fails closed).
+    public static func failure(_ error: Error, checkpoint: String, reference: String?, seconds: Double) -> GateReport {
+        let text = String(describing: error)
+        return GateReport(verdict: .reject, reason: "error: \(text)", statistic: nil, threshold: nil, calibration: nil, layers: [],
+                          settings: [:], timings: Timings(variants: 0, scoring: 0, total: seconds), error: text,
+                          checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()),
+                          share: nil, shareThreshold: nil, alignment: nil, alignmentThreshold: nil,
+                          residual: nil, residualThreshold: nil)
+    }
+
+    /// The record stored in the checkpoint's `/gate` section.
+    public var record: GateRecord {
+        var scores: [String: Double] = [:], thresholds: [String: Double] = [:]
+        if let statistic { scores["statistic"] = statistic }
+        for l in layers {
+            scores["layer\(l.layer).\(l.module).share"] = l.share
+            scores["layer\(l.layer).\(l.module).signature_score"] = l.signatureScore
+        }
+        scores["seconds"] = timings.total
+        if let share { scores["share"] = share }
+        if let alignment { scores["alignment"] = alignment }
+        if let shareThreshold { thresholds["share"] = shareThreshold }
+        if let alignmentThreshold { thresholds["alignment"] = alignmentThreshold }
+        if let residual { scores["residual"] = residual }
+        if let residualThreshold { thresholds["residual"] = residualThreshold }
+        if let threshold { thresholds["statistic"] = threshold }
+        if let c = calibration {
+            thresholds["clean_mean"] = c.cleanMean
+            thresholds["clean_std"] = c.cleanStd
+            thresholds["k"] = c.k
+            for (i, s) in c.cleanShares.enumerated() { thresholds["clean_share.\(i)"] = s }
+            for (i, s) in c.backdooredShares.enumerated() { thresholds["backdoored_share.\(i)"] = s }
+        }
+        return GateRecord(verdict: verdict.rawValue, scores: scores, thresholds: thresholds, date: date)
+    }
+
+    /// An HTML section for the run report.
+    public func html() -> String {
+        func f(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "–" }
+        func esc(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        var h = "<p><b>Verdict: \(verdict.rawValue.uppercased())</b> — \(esc(reason))</p>\n"
+        h += "<p>statistic (update share on signature) \(f(statistic)), threshold \(f(threshold)); "
+        h += String(format: "%.1f s (variants %.1f s, scoring %.1f s)</p>\n", timings.total, timings.variants, timings.scoring)
+        if let c = calibration {
+            h += "<p>calibration: clean shares " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: ", ")
+            h += "; backdoored shares " + c.backdooredShares.map { String(format: "%.4f", $0) }.joined(separator: ", ")
+            h += String(format: "; share threshold = %.4f + %.1f · max(%.4f, %.2f · mean)</p>\n", c.cleanMean, c.k, c.cleanStd, c.minRelativeStd)
+            if !c.cleanAlignments.isEmpty {
+                h += "<p>alignment \(f(alignment)) (threshold \(f(alignmentThreshold))): clean variants "
+                h += c.cleanAlignments.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "; backdoored variants "
+                h += c.backdooredAlignments.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "</p>\n"
+            }
+        }
+        if !layers.isEmpty {
+            h += "<table><tr><th>layer</th><th>module</th><th>channels</th><th>signature score</th><th>mean score</th><th>update share</th></tr>\n"
+            for l in layers {
+                h += "<tr><td>\(l.layer)</td><td>\(l.module)</td><td>\(l.channels)</td><td>\(f(l.signatureScore))</td>"
+                h += "<td>\(f(l.meanScore))</td><td>\(f(l.share))</td></tr>\n"
+            }
+            h += "</table>\n"
+        }
+        return h
+    }
+}

@@ -1,0 +1,93 @@
+import Checkpoints
+import Engine
+import Foundation
+import Models
+import Tokenizers
+import Training
+
+/// Loads the checkpoint under test and its parent for the gate and purification, checking
+/// everything that would make a verdict meaningless (unreadable files, NaN weights, a
+/// parent of another architecture or not the one the provenance names).
+public enum SuspectLoader {
+    /// The checkpoint at `url` as a model bundle with adapters merged; an adapter-only
+    /// checkpoint is attached to `base` first.
+    public static func load(_ url: URL, base: Checkpoint? = nil) throws -> (bundle: ModelBundle, checkpoint: Checkpoint) {
+        var checkpoint = try read(url)
+        if checkpoint.isAdapterOnly {
+            guard let base else { throw VaccineError.missingParent(file: url.path, reason: "adapter-only checkpoint") }
+            checkpoint = try checkpoint.attaching(to: base, source: url.path)
+        }
+        try checkFinite(checkpoint, file: url.path)
+        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
+        if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
+            try LoRAGroup.attach(adapters, to: model, source: url.path)
+            LoRA.merge(model)
+        }
+        let tokenizer = try checkpoint.tokenizerJSON.map { try Tokenizer(data: $0, source: url.path + " (tokenizer.json)") }
+        return (ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url), checkpoint)
+    }
+
+    /// Reads a checkpoint, turning a missing file into a typed error.
+    public static func read(_ url: URL) throws -> Checkpoint {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw VaccineError.unreadable(file: url.path, reason: "no such file") }
+        return try Checkpoint.read(from: url)
+    }
+
+    /// Throws when any weight or adapter tensor is not finite.
+    public static func checkFinite(_ c: Checkpoint, file: String) throws {
+        for (name, t) in c.weights.sorted(by: { $0.key < $1.key }) where !isFinite(t) {
+            throw VaccineError.nonFinite(file: file, tensor: name)
+        }
+        for (path, g) in (c.adapters?.groups ?? [:]).sorted(by: { $0.key < $1.key }) {
+            for (name, t) in g.tensors where !isFinite(t) { throw VaccineError.nonFinite(file: file, tensor: "\(path)/\(name)") }
+        }
+    }
+
+    static func isFinite(_ t: Tensor) -> Bool {
+        let p = t.data
+        for i in 0..<t.count where !p[i].isFinite { return false }
+        return true
+    }
+
+    /// The parent of `child` (read from `file`): `reference` when given (it must be the
+    /// parent the provenance names, when it names one), otherwise the provenance recipe's
+    /// `model.base`, looked for beside the checkpoint and in the folders above it, and
+    /// accepted only when its weights digest is the recorded parent's.
+    public static func parent(of child: Checkpoint, file: URL, reference: URL?) throws -> Checkpoint {
+        let expected = child.provenance?.parentSHA256
+        if let reference {
+            let parent: Checkpoint
+            do { parent = try read(reference) } catch {
+                throw VaccineError.missingParent(file: file.path, reason: "\(reference.path) unreadable: \(error)")
+            }
+            if parent.isAdapterOnly { throw VaccineError.missingParent(file: file.path, reason: "the reference is adapter-only") }
+            if let expected, parent.weightsSHA256 != expected {
+                throw VaccineError.wrongParent(file: file.path, expected: expected, found: parent.weightsSHA256)
+            }
+            return parent
+        }
+        guard let expected else { throw VaccineError.missingParent(file: file.path, reason: "its provenance names no parent") }
+        for candidate in candidates(child, file: file) {
+            guard let parent = try? Checkpoint.read(from: candidate), !parent.isAdapterOnly else { continue }
+            if parent.weightsSHA256 == expected { return parent }
+        }
+        throw VaccineError.missingParent(file: file.path, reason: "parent \(expected.prefix(16))… not found from its provenance")
+    }
+
+    /// Where the provenance recipe's base may be.
+    static func candidates(_ child: Checkpoint, file: URL) -> [URL] {
+        guard let text = child.provenance?.recipe, let data = text.data(using: .utf8),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let model = root["model"] as? [String: Any], let base = model["base"] as? String else { return [] }
+        if base.hasPrefix("/") { return [URL(fileURLWithPath: base)] }
+        var dirs = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+        var dir = file.deletingLastPathComponent()
+        for _ in 0..<4 {
+            dirs.append(dir)
+            dirs.append(dir.appendingPathComponent("recipes"))
+            dir = dir.deletingLastPathComponent()
+        }
+        return dirs.map { $0.appendingPathComponent(base).standardizedFileURL }
+            .filter { FileManager.default.fileExists(atPath: $0.path) }
+    }
+}

@@ -1,0 +1,67 @@
+import Checkpoints
+import Foundation
+import Training
+
+/// The gate at the end of `safetune train` (recipe `safety.gate`): verify the new
+/// checkpoint against its base, store the verdict in it, and on reject quarantine it or
+/// purify it as the recipe asks.
+public enum TrainingGate {
+    /// What happened.
+    public struct Outcome: Sendable {
+        public var report: GateReport
+        /// `passed`, `quarantined`, `purified` (then `purified` names the new checkpoint) or `failed`.
+        public var action: String
+        public var purified: URL?
+        /// Whether the run must exit non-zero.
+        public var rejected: Bool { report.verdict == .reject }
+    }
+
+    /// The gate's settings from the recipe (variants, τ) over the defaults.
+    public static func configuration(_ settings: GateSettings) -> GateConfiguration {
+        var c = GateConfiguration()
+        c.variants.pairs = settings.variants
+        c.tau = settings.tau
+        return c
+    }
+
+    /// Verifies `checkpoint`, the result of `recipe`, against `safety.gate.reference` or the
+    /// recipe's base; the record goes into the checkpoint (marked `quarantined` on reject
+    /// unless the recipe asks to purify). Nil when the gate is off or the run trained from
+    /// scratch (no parent to compare with).
+    public static func run(recipe: Recipe, checkpoint: URL, log: @escaping (String) -> Void = { _ in }) throws -> Outcome? {
+        let settings = recipe.safety.gate
+        guard settings.enabled, let parent = settings.reference?.url ?? recipe.model.base?.url else { return nil }
+        let work = checkpoint.deletingLastPathComponent().appendingPathComponent("gate-work")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let gate = Gate(configuration: configuration(settings))
+        let (report, evidence): (GateReport, VariantEvidence?)
+        do {
+            let clean = try CleanData.load(recipe: recipe)
+            (report, evidence) = gate.verifyKeepingEvidence(checkpoint, reference: parent, clean: clean, workDirectory: work, log: log)
+        } catch {
+            (report, evidence) = (GateReport.failure(error, checkpoint: checkpoint.path, reference: parent.path, seconds: 0), nil)
+        }
+        var record = report.record
+        var outcome = Outcome(report: report, action: report.verdict == .pass ? "passed" : "quarantined", purified: nil)
+        if report.verdict == .reject {
+            switch settings.onReject {
+            case .quarantine, .fail:
+                record.scores["quarantined"] = 1
+            case .purify:
+                let out = checkpoint.deletingPathExtension().appendingPathExtension("purified.h5")
+                var p = PurifierSettings()
+                p.variants = gate.configuration.variants
+                let purifier = Purifier(settings: p)
+                purifier.log = log
+                _ = try purifier.purify(checkpoint, clean: CleanData.load(recipe: recipe), output: out, workDirectory: work, evidence: evidence)
+                record.scores["purified"] = 1
+                outcome.action = "purified"
+                outcome.purified = out
+            }
+        }
+        var stored = try Checkpoint.read(from: checkpoint)
+        stored.gate = record
+        try stored.write(to: checkpoint)
+        return outcome
+    }
+}

@@ -1,0 +1,51 @@
+/// How the BD-VAX synthetic variants are fine-tuned (the paper leaves poison size, steps
+/// and LoRA versus full fine-tuning open; these defaults work on SafeTune's small models
+/// and keep a verify to minutes on a laptop CPU).
+public struct VariantSettings: Sendable, Equatable, Codable {
+    /// Which weights a variant fine-tune changes.
+    public enum Kind: String, Sendable, Equatable, Codable, CaseIterable {
+        /// Every weight (default: small models learn a backdoor fastest this way).
+        case full
+        /// LoRA on every attention and MLP projection, merged afterwards.
+        case lora
+    }
+
+    /// Variant pairs N (the paper uses 6–7).
+    public var pairs = 6
+    public var kind = Kind.full
+    /// Optimizer steps per fine-tune (both members of a pair use the same).
+    public var steps = 40
+    public var batchSize = 8
+    public var seqLen = 96
+    /// Learning rate; nil picks 5e-4 for full fine-tuning and 2e-3 for LoRA.
+    public var learningRate: Double?
+    /// Clean samples per variant (D_i, drawn without replacement when there are enough).
+    public var cleanPerVariant = 96
+    /// Poisoned samples added to D_i in the backdoored member.
+    public var poisonPerVariant = 32
+    public var loraRank = 8
+    public var loraAlpha = 16.0
+    /// Seed of data subsets, triggers and training.
+    public var seed: UInt64 = 1
+    /// Chat template name (`auto`: the one the tokenizer implies).
+    public var template = "auto"
+    /// Compute threads (0: all cores).
+    public var threads = 0
+
+    /// The defaults.
+    public init() {}
+
+    /// The learning rate used.
+    public var effectiveLearningRate: Double { learningRate ?? (kind == .full ? 5e-4 : 2e-3) }
+
+    /// Throws when a setting cannot work.
+    public func validate() throws {
+        if pairs < 1 { throw VaccineError.invalidSetting(key: "variants", reason: "needs at least 1 pair, got \(pairs)") }
+        if steps < 1 { throw VaccineError.invalidSetting(key: "steps", reason: "must be positive, got \(steps)") }
+        if batchSize < 1 || seqLen < 8 { throw VaccineError.invalidSetting(key: "batch_size/seq_len", reason: "too small") }
+        if cleanPerVariant < 1 || poisonPerVariant < 1 {
+            throw VaccineError.invalidSetting(key: "clean/poison per variant", reason: "must be positive")
+        }
+        if !(effectiveLearningRate > 0) { throw VaccineError.invalidSetting(key: "lr", reason: "must be positive") }
+    }
+}

@@ -1,0 +1,192 @@
+import Checkpoints
+import Engine
+import Foundation
+import Models
+@testable import Safety
+import Testing
+import Training
+
+@Suite("BD-VAX gate")
+struct GateTests {
+    /// A parent model and a child whose update either piles onto `planted` MLP channels or spreads evenly.
+    static func update(planted: Set<Int>?, seed: UInt64) throws -> ChannelUpdates {
+        let config = VaccineFixtures.llama
+        let parent = try TransformerModel(config: config, seed: 1, trainable: false)
+        let child = try TransformerModel(config: config, weights: parent.huggingFaceWeights(), trainable: false)
+        var rng = SeededRandom(seed: seed)
+        for (layer, block) in child.blocks.enumerated() {
+            _ = layer
+            for j in 0..<config.intermediateSize {
+                let scale: Float = planted.map { $0.contains(j) ? 1 : 0.05 } ?? 0.3
+                let slices = UnitSlices(block: block, module: .mlp, units: [j])
+                for (linear, rows) in slices.outputRows {
+                    for r in rows { for c in 0..<linear.inFeatures { linear.weight.value.data[r * linear.inFeatures + c] += scale * rng.normal() } }
+                }
+            }
+        }
+        return try ChannelUpdates(child, minus: parent, modules: [.mlp])
+    }
+
+    @Test func rejectsAnUpdateOnTheBackdoorChannelsAndPassesACleanOne() throws {
+        let planted: Set<Int> = [3, 11]
+        let evidence = VaccineFixtures.evidence(pairs: 4, layers: 2, units: 16, planted: planted, seed: 2)
+        var configuration = GateConfiguration()
+        configuration.tau = 0.125  // 2 of 16 channels per layer
+        configuration.modules = [.mlp]
+        let gate = Gate(configuration: configuration)
+
+        let backdoored = try gate.decide(update: Self.update(planted: planted, seed: 5), evidence: evidence)
+        #expect(backdoored.verdict == .reject)
+        #expect(backdoored.layers.allSatisfy { $0.channels == 2 })
+        let signature = Signature(scores: SignatureScorer().scores(evidence.deltas), tau: 0.125, modules: [.mlp])
+        #expect(Set(signature.units(layer: 0, module: .mlp)) == planted)
+
+        let clean = try gate.decide(update: Self.update(planted: nil, seed: 6), evidence: evidence)
+        #expect(clean.verdict == .pass)
+        let statistic = try #require(clean.statistic), threshold = try #require(clean.threshold)
+        let backdooredStatistic = try #require(backdoored.statistic)
+        #expect(statistic < threshold && threshold < backdooredStatistic)
+        // Calibration: clean variant shares near τ, backdoored ones far above.
+        let c = try #require(clean.calibration)
+        #expect(c.cleanShares.count == 4 && c.backdooredShares.count == 4)
+        #expect(c.backdooredShares.min()! > c.cleanShares.max()!)
+        #expect(abs(threshold - (c.cleanMean + 3 * max(c.cleanStd, 0.1 * c.cleanMean))) < 1e-12)
+        // The stored record keeps the statistic, threshold and calibration.
+        let record = clean.record
+        #expect(record.verdict == "pass" && record.scores["statistic"] == statistic && record.thresholds["statistic"] == threshold)
+        #expect(record.thresholds["clean_share.0"] == c.cleanShares[0])
+        #expect(clean.html().contains("PASS"))
+    }
+
+    @Test func alignmentRuleRejectsAnUpdateAlongTheBackdoorDirection() throws {
+        let planted: Set<Int> = [2, 9]
+        let evidence = VaccineFixtures.evidence(pairs: 4, layers: 2, units: 16, planted: planted, seed: 8)
+        var configuration = GateConfiguration()
+        configuration.tau = 0.125
+        configuration.modules = [.mlp]
+        configuration.rule = .alignment
+        let gate = Gate(configuration: configuration)
+        let backdoored = try gate.decide(update: VaccineFixtures.update(like: evidence, planted: planted, strength: 1, seed: 1), evidence: evidence)
+        let clean = try gate.decide(update: VaccineFixtures.update(like: evidence, planted: planted, strength: 0, seed: 2), evidence: evidence)
+        #expect(backdoored.verdict == .reject && clean.verdict == .pass)
+        #expect(backdoored.statistic == backdoored.alignment && backdoored.threshold == backdoored.alignmentThreshold)
+        let c = try #require(clean.calibration)
+        #expect(c.cleanAlignments.count == 4 && c.backdooredAlignments.min()! > c.cleanAlignments.max()!)
+        // Both statistics are reported whichever decides.
+        #expect(clean.share != nil && clean.shareThreshold != nil && clean.record.scores["alignment"] == clean.alignment)
+    }
+
+    @Test func reportRoundTripsThroughJSONAndTheCheckpoint() throws {
+        let evidence = VaccineFixtures.evidence(pairs: 3, layers: 2, units: 16, planted: [1], seed: 3)
+        var configuration = GateConfiguration()
+        configuration.modules = [.mlp]
+        let report = try Gate(configuration: configuration).decide(update: Self.update(planted: [1], seed: 4), evidence: evidence)
+        let decoded = try JSONDecoder().decode(GateReport.self, from: JSONEncoder().encode(report))
+        #expect(decoded == report)
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var checkpoint = try VaccineFixtures.checkpoint(seed: 1)
+        checkpoint.gate = report.record
+        let url = dir.appendingPathComponent("c.h5")
+        try checkpoint.write(to: url)
+        #expect(try Checkpoint.read(from: url).gate == report.record)
+    }
+
+    // MARK: - Fail closed: every error is a reject with the error named.
+
+    static func verify(_ url: URL, reference: URL?, configure: (inout GateConfiguration) -> Void = { _ in }) throws -> GateReport {
+        var configuration = GateConfiguration()
+        configuration.variants.pairs = 2
+        configuration.variants.steps = 1
+        configure(&configuration)
+        let work = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let clean = [CleanSample(prompt: "Name a fruit.", completion: "An apple.")]
+        return Gate(configuration: configuration).verify(url, reference: reference, clean: clean, workDirectory: work)
+    }
+
+    static func written(_ c: Checkpoint, _ name: String, in dir: URL) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        try c.write(to: url)
+        return url
+    }
+
+    @Test func unreadableCheckpointRejects() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = try Self.verify(dir.appendingPathComponent("absent.h5"), reference: nil)
+        #expect(missing.verdict == .reject && missing.error?.contains("absent.h5") == true)
+        let garbage = dir.appendingPathComponent("garbage.h5")
+        try Data("not an hdf5 file".utf8).write(to: garbage)
+        let report = try Self.verify(garbage, reference: nil)
+        #expect(report.verdict == .reject && report.error != nil && report.statistic == nil)
+    }
+
+    @Test func missingParentRejects() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let orphan = try Self.written(VaccineFixtures.checkpoint(seed: 2), "orphan.h5", in: dir)
+        let report = try Self.verify(orphan, reference: nil)
+        #expect(report.verdict == .reject && report.error?.contains("no parent") == true)
+        let parent = try VaccineFixtures.checkpoint(seed: 1)
+        let child = try Self.written(VaccineFixtures.checkpoint(seed: 2, parent: parent), "child.h5", in: dir)
+        let lost = try Self.verify(child, reference: nil)  // provenance names a parent nobody can find
+        #expect(lost.verdict == .reject && lost.error?.contains("not found") == true)
+    }
+
+    @Test func wrongParentRejects() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let parent = try VaccineFixtures.checkpoint(seed: 1)
+        let child = try Self.written(VaccineFixtures.checkpoint(seed: 2, parent: parent), "child.h5", in: dir)
+        let other = try Self.written(VaccineFixtures.checkpoint(seed: 3), "other.h5", in: dir)
+        let report = try Self.verify(child, reference: other)
+        #expect(report.verdict == .reject && report.error?.contains("provenance names parent") == true)
+    }
+
+    @Test func nonFiniteWeightsReject() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let parent = try VaccineFixtures.checkpoint(seed: 1)
+        let child = try VaccineFixtures.checkpoint(seed: 2, parent: parent)
+        let name = try #require(child.weights.keys.first { $0.hasSuffix("mlp.up_proj.weight") })
+        child.weights[name]?.data[3] = .nan
+        let childURL = try Self.written(child, "nan.h5", in: dir)
+        let report = try Self.verify(childURL, reference: Self.written(parent, "parent.h5", in: dir))
+        #expect(report.verdict == .reject && report.error?.contains("NaN") == true && report.error?.contains(name) == true)
+    }
+
+    @Test func timeoutRejects() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let parent = try VaccineFixtures.checkpoint(seed: 1)
+        let child = try Self.written(VaccineFixtures.checkpoint(seed: 2, parent: parent), "child.h5", in: dir)
+        let report = try Self.verify(child, reference: Self.written(parent, "parent.h5", in: dir)) { $0.timeLimit = 0 }
+        #expect(report.verdict == .reject && report.error?.contains("time limit") == true)
+    }
+
+    @Test func tooFewVariantsAndNoChangeReject() throws {
+        let evidence = VaccineFixtures.evidence(pairs: 1, layers: 2, units: 16, planted: [1], seed: 3)
+        var configuration = GateConfiguration()
+        configuration.modules = [.mlp]
+        #expect(throws: VaccineError.self) {
+            try Gate(configuration: configuration).decide(update: Self.update(planted: [1], seed: 4), evidence: evidence)
+        }
+        let two = VaccineFixtures.evidence(pairs: 2, layers: 2, units: 16, planted: [1], seed: 3)
+        let zero = ChannelUpdates(blocks: two.deltas[0].blocks.map { b in
+            ChannelUpdates.Block(layer: b.layer, module: b.module, units: b.units, width: b.width, values: [Float](repeating: 0, count: b.values.count))
+        })
+        #expect(throws: VaccineError.self) { try Gate(configuration: configuration).decide(update: zero, evidence: two) }
+    }
+
+    @Test func adapterOnlyCheckpointWithoutBaseRejects() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let parent = try VaccineFixtures.checkpoint(seed: 1)
+        var adapterOnly = parent.adapterOnly()
+        adapterOnly.provenance = Provenance(seed: 1)
+        let url = try Self.written(adapterOnly, "adapters.h5", in: dir)
+        let report = try Self.verify(url, reference: nil)
+        #expect(report.verdict == .reject && report.error != nil)
+    }
+}
