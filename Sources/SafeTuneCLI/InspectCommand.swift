@@ -18,7 +18,7 @@ struct InspectCommand: ParsableCommand {
         let summary = try CommandFailure.guarding { try CheckpointSummary.read(from: URL(fileURLWithPath: checkpoint)) }
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(summary), as: UTF8.self))
         } else {
             print(Self.text(summary), terminator: "")
