@@ -45,6 +45,9 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Option(help: "Gate rule: share or alignment.")
     var rule: String = GateConfiguration().rule.rawValue
 
+    @Flag(help: "Fine-tune the gate's variants from the trusted parent instead of the checkpoint.")
+    var variantsFromParent = false
+
     @Option(help: "Purification signature size per layer (default 0.08).")
     var purifyTau: Double?
 
@@ -67,6 +70,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
                 throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
             }
             s.gate.rule = r
+            s.gate.variantsFromParent = variantsFromParent
             s.purifier.variants = s.gate.variants
             s.purifier.fluencyLearningRate = fluencyLr
             s.purifier.tau = purifyTau

@@ -89,6 +89,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Reject after this many seconds.")
     var timeLimit: Double = 3600
 
+    @Flag(help: "Fine-tune the variants from the parent instead of the checkpoint.")
+    var variantsFromParent = false
+
     @Flag(help: "Store the verdict in the checkpoint's /gate section.")
     var record = false
 
@@ -108,6 +111,7 @@ struct VerifyCommand: ParsableCommand {
                 throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
             }
             configuration.rule = r
+            configuration.variantsFromParent = variantsFromParent
             configuration.timeLimit = timeLimit
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
