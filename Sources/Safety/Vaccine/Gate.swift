@@ -171,7 +171,7 @@ public struct Gate: Sendable {
             let parent = try SuspectLoader.parent(of: child, file: url, reference: reference)
             let (bundle, _) = try SuspectLoader.load(url, base: parent)
             try SuspectLoader.checkFinite(parent, file: reference?.path ?? "parent")
-            guard parent.config == bundle.model.config else {
+            guard ChannelUpdates.sameBlocks(parent.config, bundle.model.config) else {
                 throw VaccineError.shapeMismatch(file: url.path, reason: "its architecture differs from the parent's")
             }
             let parentModel = try TransformerModel(config: parent.config, weights: parent.weights, trainable: false)
