@@ -50,6 +50,7 @@ public struct ChannelUpdates: Sendable {
             for module in modules {
                 let units = module == .mlp ? model.config.intermediateSize : model.blocks[layer].attention.heads
                 var values: [Float] = []
+                values.reserveCapacity(units * (module == .mlp ? 3 * model.config.hiddenSize + 2 : 2 * model.config.hiddenSize * model.config.headDim + model.config.headDim))
                 var width = 0
                 for j in 0..<units {
                     let a = UnitSlices(block: model.blocks[layer], module: module, units: [j])

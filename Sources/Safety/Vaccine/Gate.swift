@@ -181,7 +181,7 @@ public struct Gate: Sendable {
                 source = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
             }
             let factory = try VariantFactory(suspect: source, clean: clean, settings: configuration.variants, workDirectory: workDirectory)
-            factory.deadline = started.addingTimeInterval(configuration.timeLimit)
+            factory.deadline = (started.addingTimeInterval(configuration.timeLimit), configuration.timeLimit)
             factory.log = log
             var evidence = try factory.evidence()
             if configuration.modules != UnitModule.allCases {
