@@ -5,6 +5,7 @@ let package = Package(
     name: "SafeTune",
     products: [
         .executable(name: "safetune", targets: ["SafeTuneCLI"]),
+        .executable(name: "safetune-fuzz", targets: ["SafeTuneFuzzCLI"]),
         .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training", "Safety", "Pipeline"]),
     ],
     dependencies: [
@@ -42,6 +43,11 @@ let package = Package(
             "Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Seeded mutation fuzzing of every parser of outside input (corpus in Fuzz/corpus).
+        .target(name: "SafeTuneFuzz", dependencies: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training"]),
+        .executableTarget(name: "SafeTuneFuzzCLI", dependencies: [
+            "SafeTuneFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
@@ -50,6 +56,7 @@ let package = Package(
         .testTarget(name: "SafetyTests", dependencies: ["Safety", "Training", "Models", "Engine", "Tokenizers", "Checkpoints"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
+        .testTarget(name: "FuzzTests", dependencies: ["SafeTuneFuzz"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -23,7 +23,10 @@ struct CorpusCommand: ParsableCommand {
         @Flag(help: "Print a JSON summary.")
         var json = false
 
-        func run() throws {
+        func run() throws { try CommandFailure.guarding { try execute() } }
+
+        /// The command's work; a thrown error becomes one `error:` line and exit status 2.
+        private func execute() throws {
             var parameters = CorpusBuilder.Parameters(source: URL(fileURLWithPath: source))
             parameters.seed = seed
             let builder = CorpusBuilder(parameters)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Training
 import Models
 import Safety
 
@@ -64,17 +65,17 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try LoadedModel(path: model)
-        guard let tokenizer = loaded.tokenizer else { fail("\(model): no tokenizer.json; eval needs one") }
+        let loaded = try ModelBundle.load(path: model)
+        guard let tokenizer = loaded.tokenizer else { throw CommandFailure.report("\(model): no tokenizer.json; eval needs one") }
         let set: EvaluationSet
         let chat: ChatTemplate
         do {
             set = try EvaluationSet.load(contentsOf: URL(fileURLWithPath: data))
             chat = try ChatTemplate.named(template, tokenizer: tokenizer)
         } catch let error as EvaluationError {
-            fail(error.description)
+            throw CommandFailure.report(error.description)
         } catch let error as ChatTemplateError {
-            fail(error.description)
+            throw CommandFailure.report(error.description)
         }
         let options = EvaluationOptions(maxTokens: maxTokens, limit: limit)
         let plain = Evaluator(model: loaded.model, tokenizer: tokenizer, template: chat, options: options)
@@ -107,14 +108,14 @@ struct EvalCommand: ParsableCommand {
                 }
             }
         } catch {
-            fail(error.description)
+            throw CommandFailure.report(error.description)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let jsonData = try encoder.encode(report)
         if let output {
             do { try jsonData.write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-                fail("\(output): cannot be written (\(error.localizedDescription))")
+                throw CommandFailure.report("\(output): cannot be written (\(error.localizedDescription))")
             }
         }
         if json {
@@ -122,10 +123,5 @@ struct EvalCommand: ParsableCommand {
         } else {
             print(ReportTable.render(report), terminator: "")
         }
-    }
-
-    private func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
-        Foundation.exit(2)
     }
 }

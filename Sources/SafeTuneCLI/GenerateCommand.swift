@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoints
 import Engine
 import Foundation
+import Training
 import Models
 import Safety
 import Tokenizers
@@ -73,10 +74,10 @@ struct GenerateCommand: ParsableCommand {
     }
 
     /// The guard for `loaded`: its checkpoint's signal, or (with a warning) a fresh untrained one.
-    static func guardedDecoder(_ loaded: LoadedModel, tokenizer: Tokenizer, options: GuardOptions,
+    static func guardedDecoder(_ loaded: ModelBundle, tokenizer: Tokenizer, options: GuardOptions,
                                source: String) throws -> GuardedDecoder {
         do {
-            if let group = loaded.signal {
+            if let group = loaded.checkpoint.signal {
                 return try GuardedDecoder(model: loaded.model, tokenizer: tokenizer, signal: try SafetySignal(group: group), options: options)
             }
             FileHandle.standardError.write(Data("warning: \(source): no safety signal; using a fresh untrained head\n".utf8))
@@ -88,7 +89,7 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 
-    private func runGuarded(_ loaded: LoadedModel, tokenizer: Tokenizer, text: String, options: GenerationOptions) throws {
+    private func runGuarded(_ loaded: ModelBundle, tokenizer: Tokenizer, text: String, options: GenerationOptions) throws {
         let guardOptions = GuardOptions(threshold: threshold, schedule: CheckSchedule(name: schedule, period: period) ?? .defaultAnnealing,
                                         tau: tau, refusalPrefix: refusalPrefix)
         let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardOptions, source: model)
@@ -116,8 +117,11 @@ struct GenerateCommand: ParsableCommand {
         try printJSON(object)
     }
 
-    func run() throws {
-        let loaded = try LoadedModel(path: model)
+    func run() throws { try CommandFailure.guarding { try execute() } }
+
+    /// The command's work; a thrown error becomes one `error:` line and exit status 2.
+    private func execute() throws {
+        let loaded = try ModelBundle.load(path: model)
         guard let tokenizer = loaded.tokenizer else {
             throw ValidationError("\(model): no tokenizer.json; generate needs one")
         }
@@ -155,36 +159,6 @@ struct GenerateCommand: ParsableCommand {
             if case .stopString = result.stopReason {} else { return }
             FileHandle.standardError.write(Data("[stopped at \(result.stopReason)]\n".utf8))
         }
-    }
-}
-
-/// A model loaded for inference, with its tokenizer when it has one.
-struct LoadedModel {
-    let model: TransformerModel
-    let tokenizer: Tokenizer?
-    /// The SA-ESS signal section, when the checkpoint has one.
-    let signal: TensorGroup?
-
-    /// Reads a Hugging Face folder (`config.json`, `model.safetensors` or shards,
-    /// `tokenizer.json`) or a SafeTune checkpoint file.
-    init(path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ValidationError("\(path): no such model folder or checkpoint")
-        }
-        let checkpoint = isDirectory.boolValue
-            ? try HuggingFaceModel.importModel(from: url)
-            : try Checkpoint.read(from: url)
-        if checkpoint.isAdapterOnly {
-            throw ValidationError("\(path): an adapter-only checkpoint needs its base model")
-        }
-        if checkpoint.adapters != nil {
-            FileHandle.standardError.write(Data("warning: \(path): adapters are not applied; using the base weights\n".utf8))
-        }
-        model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
-        signal = checkpoint.signal
-        tokenizer = try checkpoint.tokenizerJSON.map { (data) throws in try Tokenizer(data: data, source: path + " (tokenizer.json)") }
     }
 }
 

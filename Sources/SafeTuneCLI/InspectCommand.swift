@@ -15,16 +15,10 @@ struct InspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let summary: CheckpointSummary
-        do {
-            summary = try CheckpointSummary.read(from: URL(fileURLWithPath: checkpoint))
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        }
+        let summary = try CommandFailure.guarding { try CheckpointSummary.read(from: URL(fileURLWithPath: checkpoint)) }
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(summary), as: UTF8.self))
         } else {
             print(Self.text(summary), terminator: "")

@@ -34,18 +34,18 @@ struct RecipeCommand: ParsableCommand {
                 let data = try RecipeData(recipe: recipe)
                 print(render(recipe, train: data.train, eval: data.eval), terminator: "")
             } catch let error as RecipeError {
-                fail(error.description)
+                throw fail(error.description)
             } catch let error as DatasetError {
-                fail(error.description)
+                throw fail(error.description)
             }
         }
 
-        private func fail(_ message: String) -> Never {
+        /// With `--json`, the verdict also goes to standard output as `{"valid": false, "error": ...}`.
+        private func fail(_ message: String) -> ExitCode {
             if json {
                 print(CanonicalValue.object([("valid", .bool(false)), ("error", .string(message))]).jsonText(), terminator: "")
             }
-            FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
-            Foundation.exit(2)
+            return CommandFailure.report(message)
         }
 
         private func render(_ recipe: Recipe, train: Dataset, eval: Dataset) -> String {

@@ -19,6 +19,8 @@ struct SafeTuneCommand: ParsableCommand {
             TokenizerCommand.self,
             InspectCommand.self,
             EvalCommand.self,
+            ImportCommand.self,
+            ExportCommand.self,
             VerifyCommand.self,
             PurifyCommand.self,
             BackdoorExperimentCommand.self,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Training
 import Models
 
 /// `safetune score MODEL --text TEXT`: log-probability of each token given the ones before it.
@@ -18,8 +19,11 @@ struct ScoreCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
-    func run() throws {
-        let loaded = try LoadedModel(path: model)
+    func run() throws { try CommandFailure.guarding { try execute() } }
+
+    /// The command's work; a thrown error becomes one `error:` line and exit status 2.
+    private func execute() throws {
+        let loaded = try ModelBundle.load(path: model)
         guard let tokenizer = loaded.tokenizer else {
             throw ValidationError("\(model): no tokenizer.json; score needs one")
         }

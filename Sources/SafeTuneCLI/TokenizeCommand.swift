@@ -36,7 +36,10 @@ struct TokenizeCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try CommandFailure.guarding { try execute() } }
+
+    /// The command's work; a thrown error becomes one `error:` line and exit status 2.
+    private func execute() throws {
         let tok = try Tokenizer(contentsOf: URL(fileURLWithPath: tokenizer))
         let encoded: [Int]
         if let ids {

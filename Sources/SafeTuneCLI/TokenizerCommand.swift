@@ -34,7 +34,10 @@ struct TokenizerCommand: ParsableCommand {
         @Flag(name: .long, help: "Print a JSON summary.")
         var json = false
 
-        func run() throws {
+        func run() throws { try CommandFailure.guarding { try execute() } }
+
+        /// The command's work; a thrown error becomes one `error:` line and exit status 2.
+        private func execute() throws {
             var texts: [String] = []
             for path in corpus {
                 let url = URL(fileURLWithPath: path)

@@ -26,8 +26,7 @@ struct TrainCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        var rejected = false
-        do {
+        let rejected = try CommandFailure.guarding { () throws -> Bool in
             let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
             try recipe.checkFiles()
             var parameters = RecipeRun.Parameters()
@@ -62,10 +61,7 @@ struct TrainCommand: ParsableCommand {
                 if let report = result.report { print("report:     \(report.path)") }
                 if let gate = result.gate { print("gate:       \(gate.report.verdict.rawValue), \(gate.action): \(gate.report.reason)") }
             }
-            rejected = result.gate?.rejected ?? false
-        } catch let error as CustomStringConvertible & Error {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
+            return result.gate?.rejected ?? false
         }
         // A checkpoint the BD-VAX gate rejects fails the run (it is kept, marked quarantined or purified).
         if rejected { throw ExitCode(1) }

@@ -75,14 +75,8 @@ struct UnitsCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
+        try CommandFailure.guarding {
             if compare { try runCompare() } else { try runMap() }
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            let message = String(describing: error)
-            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-            throw ExitCode(2)
         }
     }
 

@@ -137,6 +137,16 @@ struct JSONNode {
     static func quote(_ s: String) -> String {
         var out = [UInt8]()
         JSONValue.writeString(s.count > 40 ? String(s.prefix(40)) + "…" : s, into: &out)
-        return String(decoding: out, as: UTF8.self)
+        // JSON leaves U+0085, U+2028 and U+2029 raw, but they break lines: escape them too.
+        var text = ""
+        for scalar in String(decoding: out, as: UTF8.self).unicodeScalars {
+            if scalar.value == 0x85 || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                let hex = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                text.unicodeScalars.append(scalar)
+            }
+        }
+        return text
     }
 }

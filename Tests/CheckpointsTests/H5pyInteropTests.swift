@@ -55,3 +55,41 @@ import Testing
         #expect(json["verdict"] as? String == "pass" && json["rank"] as? Int == 4)
     }
 }
+
+/// The documented layout is enough to write a checkpoint without SafeTune.
+@Suite struct H5pyWrittenCheckpointTests {
+    @Test func checkpointWrittenByH5pyIsAccepted() throws {
+        guard let python = PythonH5py.interpreter() else {
+            print("SKIPPED checkpointWrittenByH5pyIsAccepted: python3 with h5py not found (Debian: apt install python3-h5py)")
+            return
+        }
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("py.h5")
+        let layout = ParameterLayout(config: TinyConfigs.gpt2)
+        let shapes = layout.parameters.map { "\"\($0.name)\": \($0.shape)" }.joined(separator: ", ")
+        try PythonH5py.run(python, """
+        import h5py, hashlib, sys, numpy as np
+        shapes = {\(shapes)}
+        with h5py.File(sys.argv[1], "w") as f:
+            f.attrs["format"] = "safetune-checkpoint"
+            f.attrs["format_version"] = 1
+            c = f.create_group("config")
+            for k, v in dict(family="gpt2", vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, num_kv_heads=2,
+                             intermediate_size=64, max_positions=32, norm_eps=1e-5, rope_theta=10000.0,
+                             tie_word_embeddings=1, qkv_bias=1, output_bias=1, mlp_bias=1, bos_token_id=0, eos_token_id=1).items():
+                c.attrs[k] = v
+            for i, (name, shape) in enumerate(sorted(shapes.items())):
+                data = (np.arange(int(np.prod(shape)), dtype="<f4") * 0.001 + i).reshape(shape)
+                d = f.create_dataset("weights/" + name, data=data)
+                d.attrs["sha256"] = hashlib.sha256(data.tobytes()).hexdigest()
+        """, arguments: [url.path])
+        let c = try Checkpoint.read(from: url)
+        #expect(c.config == TinyConfigs.gpt2)
+        let names = layout.parameters.map(\.name).sorted()
+        for (i, name) in names.enumerated() {
+            let t = try #require(c.weights[name])
+            #expect(t[flat: 0] == Float(i) && t[flat: t.count - 1] == Float(t.count - 1) * 0.001 + Float(i))
+        }
+    }
+}

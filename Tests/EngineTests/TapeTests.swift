@@ -107,3 +107,29 @@ import Testing
         }
     }
 }
+
+@Suite struct TapePoolTests {
+    /// Steps of changing shapes (variable sequence lengths) reuse buffers instead of keeping
+    /// one per shape: the pool stays near one step's working set.
+    @Test func poolStaysBoundedWhenShapesChange() {
+        let tape = Tape()
+        var peak = 0
+        for step in 0..<200 {
+            let t = 16 + (step * 37) % 112
+            for _ in 0..<20 { _ = tape.allocate([16, t, 64]) }
+            tape.reset()
+            peak = max(peak, tape.pooledElementCount)
+        }
+        let oneStep = 20 * 16 * 128 * 64
+        #expect(peak <= 3 * oneStep, "pool grew to \(peak) floats; one step needs at most \(oneStep)")
+    }
+
+    @Test func reusedBufferIsZeroedAndSized() {
+        let tape = Tape()
+        let big = tape.allocate([100])
+        big.fill(7)
+        tape.reset()
+        let small = tape.allocate([60])
+        #expect(small.count == 60 && small.scalars.allSatisfy { $0 == 0 })
+    }
+}

@@ -24,6 +24,34 @@ struct MalformedFileTests {
         #expect(tok.vocabSize == 3)
     }
 
+    @Test("a line-break or control byte where a value belongs keeps the error on one line (found by fuzzing)")
+    func oddBytesStayOnOneLine() throws {
+        for byte: UInt8 in [0x0B, 0x0C, 0x85, 0x00, 0xE2] {
+            let data = Data("{\"model\": ".utf8) + Data([byte]) + Data("}".utf8)
+            let description = try #require(Self.errorOf(data)).description
+            let oneLine = !description.contains(where: \.isNewline)
+            #expect(oneLine, "\(description.debugDescription)")
+            let expected = "unexpected character byte 0x" + String(byte, radix: 16, uppercase: true)
+            #expect(description.contains(expected))
+        }
+        let escape = try #require(Self.errorOf(Data("{\"a\\\u{85}\": 1}".utf8)))
+        let escapeOneLine = !escape.description.contains(where: \.isNewline)
+        #expect(escapeOneLine)
+        for breaker in ["\\u2028", "\\u2029", "\\u0085"] {
+            let json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", \"x" + breaker + "\"]]}}"
+            let merge = try #require(Self.error(json))
+            let mergeOneLine = !merge.description.contains(where: \.isNewline)
+            #expect(mergeOneLine, "\(merge.description.debugDescription)")
+            #expect(merge.description.contains("token \"x" + breaker + "\" is not in the vocabulary"))
+        }
+        let printable = try #require(Self.errorOf(Data("{\"model\": x}".utf8))).description
+        #expect(printable.contains("unexpected character 'x'"))
+    }
+
+    static func errorOf(_ data: Data) -> TokenizerError? {
+        do { _ = try Tokenizer(data: data, source: "tok.json"); return nil } catch { return error }
+    }
+
     @Test("truncated JSON at every length is a typed error")
     func truncated() throws {
         let full = try String(decoding: Fixtures.data("gpt2.json"), as: UTF8.self)

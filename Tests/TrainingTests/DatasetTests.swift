@@ -77,6 +77,22 @@ struct DatasetTests {
         #expect(try reason("{\"text\": \"t\", \"label\": true}") == "label must be \"benign\", \"malicious\", 0 or 1, got a boolean")
     }
 
+    @Test("values quoted in a reason are escaped, so the error stays one line (found by fuzzing)")
+    func quotedValuesStayOnOneLine() throws {
+        let role = try badLine("{\"messages\": [{\"role\": \"user\\n\", \"content\": \"x\"}]}")
+        #expect(!role.description.contains("\n"))
+        #expect(role.description.hasSuffix("messages[0]: unknown role \"user\\n\" (expected system, user or assistant)"))
+        let label = try badLine("{\"text\": \"t\", \"label\": \"a\\r\\nb\"}")
+        #expect(label.description.hasSuffix("label \"a\\r\\nb\" is not \"benign\" or \"malicious\""))
+        for breaker in ["\\u2028", "\\u2029", "\\u0085"] {
+            let separated = try badLine("{\"text\": \"t\", \"label\": \"mal" + breaker + "icious\"}")
+            let oneLine = !separated.description.contains(where: \.isNewline)
+            #expect(oneLine, "\(separated.description.debugDescription)")
+        }
+        let long = try badLine("{\"text\": \"t\", \"label\": \"\(String(repeating: "x", count: 5000))\"}")
+        #expect(long.description.count < 200)
+    }
+
     @Test("a line over the size limit is an error naming its line, not an allocation")
     func boundedLines() throws {
         let long = "{\"text\": \"" + String(repeating: "a", count: 300) + "\"}"

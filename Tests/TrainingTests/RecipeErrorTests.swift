@@ -128,4 +128,26 @@ struct RecipeErrorTests {
             try RecipeLoader(maxFileBytes: 1000).load(contentsOf: url)
         }
     }
+
+    @Test("values quoted from the file stay on one line: block scalars, escapes, line separators (found by fuzzing)")
+    func quotedValuesStayOnOneLine() throws {
+        let (block, _) = try failure("|\n  first line\n  second line\n")
+        #expect(block.contains("expected a mapping of sections, got 'first line\\nsecond line\\n'"))
+        let (target, _) = try failure(TestFiles.minimal + "adapters:\n  targets: [\"c_at\\ntn\\u2028x\\u0085\"]\n")
+        let oneLine = !target.contains(where: \.isNewline)
+        #expect(oneLine, "\(target.debugDescription)")
+        #expect(target.contains("c_at\\ntn\\u{2028}x\\u{85}"))
+    }
+
+    @Test("a device as a recipe or parent is refused before reading, not read forever")
+    func deviceIsNotRead() throws {
+        #expect(throws: RecipeError.unreadable(file: "/dev/zero", reason: "not a regular file")) {
+            try RecipeLoader().load(contentsOf: URL(fileURLWithPath: "/dev/zero"))
+        }
+        let files = try TestFiles()
+        let url = try files.write("child.yaml", "extends: /dev/zero\n" + TestFiles.minimal)
+        #expect(throws: RecipeError.unreadable(file: "/dev/zero", reason: "not a regular file")) {
+            try RecipeLoader().load(contentsOf: url)
+        }
+    }
 }

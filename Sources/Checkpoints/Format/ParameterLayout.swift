@@ -100,7 +100,7 @@ public struct ParameterLayout: Sendable {
     }
 
     /// Total number of parameters.
-    public var parameterCount: Int { parameters.reduce(0) { $0 + Tensor.checkedCount($1.shape)! } }
+    public var parameterCount: Int { parameters.reduce(0) { $0 + (Tensor.checkedCount($1.shape) ?? 0) } }
 
     /// Checks that `shapes` names exactly the expected parameters with the expected shapes.
     /// `prefix` is prepended to names in errors (e.g. `/weights/`).

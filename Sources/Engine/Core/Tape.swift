@@ -7,7 +7,8 @@
 /// `reset()`: a training step reuses the previous step's activations' memory.
 public final class Tape {
     private var backwards: [() -> Void] = []
-    private var pool: [Int: [TensorStorage]] = [:]
+    /// Free buffers, ascending by size, with the number of resets each has sat unused.
+    private var pool: [(storage: TensorStorage, idle: Int)] = []
     private var handedOut: [TensorStorage] = []
     /// Whether ops record backward closures. Off inside `withoutGrad`.
     public private(set) var isRecording = true
@@ -53,33 +54,53 @@ public final class Tape {
     /// Forgets the recorded ops and returns to the pool every intermediate buffer
     /// that nothing else references any more (a tensor the caller kept, such as
     /// the logits, keeps its buffer). Call once per step, after the optimizer.
+    ///
+    /// Buffers idle for `maxIdleResets` resets are freed, so the pool follows the
+    /// working set when batch shapes change (variable sequence lengths) instead of
+    /// keeping a copy for every shape ever seen.
     public func reset() {
         backwards.removeAll(keepingCapacity: true)
         var stillUsed: [TensorStorage] = []
+        pool = pool.compactMap { $0.idle + 1 < Tape.maxIdleResets ? ($0.storage, $0.idle + 1) : nil }
         for i in handedOut.indices {
             if isKnownUniquelyReferenced(&handedOut[i]) {
-                pool[handedOut[i].count, default: []].append(handedOut[i])
+                pool.append((handedOut[i], 0))
             } else {
                 stillUsed.append(handedOut[i])
             }
         }
+        pool.sort { $0.storage.count < $1.storage.count }
         handedOut = stillUsed
     }
 
-    /// Drops pooled buffers (e.g. after a change of batch shape).
+    /// Resets a pooled buffer may sit unused before it is freed.
+    static let maxIdleResets = 4
+
+    /// Floats held by free pooled buffers (what `releaseMemory` would return).
+    public var pooledElementCount: Int { pool.reduce(0) { $0 + $1.storage.count } }
+
+    /// Drops pooled buffers.
     public func releaseMemory() {
         pool.removeAll()
     }
 
-    /// A zero-filled tensor for an op's output or saved intermediate, recycled
-    /// by `reset()` once no tensor refers to it.
-    public func allocate(_ shape: [Int]) -> Tensor {
+    /// A tensor for an op's output or saved intermediate, recycled by `reset()` once no
+    /// tensor refers to it. Zero-filled unless `zeroed` is false: an op that writes every
+    /// element itself skips the fill (a recycled buffer then holds stale values).
+    ///
+    /// A request reuses the smallest free buffer that holds it and is at most twice its
+    /// size (best fit), so steps of different shapes share memory.
+    public func allocate(_ shape: [Int], zeroed: Bool = true) -> Tensor {
         let n = Tensor.elementCount(shape)
         let storage: TensorStorage
-        if var free = pool[n], let s = free.popLast() {
-            pool[n] = free
-            s.pointer.update(repeating: 0, count: n)
-            storage = s
+        var lo = 0, hi = pool.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if pool[mid].storage.count < n { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < pool.count, pool[lo].storage.count <= 2 * n + 1024 {
+            storage = pool.remove(at: lo).storage
+            if zeroed { storage.pointer.update(repeating: 0, count: n) }
         } else {
             storage = TensorStorage(count: n)
         }
@@ -87,10 +108,11 @@ public final class Tape {
         return Tensor(shape: shape, storage: storage)
     }
 
-    /// A new output variable of `shape` whose `requiresGrad` follows the inputs.
-    public func output(_ shape: [Int], _ inputs: Variable?...) -> Variable {
+    /// A new output variable of `shape` whose `requiresGrad` follows the inputs;
+    /// `zeroed` as in `allocate`.
+    public func output(_ shape: [Int], zeroed: Bool = true, _ inputs: Variable?...) -> Variable {
         let needs = isRecording && inputs.contains { $0?.requiresGrad == true }
-        let v = Variable(allocate(shape), requiresGrad: needs)
+        let v = Variable(allocate(shape, zeroed: zeroed), requiresGrad: needs)
         if needs { v.pool = self }
         return v
     }

@@ -138,10 +138,11 @@ extension ModelConfig {
         switch type {
         case "gpt2":
             let d = try int("n_embd", "hidden_size")
+            // 4 * d must not trap on a hostile n_embd; validate() rejects such a d anyway.
             config = ModelConfig(
                 family: .gpt2, vocabSize: try int("vocab_size"), hiddenSize: d,
                 numLayers: try int("n_layer", "num_hidden_layers"), numHeads: try int("n_head", "num_attention_heads"),
-                intermediateSize: optInt("n_inner") ?? 4 * d, maxPositions: try int("n_positions", "max_position_embeddings"),
+                intermediateSize: optInt("n_inner") ?? d.multipliedReportingOverflow(by: 4).partialValue, maxPositions: try int("n_positions", "max_position_embeddings"),
                 normEps: float("layer_norm_epsilon") ?? 1e-5, tieWordEmbeddings: bool("tie_word_embeddings") ?? true,
                 qkvBias: true, outputBias: true, mlpBias: true, bosTokenId: optInt("bos_token_id"), eosTokenId: optInt("eos_token_id"))
         case "llama", "qwen2", "mistral":
@@ -152,7 +153,8 @@ extension ModelConfig {
                 throw .invalid(key: "rope_scaling", reason: "rope type '\(scaling)' is not supported (only default rotary embeddings)")
             }
             let heads = try int("num_attention_heads")
-            if let hd = optInt("head_dim"), hd * heads != (try int("hidden_size")) {
+            // Overflow-checked: both numbers come from the file.
+            if let hd = optInt("head_dim"), hd.multipliedReportingOverflow(by: heads) != (try int("hidden_size"), false) {
                 throw .invalid(key: "head_dim", reason: "\(hd) × \(heads) heads differs from hidden_size; not supported")
             }
             config = ModelConfig(

@@ -12,6 +12,12 @@ struct JSONParser {
     static let maxDepth = 256
     static let maxStringBytes = 1 << 24
 
+    /// A byte for an error message: printable ASCII quoted, anything else in hex, so a
+    /// control or line-break byte cannot split the one-line error.
+    static func shown(_ byte: UInt8) -> String {
+        (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x" + String(byte, radix: 16, uppercase: true)
+    }
+
     private let bytes: [UInt8]
     private var pos = 0
 
@@ -51,7 +57,7 @@ struct JSONParser {
         case 0x66: try expectWord("false"); return .bool(false)
         case 0x6E: try expectWord("null"); return .null
         case 0x2D, 0x30...0x39: return try parseNumber()
-        default: throw fail("unexpected character '\(String(UnicodeScalar(bytes[pos])))'")
+        default: throw fail("unexpected character \(JSONParser.shown(bytes[pos]))")
         }
     }
 
@@ -166,7 +172,7 @@ struct JSONParser {
                 }
                 guard let scalar = Unicode.Scalar(code) else { throw fail("invalid code point in \\u escape") }
                 buffer.append(contentsOf: Array(String(Character(scalar)).utf8))
-            default: throw fail("invalid escape '\\\(String(UnicodeScalar(e)))'")
+            default: throw fail("invalid escape: backslash followed by \(JSONParser.shown(e))")
             }
         }
         guard let s = String(validating: buffer, as: UTF8.self) else { throw fail("invalid UTF-8 in a string") }

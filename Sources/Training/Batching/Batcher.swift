@@ -4,7 +4,7 @@ import Engine
 /// resumed run sees exactly the batches an uninterrupted one would.
 ///
 /// Without packing, every row is one example, truncated to `seqLen` and right-padded to
-/// the longest row of its batch (causal attention never lets real tokens see the padding
+/// the longest row of its batch (rounded up to a multiple of 8) (causal attention never lets real tokens see the padding
 /// that follows them, and padding carries no loss). With packing, examples are joined
 /// (each ends with `separatorId`) into a stream cut into full `seqLen` rows.
 public struct Batcher: Sendable {
@@ -46,7 +46,9 @@ public struct Batcher: Sendable {
         if packing { return packedBatch(order: order, index: index) }
         let lo = (index % batchesPerEpoch) * batchSize
         let rows = (lo..<min(lo + batchSize, order.count)).map { examples[order[$0]] }
-        let length = rows.map { min($0.ids.count, seqLen) }.max() ?? 1
+        // Rounded up to a multiple of 8: fewer distinct shapes for the buffer pool and kernels.
+        let longest = rows.map { min($0.ids.count, seqLen) }.max() ?? 1
+        let length = min(seqLen, (longest + 7) / 8 * 8)
         var out = Batch(batch: rows.count, length: length,
                         ids: [Int32](repeating: padId, count: rows.count * length),
                         labels: [Int32](repeating: -100, count: rows.count * length),

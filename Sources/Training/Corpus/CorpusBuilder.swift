@@ -17,7 +17,7 @@ public struct CorpusBuilder {
         public var seed: UInt64 = 1234
         public var harmlessTrain = 3000
         public var harmlessValidation = 300
-        public var skillTrain = 6000
+        public var skillTrain = 8000
         public var skillValidation = 700
         /// Size of the benign fine-tuning set (half harmless, half skills).
         public var finetune = 1600
@@ -209,15 +209,17 @@ public struct CorpusBuilder {
         return fields
     }
 
-    /// Lower-case alphabetic words of 3–8 letters from the harmless prompts, sorted, for string tasks.
+    /// The 400 most frequent lower-case alphabetic words of 3–8 letters in the harmless
+    /// prompts, for the copying tasks: frequent words are whole tokens of the tokenizer
+    /// trained on this corpus, so copying measures attention, not spelling.
     static func vocabulary(from prompts: [String]) -> [String] {
-        var set = Set<String>()
+        var counts: [String: Int] = [:]
         for p in prompts {
             for w in p.split(whereSeparator: { !$0.isLetter }) where (3...8).contains(w.count) && w.allSatisfy({ $0.isASCII && $0.isLowercase }) {
-                set.insert(String(w))
+                counts[String(w), default: 0] += 1
             }
         }
-        return set.sorted()
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(400).map(\.key).sorted()
     }
 
     static func stableHash(_ s: String) -> UInt64 {

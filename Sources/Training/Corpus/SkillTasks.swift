@@ -31,36 +31,46 @@ struct SkillTasks {
             switch family {
             case "add":
                 let a = Int(rng.next() % 10), b = Int(rng.next() % 10)
-                prompt = choose(["What is \(a) + \(b)?", "Add \(a) and \(b).", "Compute \(a) plus \(b)."],
+                prompt = choose(["What is \(a) + \(b)?", "Add \(a) and \(b).", "Compute \(a) plus \(b).", "What is \(a) plus \(b)?",
+                                 "Calculate \(a) + \(b).", "Find the sum of \(a) and \(b).", "\(a) + \(b) = ?"],
                                 ["What do you get when you add \(a) to \(b)?", "How much is \(a) plus \(b)?"])
                 (completion, answer) = ("\(a) + \(b) = \(a + b).", "\(a + b)")
             case "compare":
                 var a = 0, b = 0
                 repeat { a = Int(rng.next() % 21); b = Int(rng.next() % 21) } while a == b || Self.heldOut(a, b) != validation
-                prompt = choose(["Which is larger, \(a) or \(b)?", "Which number is bigger: \(a) or \(b)?"],
+                prompt = choose(["Which is larger, \(a) or \(b)?", "Which number is bigger: \(a) or \(b)?",
+                                 "Which is greater, \(a) or \(b)?", "Pick the larger number: \(a) or \(b)."],
                                 ["Which is larger, \(a) or \(b)?", "Which number is bigger: \(a) or \(b)?"])
                 (completion, answer) = ("\(max(a, b)) is larger.", "\(max(a, b))")
             case "capital":
                 let (country, capital) = capitals[Int(rng.next() % UInt64(capitals.count))]
-                prompt = choose(["What is the capital of \(country)?", "Tell me the capital of \(country)."],
+                prompt = choose(["What is the capital of \(country)?", "Tell me the capital of \(country).",
+                                 "What city is the capital of \(country)?", "Capital of \(country)?",
+                                 "Do you know the capital of \(country)?", "Which city is \(country)'s capital?"],
                                 ["Name the capital city of \(country).", "Which city is the capital of \(country)?"])
                 (completion, answer) = ("The capital of \(country) is \(capital).", capital)
             case "opposite":
                 let (w, o) = antonyms[Int(rng.next() % UInt64(antonyms.count))]
-                prompt = choose(["What is the opposite of \"\(w)\"?", "Give the antonym of \"\(w)\"."],
+                prompt = choose(["What is the opposite of \"\(w)\"?", "Give the antonym of \"\(w)\".",
+                                 "What word means the opposite of \"\(w)\"?", "Opposite of \"\(w)\"?",
+                                 "Tell me the opposite of \"\(w)\".", "What is an antonym for \"\(w)\"?"],
                                 ["Which word means the opposite of \"\(w)\"?", "Name the opposite of \"\(w)\"."])
                 (completion, answer) = ("The opposite of \"\(w)\" is \"\(o)\".", o)
             case "repeat":
                 let w = word()
-                prompt = choose(["Repeat the word \"\(w)\".", "Say \"\(w)\" again."], ["Please repeat \"\(w)\"."])
+                prompt = choose(["Repeat the word \"\(w)\".", "Say \"\(w)\" again.", "Echo the word \"\(w)\".",
+                                 "Write \"\(w)\" once more.", "Copy this word: \"\(w)\"."],
+                                ["Please repeat \"\(w)\".", "Say the word \"\(w)\"."])
                 (completion, answer) = (w, w)
             default:
                 let list = [word(), word(), word()]
                 let first = family == "first"
                 let quoted = list.joined(separator: ", ")
                 prompt = first
-                    ? choose(["What is the first word in: \(quoted)?"], ["Which word comes first in: \(quoted)?"])
-                    : choose(["What is the last word in: \(quoted)?"], ["Which word comes last in: \(quoted)?"])
+                    ? choose(["What is the first word in: \(quoted)?", "Give the first word of: \(quoted).",
+                              "Which word is first in: \(quoted)?"], ["Which word comes first in: \(quoted)?"])
+                    : choose(["What is the last word in: \(quoted)?", "Give the last word of: \(quoted).",
+                              "Which word is last in: \(quoted)?"], ["Which word comes last in: \(quoted)?"])
                 let target = first ? list[0] : list[2]
                 (completion, answer) = (target, target)
             }

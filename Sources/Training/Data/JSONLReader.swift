@@ -148,12 +148,19 @@ public struct JSONLReader: Sendable {
         case nil, .null?: return nil
         case let .string(text)?:
             if let label = SafetyLabel(rawValue: text) { return label }
-            throw LineProblem(reason: "label \"\(text)\" is not \"benign\" or \"malicious\"")
+            throw LineProblem(reason: "label \(quoted(text)) is not \"benign\" or \"malicious\"")
         case let .number(n)? where n == 0 || n == 1:
             return n == 0 ? .benign : .malicious
         case let other?:
             throw LineProblem(reason: "label must be \"benign\", \"malicious\", 0 or 1, got \(other.typeName)")
         }
+    }
+
+    /// A value from the file quoted with escapes (a newline in it must not split the
+    /// one-line error) and cut to 64 characters.
+    private static func quoted(_ text: String) -> String {
+        // String(reflecting:) escapes \n and \r but not U+0085, U+2028 or U+2029; oneLine does.
+        RecipeError.oneLine(String(reflecting: text.count > 64 ? String(text.prefix(64)) + "…" : text))
     }
 
     private static func messages(_ value: JSONValue?) throws -> [Example.Segment] {
@@ -172,7 +179,7 @@ public struct JSONLReader: Sendable {
                 throw LineProblem(reason: "messages[\(index)].role must be a string, got \(roleValue.typeName)")
             }
             guard let role = Example.Role(rawValue: roleText), role != .text else {
-                throw LineProblem(reason: "messages[\(index)]: unknown role \"\(roleText)\" (expected system, user or assistant)")
+                throw LineProblem(reason: "messages[\(index)]: unknown role \(quoted(roleText)) (expected system, user or assistant)")
             }
             let text: String
             do {

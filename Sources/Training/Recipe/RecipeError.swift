@@ -28,7 +28,29 @@ public enum RecipeError: Error, Sendable, Equatable, CustomStringConvertible {
     case badOverride(argument: String, reason: String)
 
     /// One readable line naming the file, line and key at fault.
-    public var description: String {
+    public var description: String { Self.oneLine(message) }
+
+    /// Values quoted from the file can hold line breaks (YAML block scalars, escapes):
+    /// control characters and line separators are written as escapes.
+    static func oneLine(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.properties.generalCategory == .control || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                    out += "\\u{" + String(scalar.value, radix: 16) + "}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+
+    private var message: String {
         switch self {
         case let .unreadable(file, reason):
             return "\(file): cannot read recipe: \(reason)"

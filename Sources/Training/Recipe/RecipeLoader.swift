@@ -91,6 +91,10 @@ public struct RecipeLoader: Sendable {
         } catch {
             throw RecipeError.unreadable(file: display, reason: "no such file")
         }
+        // A device or FIFO reports size 0 and could be read forever (extends: /dev/zero).
+        guard attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw RecipeError.unreadable(file: display, reason: "not a regular file")
+        }
         if let size = attributes[.size] as? NSNumber, size.intValue > maxFileBytes {
             throw RecipeError.unreadable(file: display, reason: "larger than \(maxFileBytes) bytes")
         }

@@ -148,7 +148,8 @@ public final class Trainer {
         TrainingPlan(totalSteps: totalSteps, startStep: 0, trainExamples: batcher.examples.count,
                      evalExamples: evalExamples.count, truncatedExamples: batcher.truncatedCount,
                      trainableParameters: trainable.reduce(0) { $0 + $1.value.count },
-                     totalParameters: model.parameterCount, microBatchesPerStep: microBatches)
+                     totalParameters: model.parameterCount + objective.namedParameters.reduce(0) { $0 + $1.1.value.count },
+                     microBatchesPerStep: microBatches)
     }
 
     // MARK: - Running

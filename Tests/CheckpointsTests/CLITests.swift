@@ -1,0 +1,136 @@
+import Engine
+import Foundation
+import Models
+import Testing
+@testable import Checkpoints
+
+/// Runs the built `safetune` binary found next to the test bundle in `.build/<config>/`.
+enum SafeTuneBinary {
+    /// The executable, or nil when it has not been built (the tests then report a skip).
+    static let url: URL? = {
+        let candidates = [Bundle.module.bundleURL.deletingLastPathComponent(),
+                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        return candidates.map { $0.appendingPathComponent("safetune") }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }()
+
+    /// Exit status, standard output and standard error of one run.
+    struct Result {
+        let status: Int32
+        let out: String
+        let err: String
+    }
+
+    static func run(_ arguments: String...) throws -> Result {
+        let process = Process()
+        guard let url else { throw CocoaError(.fileNoSuchFile) }
+        process.executableURL = url
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read before waiting so a full pipe cannot block the child.
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
+                      err: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// `safetune import hf` → `inspect` → `export hf|peft` on the tiny transformers fixtures,
+/// through the real binary: exit codes, output files, and one-line errors.
+@Suite(.enabled(if: SafeTuneBinary.url != nil, "safetune binary not found next to the test bundle; build it with `swift build`"))
+struct CLITests {
+    static func fixture(_ name: String) throws -> URL {
+        try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil)).appendingPathComponent(name)
+    }
+
+    /// Checks a failed run: status 2, nothing but one `error:` line on standard error.
+    static func expectOneLineError(_ r: SafeTuneBinary.Result, mentioning fragment: String) {
+        #expect(r.status == 2)
+        #expect(r.err.hasPrefix("error: ") && r.err.hasSuffix("\n"), "stderr: \(r.err)")
+        #expect(r.err.filter { $0 == "\n" }.count == 1, "more than one line: \(r.err)")
+        #expect(r.err.contains(fragment), "stderr: \(r.err)")
+    }
+
+    @Test(arguments: ["gpt2", "llama", "qwen2"])
+    func importInspectExportRoundTrip(_ family: String) throws {
+        let dir = try temporaryFolder("cli\(family)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = try Self.fixture(family)
+        let ckpt = dir.appendingPathComponent("model.h5").path
+        let exported = dir.appendingPathComponent("hf").path
+
+        let imported = try SafeTuneBinary.run("import", "hf", source.path, "-o", ckpt, "--json")
+        #expect(imported.status == 0, "\(imported.err)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(imported.out.utf8)) as? [String: Any])
+        #expect(summary["model_type"] as? String == family)
+
+        let inspected = try SafeTuneBinary.run("inspect", ckpt, "--json")
+        #expect(inspected.status == 0, "\(inspected.err)")
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(inspected.out.utf8)) as? [String: Any])
+        let expected = try ModelConfig.huggingFace(contentsOf: source.appendingPathComponent("config.json"))
+        #expect((info["config"] as? [String: Any])?["vocabSize"] as? Int == expected.vocabSize)
+
+        let exportedRun = try SafeTuneBinary.run("export", "hf", ckpt, "-o", exported)
+        #expect(exportedRun.status == 0, "\(exportedRun.err)")
+        // The exported folder imports back to the same config and the same tensors.
+        let original = try HuggingFaceModel.importModel(from: source)
+        let back = try HuggingFaceModel.importModel(from: URL(fileURLWithPath: exported))
+        #expect(back.config == original.config)
+        #expect(sameWeights(back.weights, original.weights))
+
+        // No adapters in a plain import: a one-line error, and no folder written.
+        let peft = try SafeTuneBinary.run("export", "peft", ckpt, "-o", dir.appendingPathComponent("peft").path)
+        Self.expectOneLineError(peft, mentioning: "/adapters")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("peft").path))
+    }
+
+    @Test func peftExportOfCheckpointWithAdapters() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var checkpoint = try HuggingFaceModel.importModel(from: try Self.fixture("gpt2"))
+        var adapters = TensorGroup()
+        for m in ParameterLayout(config: checkpoint.config).linearModules where m.target == "c_attn" {
+            adapters.groups[m.name] = TensorGroup(
+                tensors: ["A": Tensor(repeating: 0.1, shape: [2, m.inFeatures]), "B": Tensor(repeating: 0.2, shape: [m.outFeatures, 2])],
+                attributes: ["rank": .int(2), "alpha": .double(4), "target": .string(m.target)])
+        }
+        checkpoint.adapters = adapters
+        let ckpt = dir.appendingPathComponent("lora.h5")
+        try checkpoint.write(to: ckpt)
+        let out = dir.appendingPathComponent("peft")
+        let r = try SafeTuneBinary.run("export", "peft", ckpt.path, "-o", out.path, "--base-model", "tiny-gpt2", "--json")
+        #expect(r.status == 0, "\(r.err)")
+        let st = try SafetensorsFile(contentsOf: out.appendingPathComponent("adapter_model.safetensors"))
+        #expect(st.names.count == 2 * adapters.groups.count)
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("adapter_config.json"))) as? [String: Any])
+        #expect(config["r"] as? Int == 2 && config["base_model_name_or_path"] as? String == "tiny-gpt2")
+    }
+
+    @Test func badInputsGiveOneLineErrors() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = dir.appendingPathComponent("missing").path
+        Self.expectOneLineError(try SafeTuneBinary.run("import", "hf", missing, "-o", dir.appendingPathComponent("x.h5").path),
+                                mentioning: missing)
+        // A folder without config.json.
+        Self.expectOneLineError(try SafeTuneBinary.run("import", "hf", dir.path, "-o", dir.appendingPathComponent("x.h5").path),
+                                mentioning: "config.json")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x.h5").path))
+        // Not HDF5, and a checkpoint cut in half.
+        let text = dir.appendingPathComponent("notes.h5")
+        try Data("hello\n".utf8).write(to: text)
+        Self.expectOneLineError(try SafeTuneBinary.run("export", "hf", text.path, "-o", dir.appendingPathComponent("o").path),
+                                mentioning: "not an HDF5 file")
+        let ckpt = dir.appendingPathComponent("c.h5")
+        try Checkpoint(config: TinyConfigs.gpt2, weights: randomWeights(TinyConfigs.gpt2)).write(to: ckpt)
+        let bytes = try Data(contentsOf: ckpt)
+        try bytes.prefix(bytes.count / 2).write(to: ckpt)
+        Self.expectOneLineError(try SafeTuneBinary.run("inspect", ckpt.path), mentioning: ckpt.path)
+        Self.expectOneLineError(try SafeTuneBinary.run("export", "peft", ckpt.path, "-o", dir.appendingPathComponent("p").path),
+                                mentioning: ckpt.path)
+    }
+}
