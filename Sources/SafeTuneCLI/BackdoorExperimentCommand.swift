@@ -79,9 +79,10 @@ struct BackdoorExperimentCommand: ParsableCommand {
             experiment.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
             let result = try experiment.run()
             print(result.markdown(), terminator: "")
-        } catch let error as CustomStringConvertible & Error {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw CommandFailure.report(String(describing: error))
         }
     }
 }

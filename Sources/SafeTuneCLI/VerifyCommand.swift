@@ -132,7 +132,7 @@ struct VerifyCommand: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else if let error = report.error {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw CommandFailure.report(error)
         } else {
             print("verdict:   \(report.verdict.rawValue)")
             print("reason:    \(report.reason)")
@@ -150,7 +150,7 @@ struct VerifyCommand: ParsableCommand {
             }
             print(String(format: "seconds:   %.1f", report.timings.total))
         }
-        if report.error != nil { throw ExitCode(2) }
+        if report.error != nil { throw ExitCode(CommandFailure.status) }
         if report.verdict == .reject { throw ExitCode(1) }
     }
 }
