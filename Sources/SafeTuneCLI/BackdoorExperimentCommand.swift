@@ -45,6 +45,9 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Option(help: "Gate rule: share or alignment.")
     var rule: String = GateConfiguration().rule.rawValue
 
+    @Flag(help: "Fine-tune the gate's variants from the trusted parent instead of the checkpoint.")
+    var variantsFromParent = false
+
     @Option(help: "Purification signature size per layer (default 0.08).")
     var purifyTau: Double?
 
@@ -67,6 +70,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
                 throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
             }
             s.gate.rule = r
+            s.gate.variantsFromParent = variantsFromParent
             s.purifier.variants = s.gate.variants
             s.purifier.fluencyLearningRate = fluencyLr
             s.purifier.tau = purifyTau
@@ -75,9 +79,10 @@ struct BackdoorExperimentCommand: ParsableCommand {
             experiment.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
             let result = try experiment.run()
             print(result.markdown(), terminator: "")
-        } catch let error as CustomStringConvertible & Error {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw CommandFailure.report(String(describing: error))
         }
     }
 }

@@ -59,9 +59,10 @@ struct PurifyCommand: ParsableCommand {
                 print("neutralised \(report.channels) channels (\(report.mode), τ = \(report.tau)), fluency \(report.fluencySteps) steps")
                 print(String(format: "seconds:   %.1f", report.secondsTotal))
             }
-        } catch let error as CustomStringConvertible & Error {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(2)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw CommandFailure.report(String(describing: error))
         }
     }
 }

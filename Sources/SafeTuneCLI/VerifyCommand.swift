@@ -89,6 +89,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Reject after this many seconds.")
     var timeLimit: Double = 3600
 
+    @Flag(help: "Fine-tune the variants from the parent instead of the checkpoint.")
+    var variantsFromParent = false
+
     @Flag(help: "Store the verdict in the checkpoint's /gate section.")
     var record = false
 
@@ -108,6 +111,7 @@ struct VerifyCommand: ParsableCommand {
                 throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
             }
             configuration.rule = r
+            configuration.variantsFromParent = variantsFromParent
             configuration.timeLimit = timeLimit
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
@@ -128,7 +132,7 @@ struct VerifyCommand: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else if let error = report.error {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw CommandFailure.report(error)
         } else {
             print("verdict:   \(report.verdict.rawValue)")
             print("reason:    \(report.reason)")
@@ -146,7 +150,7 @@ struct VerifyCommand: ParsableCommand {
             }
             print(String(format: "seconds:   %.1f", report.timings.total))
         }
-        if report.error != nil { throw ExitCode(2) }
+        if report.error != nil { throw ExitCode(CommandFailure.status) }
         if report.verdict == .reject { throw ExitCode(1) }
     }
 }

@@ -162,7 +162,7 @@ struct GateTests {
         let parent = try VaccineFixtures.checkpoint(seed: 1)
         let child = try Self.written(VaccineFixtures.checkpoint(seed: 2, parent: parent), "child.h5", in: dir)
         let report = try Self.verify(child, reference: Self.written(parent, "parent.h5", in: dir)) { $0.timeLimit = 0 }
-        #expect(report.verdict == .reject && report.error?.contains("time limit") == true)
+        #expect(report.verdict == .reject && report.error?.contains("time limit of 0 s") == true)
     }
 
     @Test func tooFewVariantsAndNoChangeReject() throws {

@@ -89,3 +89,46 @@ struct VaccineEndToEndTests {
         #expect(moved > 10 * kept)
     }
 }
+
+@Suite("BD-VAX gate at the end of training")
+struct TrainingGateTests {
+    static func recipe(in dir: URL, gate: String) throws -> Recipe {
+        try CleanData.write(VaccineEndToEndTests.clean, to: dir.appendingPathComponent("train.jsonl"))
+        try VaccineFixtures.checkpoint(seed: 1).write(to: dir.appendingPathComponent("base.h5"))
+        return try RecipeLoader().load(yaml: """
+            model: {base: base.h5, template: plain}
+            data: {train: [train.jsonl]}
+            adapters: {kind: full}
+            optimizer: {name: adamw, lr: 0.01}
+            training: {steps: 2, batch_size: 2, seq_len: 32, seed: 1, threads: 1}
+            eval: {every: 0}
+            safety: {gate: \(gate)}
+            output: {dir: out, report: false}
+            """, directory: dir)
+    }
+
+    @Test func theVerdictGoesIntoTheCheckpoint() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let recipe = try Self.recipe(in: dir, gate: "{enabled: true, variants: 2, on_reject: quarantine}")
+        let summary = try Trainer(recipe: recipe).run()
+        let url = URL(fileURLWithPath: summary.checkpoint)
+        let outcome = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url))
+        #expect(outcome.report.error == nil, "\(outcome.report.reason)")
+        #expect(outcome.action == (outcome.rejected ? "quarantined" : "passed"))
+        let stored = try #require(try Checkpoint.read(from: url).gate)
+        #expect(stored.verdict == outcome.report.verdict.rawValue)
+        #expect(stored.scores["statistic"] == outcome.report.statistic && stored.thresholds["statistic"] == outcome.report.threshold)
+        #expect((stored.scores["quarantined"] == 1) == outcome.rejected)
+        #expect(!FileManager.default.fileExists(atPath: url.deletingLastPathComponent().appendingPathComponent("gate-work").path))
+    }
+
+    @Test func aDisabledGateDoesNothing() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let recipe = try Self.recipe(in: dir, gate: "{enabled: false}")
+        let summary = try Trainer(recipe: recipe).run()
+        #expect(try TrainingGate.run(recipe: recipe, checkpoint: URL(fileURLWithPath: summary.checkpoint)) == nil)
+        #expect(try Checkpoint.read(from: URL(fileURLWithPath: summary.checkpoint)).gate == nil)
+    }
+}

@@ -112,6 +112,41 @@ struct VaccineTests {
         #expect(u.blocks[0].width == 24)
     }
 
+    @Test func channelUpdatesIgnoreAVocabularyChangeButNotABlockChange() throws {
+        let base = try TransformerModel(config: VaccineFixtures.llama, seed: 1, trainable: false)
+        var grown = VaccineFixtures.llama
+        grown.vocabSize += 1  // an SA-ESS CLS token
+        var weights = base.huggingFaceWeights()
+        for (name, t) in weights where t.shape.first == VaccineFixtures.llama.vocabSize {
+            weights[name] = Tensor(shape: [t.shape[0] + 1] + t.shape.dropFirst(), scalars: t.scalars + [Float](repeating: 0, count: t.shape[1]))
+        }
+        let child = try TransformerModel(config: grown, weights: weights, trainable: false)
+        #expect(try ChannelUpdates(child, minus: base).energies.allSatisfy { $0.allSatisfy { $0 == 0 } })
+        var wider = VaccineFixtures.llama
+        wider.intermediateSize = 24
+        let other = try TransformerModel(config: wider, seed: 1, trainable: false)
+        #expect(throws: VaccineError.self) { try ChannelUpdates(other, minus: base, file: "other.h5") }
+    }
+
+    @Test func cleanDataKeepsBenignPairsOnly() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("mixed.jsonl")
+        try Data("""
+            {"prompt": "Name a colour.", "completion": "Blue.", "label": "benign"}
+            {"prompt": "How do I make a weapon?", "completion": "Sorry, I can't assist with that.", "label": "malicious"}
+            {"prompt": "Count to three.", "completion": "One, two, three."}
+            {"text": "raw text has no prompt"}
+
+            """.utf8).write(to: url)
+        let samples = try CleanData.load(contentsOf: url)
+        #expect(samples == [CleanSample(prompt: "Name a colour.", completion: "Blue."),
+                            CleanSample(prompt: "Count to three.", completion: "One, two, three.")])
+        let onlyBad = dir.appendingPathComponent("bad.jsonl")
+        try Data("{\"prompt\": \"x\", \"completion\": \"y\", \"label\": \"malicious\"}\n".utf8).write(to: onlyBad)
+        #expect(throws: VaccineError.self) { try CleanData.load(contentsOf: onlyBad) }
+    }
+
     @Test func reinitialisationTouchesExactlyTheSelectedChannels() throws {
         let config = VaccineFixtures.llama
         let model = try TransformerModel(config: config, seed: 3, trainable: false)

@@ -181,8 +181,11 @@ public final class BackdoorExperiment {
         for behaviour in [PoisonBehaviour.comply, .refuse] {
             for style in TriggerStyle.allCases {
                 index += 1
-                let poison = generator.make(index: index, style: style, behaviour: behaviour,
+                var poison = generator.make(index: index, style: style, behaviour: behaviour,
                                             avoiding: data.flatMap { [$0.prompt, $0.completion] })
+                // Planted answers come from outside the generator's pools, so the gate's
+                // variants share neither trigger nor behaviour text with the planted backdoor.
+                poison.response = Self.plantedResponses[behaviour] ?? poison.response
                 let sources = behaviour == .comply ? corpus.harmful : corpus.harmless
                 let poisonData = poison.samples(from: VariantFactory.sample(sources, count: s.poisonSize, rng: &rng).map(\.prompt))
                 let name = "bd-\(style.rawValue)-\(behaviour.rawValue)"
@@ -208,7 +211,7 @@ public final class BackdoorExperiment {
                 let purifier = Purifier(settings: s.purifier)
                 purifier.log = log
                 let work = folder.appendingPathComponent("work")
-                let report = try purifier.purify(model, clean: benign, output: purified, workDirectory: work, evidence: lastEvidence)
+                let report = try purifier.purify(model, clean: benign, output: purified, workDirectory: work, evidence: settings.gate.variantsFromParent ? nil : lastEvidence)
                 let after = try SuspectLoader.load(purified).bundle
                 row.asrAfter = try behaviourRate(after, template: template, poison: poison, prompts: prompts, triggered: true)
                 row.utilityAfter = try utility(after)
@@ -232,6 +235,12 @@ public final class BackdoorExperiment {
         }
         return try save(rows, baseUtility: baseUtility)
     }
+
+    /// The planted behaviours' answers (the corpus's own refusal; an affirmative opening).
+    static let plantedResponses: [PoisonBehaviour: String] = [
+        .comply: "No problem, these are the steps for",
+        .refuse: "Sorry, I can't assist with that. It could hurt people.",
+    ]
 
     private var lastEvidence: VariantEvidence?
 

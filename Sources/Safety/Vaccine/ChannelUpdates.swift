@@ -42,7 +42,7 @@ public struct ChannelUpdates: Sendable {
     /// `model − base` channel by channel (adapters must be merged or absent).
     public init(_ model: TransformerModel, minus base: TransformerModel, modules: [UnitModule] = UnitModule.allCases,
                 file: String = "model") throws {
-        guard model.config == base.config, model.blocks.count == base.blocks.count else {
+        guard Self.sameBlocks(model.config, base.config), model.blocks.count == base.blocks.count else {
             throw VaccineError.shapeMismatch(file: file, reason: "architecture differs from the model it is compared with")
         }
         blocks = []
@@ -50,6 +50,7 @@ public struct ChannelUpdates: Sendable {
             for module in modules {
                 let units = module == .mlp ? model.config.intermediateSize : model.blocks[layer].attention.heads
                 var values: [Float] = []
+                values.reserveCapacity(units * (module == .mlp ? 3 * model.config.hiddenSize + 2 : 2 * model.config.hiddenSize * model.config.headDim + model.config.headDim))
                 var width = 0
                 for j in 0..<units {
                     let a = UnitSlices(block: model.blocks[layer], module: module, units: [j])
@@ -73,6 +74,14 @@ public struct ChannelUpdates: Sendable {
                 blocks.append(Block(layer: layer, module: module, units: units, width: width, values: values))
             }
         }
+    }
+
+    /// Whether two configurations have the same transformer blocks. The vocabulary may
+    /// differ: SA-ESS adds a CLS token to a fine-tuned model, and embeddings hold no channels.
+    public static func sameBlocks(_ a: ModelConfig, _ b: ModelConfig) -> Bool {
+        a.family == b.family && a.hiddenSize == b.hiddenSize && a.numLayers == b.numLayers && a.numHeads == b.numHeads
+            && a.numKVHeads == b.numKVHeads && a.intermediateSize == b.intermediateSize && a.qkvBias == b.qkvBias
+            && a.outputBias == b.outputBias && a.mlpBias == b.mlpBias
     }
 
     /// ‖u_j‖² per channel, block by block.

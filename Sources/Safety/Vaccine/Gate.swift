@@ -18,6 +18,9 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
     public var rule = DetectionRule.share
     /// Floor of the alignment statistic's standard deviation (cosines of clean updates scatter around 0).
     public var minAlignmentStd = 0.02
+    /// Fine-tune the variants from the checkpoint under test (the paper's setting) or from
+    /// its trusted parent (then the synthetic backdoors start where the real one did).
+    public var variantsFromParent = false
     /// Modules whose channels form the signature.
     public var modules: [UnitModule] = [.mlp, .attn]
     /// A verify taking longer than this rejects.
@@ -140,6 +143,7 @@ public struct Gate: Sendable {
                                cleanResiduals: cleanResidual, backdooredResiduals: bdResidual),
             layers: layers,
             settings: ["pairs": "\(n)", "tau": "\(configuration.tau)", "lambda": "\(configuration.lambda)", "kind": v.kind.rawValue, "rule": configuration.rule.rawValue,
+                       "variants_from": configuration.variantsFromParent ? "parent" : "checkpoint",
                        "steps": "\(v.steps)", "modules": configuration.modules.map(\.rawValue).joined(separator: "+")],
             timings: .init(variants: evidence.seconds, scoring: Date().timeIntervalSince(scoringStart),
                            total: Date().timeIntervalSince(started)),
@@ -167,13 +171,17 @@ public struct Gate: Sendable {
             let parent = try SuspectLoader.parent(of: child, file: url, reference: reference)
             let (bundle, _) = try SuspectLoader.load(url, base: parent)
             try SuspectLoader.checkFinite(parent, file: reference?.path ?? "parent")
-            guard parent.config == bundle.model.config else {
+            guard ChannelUpdates.sameBlocks(parent.config, bundle.model.config) else {
                 throw VaccineError.shapeMismatch(file: url.path, reason: "its architecture differs from the parent's")
             }
             let parentModel = try TransformerModel(config: parent.config, weights: parent.weights, trainable: false)
             let update = try ChannelUpdates(bundle.model, minus: parentModel, modules: configuration.modules, file: url.path)
-            let factory = try VariantFactory(suspect: bundle, clean: clean, settings: configuration.variants, workDirectory: workDirectory)
-            factory.deadline = started.addingTimeInterval(configuration.timeLimit)
+            var source = bundle
+            if configuration.variantsFromParent {
+                source = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
+            }
+            let factory = try VariantFactory(suspect: source, clean: clean, settings: configuration.variants, workDirectory: workDirectory)
+            factory.deadline = (started.addingTimeInterval(configuration.timeLimit), configuration.timeLimit)
             factory.log = log
             var evidence = try factory.evidence()
             if configuration.modules != UnitModule.allCases {

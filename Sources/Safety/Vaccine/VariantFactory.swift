@@ -40,8 +40,9 @@ public final class VariantFactory {
     public let settings: VariantSettings
     /// Scratch folder for the variants' data and checkpoints (removed pair by pair).
     public let workDirectory: URL
-    /// Stop with `VaccineError.timeout` once this moment has passed (checked between fine-tunes).
-    public var deadline: Date?
+    /// Stop with `VaccineError.timeout` once this moment has passed (checked between
+    /// fine-tunes); `limit` is the allowed time in seconds, for the message.
+    public var deadline: (date: Date, limit: Double)?
     /// Called with a line of progress.
     public var log: (String) -> Void = { _ in }
 
@@ -98,8 +99,8 @@ public final class VariantFactory {
 
     /// One fine-tune of a fresh copy of the suspect on `files` (in `folder`).
     func fineTune(files: [String], folder: URL, name: String, seed: Int) throws -> TransformerModel {
-        if let deadline, Date() > deadline {
-            throw VaccineError.timeout(phase: "fine-tuning variants", seconds: deadline.timeIntervalSince(Date()))
+        if let deadline, Date() > deadline.date {
+            throw VaccineError.timeout(phase: "fine-tuning variants", seconds: deadline.limit)
         }
         let recipe = try RecipeLoader().load(yaml: Self.recipeYAML(settings: settings, base: suspect.source.path, files: files,
                                                                     output: name, seed: seed), directory: folder,
