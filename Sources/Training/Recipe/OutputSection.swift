@@ -10,7 +10,7 @@ public struct OutputSection: Sendable, Equatable {
     public let saveEvery: Int
     /// Periodic checkpoints to keep; 0 keeps all.
     public let keepLast: Int
-    /// Whether report.json and report.md are written.
+    /// Whether report.html is written.
     public let report: Bool
 
     init(reading r: MappingReader, defaultName: String, recipeDirectory: URL) throws {

@@ -111,7 +111,7 @@ public enum RecipeSchema {
         key("output.dir", "path", "(runs/<name>)", "a folder", "Output folder, relative to the recipe."),
         key("output.save_every", "integer", "0", "x >= 0; 0 = only at the end", "Save a checkpoint every this many steps."),
         key("output.keep_last", "integer", "3", "x >= 0; 0 = keep all", "Periodic checkpoints to keep."),
-        key("output.report", "boolean", "true", "true, false", "Write report.json and report.md next to the checkpoint."),
+        key("output.report", "boolean", "true", "true, false", "Write report.html (self-contained: summary, loss curves, safety sections) next to the checkpoint."),
     ]
 
     /// The immediate child key names of a section path ("" for the top level).
