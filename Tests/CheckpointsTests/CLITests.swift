@@ -133,4 +133,49 @@ struct CLITests {
         Self.expectOneLineError(try SafeTuneBinary.run("export", "peft", ckpt.path, "-o", dir.appendingPathComponent("p").path),
                                 mentioning: ckpt.path)
     }
+
+    /// The main loop through the real command line: a tokenizer trained by `safetune
+    /// tokenizer train`, then `safetune train` learns a toy task; `--json` is one parseable
+    /// object, and a recipe error is one line with exit status 2.
+    @Test func trainLearnsAToyTaskThroughTheCommandLine() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pairs = [("What color is the sky?", "blue"), ("What color is grass?", "green"), ("What color is snow?", "white"),
+                     ("What color is coal?", "black"), ("What color is a lemon?", "yellow"), ("What color is blood?", "red")]
+        var lines = "", corpus = ""
+        for (q, a) in pairs {
+            lines += #"{"prompt": "\#(q)", "completion": " \#(a)"}"# + "\n"
+            corpus += "### Instruction:\n\(q)\n\n### Response:\n \(a)\n"
+        }
+        try Data(lines.utf8).write(to: dir.appendingPathComponent("train.jsonl"))
+        try Data(corpus.utf8).write(to: dir.appendingPathComponent("corpus.txt"))
+        let tok = try SafeTuneBinary.run("tokenizer", "train", dir.appendingPathComponent("corpus.txt").path, "--vocab", "300",
+                                         "--min-frequency", "1", "--special", "<|endoftext|>",
+                                         "-o", dir.appendingPathComponent("tokenizer.json").path)
+        #expect(tok.status == 0, "\(tok.err)")
+        let recipe = """
+            model:
+              template: plain
+              tokenizer: tokenizer.json
+              init: {family: llama, layers: 2, d_model: 32, heads: 4, kv_heads: 2, d_ff: 64, context: 64}
+            data: {train: [train.jsonl]}
+            adapters: {kind: full}
+            optimizer: {lr: 0.01}
+            training: {steps: 50, batch_size: 6, seq_len: 48, seed: 5, threads: 1}
+            eval: {every: 0}
+            safety: {gate: {enabled: false}}
+            output: {dir: out}
+            """
+        let url = dir.appendingPathComponent("recipe.yaml")
+        try Data(recipe.utf8).write(to: url)
+        let run = try SafeTuneBinary.run("train", url.path, "--json")
+        #expect(run.status == 0, "\(run.err)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(run.out.utf8)) as? [String: Any])
+        let loss = try #require(summary["final_loss"] as? Double)
+        #expect(loss < 0.5, "final loss \(loss)")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/model.h5").path))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/report.html").path))
+        let bad = try SafeTuneBinary.run("train", url.path, "--set", "training.batchsize=4")
+        Self.expectOneLineError(bad, mentioning: "training.batch_size")
+    }
 }
