@@ -173,7 +173,7 @@ struct BPEModel: Sendable {
             for i in 0..<n { buf[i] = i - 1 }
             count = n
         }
-        var heap = MinHeap()
+        var heap = MinHeap<UInt64>()
         heap.reserve(n)
         for i in 0..<(n - 1) {
             if let m = merges[UInt64(id[i]) << 32 | UInt64(id[i + 1])] {
@@ -202,42 +202,5 @@ struct BPEModel: Sendable {
         }
         var i = 0
         while i >= 0 { out.append(id[i]); i = next[i] }
-    }
-}
-
-/// A binary min-heap of packed (rank, position) keys.
-struct MinHeap {
-    private var items: [UInt64] = []
-
-    mutating func reserve(_ n: Int) { items.reserveCapacity(n) }
-
-    mutating func push(_ v: UInt64) {
-        items.append(v)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) >> 1
-            if items[p] <= items[i] { break }
-            items.swapAt(p, i)
-            i = p
-        }
-    }
-
-    mutating func pop() -> UInt64? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if items.isEmpty { return first }
-        items[0] = last
-        var i = 0
-        let n = items.count
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < n && items[l] < items[m] { m = l }
-            if r < n && items[r] < items[m] { m = r }
-            if m == i { break }
-            items.swapAt(i, m)
-            i = m
-        }
-        return first
     }
 }

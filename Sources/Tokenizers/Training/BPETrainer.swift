@@ -59,14 +59,14 @@ public struct BPETrainer: Sendable {
                 pairWords[key, default: []].insert(w)
             }
         }
-        var heap = PairHeap()
-        for key in pairCounts.keys.sorted() { heap.push(PairHeap.Entry(count: pairCounts[key]!, key: key)) }
+        var heap = MinHeap<PairEntry>()
+        for key in pairCounts.keys.sorted() { heap.push(PairEntry(count: pairCounts[key]!, key: key)) }
 
         var merges: [(Int, Int)] = []
         while tokens.count < vocabSize, let top = heap.pop() {
             let current = pairCounts[top.key] ?? 0
             if current != top.count {
-                if current > 0 { heap.push(PairHeap.Entry(count: current, key: top.key)) }
+                if current > 0 { heap.push(PairEntry(count: current, key: top.key)) }
                 continue
             }
             if current < minFrequency { break }
@@ -115,7 +115,7 @@ public struct BPETrainer: Sendable {
             pairCounts[top.key] = 0
             for key in changed.sorted() where key != top.key {
                 let c = pairCounts[key] ?? 0
-                if c > 0 { heap.push(PairHeap.Entry(count: c, key: key)) } else { pairCounts[key] = nil }
+                if c > 0 { heap.push(PairEntry(count: c, key: key)) } else { pairCounts[key] = nil }
             }
         }
         return BPETrainer.json(tokens: tokens, specials: specials, merges: merges)
@@ -176,45 +176,11 @@ public struct BPETrainer: Sendable {
     }
 }
 
-/// A max-heap of pair counts; equal counts pop the smaller pair key first.
-struct PairHeap {
-    struct Entry {
-        let count: Int
-        let key: UInt64
+/// A pair and its count, ordered for `MinHeap` so that the most frequent pair comes first
+/// and equal counts pop the smaller pair key first (deterministic merges).
+struct PairEntry: Comparable {
+    let count: Int
+    let key: UInt64
 
-        /// Whether `self` should pop before `other`.
-        func before(_ other: Entry) -> Bool { count != other.count ? count > other.count : key < other.key }
-    }
-
-    private var items: [Entry] = []
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) >> 1
-            if !items[i].before(items[p]) { break }
-            items.swapAt(p, i)
-            i = p
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if items.isEmpty { return first }
-        items[0] = last
-        var i = 0
-        let n = items.count
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < n && items[l].before(items[m]) { m = l }
-            if r < n && items[r].before(items[m]) { m = r }
-            if m == i { break }
-            items.swapAt(i, m)
-            i = m
-        }
-        return first
-    }
+    static func < (a: PairEntry, b: PairEntry) -> Bool { a.count != b.count ? a.count > b.count : a.key < b.key }
 }
