@@ -162,15 +162,22 @@ struct BenchCommand: ParsableCommand {
         return Double(usage.ru_maxrss) / 1024
     }
 
-    static let header = String(format: "%-7@ %-8@ %10@ %10@ %8@ %9@ %9@ %7@ %10@", "config" as NSString, "mode" as NSString,
-                               "tokens/s" as NSString, "median ms" as NSString, "GFLOP/s" as NSString,
-                               "sgemm" as NSString, "% sgemm" as NSString, "threads" as NSString, "peak RSS" as NSString)
-        + "  load"
+    static let header = pad("config", 8) + pad("mode", 9) + ["tokens/s", "median ms", "GFLOP/s", "sgemm", "% sgemm",
+                                                            "threads", "peak RSS MB"].map { pad($0, 12, left: true) }.joined()
+        + "  load 1m (before→after)"
 
     static func line(_ r: Report) -> String {
-        String(format: "%-7@ %-8@ %10.1f %10.1f %8.1f %9.1f %8.1f%% %7d %7.1f MB  %.2f→%.2f",
-               r.config as NSString, r.mode as NSString, r.tokensPerS, r.medianS * 1000, r.achievedGflops, r.sgemmGflops,
-               r.percentOfSgemm, r.threads, r.peakRssMb, r.loadavg1m[0], r.loadavg1m.last ?? 0)
+        pad(r.config, 8) + pad(r.mode, 9)
+            + [String(format: "%.1f", r.tokensPerS), String(format: "%.1f", r.medianS * 1000), String(format: "%.1f", r.achievedGflops),
+               String(format: "%.1f", r.sgemmGflops), String(format: "%.1f%%", r.percentOfSgemm), String(r.threads),
+               String(format: "%.1f", r.peakRssMb)].map { pad($0, 12, left: true) }.joined()
+            + String(format: "  %.2f→%.2f", r.loadavg1m[0], r.loadavg1m.last ?? 0)
+    }
+
+    /// `text` padded with spaces to `width` (on the left for numbers).
+    static func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - text.count))
+        return left ? fill + text : text + fill
     }
 
     /// One measured row, as `--json` prints it (keys shared with the reference script;

@@ -71,14 +71,15 @@ public final class Tape {
         pool.removeAll()
     }
 
-    /// A zero-filled tensor for an op's output or saved intermediate, recycled
-    /// by `reset()` once no tensor refers to it.
-    public func allocate(_ shape: [Int]) -> Tensor {
+    /// A tensor for an op's output or saved intermediate, recycled by `reset()` once no
+    /// tensor refers to it. Zero-filled unless `zeroed` is false: an op that writes every
+    /// element itself skips the fill (a recycled buffer then holds stale values).
+    public func allocate(_ shape: [Int], zeroed: Bool = true) -> Tensor {
         let n = Tensor.elementCount(shape)
         let storage: TensorStorage
         if var free = pool[n], let s = free.popLast() {
             pool[n] = free
-            s.pointer.update(repeating: 0, count: n)
+            if zeroed { s.pointer.update(repeating: 0, count: n) }
             storage = s
         } else {
             storage = TensorStorage(count: n)
@@ -87,10 +88,11 @@ public final class Tape {
         return Tensor(shape: shape, storage: storage)
     }
 
-    /// A new output variable of `shape` whose `requiresGrad` follows the inputs.
-    public func output(_ shape: [Int], _ inputs: Variable?...) -> Variable {
+    /// A new output variable of `shape` whose `requiresGrad` follows the inputs;
+    /// `zeroed` as in `allocate`.
+    public func output(_ shape: [Int], zeroed: Bool = true, _ inputs: Variable?...) -> Variable {
         let needs = isRecording && inputs.contains { $0?.requiresGrad == true }
-        let v = Variable(allocate(shape), requiresGrad: needs)
+        let v = Variable(allocate(shape, zeroed: zeroed), requiresGrad: needs)
         if needs { v.pool = self }
         return v
     }

@@ -34,8 +34,9 @@ extension Tape {
         }
         let group = heads / kvHeads
         let scale = 1 / Float(d).squareRoot()
-        let probs = allocate([bsz, heads, tq, tk])
-        let y = output([bsz, tq, qw], q, k, v)
+        // Only the key span of each block is written and read (see `keyRanges`).
+        let probs = allocate([bsz, heads, tq, tk], zeroed: false)
+        let y = output([bsz, tq, qw], zeroed: false, q, k, v)
         let qp = q.value.data, kp = k.value.data, vp = v.value.data, yp = y.value.data, pp = probs.data
         let flags = mask?.allowed ?? []
         let offset = tk - tq
@@ -89,7 +90,7 @@ extension Tape {
         record { [unowned self] in
             guard let dy = y.grad?.data else { return }
             let pp = probs.data
-            let scratch = self.allocate([bsz * kvHeads, tq * tk])
+            let scratch = self.allocate([bsz * kvHeads, tq * tk], zeroed: false)
             let sp = scratch.data
             let dq = q.requiresGrad ? q.gradBuffer().data : nil
             let dk = k.requiresGrad ? k.gradBuffer().data : nil

@@ -39,21 +39,22 @@ extension Tape {
         let n = x.value.rows
         var outShape = x.shape
         outShape[outShape.count - 1] = outF
-        let y = output(outShape, x, w, bias, u, a, b)
+        let y = output(outShape, zeroed: false, x, w, bias, u, a, b)
         let yv = y.value
         if let bias {
             for r in 0..<n { (yv.data + r * outF).update(from: bias.value.data, count: outF) }
         }
         BLAS.gemm(transB: true, m: n, n: outF, k: inF, a: x.value.data, b: w.value.data,
                   beta: bias == nil ? 0 : 1, c: yv.data)
-        let h = allocate([n, rank])
+        let h = allocate([n, rank], zeroed: false)
         BLAS.gemm(transB: true, m: n, n: rank, k: inF, a: u.value.data, b: a.value.data, c: h.data)
         BLAS.gemm(transB: true, m: n, n: outF, k: rank, alpha: s, a: h.data, b: b.value.data, beta: 1, c: yv.data)
         guard y.requiresGrad else { return y }
         record { [unowned self] in
             guard let dy = y.grad else { return }
             if x.requiresGrad {
-                BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: w.value.data, beta: 1, c: x.gradBuffer().data)
+                let (dx, accumulate) = x.gradBufferForWriting()
+                BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: w.value.data, beta: accumulate ? 1 : 0, c: dx.data)
             }
             if w.requiresGrad {
                 BLAS.gemm(transA: true, m: outF, n: inF, k: n, a: dy.data, b: x.value.data, beta: 1, c: w.gradBuffer().data)
@@ -70,13 +71,14 @@ extension Tape {
                           c: b.gradBuffer().data)
             }
             guard a.requiresGrad || u.requiresGrad else { return }
-            let dh = self.allocate([n, rank])
+            let dh = self.allocate([n, rank], zeroed: false)
             BLAS.gemm(m: n, n: rank, k: outF, alpha: s, a: dy.data, b: b.value.data, c: dh.data)
             if a.requiresGrad {
                 BLAS.gemm(transA: true, m: rank, n: inF, k: n, a: dh.data, b: u.value.data, beta: 1, c: a.gradBuffer().data)
             }
             if u.requiresGrad {
-                BLAS.gemm(m: n, n: inF, k: rank, a: dh.data, b: a.value.data, beta: 1, c: u.gradBuffer().data)
+                let (du, accumulate) = u.gradBufferForWriting()
+                BLAS.gemm(m: n, n: inF, k: rank, a: dh.data, b: a.value.data, beta: accumulate ? 1 : 0, c: du.data)
             }
         }
         return y
