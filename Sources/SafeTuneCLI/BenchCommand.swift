@@ -82,13 +82,15 @@ struct BenchCommand: ParsableCommand {
         let shape = try BenchWorkload.shape(named: config, checkpoint: checkpoint)
         let loadBefore = Self.loadAverage()
         let workload = try BenchWorkload(shape: shape, mode: mode)
-        let probe = SgemmProbe(n: 1024)
+        let probe = SgemmProbe(n: 1024, threads: threads)
         var times: [Double] = [], rates: [Double] = []
         var loss: Float = 0
         for _ in 0..<warmup { loss = try workload.run() }
         for _ in 0..<steps {
-            // Raw SGEMM between repetitions, so both rates see the same machine load.
+            // Raw SGEMM between repetitions, so both rates see the same machine load; then
+            // a pause while OpenBLAS's threads stop spinning, so they do not slow the step.
             rates.append(probe.run())
+            Thread.sleep(forTimeInterval: 0.25)
             let start = DispatchTime.now().uptimeNanoseconds
             loss = try workload.run()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
@@ -206,13 +208,15 @@ struct BenchCommand: ParsableCommand {
     }
 }
 
-/// One square SGEMM on preallocated operands, timed: the machine's own BLAS speed.
+/// One square SGEMM on preallocated operands through OpenBLAS's own threading, timed:
+/// the machine's BLAS speed at the benchmark's thread count.
 struct SgemmProbe {
-    let n: Int
+    let n, threads: Int
     let a, b, c: Tensor
 
-    init(n: Int) {
+    init(n: Int, threads: Int) {
         self.n = n
+        self.threads = threads
         a = Tensor(repeating: 0.5, shape: [n, n])
         b = Tensor(repeating: 0.25, shape: [n, n])
         c = Tensor(zeros: [n, n])
@@ -221,7 +225,7 @@ struct SgemmProbe {
     /// GFLOP/s of one n³ product.
     func run() -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
-        BLAS.gemm(m: n, n: n, k: n, a: a.data, b: b.data, c: c.data)
+        BLAS.openBLASGemm(threads: threads, m: n, n: n, k: n, a: a.data, b: b.data, c: c.data)
         let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return 2 * Double(n * n * n) / s / 1e9
     }

@@ -79,6 +79,17 @@ public enum BLAS {
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// C = A · B (row-major, contiguous, m×k times k×n) by OpenBLAS's own threading with
+    /// `threads` threads, bypassing the split: the library's raw speed, for benchmarks.
+    /// OpenBLAS is back on one thread afterwards; its threads spin for a while before
+    /// they sleep, so let them settle before timing anything else.
+    public static func openBLASGemm(threads: Int, m: Int, n: Int, k: Int,
+                                    a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        openblas_set_num_threads(Int32(max(1, threads)))
+        raw(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, beta: 0, c: c, ldc: n)
+        openblas_set_num_threads(1)
+    }
+
     /// OpenBLAS's build description (core, threading), for benchmark reports.
     public static var configuration: String {
         guard let p = openblas_get_config() else { return "unknown" }
