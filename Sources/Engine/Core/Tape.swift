@@ -9,6 +9,8 @@ public final class Tape {
     private var backwards: [() -> Void] = []
     private var pool: [Int: [TensorStorage]] = [:]
     private var handedOut: [TensorStorage] = []
+    /// True while `backward` runs: buffers die then, and `allocate` looks for them.
+    private var inBackward = false
     /// Whether ops record backward closures. Off inside `withoutGrad`.
     public private(set) var isRecording = true
 
@@ -38,6 +40,10 @@ public final class Tape {
     /// Seeds d`output` = `seed` (ones for a scalar loss when nil) and runs every
     /// recorded backward closure in reverse order. Gradients accumulate into the
     /// `grad` of variables that require them.
+    ///
+    /// The recording is consumed (as PyTorch frees its graph): each closure is dropped
+    /// once it has run, so activations and gradients that only it kept alive are reused
+    /// by `allocate` for the gradients still to come, which lowers the step's peak memory.
     public func backward(_ output: Variable, seed: Tensor? = nil) {
         precondition(output.requiresGrad, "backward from a variable that does not require a gradient")
         let g = output.gradBuffer()
@@ -47,7 +53,9 @@ public final class Tape {
         } else {
             for i in 0..<g.count { g.data[i] += 1 }
         }
-        for step in backwards.reversed() { step() }
+        inBackward = true
+        defer { inBackward = false }
+        while let step = backwards.popLast() { step() }
     }
 
     /// Forgets the recorded ops and returns to the pool every intermediate buffer
@@ -81,11 +89,24 @@ public final class Tape {
             pool[n] = free
             if zeroed { s.pointer.update(repeating: 0, count: n) }
             storage = s
+        } else if inBackward, let s = reclaim(count: n) {
+            // Already listed in `handedOut`.
+            if zeroed { s.pointer.update(repeating: 0, count: n) }
+            return Tensor(shape: shape, storage: s)
         } else {
             storage = TensorStorage(count: n)
         }
         handedOut.append(storage)
         return Tensor(shape: shape, storage: storage)
+    }
+
+    /// A handed-out buffer of `count` floats that nothing references any more (its
+    /// variables died during this backward), or nil.
+    private func reclaim(count n: Int) -> TensorStorage? {
+        for i in handedOut.indices where handedOut[i].count == n && isKnownUniquelyReferenced(&handedOut[i]) {
+            return handedOut[i]
+        }
+        return nil
     }
 
     /// A new output variable of `shape` whose `requiresGrad` follows the inputs;
