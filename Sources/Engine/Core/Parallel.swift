@@ -1,6 +1,6 @@
 import CBLAS
 import Dispatch
-import Synchronization
+import Foundation
 
 /// Threading for SafeTune's own kernels and for matrix products.
 ///
@@ -12,13 +12,14 @@ public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
     /// Number of `forEach` bodies that call BLAS and are running now: products issued from
     /// inside one stay on their worker (nested splitting would oversubscribe the cores).
-    private static let blasRegions = Atomic<Int>(0)
+    nonisolated(unsafe) private static var blasRegions = 0
+    private static let regionLock = NSLock()
 
     /// Threads used by SafeTune's kernels and by split matrix products.
     public static var threads: Int { _threads }
 
     /// Whether a `forEach(callsBLAS: true)` body is running somewhere.
-    static var insideBLASRegion: Bool { blasRegions.load(ordering: .relaxed) > 0 }
+    static var insideBLASRegion: Bool { regionLock.withLock { blasRegions > 0 } }
 
     /// Sets the thread count for SafeTune's kernels and matrix products.
     /// Call once at start-up, before any work runs.
@@ -39,8 +40,8 @@ public enum Parallel {
             body(0..<n)
             return
         }
-        if callsBLAS { blasRegions.add(1, ordering: .relaxed) }
-        defer { if callsBLAS { blasRegions.subtract(1, ordering: .relaxed) } }
+        if callsBLAS { regionLock.withLock { blasRegions += 1 } }
+        defer { if callsBLAS { regionLock.withLock { blasRegions -= 1 } } }
         run(workers: workers) { w in
             let lo = n * w / workers, hi = n * (w + 1) / workers
             if lo < hi { body(lo..<hi) }
