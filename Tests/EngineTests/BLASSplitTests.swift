@@ -28,4 +28,36 @@ import Testing
             }
         }
     }
+
+    /// One row of C (the matrix–vector path) against a direct sum, every transpose and beta.
+    @Test func singleRowMatchesDirectSum() {
+        var rng = SeededRandom(seed: 8)
+        let (n, k) = (37, 23)
+        for transA in [false, true] {
+            for transB in [false, true] {
+                let lda = transA ? 3 : k, ldb = (transB ? k : n) + 2
+                let a = Tensor(zeros: [transA ? k * lda : k]), b = Tensor(zeros: [(transB ? n : k) * ldb])
+                rng.fillUniform(a, -1, 1)
+                rng.fillUniform(b, -1, 1)
+                for beta: Float in [0, 1] {
+                    let c = Tensor(zeros: [n])
+                    rng.fillUniform(c, -1, 1)
+                    var expected = [Float](repeating: 0, count: n)
+                    for j in 0..<n {
+                        var s: Float = 0
+                        for p in 0..<k {
+                            let av = transA ? a.data[p * lda] : a.data[p]
+                            let bv = transB ? b.data[j * ldb + p] : b.data[p * ldb + j]
+                            s += av * bv
+                        }
+                        expected[j] = 0.5 * s + beta * c.data[j]
+                    }
+                    BLAS.gemm(transA: transA, transB: transB, m: 1, n: n, k: k, alpha: 0.5, a: a.data, lda: lda,
+                              b: b.data, ldb: ldb, beta: beta, c: c.data)
+                    let worst = zip(c.scalars, expected).map { abs($0 - $1) }.max() ?? 0
+                    #expect(worst < 1e-4, "transA \(transA) transB \(transB) beta \(beta)")
+                }
+            }
+        }
+    }
 }

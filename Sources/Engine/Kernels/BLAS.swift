@@ -68,10 +68,21 @@ public enum BLAS {
         }
     }
 
+    /// One OpenBLAS call. A single row of C (decoding one token) goes to `sgemv`, which
+    /// reads B once; OpenBLAS 0.3.21's `sgemm` would first copy all of B into its packed
+    /// layout.
     @inline(__always)
     static func raw(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 1 {
+            // c = alpha · op(B)ᵀ · a + beta · c, with op(A)'s single row as the vector
+            // (stride lda when A is stored transposed, k × 1).
+            cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans,
+                        Int32(transB ? n : k), Int32(transB ? k : n), alpha, b, Int32(ldb),
+                        a, Int32(transA ? lda : 1), beta, c, 1)
+            return
+        }
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,
