@@ -9,7 +9,9 @@ public final class Tape {
     private var backwards: [() -> Void] = []
     private var pool: [Int: [TensorStorage]] = [:]
     private var handedOut: [TensorStorage] = []
-    /// True while `backward` runs: buffers die then, and `allocate` looks for them.
+    /// True while `backward` runs: buffers die then, and `allocate` looks for them. Only
+    /// then: callers may hold a raw pointer into a forward output whose variable the
+    /// compiler already released, and backward runs no caller code.
     private var inBackward = false
     /// Whether ops record backward closures. Off inside `withoutGrad`.
     public private(set) var isRecording = true
