@@ -76,6 +76,28 @@ import Testing
         #expect(y.value.scalars[8..<16].allSatisfy { $0 == 0 })
     }
 
+    /// A mask whose blocks see only part of the keys (sliding window, packed documents,
+    /// padded queries): the blocked kernel skips the invisible keys and still matches the
+    /// reference, forward and backward.
+    @Test func maskedBlocksSkipInvisibleKeys() {
+        var rng = SeededRandom(seed: 6)
+        let t = Tape.attentionQueryBlock + 6
+        let rule: (Int, Int, Int) -> Bool = { b, i, j in
+            if b == 0 { return j <= i && j >= i - 9 }            // sliding window of 10
+            if i >= t - 4 { return false }                        // padded queries
+            return j <= i && (j < 30) == (i < 30)                 // two packed documents
+        }
+        let mask = AttentionMask(batch: 2, queries: t, keys: t, allowed: rule)
+        let ranges = Tape.keyRanges(mask: mask, batch: 2, queries: t, keys: t, block: Tape.attentionQueryBlock)
+        #expect(ranges == [0..<64, 55..<t, 0..<64, 30..<(t - 4)])
+        let q = randomVariable([2, t, 2], &rng), k = randomVariable([2, t, 1], &rng), v = randomVariable([2, t, 1], &rng)
+        let y = Tape().attention(q: q, k: k, v: v, heads: 2, kvHeads: 1, mask: mask)
+        #expect(maxError(y.value.scalars, reference(q.value, k.value, v.value, heads: 2, kvHeads: 1, allowed: rule)) < 1e-5)
+        checkGradients([q, k, v], eps: 1e-2, tolerance: 2e-2) { tape, p in
+            tape.attention(q: p[0], k: p[1], v: p[2], heads: 2, kvHeads: 1, mask: mask)
+        }
+    }
+
     @Test func decodingAgainstLongerKeysMatchesFullCausalRows() {
         var rng = SeededRandom(seed: 3)
         let q = randomVariable([1, 6, 8], &rng), k = randomVariable([1, 6, 4], &rng), v = randomVariable([1, 6, 4], &rng)

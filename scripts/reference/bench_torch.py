@@ -20,6 +20,12 @@ in both places); embeddings, norms and lm_head stay frozen.
 Optimizer: torch.optim.AdamW(lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01,
 the torch defaults) over the trainable parameters only; zero_grad(set_to_none=True).
 
+Extra configurations (the shipped SafeTune model, Llama family) come as JSON through
+--shape NAME='{"family": "llama", "layers": 4, "d_model": 192, "heads": 6, "kv_heads": 2,
+"d_ff": 512, "vocab": 2048, "context": 128, "batch": 8, "tie": false}' (the keys
+`safetune bench --json` prints; scripts/bench-compare passes them). A Llama-family model is
+transformers' LlamaForCausalLM with LoRA on q/k/v/o_proj and gate/up/down_proj.
+
 Requirements:
     pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
     pip install transformers peft
@@ -30,6 +36,7 @@ Usage (offline):
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -46,7 +53,22 @@ MODES = ["lora_train", "full_train", "forward", "generate"]
 LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0, bias="none", fan_in_fan_out=True,
             target_modules=["c_attn", "c_proj", "c_fc"])
 ADAMW = dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 GEN_PROMPT, GEN_NEW = 16, 64
+SHAPE_KEYS = {"family", "layers", "d_model", "heads", "kv_heads", "d_ff", "vocab", "context", "batch", "tie"}
+
+
+def add_shape(text):
+    """Registers a configuration given as NAME=JSON (see the module docstring)."""
+    name, _, spec = text.partition("=")
+    try:
+        shape = json.loads(spec)
+    except json.JSONDecodeError as e:
+        sys.exit(f"--shape {name}: not JSON ({e})")
+    missing = {"layers", "d_model", "heads", "vocab", "context", "batch"} - shape.keys()
+    if not name or missing:
+        sys.exit(f"--shape {name or '?'}: missing {', '.join(sorted(missing)) or 'a NAME= prefix'}")
+    CONFIGS[name] = {k: v for k, v in shape.items() if k in SHAPE_KEYS}
 
 
 def current_rss_mb():
@@ -65,13 +87,27 @@ def worker(config_name, mode, threads, steps, warmup):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     c = CONFIGS[config_name]
-    config = GPT2Config(
-        vocab_size=c["vocab"], n_positions=max(c["context"], GEN_PROMPT + GEN_NEW),
-        n_embd=c["d_model"], n_layer=c["layers"], n_head=c["heads"],
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=c["vocab"] - 1, eos_token_id=c["vocab"] - 1,
-    )
-    model = GPT2LMHeadModel(config)
+    lora_settings = dict(LORA)
+    if c.get("family", "gpt2") == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+        config = LlamaConfig(
+            vocab_size=c["vocab"], hidden_size=c["d_model"], intermediate_size=c["d_ff"],
+            num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
+            num_key_value_heads=c.get("kv_heads", c["heads"]),
+            max_position_embeddings=max(c["context"], GEN_PROMPT + GEN_NEW),
+            tie_word_embeddings=c.get("tie", False), attention_dropout=0.0,
+            bos_token_id=c["vocab"] - 1, eos_token_id=c["vocab"] - 1,
+        )
+        model = LlamaForCausalLM(config)
+        lora_settings.update(fan_in_fan_out=False, target_modules=LLAMA_TARGETS)
+    else:
+        config = GPT2Config(
+            vocab_size=c["vocab"], n_positions=max(c["context"], GEN_PROMPT + GEN_NEW),
+            n_embd=c["d_model"], n_layer=c["layers"], n_head=c["heads"],
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            bos_token_id=c["vocab"] - 1, eos_token_id=c["vocab"] - 1,
+        )
+        model = GPT2LMHeadModel(config)
     total_params = sum(p.numel() for p in model.parameters())
     rss_model_mb = current_rss_mb()
     row = {"config": config_name, "mode": mode, "threads": threads, "layers": c["layers"],
@@ -81,9 +117,9 @@ def worker(config_name, mode, threads, steps, warmup):
     if mode in ("lora_train", "full_train"):
         if mode == "lora_train":
             from peft import LoraConfig, get_peft_model
-            model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
-            row["lora"] = {k: v for k, v in LORA.items()}
-            row["lora_modules"] = sorted({n.rsplit(".lora_A", 1)[0].split(".h.", 1)[1].split(".", 1)[1]
+            model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora_settings))
+            row["lora"] = {k: v for k, v in lora_settings.items()}
+            row["lora_modules"] = sorted({re.split(r"\.(?:h|layers)\.\d+\.", n.rsplit(".lora_A", 1)[0], maxsplit=1)[-1]
                                           for n, _ in model.named_parameters() if ".lora_A" in n})
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -160,8 +196,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per (config, mode)")
     parser.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
+    parser.add_argument("--shape", action="append", default=[], metavar="NAME=JSON",
+                        help="add a configuration (e.g. the shipped Llama-family model); repeatable")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for text in args.shape:
+        add_shape(text)
 
     if args.worker:
         worker(args.worker[0], args.worker[1], args.threads, args.steps, args.warmup)
@@ -178,6 +218,7 @@ def main():
                 sys.exit(f"unknown mode '{mode}' (known: {', '.join(MODES)})")
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, mode,
                    "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            cmd += [f"--shape={text}" for text in args.shape]
             try:
                 done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
             except subprocess.TimeoutExpired:

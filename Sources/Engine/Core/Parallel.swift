@@ -1,25 +1,38 @@
 import CBLAS
 import Dispatch
+import Foundation
 
-/// Threading for the kernels BLAS does not cover, and BLAS's own thread count.
+/// Threading for SafeTune's own kernels and for matrix products.
+///
+/// OpenBLAS always runs single-threaded: its pthread build keeps idle threads spinning in
+/// `sched_yield` for a long time after every call, which steals the cores the
+/// element-wise kernels between products run on. `BLAS.gemm` instead splits a large product
+/// over the same workers `forEach` uses, each calling single-threaded OpenBLAS.
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
-    /// Threads used by non-BLAS kernels and by OpenBLAS.
+    /// Number of `forEach` bodies that call BLAS and are running now: products issued from
+    /// inside one stay on their worker (nested splitting would oversubscribe the cores).
+    nonisolated(unsafe) private static var blasRegions = 0
+    private static let regionLock = NSLock()
+
+    /// Threads used by SafeTune's kernels and by split matrix products.
     public static var threads: Int { _threads }
 
-    /// Sets the thread count for OpenBLAS and for SafeTune's own kernels.
+    /// Whether a `forEach(callsBLAS: true)` body is running somewhere.
+    static var insideBLASRegion: Bool { regionLock.withLock { blasRegions > 0 } }
+
+    /// Sets the thread count for SafeTune's kernels and matrix products.
     /// Call once at start-up, before any work runs.
     public static func setThreads(_ n: Int) {
         _threads = max(1, n)
-        openblas_set_num_threads(Int32(_threads))
+        openblas_set_num_threads(1)
     }
 
     /// Runs `body` over `0..<n` split into contiguous chunks, one per thread, when
     /// `n * costPerItem` is large enough to pay for the hand-off; inline otherwise.
     ///
-    /// `callsBLAS`: the body calls BLAS itself. OpenBLAS then runs single-threaded
-    /// for the duration, so the workers do not each spawn a full set of BLAS threads
-    /// (oversubscription); the thread count is restored afterwards.
+    /// `callsBLAS`: the body calls BLAS itself; its products then run on the calling
+    /// worker alone instead of being split again.
     public static func forEach(_ n: Int, costPerItem: Int = 1, callsBLAS: Bool = false,
                                _ body: (Range<Int>) -> Void) {
         let workers = min(_threads, n)
@@ -27,14 +40,19 @@ public enum Parallel {
             body(0..<n)
             return
         }
-        if callsBLAS { openblas_set_num_threads(1) }
-        defer { if callsBLAS { openblas_set_num_threads(Int32(_threads)) } }
+        if callsBLAS { regionLock.withLock { blasRegions += 1 } }
+        defer { if callsBLAS { regionLock.withLock { blasRegions -= 1 } } }
+        run(workers: workers) { w in
+            let lo = n * w / workers, hi = n * (w + 1) / workers
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Runs `body(w)` for every `w` in `0..<workers` concurrently and waits for all.
+    static func run(workers: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
             let box = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lo = n * w / workers, hi = n * (w + 1) / workers
-                if lo < hi { box.value(lo..<hi) }
-            }
+            DispatchQueue.concurrentPerform(iterations: workers) { w in box.value(w) }
         }
     }
 }

@@ -10,6 +10,10 @@ public final class Tape {
     /// Free buffers, ascending by size, with the number of resets each has sat unused.
     private var pool: [(storage: TensorStorage, idle: Int)] = []
     private var handedOut: [TensorStorage] = []
+    /// True while `backward` runs: buffers die then, and `allocate` looks for them. Only
+    /// then: callers may hold a raw pointer into a forward output whose variable the
+    /// compiler already released, and backward runs no caller code.
+    private var inBackward = false
     /// Whether ops record backward closures. Off inside `withoutGrad`.
     public private(set) var isRecording = true
 
@@ -39,6 +43,10 @@ public final class Tape {
     /// Seeds d`output` = `seed` (ones for a scalar loss when nil) and runs every
     /// recorded backward closure in reverse order. Gradients accumulate into the
     /// `grad` of variables that require them.
+    ///
+    /// The recording is consumed (as PyTorch frees its graph): each closure is dropped
+    /// once it has run, so activations and gradients that only it kept alive are reused
+    /// by `allocate` for the gradients still to come, which lowers the step's peak memory.
     public func backward(_ output: Variable, seed: Tensor? = nil) {
         precondition(output.requiresGrad, "backward from a variable that does not require a gradient")
         let g = output.gradBuffer()
@@ -48,7 +56,9 @@ public final class Tape {
         } else {
             for i in 0..<g.count { g.data[i] += 1 }
         }
-        for step in backwards.reversed() { step() }
+        inBackward = true
+        defer { inBackward = false }
+        while let step = backwards.popLast() { step() }
     }
 
     /// Forgets the recorded ops and returns to the pool every intermediate buffer
@@ -89,7 +99,8 @@ public final class Tape {
     /// element itself skips the fill (a recycled buffer then holds stale values).
     ///
     /// A request reuses the smallest free buffer that holds it and is at most twice its
-    /// size (best fit), so steps of different shapes share memory.
+    /// size (best fit), so steps of different shapes share memory; during `backward` it may
+    /// also take a buffer whose variables have died.
     public func allocate(_ shape: [Int], zeroed: Bool = true) -> Tensor {
         let n = Tensor.elementCount(shape)
         let storage: TensorStorage
@@ -98,15 +109,31 @@ public final class Tape {
             let mid = (lo + hi) / 2
             if pool[mid].storage.count < n { lo = mid + 1 } else { hi = mid }
         }
-        if lo < pool.count, pool[lo].storage.count <= 2 * n + 1024 {
+        if lo < pool.count, Self.fits(pool[lo].storage.count, n) {
             storage = pool.remove(at: lo).storage
             if zeroed { storage.pointer.update(repeating: 0, count: n) }
+        } else if inBackward, let s = reclaim(count: n) {
+            // Already listed in `handedOut`.
+            if zeroed { s.pointer.update(repeating: 0, count: n) }
+            return Tensor(shape: shape, storage: s)
         } else {
             storage = TensorStorage(count: n)
         }
         handedOut.append(storage)
         return Tensor(shape: shape, storage: storage)
     }
+
+    /// A handed-out buffer that fits `count` floats and that nothing references any more
+    /// (its variables died during this backward), or nil.
+    private func reclaim(count n: Int) -> TensorStorage? {
+        for i in handedOut.indices where Self.fits(handedOut[i].count, n) && isKnownUniquelyReferenced(&handedOut[i]) {
+            return handedOut[i]
+        }
+        return nil
+    }
+
+    /// Whether a buffer of `capacity` floats may serve a request for `n` (at most about twice as large).
+    private static func fits(_ capacity: Int, _ n: Int) -> Bool { capacity >= n && capacity <= 2 * n + 1024 }
 
     /// A new output variable of `shape` whose `requiresGrad` follows the inputs;
     /// `zeroed` as in `allocate`.

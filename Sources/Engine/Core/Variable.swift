@@ -42,6 +42,17 @@ public final class Variable {
         return g
     }
 
+    /// The gradient buffer for an op about to write every element of it. `accumulate` is
+    /// true when earlier gradients are there to add to, false when the buffer was just
+    /// made: its contents are then undefined and the op must overwrite them (this skips
+    /// zero-filling the large activation gradients).
+    public func gradBufferForWriting() -> (buffer: Tensor, accumulate: Bool) {
+        if let g = grad { return (g, true) }
+        let g = pool?.allocate(value.shape, zeroed: false) ?? Tensor(zeros: value.shape)
+        grad = g
+        return (g, false)
+    }
+
     /// Sets the gradient to zero, keeping its buffer.
     public func zeroGrad() {
         grad?.fill(0)

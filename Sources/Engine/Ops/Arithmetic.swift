@@ -21,7 +21,7 @@ extension Tape {
     public func mul(_ a: Variable, _ b: Variable) -> Variable {
         let inner = Tape.checkSuffix(a, b, "mul")
         let outer = inner == 0 ? 0 : a.value.count / inner
-        let y = output(a.shape, a, b)
+        let y = output(a.shape, zeroed: false, a, b)
         let ap = a.value.data, bp = b.value.data, yp = y.value.data
         Parallel.forEach(outer, costPerItem: inner) { rows in
             for r in rows {
@@ -57,7 +57,7 @@ extension Tape {
 
     /// Multiplies every element by the constant `s`. Backward: dx += s · dy.
     public func scale(_ x: Variable, _ s: Float) -> Variable {
-        let y = output(x.shape, x)
+        let y = output(x.shape, zeroed: false, x)
         let xp = x.value.data, yp = y.value.data
         let n = x.value.count
         Parallel.forEach(n) { r in for i in r { yp[i] = xp[i] * s } }
@@ -74,7 +74,7 @@ extension Tape {
     private func binary(_ a: Variable, _ b: Variable, _ op: String, sign: Float) -> Variable {
         let inner = Tape.checkSuffix(a, b, op)
         let outer = inner == 0 ? 0 : a.value.count / inner
-        let y = output(a.shape, a, b)
+        let y = output(a.shape, zeroed: false, a, b)
         let ap = a.value.data, bp = b.value.data, yp = y.value.data
         Parallel.forEach(outer, costPerItem: inner) { rows in
             for r in rows {
@@ -86,8 +86,15 @@ extension Tape {
         record {
             guard let dy = y.grad?.data else { return }
             if a.requiresGrad {
-                let da = a.gradBuffer().data
-                Parallel.forEach(outer * inner) { r in for i in r { da[i] += dy[i] } }
+                let (buffer, accumulate) = a.gradBufferForWriting()
+                let da = buffer.data
+                Parallel.forEach(outer * inner) { r in
+                    if accumulate {
+                        for i in r { da[i] += dy[i] }
+                    } else {
+                        (da + r.lowerBound).update(from: dy + r.lowerBound, count: r.count)
+                    }
+                }
             }
             if b.requiresGrad {
                 let db = b.gradBuffer().data

@@ -12,8 +12,8 @@ extension Tape {
     /// Heads are read in place through BLAS strides (no transposed copies). The
     /// probabilities `[B, heads, Tq, Tk]` are saved; backward, per head:
     /// dP = dO · Vᵀ, dS = P ⊙ (dP − Σ_row dP ⊙ P) / √D, dQ += dS · K, dK += dSᵀ · Q,
-    /// dV += Pᵀ · dO. Without a mask, queries are processed in blocks of
-    /// `attentionQueryBlock` rows that only touch the keys they can see. Work runs in parallel over (batch, head) in the forward and over
+    /// dV += Pᵀ · dO. Queries are processed in blocks of `attentionQueryBlock` rows that
+    /// only touch the span of keys they can see (causal, or as the mask allows). Work runs in parallel over (batch, head) in the forward and over
     /// (batch, kv head) in the backward, so the query heads sharing a kv head accumulate
     /// into its dK and dV from one worker; BLAS runs single-threaded inside.
     public func attention(q: Variable, k: Variable, v: Variable, heads: Int, kvHeads: Int, mask: AttentionMask? = nil) -> Variable {
@@ -34,17 +34,20 @@ extension Tape {
         }
         let group = heads / kvHeads
         let scale = 1 / Float(d).squareRoot()
-        let probs = allocate([bsz, heads, tq, tk])
-        let y = output([bsz, tq, qw], q, k, v)
+        // Only the key span of each block is written and read (see `keyRanges`).
+        let probs = allocate([bsz, heads, tq, tk], zeroed: false)
+        let y = output([bsz, tq, qw], zeroed: false, q, k, v)
         let qp = q.value.data, kp = k.value.data, vp = v.value.data, yp = y.value.data, pp = probs.data
         let flags = mask?.allowed ?? []
         let offset = tk - tq
 
         let causal = mask == nil
-        // Without a mask, a block of queries i0..<i1 reads keys 0..<offset + i1 only:
-        // scores past that are never computed.
-        func keys(_ i1: Int) -> Int { causal ? offset + i1 : tk }
         let block = Tape.attentionQueryBlock
+        // The keys each block of queries can see: 0..<offset + i1 without a mask, else the
+        // span from the first to the last allowed key of any of its rows. Scores outside
+        // are never computed (packed or padded batches skip whole key blocks).
+        let ranges = Tape.keyRanges(mask: mask, batch: bsz, queries: tq, keys: tk, block: block)
+        let blocksPerSequence = (tq + block - 1) / block
 
         flags.withUnsafeBufferPointer { fp in
             Parallel.forEach(bsz * heads, costPerItem: 2 * tq * tk * d, callsBLAS: true) { items in
@@ -56,21 +59,28 @@ extension Tape {
                     let yh = yp + b * tq * qw + h * d
                     let p = pp + item * tq * tk
                     for i0 in stride(from: 0, to: tq, by: block) {
-                        let i1 = min(tq, i0 + block), nk = keys(i1)
+                        let i1 = min(tq, i0 + block)
+                        let keys = ranges[causal ? i0 / block : b * blocksPerSequence + i0 / block]
+                        let lo = keys.lowerBound, nk = keys.count
+                        guard nk > 0 else {
+                            // No row of the block may read any key: the output rows are zero.
+                            for i in i0..<i1 { (yh + i * qw).update(repeating: 0, count: d) }
+                            continue
+                        }
                         BLAS.gemm(transB: true, m: i1 - i0, n: nk, k: d, alpha: scale, a: qh + i0 * qw, lda: qw,
-                                  b: kh, ldb: kw, c: p + i0 * tk, ldc: tk)
+                                  b: kh + lo * kw, ldb: kw, c: p + i0 * tk + lo, ldc: tk)
                         for i in i0..<i1 {
                             let row = p + i * tk
                             if causal {
                                 let limit = offset + i + 1
                                 RowKernels.softmax(row, into: row, count: limit)
-                                (row + limit).update(repeating: 0, count: tk - limit)
+                                (row + limit).update(repeating: 0, count: keys.upperBound - limit)
                             } else {
                                 let allowed = fp.baseAddress! + (b * tq + i) * tk
-                                Tape.maskedSoftmax(row, allowed: allowed, count: tk)
+                                Tape.maskedSoftmax(row + lo, allowed: allowed + lo, count: nk)
                             }
                         }
-                        BLAS.gemm(m: i1 - i0, n: d, k: nk, a: p + i0 * tk, lda: tk, b: vh, ldb: kw,
+                        BLAS.gemm(m: i1 - i0, n: d, k: nk, a: p + i0 * tk + lo, lda: tk, b: vh + lo * kw, ldb: kw,
                                   c: yh + i0 * qw, ldc: qw)
                     }
                 }
@@ -80,7 +90,7 @@ extension Tape {
         record { [unowned self] in
             guard let dy = y.grad?.data else { return }
             let pp = probs.data
-            let scratch = self.allocate([bsz * kvHeads, tq * tk])
+            let scratch = self.allocate([bsz * kvHeads, tq * tk], zeroed: false)
             let sp = scratch.data
             let dq = q.requiresGrad ? q.gradBuffer().data : nil
             let dk = k.requiresGrad ? k.gradBuffer().data : nil
@@ -99,16 +109,21 @@ extension Tape {
                         let dqh = dq.map { $0 + b * tq * qw + h * d }
                         let p = pp + (b * heads + h) * tq * tk
                         for i0 in stride(from: 0, to: tq, by: block) {
-                            let i1 = min(tq, i0 + block), nk = keys(i1), rows = i1 - i0
-                            let pb = p + i0 * tk, sb = ds + i0 * tk
+                            let i1 = min(tq, i0 + block), rows = i1 - i0
+                            let keys = ranges[causal ? i0 / block : b * blocksPerSequence + i0 / block]
+                            let lo = keys.lowerBound, nk = keys.count
+                            guard nk > 0 else { continue }
+                            // Block rows, restricted to the visible keys.
+                            let pb = p + i0 * tk + lo, sb = ds + i0 * tk + lo
+                            let kb = kh + lo * kw, vb = vh + lo * kw
                             // dV += Pᵀ · dO
                             if let dvh {
                                 BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: pb, lda: tk, b: doh + i0 * qw, ldb: qw,
-                                          beta: 1, c: dvh, ldc: kw)
+                                          beta: 1, c: dvh + lo * kw, ldc: kw)
                             }
                             guard dqh != nil || dkh != nil else { continue }
                             // dS = P ⊙ (dO · Vᵀ − rowsum) / √D
-                            BLAS.gemm(transB: true, m: rows, n: nk, k: d, a: doh + i0 * qw, lda: qw, b: vh, ldb: kw,
+                            BLAS.gemm(transB: true, m: rows, n: nk, k: d, a: doh + i0 * qw, lda: qw, b: vb, ldb: kw,
                                       c: sb, ldc: tk)
                             for i in 0..<rows {
                                 let pr = pb + i * tk, sr = sb + i * tk
@@ -117,12 +132,12 @@ extension Tape {
                             }
                             // dQ += dS · K, dK += dSᵀ · Q
                             if let dqh {
-                                BLAS.gemm(m: rows, n: d, k: nk, a: sb, lda: tk, b: kh, ldb: kw,
+                                BLAS.gemm(m: rows, n: d, k: nk, a: sb, lda: tk, b: kb, ldb: kw,
                                           beta: 1, c: dqh + i0 * qw, ldc: qw)
                             }
                             if let dkh {
                                 BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: sb, lda: tk, b: qh + i0 * qw, ldb: qw,
-                                          beta: 1, c: dkh, ldc: kw)
+                                          beta: 1, c: dkh + lo * kw, ldc: kw)
                             }
                         }
                     }
@@ -130,6 +145,32 @@ extension Tape {
             }
         }
         return y
+    }
+
+    /// Per block of `block` queries, the keys any of its rows may read: without a mask one
+    /// list shared by every sequence (0..<Tk − Tq + i1), with a mask `batch` lists, each
+    /// block spanning its first to its last allowed key (empty when none is allowed).
+    static func keyRanges(mask: AttentionMask?, batch: Int, queries: Int, keys: Int, block: Int) -> [Range<Int>] {
+        let starts = Array(stride(from: 0, to: queries, by: block))
+        guard let mask else { return starts.map { 0..<(keys - queries + min(queries, $0 + block)) } }
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(batch * starts.count)
+        mask.allowed.withUnsafeBufferPointer { flags in
+            for b in 0..<batch {
+                for i0 in starts {
+                    var lo = keys, hi = 0
+                    for i in i0..<min(queries, i0 + block) {
+                        let row = flags.baseAddress! + (b * queries + i) * keys
+                        var first = 0, end = keys
+                        while first < end && row[first] == 0 { first += 1 }
+                        while end > first && row[end - 1] == 0 { end -= 1 }
+                        if first < end { lo = min(lo, first); hi = max(hi, end) }
+                    }
+                    ranges.append(lo < hi ? lo..<hi : 0..<0)
+                }
+            }
+        }
+        return ranges
     }
 
     /// Query rows per score block. Causal attention computes, for each block, only the

@@ -17,7 +17,7 @@ extension Tape {
             counted += 1
         }
         let y = output([], logits)
-        let lse = allocate([rows])
+        let lse = allocate([rows], zeroed: false)   // read only on counted rows
         let lp = logits.value.data, sp = lse.data
         targets.withUnsafeBufferPointer { tp in
             Parallel.forEach(rows, costPerItem: 2 * vocab) { rs in
@@ -38,12 +38,21 @@ extension Tape {
             guard let dy = y.grad?.data else { return }
             let sp = lse.data
             let g = dy[0] / Float(counted)
-            let dl = logits.gradBuffer().data
+            let (buffer, accumulate) = logits.gradBufferForWriting()
+            let dl = buffer.data
             targets.withUnsafeBufferPointer { tp in
                 Parallel.forEach(rows, costPerItem: 2 * vocab) { rs in
-                    for r in rs where tp[r] != ignoreIndex {
+                    for r in rs {
                         let row = lp + r * vocab, out = dl + r * vocab, m = sp[r]
-                        for j in 0..<vocab { out[j] += g * FastMath.exp(row[j] - m) }
+                        if tp[r] == ignoreIndex {
+                            if !accumulate { out.update(repeating: 0, count: vocab) }
+                            continue
+                        }
+                        if accumulate {
+                            for j in 0..<vocab { out[j] += g * FastMath.exp(row[j] - m) }
+                        } else {
+                            for j in 0..<vocab { out[j] = g * FastMath.exp(row[j] - m) }
+                        }
                         out[Int(tp[r])] -= g
                     }
                 }

@@ -14,7 +14,7 @@ extension Tape {
         for (i, id) in ids.enumerated() {
             precondition(id >= 0 && Int(id) < vocab, "embedding: id \(id) at position \(i) is outside the table of \(vocab) rows")
         }
-        let y = output(shape + [d], table)
+        let y = output(shape + [d], zeroed: false, table)
         let tp = table.value.data, yp = y.value.data
         ids.withUnsafeBufferPointer { idp in
             Parallel.forEach(idp.count, costPerItem: d) { rs in
@@ -47,7 +47,7 @@ extension Tape {
         for (i, r) in rows.enumerated() {
             precondition(r >= 0 && r < n, "gatherRows: row \(r) at position \(i) is outside 0..<\(n) of \(x.shape)")
         }
-        let y = output([rows.count, d], x)
+        let y = output([rows.count, d], zeroed: false, x)
         let xp = x.value.data, yp = y.value.data
         for (i, r) in rows.enumerated() { (yp + i * d).update(from: xp + r * d, count: d) }
         guard y.requiresGrad else { return y }

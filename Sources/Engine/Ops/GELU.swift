@@ -8,7 +8,7 @@ extension Tape {
     /// recomputed from x (cheaper in memory than saving it).
     public func gelu(_ x: Variable) -> Variable {
         let n = x.value.count
-        let y = output(x.shape, x)
+        let y = output(x.shape, zeroed: false, x)
         let xp = x.value.data, yp = y.value.data
         Parallel.forEach(n, costPerItem: 8) { r in
             for i in r {
@@ -19,13 +19,19 @@ extension Tape {
         guard y.requiresGrad else { return y }
         record {
             guard let dy = y.grad?.data else { return }
-            let dx = x.gradBuffer().data
+            let (buffer, accumulate) = x.gradBufferForWriting()
+            let dx = buffer.data
             Parallel.forEach(n, costPerItem: 8) { r in
-                for i in r {
+                @inline(__always) func local(_ i: Int) -> Float {
                     let v = xp[i], v2 = v * v
                     let s = FastMath.sigmoid(2 * Tape.geluC * (v + 0.044715 * v2 * v))
                     let du = Tape.geluC * (1 + 3 * 0.044715 * v2)
-                    dx[i] += dy[i] * (s + 2 * v * s * (1 - s) * du)
+                    return dy[i] * (s + 2 * v * s * (1 - s) * du)
+                }
+                if accumulate {
+                    for i in r { dx[i] += local(i) }
+                } else {
+                    for i in r { dx[i] = local(i) }
                 }
             }
         }

@@ -12,8 +12,8 @@ extension Tape {
         let d = x.value.lastDim, rows = x.value.rows
         precondition(weight.shape == [d] && bias.shape == [d],
                      "layerNorm: weight \(weight.shape) and bias \(bias.shape) must be [\(d)] for input \(x.shape)")
-        let y = output(x.shape, x, weight, bias)
-        let stats = allocate([rows, 2])   // mean, 1/σ per row
+        let y = output(x.shape, zeroed: false, x, weight, bias)
+        let stats = allocate([rows, 2], zeroed: false)   // mean, 1/σ per row
         let xp = x.value.data, yp = y.value.data, wp = weight.value.data, bp = bias.value.data, sp = stats.data
         Parallel.forEach(rows, costPerItem: d) { rs in
             for r in rs {
@@ -34,7 +34,8 @@ extension Tape {
             guard let dy = y.grad?.data else { return }
             let sp = stats.data   // the closure keeps the saved statistics alive
             if x.requiresGrad {
-                let dx = x.gradBuffer().data
+                let (buffer, accumulate) = x.gradBufferForWriting()
+                let dx = buffer.data
                 Parallel.forEach(rows, costPerItem: 3 * d) { rs in
                     for r in rs {
                         let row = xp + r * d, g = dy + r * d, out = dx + r * d
@@ -47,9 +48,10 @@ extension Tape {
                         }
                         sg /= Float(d)
                         sgx /= Float(d)
-                        for j in 0..<d {
-                            let xhat = (row[j] - mu) * rstd
-                            out[j] += (g[j] * wp[j] - sg - xhat * sgx) * rstd
+                        if accumulate {
+                            for j in 0..<d { out[j] += (g[j] * wp[j] - sg - (row[j] - mu) * rstd * sgx) * rstd }
+                        } else {
+                            for j in 0..<d { out[j] = (g[j] * wp[j] - sg - (row[j] - mu) * rstd * sgx) * rstd }
                         }
                     }
                 }

@@ -14,7 +14,7 @@ extension Tape {
         let n = x.value.rows
         var outShape = x.shape
         outShape[outShape.count - 1] = outF
-        let y = output(outShape, x, w, bias)
+        let y = output(outShape, zeroed: false, x, w, bias)
         let yv = y.value
         if let bias {
             for r in 0..<n { (yv.data + r * outF).update(from: bias.value.data, count: outF) }
@@ -25,7 +25,8 @@ extension Tape {
         record {
             guard let dy = y.grad else { return }
             if x.requiresGrad {
-                BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: w.value.data, beta: 1, c: x.gradBuffer().data)
+                let (dx, accumulate) = x.gradBufferForWriting()
+                BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: w.value.data, beta: accumulate ? 1 : 0, c: dx.data)
             }
             if w.requiresGrad {
                 BLAS.gemm(transA: true, m: outF, n: inF, k: n, a: dy.data, b: x.value.data, beta: 1, c: w.gradBuffer().data)

@@ -10,8 +10,8 @@ extension Tape {
     public func rmsNorm(_ x: Variable, weight: Variable, eps: Float) -> Variable {
         let d = x.value.lastDim, rows = x.value.rows
         precondition(weight.shape == [d], "rmsNorm: weight \(weight.shape) must be [\(d)] for input \(x.shape)")
-        let y = output(x.shape, x, weight)
-        let rs = allocate([rows])
+        let y = output(x.shape, zeroed: false, x, weight)
+        let rs = allocate([rows], zeroed: false)
         let xp = x.value.data, yp = y.value.data, wp = weight.value.data, rp = rs.data
         Parallel.forEach(rows, costPerItem: d) { range in
             for r in range {

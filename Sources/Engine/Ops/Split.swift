@@ -18,7 +18,7 @@ extension Tape {
         let pieces = sizes.map { s -> Variable in
             var shape = x.shape
             shape[shape.count - 1] = s
-            return output(shape, x)
+            return output(shape, zeroed: false, x)
         }
         for (p, piece) in pieces.enumerated() {
             let w = sizes[p], start = starts[p], yp = piece.value.data

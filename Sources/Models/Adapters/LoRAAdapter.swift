@@ -56,10 +56,17 @@ public final class LoRAAdapter: LinearAdapter {
     /// `alpha / rank`, the factor on `B · A`.
     public var scaling: Float { alpha / Float(rank) }
 
-    /// x `[..., in]` → `[..., out]`: `scaling · (dropout(x) · Aᵀ) · Bᵀ`.
+    /// x `[..., in]` → `[..., out]`: `scaling · (dropout(x) · Aᵀ) · Bᵀ`, as a separate output
+    /// (the unfused form; `Linear` fuses the branch through `lowRankUpdate`).
     public func forward(tape: Tape, x: Variable) -> Variable {
         let input = dropout > 0 ? tape.dropout(x, p: dropout, rng: &rng) : x
         return tape.scale(tape.linear(tape.linear(input, a), b), scaling)
+    }
+
+    /// The same branch for the projection to fuse into its product (what `Linear` runs).
+    public func lowRankUpdate(tape: Tape, x: Variable) -> LowRankUpdate? {
+        let input = dropout > 0 ? tape.dropout(x, p: dropout, rng: &rng) : x
+        return LowRankUpdate(input: input, a: a, b: b, scale: scaling)
     }
 
     public var namedParameters: [(String, Variable)] { [("lora_A.weight", a), ("lora_B.weight", b)] }

@@ -11,6 +11,14 @@ public protocol LinearAdapter: AnyObject {
     /// The adapter's trainable parameters, named relative to the layer it is attached to
     /// (for example `lora_A.weight`).
     var namedParameters: [(String, Variable)] { get }
+    /// The adapter as a low-rank branch the projection fuses into its own product (one
+    /// output, no separate sum); nil makes the projection add `forward`'s output instead.
+    func lowRankUpdate(tape: Tape, x: Variable) -> LowRankUpdate?
+}
+
+extension LinearAdapter {
+    /// Adapters are added, not fused, unless they say otherwise.
+    public func lowRankUpdate(tape: Tape, x: Variable) -> LowRankUpdate? { nil }
 }
 
 /// A fully connected projection, used for every projection in every model (attention
@@ -53,6 +61,9 @@ public final class Linear {
     /// x `[..., in]` → `[..., out]` = x · Wᵀ + b (+ adapter(x)).
     public func forward(tape: Tape, _ x: Variable) -> Variable {
         inputObserver?(x.value)
+        if let update = adapter?.lowRankUpdate(tape: tape, x: x) {
+            return tape.linear(x, weight, bias: bias, lowRank: update)
+        }
         let y = tape.linear(x, weight, bias: bias)
         guard let adapter else { return y }
         return tape.add(y, adapter.forward(tape: tape, x: x))
