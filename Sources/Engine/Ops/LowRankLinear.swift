@@ -41,31 +41,14 @@ extension Tape {
         outShape[outShape.count - 1] = outF
         let y = output(outShape, zeroed: false, x, w, bias, u, a, b)
         let yv = y.value
-        if let bias {
-            for r in 0..<n { (yv.data + r * outF).update(from: bias.value.data, count: outF) }
-        }
-        BLAS.gemm(transB: true, m: n, n: outF, k: inF, a: x.value.data, b: w.value.data,
-                  beta: bias == nil ? 0 : 1, c: yv.data)
+        projectForward(x, w, bias: bias, into: yv)
         let h = allocate([n, rank], zeroed: false)
         BLAS.gemm(transB: true, m: n, n: rank, k: inF, a: u.value.data, b: a.value.data, c: h.data)
         BLAS.gemm(transB: true, m: n, n: outF, k: rank, alpha: s, a: h.data, b: b.value.data, beta: 1, c: yv.data)
         guard y.requiresGrad else { return y }
         record { [unowned self] in
             guard let dy = y.grad else { return }
-            if x.requiresGrad {
-                let (dx, accumulate) = x.gradBufferForWriting()
-                BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: w.value.data, beta: accumulate ? 1 : 0, c: dx.data)
-            }
-            if w.requiresGrad {
-                BLAS.gemm(transA: true, m: outF, n: inF, k: n, a: dy.data, b: x.value.data, beta: 1, c: w.gradBuffer().data)
-            }
-            if let bias, bias.requiresGrad {
-                let db = bias.gradBuffer().data
-                for r in 0..<n {
-                    let row = dy.data + r * outF
-                    for j in 0..<outF { db[j] += row[j] }
-                }
-            }
+            Self.projectBackward(dy, x, w, bias: bias)
             if b.requiresGrad {
                 BLAS.gemm(transA: true, m: outF, n: rank, k: n, alpha: s, a: dy.data, b: h.data, beta: 1,
                           c: b.gradBuffer().data)
