@@ -84,8 +84,7 @@ struct GenerateCommand: ParsableCommand {
             let added = try SafetySignal.adding(to: loaded.model, tokenizer: tokenizer, trainable: false)
             return try GuardedDecoder(model: added.model, tokenizer: added.tokenizer, signal: added.signal, options: options)
         } catch {
-            FileHandle.standardError.write(Data("error: \(source): \(error.description)\n".utf8))
-            throw ExitCode(2)
+            throw CommandFailure.report("\(source): \(error.description)")
         }
     }
 
