@@ -46,17 +46,19 @@ let package = Package(
         // Seeded mutation fuzzing of every parser of outside input (corpus in Fuzz/corpus).
         .target(name: "SafeTuneFuzz", dependencies: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training"]),
         .executableTarget(name: "SafeTuneFuzzCLI", dependencies: [
-            "SafeTuneFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "SafeTuneFuzz", "Checkpoints", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Test helpers shared by the test targets (running the built commands).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Training", "Models", "Engine", "Tokenizers", "Checkpoints"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Training", "Models", "Engine", "Tokenizers", "Checkpoints", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
-        .testTarget(name: "FuzzTests", dependencies: ["SafeTuneFuzz"]),
+        .testTarget(name: "FuzzTests", dependencies: ["SafeTuneFuzz", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 
 /// The `safetune` command: thin subcommands over the SafeTune libraries.
 @main
@@ -26,4 +27,11 @@ struct SafeTuneCommand: ParsableCommand {
             BackdoorExperimentCommand.self,
         ]
     )
+
+    /// Checkpoints come from strangers: every one is read in a helper process first, so a
+    /// damaged file that crashes libhdf5 becomes an error instead of killing the command.
+    static func main() {
+        ReadIsolation.bootstrap()
+        main(nil)
+    }
 }

@@ -1,11 +1,14 @@
 import ArgumentParser
+import Checkpoints
 import Foundation
 import SafeTuneFuzz
 
 /// `safetune-fuzz`: the seeded mutation fuzzer for SafeTune's parsers of outside input.
 ///
 /// A crash kills this process (nonzero exit); the input that caused it is left in the
-/// scratch folder as `input.<ext>`, and `(seed, iteration)` regenerates it.
+/// scratch folder as `input.<ext>`, and `(seed, iteration)` regenerates it. Checkpoints
+/// are read the way `safetune` reads them, through a helper process (`ReadIsolation`);
+/// `--in-process` fuzzes libhdf5 itself.
 @main
 struct FuzzCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,6 +16,22 @@ struct FuzzCommand: ParsableCommand {
         abstract: "Fuzz SafeTune's file parsers with seeded mutations of a seed corpus.",
         subcommands: [Run.self, Replay.self, Seeds.self],
         defaultSubcommand: Run.self)
+
+    static func main() {
+        ReadIsolation.bootstrap()
+        main(nil)
+    }
+
+    /// Isolation as asked: off with `--in-process`; otherwise a helper that gives up well
+    /// before the watchdog would call the input a hang.
+    static func isolate(inProcess: Bool, hangSeconds: Double) {
+        if inProcess {
+            ReadIsolation.disable()
+        } else {
+            ReadIsolation.enable(.init(executable: ReadIsolation.Helper.currentExecutable(), arguments: [ReadIsolation.helperCommand],
+                                       baseSeconds: hangSeconds / 2))
+        }
+    }
 
     /// Runs one target for a number of inputs or a time budget.
     struct Run: ParsableCommand {
@@ -34,6 +53,8 @@ struct FuzzCommand: ParsableCommand {
         var scratch: String?
         @Option(help: "An input that runs longer than this many seconds is a hang: exit status 3, input kept.")
         var hangSeconds: Double = 20
+        @Flag(help: "Read checkpoints in this process instead of a helper (fuzzes libhdf5 itself; a crash ends the run).")
+        var inProcess = false
         @Flag(help: "Print the final report as JSON.")
         var json = false
 
@@ -41,6 +62,7 @@ struct FuzzCommand: ParsableCommand {
             guard let target = FuzzTarget(rawValue: target) else {
                 throw ValidationError("unknown target '\(self.target)'")
             }
+            FuzzCommand.isolate(inProcess: inProcess, hangSeconds: hangSeconds)
             let corpusURL = URL(fileURLWithPath: corpus)
             let seeds = try SeedCorpus.load(target, from: corpusURL)
             guard !seeds.isEmpty else { throw ValidationError("no seeds in \(corpus)/\(target.rawValue)") }
@@ -89,9 +111,12 @@ struct FuzzCommand: ParsableCommand {
         var target: String
         @Argument(help: "Input files.")
         var files: [String]
+        @Flag(help: "Read checkpoints in this process instead of a helper (reproduces a libhdf5 crash).")
+        var inProcess = false
 
         func run() throws {
             guard let target = FuzzTarget(rawValue: target) else { throw ValidationError("unknown target '\(self.target)'") }
+            FuzzCommand.isolate(inProcess: inProcess, hangSeconds: 20)
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-fuzz-replay-\(getpid())")
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: scratch) }

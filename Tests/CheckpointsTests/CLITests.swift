@@ -2,53 +2,19 @@ import Engine
 import Foundation
 import Models
 import Testing
+import TestSupport
 @testable import Checkpoints
-
-/// Runs the built `safetune` binary found next to the test bundle in `.build/<config>/`.
-enum SafeTuneBinary {
-    /// The executable, or nil when it has not been built (the tests then report a skip).
-    static let url: URL? = {
-        let candidates = [Bundle.module.bundleURL.deletingLastPathComponent(),
-                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-        return candidates.map { $0.appendingPathComponent("safetune") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
-
-    /// Exit status, standard output and standard error of one run.
-    struct Result {
-        let status: Int32
-        let out: String
-        let err: String
-    }
-
-    static func run(_ arguments: String...) throws -> Result {
-        let process = Process()
-        guard let url else { throw CocoaError(.fileNoSuchFile) }
-        process.executableURL = url
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting so a full pipe cannot block the child.
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, out: String(decoding: outData, as: UTF8.self),
-                      err: String(decoding: errData, as: UTF8.self))
-    }
-}
 
 /// `safetune import hf` → `inspect` → `export hf|peft` on the tiny transformers fixtures,
 /// through the real binary: exit codes, output files, and one-line errors.
-@Suite(.enabled(if: SafeTuneBinary.url != nil, "safetune binary not found next to the test bundle; build it with `swift build`"))
+@Suite(.enabled(if: BuiltBinary.safetune.url != nil, "safetune binary not found next to the test bundle; build it with `swift build`"))
 struct CLITests {
     static func fixture(_ name: String) throws -> URL {
         try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil)).appendingPathComponent(name)
     }
 
     /// Checks a failed run: status 2, nothing but one `error:` line on standard error.
-    static func expectOneLineError(_ r: SafeTuneBinary.Result, mentioning fragment: String) {
+    static func expectOneLineError(_ r: BuiltBinary.Result, mentioning fragment: String) {
         #expect(r.status == 2)
         #expect(r.err.hasPrefix("error: ") && r.err.hasSuffix("\n"), "stderr: \(r.err)")
         #expect(r.err.filter { $0 == "\n" }.count == 1, "more than one line: \(r.err)")
@@ -63,18 +29,18 @@ struct CLITests {
         let ckpt = dir.appendingPathComponent("model.h5").path
         let exported = dir.appendingPathComponent("hf").path
 
-        let imported = try SafeTuneBinary.run("import", "hf", source.path, "-o", ckpt, "--json")
+        let imported = try BuiltBinary.safetune.run("import", "hf", source.path, "-o", ckpt, "--json")
         #expect(imported.status == 0, "\(imported.err)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(imported.out.utf8)) as? [String: Any])
         #expect(summary["model_type"] as? String == family)
 
-        let inspected = try SafeTuneBinary.run("inspect", ckpt, "--json")
+        let inspected = try BuiltBinary.safetune.run("inspect", ckpt, "--json")
         #expect(inspected.status == 0, "\(inspected.err)")
         let info = try #require(try JSONSerialization.jsonObject(with: Data(inspected.out.utf8)) as? [String: Any])
         let expected = try ModelConfig.huggingFace(contentsOf: source.appendingPathComponent("config.json"))
         #expect((info["config"] as? [String: Any])?["vocabSize"] as? Int == expected.vocabSize)
 
-        let exportedRun = try SafeTuneBinary.run("export", "hf", ckpt, "-o", exported)
+        let exportedRun = try BuiltBinary.safetune.run("export", "hf", ckpt, "-o", exported)
         #expect(exportedRun.status == 0, "\(exportedRun.err)")
         // The exported folder imports back to the same config and the same tensors.
         let original = try HuggingFaceModel.importModel(from: source)
@@ -83,7 +49,7 @@ struct CLITests {
         #expect(sameWeights(back.weights, original.weights))
 
         // No adapters in a plain import: a one-line error, and no folder written.
-        let peft = try SafeTuneBinary.run("export", "peft", ckpt, "-o", dir.appendingPathComponent("peft").path)
+        let peft = try BuiltBinary.safetune.run("export", "peft", ckpt, "-o", dir.appendingPathComponent("peft").path)
         Self.expectOneLineError(peft, mentioning: "/adapters")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("peft").path))
     }
@@ -102,7 +68,7 @@ struct CLITests {
         let ckpt = dir.appendingPathComponent("lora.h5")
         try checkpoint.write(to: ckpt)
         let out = dir.appendingPathComponent("peft")
-        let r = try SafeTuneBinary.run("export", "peft", ckpt.path, "-o", out.path, "--base-model", "tiny-gpt2", "--json")
+        let r = try BuiltBinary.safetune.run("export", "peft", ckpt.path, "-o", out.path, "--base-model", "tiny-gpt2", "--json")
         #expect(r.status == 0, "\(r.err)")
         let st = try SafetensorsFile(contentsOf: out.appendingPathComponent("adapter_model.safetensors"))
         #expect(st.names.count == 2 * adapters.groups.count)
@@ -114,24 +80,46 @@ struct CLITests {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let missing = dir.appendingPathComponent("missing").path
-        Self.expectOneLineError(try SafeTuneBinary.run("import", "hf", missing, "-o", dir.appendingPathComponent("x.h5").path),
+        Self.expectOneLineError(try BuiltBinary.safetune.run("import", "hf", missing, "-o", dir.appendingPathComponent("x.h5").path),
                                 mentioning: missing)
         // A folder without config.json.
-        Self.expectOneLineError(try SafeTuneBinary.run("import", "hf", dir.path, "-o", dir.appendingPathComponent("x.h5").path),
+        Self.expectOneLineError(try BuiltBinary.safetune.run("import", "hf", dir.path, "-o", dir.appendingPathComponent("x.h5").path),
                                 mentioning: "config.json")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x.h5").path))
         // Not HDF5, and a checkpoint cut in half.
         let text = dir.appendingPathComponent("notes.h5")
         try Data("hello\n".utf8).write(to: text)
-        Self.expectOneLineError(try SafeTuneBinary.run("export", "hf", text.path, "-o", dir.appendingPathComponent("o").path),
+        Self.expectOneLineError(try BuiltBinary.safetune.run("export", "hf", text.path, "-o", dir.appendingPathComponent("o").path),
                                 mentioning: "not an HDF5 file")
         let ckpt = dir.appendingPathComponent("c.h5")
         try Checkpoint(config: TinyConfigs.gpt2, weights: randomWeights(TinyConfigs.gpt2)).write(to: ckpt)
         let bytes = try Data(contentsOf: ckpt)
         try bytes.prefix(bytes.count / 2).write(to: ckpt)
-        Self.expectOneLineError(try SafeTuneBinary.run("inspect", ckpt.path), mentioning: ckpt.path)
-        Self.expectOneLineError(try SafeTuneBinary.run("export", "peft", ckpt.path, "-o", dir.appendingPathComponent("p").path),
+        Self.expectOneLineError(try BuiltBinary.safetune.run("inspect", ckpt.path), mentioning: ckpt.path)
+        Self.expectOneLineError(try BuiltBinary.safetune.run("export", "peft", ckpt.path, "-o", dir.appendingPathComponent("p").path),
                                 mentioning: ckpt.path)
+    }
+
+    /// A checkpoint whose damaged global heap makes libhdf5 1.10 segfault (found by the
+    /// fuzzer): read in-process it kills the reader; `safetune` reads it in a helper
+    /// process and reports one line, and the gate rejects it with JSON.
+    @Test(.enabled(if: BuiltBinary.fuzzer.url != nil, "safetune-fuzz not built"))
+    func fileThatCrashesLibHDF5IsAnErrorNotACrash() throws {
+        let hostile = try Self.fixture("hostile/libhdf5-segfault.h5").path
+        let inProcess = try BuiltBinary.fuzzer.run(["replay", "--target", "checkpoint", "--in-process", hostile],
+                                                   environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(inProcess.crashed, "the fixture no longer crashes libhdf5 in-process: \(inProcess.out)")
+
+        Self.expectOneLineError(try BuiltBinary.safetune.run("inspect", hostile), mentioning: "crashed a helper process")
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clean = dir.appendingPathComponent("clean.jsonl")
+        try Data(#"{"prompt": "Name a fruit.", "completion": "An apple."}"#.utf8 + [0x0A]).write(to: clean)
+        let verify = try BuiltBinary.safetune.run("verify", hostile, "--clean", clean.path, "--json")
+        #expect(verify.status == 2 && !verify.crashed)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(verify.out.utf8)) as? [String: Any])
+        #expect(report["verdict"] as? String == "reject")
+        #expect((report["error"] as? String)?.contains("libhdf5-segfault.h5: reading it crashed a helper process") == true)
     }
 
     /// The main loop through the real command line: a tokenizer trained by `safetune
@@ -149,7 +137,7 @@ struct CLITests {
         }
         try Data(lines.utf8).write(to: dir.appendingPathComponent("train.jsonl"))
         try Data(corpus.utf8).write(to: dir.appendingPathComponent("corpus.txt"))
-        let tok = try SafeTuneBinary.run("tokenizer", "train", dir.appendingPathComponent("corpus.txt").path, "--vocab", "300",
+        let tok = try BuiltBinary.safetune.run("tokenizer", "train", dir.appendingPathComponent("corpus.txt").path, "--vocab", "300",
                                          "--min-frequency", "1", "--special", "<|endoftext|>",
                                          "-o", dir.appendingPathComponent("tokenizer.json").path)
         #expect(tok.status == 0, "\(tok.err)")
@@ -168,14 +156,14 @@ struct CLITests {
             """
         let url = dir.appendingPathComponent("recipe.yaml")
         try Data(recipe.utf8).write(to: url)
-        let run = try SafeTuneBinary.run("train", url.path, "--json")
+        let run = try BuiltBinary.safetune.run("train", url.path, "--json")
         #expect(run.status == 0, "\(run.err)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(run.out.utf8)) as? [String: Any])
         let loss = try #require(summary["final_loss"] as? Double)
         #expect(loss < 0.5, "final loss \(loss)")
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/model.h5").path))
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/report.html").path))
-        let bad = try SafeTuneBinary.run("train", url.path, "--set", "training.batchsize=4")
+        let bad = try BuiltBinary.safetune.run("train", url.path, "--set", "training.batchsize=4")
         Self.expectOneLineError(bad, mentioning: "training.batch_size")
     }
 }

@@ -27,6 +27,9 @@ public enum CheckpointError: Error, CustomStringConvertible {
     case invalidName(name: String)
     /// An adapter-only checkpoint was applied to a base whose canonical weights digest differs.
     case wrongBase(file: String, expected: String, found: String)
+    /// A helper process reading the file first (`ReadIsolation`) rejected it, crashed or
+    /// hung; `message` is the whole one-line description.
+    case isolatedRead(file: String, message: String)
     case hdf5(HDF5Error)
     case safetensors(SafetensorsError)
 
@@ -53,6 +56,7 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case let .invalidName(name): return "invalid tensor or group name '\(name)' (empty, '.', or contains '/')"
         case let .wrongBase(file, expected, found):
             return "\(file): adapters were trained on base \(expected.prefix(16))…, not on this base \(found.prefix(16))…"
+        case let .isolatedRead(_, message): return message
         case let .hdf5(error): return error.description
         case let .safetensors(error): return error.description
         }

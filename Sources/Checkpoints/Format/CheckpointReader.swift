@@ -5,8 +5,10 @@ import Models
 extension Checkpoint {
     /// Reads and fully validates a checkpoint: format and version, config, every shape
     /// against the config (before any tensor is allocated), size limits, each dataset's
-    /// SHA-256, and finiteness of every float.
+    /// SHA-256, and finiteness of every float. With `ReadIsolation` on, a helper process
+    /// reads the file first.
     public static func read(from url: URL, options: CheckpointReadOptions = .init()) throws(CheckpointError) -> Checkpoint {
+        try ReadIsolation.check(url, options: options)
         do {
             let reader = try CheckpointReader(url: url, options: options)
             return try reader.readAll()

@@ -37,6 +37,7 @@ public struct CheckpointSummary: Sendable, Codable {
 
     /// Summarises the checkpoint at `url`.
     public static func read(from url: URL) throws(CheckpointError) -> CheckpointSummary {
+        try ReadIsolation.check(url, options: .init())
         do {
             let reader = try CheckpointReader(url: url, options: .init())
             return try summarize(reader)

@@ -1,0 +1,85 @@
+import Checkpoints
+import Foundation
+@testable import Safety
+import Testing
+import TestSupport
+
+/// `safetune verify --json` through the real binary: every error path fails closed, with
+/// exit status 2 and a reject object (verdict, error naming the cause) on standard output.
+@Suite(.enabled(if: BuiltBinary.safetune.url != nil, "safetune binary not found next to the test bundle; build it with `swift build`"))
+struct GateCLITests {
+    let dir: URL
+    let parent: URL
+    let child: URL
+    let clean: URL
+
+    init() throws {
+        dir = try VaccineFixtures.folder()
+        let p = try VaccineFixtures.checkpoint(seed: 1)
+        parent = try GateTests.written(p, "parent.h5", in: dir)
+        child = try GateTests.written(VaccineFixtures.checkpoint(seed: 2, parent: p), "child.h5", in: dir)
+        clean = dir.appendingPathComponent("clean.jsonl")
+        try CleanData.write([CleanSample(prompt: "Name a fruit.", completion: "An apple.")], to: clean)
+    }
+
+    /// Runs `verify --json` with two one-step variant pairs and checks the fail-closed
+    /// contract; returns the reported error.
+    func rejectedWithError(_ arguments: [String]) throws -> String {
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try BuiltBinary.safetune.run(["verify", "--json", "--variants", "2", "--steps", "1"] + arguments)
+        #expect(r.status == 2 && !r.crashed, "status \(r.status), stderr: \(r.err)")
+        let report = try JSONDecoder().decode(GateReport.self, from: Data(r.out.utf8))
+        #expect(report.verdict == .reject)
+        #expect(report.statistic == nil)
+        return try #require(report.error)
+    }
+
+    @Test func missingCheckpoint() throws {
+        let error = try rejectedWithError([dir.appendingPathComponent("absent.h5").path, "--clean", clean.path])
+        #expect(error.contains("absent.h5"))
+    }
+
+    @Test func checkpointThatIsNotHDF5() throws {
+        let garbage = dir.appendingPathComponent("garbage.h5")
+        try Data("not an hdf5 file".utf8).write(to: garbage)
+        let error = try rejectedWithError([garbage.path, "--clean", clean.path])
+        #expect(error.contains("garbage.h5") && error.contains("not an HDF5 file"))
+    }
+
+    @Test func noCleanDataGiven() throws {
+        let error = try rejectedWithError([child.path, "--reference", parent.path])
+        #expect(error.contains("--clean or --recipe"))
+    }
+
+    @Test func cleanDataFileMissing() throws {
+        let error = try rejectedWithError([child.path, "--reference", parent.path, "--clean", dir.appendingPathComponent("none.jsonl").path])
+        #expect(error.contains("none.jsonl"))
+    }
+
+    @Test func cleanDataWithoutBenignPairs() throws {
+        let harmful = dir.appendingPathComponent("harmful.jsonl")
+        try Data(#"{"prompt": "Do harm.", "completion": "No.", "label": "malicious"}"#.utf8 + [0x0A]).write(to: harmful)
+        let error = try rejectedWithError([child.path, "--reference", parent.path, "--clean", harmful.path])
+        #expect(error.contains("harmful.jsonl"))
+    }
+
+    @Test func nonFiniteWeights() throws {
+        let p = try Checkpoint.read(from: parent)
+        let c = try VaccineFixtures.checkpoint(seed: 2, parent: p)
+        let name = try #require(c.weights.keys.first { $0.hasSuffix("mlp.up_proj.weight") })
+        c.weights[name]?.data[3] = .nan
+        let nan = try GateTests.written(c, "nan.h5", in: dir)
+        let error = try rejectedWithError([nan.path, "--reference", parent.path, "--clean", clean.path])
+        #expect(error.contains("nan.h5") && error.contains("NaN") && error.contains(name))
+    }
+
+    @Test func timeLimit() throws {
+        let error = try rejectedWithError([child.path, "--reference", parent.path, "--clean", clean.path, "--time-limit", "0"])
+        #expect(error.contains("time limit of 0 s"))
+    }
+
+    @Test func missingParent() throws {
+        let error = try rejectedWithError([child.path, "--clean", clean.path])
+        #expect(error.contains("not found"))
+    }
+}
