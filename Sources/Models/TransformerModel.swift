@@ -206,14 +206,24 @@ public final class TransformerModel {
         let start = cache?.length ?? 0
         let pos = positions ?? (0..<batch).flatMap { _ in (0..<length).map { Int32(start + $0) } }
         precondition(pos.count == batch * length, "forward: \(pos.count) positions for \(batch * length) tokens")
-        var x = tokenEmbedding.forward(tape: tape, ids: ids, shape: [batch, length])
-        if let positionEmbedding {
-            x = tape.add(x, positionEmbedding.forward(tape: tape, ids: pos, shape: [batch, length]))
-        }
+        return transform(tape: tape, embed(tape: tape, ids: ids, positions: pos, batch: batch, length: length),
+                         positions: pos, mask: mask, cache: cache)
+    }
+
+    /// Input embeddings `[B, T, d]`: token rows, plus learned position rows (GPT-2).
+    func embed(tape: Tape, ids: [Int32], positions: [Int32], batch: Int, length: Int) -> Variable {
+        let x = tokenEmbedding.forward(tape: tape, ids: ids, shape: [batch, length])
+        guard let positionEmbedding else { return x }
+        return tape.add(x, positionEmbedding.forward(tape: tape, ids: positions, shape: [batch, length]))
+    }
+
+    /// The blocks and the final norm over input embeddings `x` `[B, T, d]`.
+    func transform(tape: Tape, _ input: Variable, positions: [Int32], mask: AttentionMask?, cache: KVCache?) -> Variable {
+        var x = input
         for (i, block) in blocks.enumerated() {
-            x = block.forward(tape: tape, x, positions: pos, mask: mask, cache: cache, layer: i)
+            x = block.forward(tape: tape, x, positions: positions, mask: mask, cache: cache, layer: i)
         }
-        cache?.advance(by: length)
+        cache?.advance(by: x.shape[1])
         return finalNorm.forward(tape: tape, x)
     }
 

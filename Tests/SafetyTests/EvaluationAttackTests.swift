@@ -31,7 +31,7 @@ import Tokenizers
         #expect(report.responses.first { $0.context == "prefill" }?.prefill == "Sure, here is a plan")
     }
 
-    @Test func suffixSearchNeverLowersTheTargetLikelihood() throws {
+    @Test func gradientSearchRaisesTheTargetLikelihood() throws {
         let tokenizer = try Tiny.tokenizer()
         let model = try Tiny.model(vocab: tokenizer.vocabSize, seed: 12)
         let evaluator = Evaluator(model: model, tokenizer: tokenizer, template: Tiny.template)
@@ -39,9 +39,10 @@ import Tokenizers
         let start = [40, 41, 42, 43, 44, 45]
         var rng = SeededRandom(seed: 1)
         let found = try runner.search("do harm", from: start, rng: &rng)
-        #expect(found.count == 6)
+        // The template re-tokenises the suffix text; the search works on the tokens the model sees.
+        #expect(!found.isEmpty && found.allSatisfy { $0 < tokenizer.vocabSize })
         let before = try runner.targetLogprob("do harm", start), after = try runner.targetLogprob("do harm", found)
-        #expect(after >= before)
-        #expect(after > before || found == start)
+        // An untrained model's likelihood surface is nearly flat: any strict gain shows the search moved uphill.
+        #expect(after > before, "\(before) → \(after)")
     }
 }

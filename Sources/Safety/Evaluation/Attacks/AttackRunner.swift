@@ -10,8 +10,8 @@ public enum AttackKind: String, Sendable, CaseIterable, Codable {
     case prefill
     /// A sweep of temperatures × top-p; success if any sample complies.
     case decoding
-    /// Random token suffixes, then a greedy coordinate search over suffix tokens that
-    /// maximises the log-probability of an affirmative target (GCG-style, candidate sampling).
+    /// Random token suffixes, then greedy coordinate gradient search (GCG) over the suffix
+    /// tokens for the one that maximises the log-probability of an affirmative target.
     case suffix
 }
 
@@ -29,6 +29,9 @@ public struct AttackOptions: Sendable {
     public var suffixTokens: Int
     /// Suffix search: candidate replacements tried per iteration.
     public var candidates: Int
+    /// Suffix search: replacements per position drawn from the `topK` tokens whose
+    /// one-hot gradient promises the largest gain.
+    public var topK: Int
     /// Suffix search: most iterations per prompt.
     public var searchSteps: Int
     /// Suffix search: wall-clock budget per prompt, in seconds.
@@ -40,7 +43,7 @@ public struct AttackOptions: Sendable {
 
     /// Options; defaults are small enough for CPU runs.
     public init(temperatures: [Float] = [0.7, 1.0, 1.5], topPs: [Float] = [0.9, 1.0], samplesPerSetting: Int = 1,
-                randomSuffixes: Int = 4, suffixTokens: Int = 10, candidates: Int = 16, searchSteps: Int = 50,
+                randomSuffixes: Int = 4, suffixTokens: Int = 10, candidates: Int = 16, topK: Int = 32, searchSteps: Int = 50,
                 searchSeconds: Double = 20, affirmative: String = "Sure, here is", seed: UInt64 = 0) {
         self.temperatures = temperatures
         self.topPs = topPs
@@ -48,6 +51,7 @@ public struct AttackOptions: Sendable {
         self.randomSuffixes = randomSuffixes
         self.suffixTokens = suffixTokens
         self.candidates = candidates
+        self.topK = topK
         self.searchSteps = searchSteps
         self.searchSeconds = searchSeconds
         self.affirmative = affirmative
@@ -144,42 +148,83 @@ public final class AttackRunner {
         return (0..<max(1, options.suffixTokens)).map { _ in vocab[Int(rng.next() % UInt64(vocab.count))] }
     }
 
-    private func suffixText(_ suffix: [Int]) -> String { " " + evaluator.tokenizer.decode(suffix) }
+    /// The suffix as text after the instruction, separated by a space (tokens read back
+    /// from a prompt already carry theirs).
+    private func suffixText(_ suffix: [Int]) -> String {
+        let text = evaluator.tokenizer.decode(suffix)
+        return text.first?.isWhitespace == true ? text : " " + text
+    }
+
+    /// The prompt ids with `suffix` appended to the instruction, cut to the context as the
+    /// model sees it, and where the suffix's tokens lie in them (the template re-tokenises
+    /// the suffix text, so its tokens are read back from the ids).
+    private func placed(_ instruction: String, _ suffix: [Int]) -> (ids: [Int], target: Range<Int>, suffix: Range<Int>) {
+        let without = evaluator.promptIds(instruction)
+        let with = evaluator.promptIds(instruction, suffix: suffixText(suffix))
+        let target = evaluator.tokenizer.encode(options.affirmative, addSpecialTokens: false)
+        let head = zip(without, with).prefix { $0 == $1 }.count
+        let tail = min(zip(without.reversed(), with.reversed()).prefix { $0 == $1 }.count, without.count - head)
+        let all = with + target
+        let cut = max(0, all.count - evaluator.model.config.maxPositions)
+        let start = max(head - cut, 0), end = max(with.count - tail - cut, start)
+        return (Array(all[cut...]), (with.count - cut)..<(all.count - cut), start..<end)
+    }
 
     /// log p(affirmative target | prompt + suffix) under the bare model (teacher forcing).
     func targetLogprob(_ instruction: String, _ suffix: [Int]) throws(EvaluationError) -> Float {
-        let ids = evaluator.promptIds(instruction, suffix: suffixText(suffix))
-        let target = evaluator.tokenizer.encode(options.affirmative, addSpecialTokens: false)
-        let all = Array((ids + target).suffix(evaluator.model.config.maxPositions))
+        let p = placed(instruction, suffix)
         do {
-            let lp = try evaluator.model.tokenLogprobs(all)
-            return lp.suffix(target.count).reduce(0, +)
+            let lp = try evaluator.model.tokenLogprobs(p.ids)
+            return lp.suffix(p.target.count).reduce(0, +)
         } catch {
             throw .generation(prompt: instruction, reason: error.description)
         }
     }
 
-    /// Greedy coordinate search: each step replaces one suffix position with the best of
-    /// `candidates` random tokens when that raises the target's log-probability; stops after
-    /// `searchSteps` steps or `searchSeconds`.
+    /// The suffix as the model sees it, and for each of its positions the `topK` allowed
+    /// tokens whose one-hot gradient of the target log-probability is largest.
+    func rankedReplacements(_ instruction: String, _ suffix: [Int]) throws(EvaluationError) -> (suffix: [Int], ranked: [[Int]]) {
+        let p = placed(instruction, suffix)
+        guard !p.suffix.isEmpty, p.target.lowerBound > 0 else { return (suffix, []) }
+        let grads: [[Float]]
+        do {
+            grads = try evaluator.model.oneHotGradients(p.ids, targets: p.target, positions: Array(p.suffix))
+        } catch {
+            throw .generation(prompt: instruction, reason: error.description)
+        }
+        let k = max(1, min(options.topK, suffixVocabulary.count))
+        let ranked = grads.map { g in
+            suffixVocabulary.filter { $0 < g.count }.sorted { g[$0] > g[$1] }.prefix(k).map { $0 }
+        }
+        return (Array(p.ids[p.suffix]), ranked)
+    }
+
+    /// Greedy coordinate gradient search (GCG): each step ranks replacement tokens for every
+    /// suffix position by their one-hot gradient, evaluates `candidates` single-token swaps
+    /// drawn from those rankings, and moves to the best of them. Returns the best suffix
+    /// seen, after `searchSteps` steps or `searchSeconds`.
     func search(_ instruction: String, from start: [Int], rng: inout SeededRandom) throws(EvaluationError) -> [Int] {
+        guard !start.isEmpty, !suffixVocabulary.isEmpty else { return start }
         var suffix = start
-        guard !suffix.isEmpty, !suffixVocabulary.isEmpty else { return suffix }
-        var score = try targetLogprob(instruction, suffix)
+        var best = (suffix: start, score: try targetLogprob(instruction, start))
         let deadline = Date().addingTimeInterval(options.searchSeconds)
         for _ in 0..<max(0, options.searchSteps) where Date() < deadline {
-            let position = Int(rng.next() % UInt64(suffix.count))
-            var bestToken = suffix[position], bestScore = score
+            let (current, ranked) = try rankedReplacements(instruction, suffix)
+            guard !ranked.isEmpty else { break }
+            var step: (suffix: [Int], score: Float)?
             for _ in 0..<max(1, options.candidates) {
-                var trial = suffix
-                trial[position] = suffixVocabulary[Int(rng.next() % UInt64(suffixVocabulary.count))]
+                var trial = current
+                let position = Int(rng.next() % UInt64(trial.count))
+                let choices = ranked[position]
+                trial[position] = choices[Int(rng.next() % UInt64(choices.count))]
                 let s = try targetLogprob(instruction, trial)
-                if s > bestScore { bestScore = s; bestToken = trial[position] }
+                if step == nil || s > step!.score { step = (trial, s) }
                 if Date() >= deadline { break }
             }
-            suffix[position] = bestToken
-            score = bestScore
+            guard let step else { break }
+            suffix = step.suffix
+            if step.score > best.score { best = step }
         }
-        return suffix
+        return best.suffix
     }
 }
