@@ -36,6 +36,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Most tokens per answer.")
     var maxTokens: Int = 64
 
+    @Option(help: "Also time guarded against unguarded decoding on this many harmless prompts (needs --guard; 64 tokens each, interleaved).")
+    var timeGuard: Int?
+
     @Option(help: "Chat template: llama2, chatml, instruction, or auto.")
     var template: String = "auto"
 
@@ -55,6 +58,7 @@ struct EvalCommand: ParsableCommand {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if searchSeconds < 0 { throw ValidationError("--search-seconds must be ≥ 0") }
+        if let timeGuard, timeGuard < 1 || !guarded { throw ValidationError("--time-guard needs --guard and at least 1 prompt") }
         if attackKinds.contains(where: { $0 == nil }) {
             throw ValidationError("--attacks takes a comma-separated list of \(AttackKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -107,8 +111,12 @@ struct EvalCommand: ParsableCommand {
                     report.responses += g.responses
                 }
             }
+            if let timeGuard, let decoder = guardedEvaluator?.decoder as? GuardedDecoder {
+                let prompts = set.harmless.prefix(timeGuard).map { plain.promptIds($0.prompt) }
+                report.guardOverhead = try GuardOverhead.measure(guarded: decoder, unguarded: loaded.model, prompts: prompts)
+            }
         } catch {
-            throw CommandFailure.report(error.description)
+            throw CommandFailure.report(String(describing: error))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

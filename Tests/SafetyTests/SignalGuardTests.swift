@@ -121,3 +121,18 @@ import Tokenizers
         #expect(result.trace.last?.action == .refusalInserted && result.trace.last?.step == step)
     }
 }
+
+/// The guard's cost measurement decodes every prompt with both decoders and counts what it timed.
+@Suite struct GuardOverheadTests {
+    @Test func bothDecodersRunEveryPromptForTheFullBudget() throws {
+        let (model, tokenizer, signal, prompt) = try SignalGuardTests.setup(.llama)
+        // Threshold above 1: checks run on schedule but never insert a refusal, so both decoders write 12 tokens.
+        let decoder = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal,
+                                         options: GuardOptions(threshold: 2, schedule: .every))
+        let cost = try GuardOverhead.measure(guarded: decoder, unguarded: model, prompts: [prompt, prompt, prompt], tokens: 12)
+        #expect(cost.prompts == 3 && cost.guardedTokens == 36 && cost.unguardedTokens == 36)
+        // Schedule `every`: one probe per generated token after the first prediction.
+        #expect(cost.probesPerToken > 0.5 && cost.probesPerToken <= 1)
+        #expect(cost.guardedSecondsPerToken > 0 && cost.unguardedSecondsPerToken > 0 && cost.overhead.isFinite)
+    }
+}

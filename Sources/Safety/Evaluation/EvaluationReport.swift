@@ -96,6 +96,8 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     public var maxTokens: Int
     /// Total wall-clock seconds.
     public var seconds: Double
+    /// Guarded decoding's cost per token against unguarded decoding, when timed.
+    public var guardOverhead: GuardOverhead?
 
     /// An empty report for answers of up to `maxTokens` tokens.
     public init(maxTokens: Int) {
@@ -126,6 +128,7 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
         out.attacks += other.attacks
         out.responses += other.responses
         out.seconds += other.seconds
+        out.guardOverhead = guardOverhead ?? other.guardOverhead
         return out
     }
 }
