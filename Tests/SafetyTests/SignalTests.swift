@@ -196,3 +196,30 @@ import Tokenizers
         }
     }
 }
+
+/// The class-weighted classification loss (`safety.signal.malicious_weight`).
+@Suite struct SignalClassWeightTests {
+    @Test func maliciousRowsCountTheirWeight() throws {
+        let tokenizer = try Tiny.tokenizer()
+        let (_, _, signal) = try SafetySignal.adding(to: try Tiny.model(vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 4)
+        let z: [Float] = [0.3, -1.2, 2.0, 0.5, -0.7, 0.1, 1.5, 1.5]
+        let targets: [Int32] = [1, 0, 0, -100]
+        func ce(_ r: Int) -> Float {
+            let a = z[2 * r], b = z[2 * r + 1], m = max(a, b)
+            return m + log(exp(a - m) + exp(b - m)) - z[2 * r + Int(targets[r])]
+        }
+        for weight: Float in [1, 3] {
+            let tape = Tape()
+            let logits = Variable(Tensor(shape: [4, 2], scalars: z), requiresGrad: true)
+            let loss = SignalObjective(signal: signal, lambda: 1, maliciousWeight: weight).classLoss(tape: tape, logits: logits, targets: targets)
+            let expected = (weight * ce(0) + ce(1) + ce(2)) / (weight + 2)
+            #expect(abs(loss.value[flat: 0] - expected) < 1e-5, "weight \(weight): \(loss.value[flat: 0]) vs \(expected)")
+            tape.backward(loss)
+            // d loss / d z of the malicious row scales with its weight.
+            let g = try #require(logits.grad)
+            let p1 = 1 / (1 + exp(z[0] - z[1]))
+            #expect(abs(g.data[1] - weight * (p1 - 1) / (weight + 2)) < 1e-5)
+            #expect(g.data[6] == 0 && g.data[7] == 0)
+        }
+    }
+}

@@ -7,17 +7,22 @@ import Training
 /// token prepended, attention follows `SignalMask` (the signal's pattern), the LM loss is
 /// the usual causal loss on the row's labels, and the classification loss is the
 /// cross-entropy of the head on CLS's final hidden state against the row's safety class.
-/// Rows without a class add nothing to `L_cls` (the mean runs over labelled rows).
+/// Rows without a class add nothing to `L_cls` (the mean runs over labelled rows); a
+/// malicious row counts `maliciousWeight` times a benign one.
 public final class SignalObjective: TrainingObjective {
     /// The head and CLS token.
     public let signal: SafetySignal
     /// Weight λ of the classification loss.
     public let lambda: Float
+    /// Weight of a malicious row in `L_cls` relative to a benign row.
+    public let maliciousWeight: Float
 
-    /// An objective weighting the classification loss by `lambda` (`safety.signal.lambda`).
-    public init(signal: SafetySignal, lambda: Float) {
+    /// An objective weighting the classification loss by `lambda` (`safety.signal.lambda`)
+    /// and malicious rows by `maliciousWeight` (`safety.signal.malicious_weight`).
+    public init(signal: SafetySignal, lambda: Float, maliciousWeight: Float = 1) {
         self.signal = signal
         self.lambda = lambda
+        self.maliciousWeight = maliciousWeight
     }
 
     public var namedParameters: [(String, Variable)] { signal.namedParameters }
@@ -80,7 +85,7 @@ public final class SignalObjective: TrainingObjective {
         }
         let clsHidden = tape.gatherRows(hidden, rows: (0..<b.batch).map { $0 * b.length })
         let clsLogits = signal.logits(tape: tape, hidden: clsHidden)
-        let cls = tape.crossEntropy(logits: clsLogits, targets: targets)
+        let cls = classLoss(tape: tape, logits: clsLogits, targets: targets)
         var correct = 0
         let z = clsLogits.value.data
         for (r, t) in targets.enumerated() where t != -100 {
@@ -90,5 +95,22 @@ public final class SignalObjective: TrainingObjective {
         metrics["cls_loss"] = cls.value[flat: 0]
         metrics["cls_accuracy"] = Float(correct) / Float(labelled)
         return (tape.add(lm, tape.scale(cls, lambda)), metrics)
+    }
+
+    /// Weighted mean cross-entropy: Σ w_r · CE_r / Σ w_r with w = `maliciousWeight` on
+    /// malicious rows and 1 on benign ones, built from the per-class means.
+    func classLoss(tape: Tape, logits: Variable, targets: [Int32]) -> Variable {
+        guard maliciousWeight != 1 else { return tape.crossEntropy(logits: logits, targets: targets) }
+        let malicious = targets.filter { $0 == 1 }.count, benign = targets.filter { $0 == 0 }.count
+        func only(_ c: Int32) -> [Int32] { targets.map { $0 == c ? c : -100 } }
+        let total = maliciousWeight * Float(malicious) + Float(benign)
+        var parts: [Variable] = []
+        if malicious > 0 {
+            parts.append(tape.scale(tape.crossEntropy(logits: logits, targets: only(1)), maliciousWeight * Float(malicious) / total))
+        }
+        if benign > 0 {
+            parts.append(tape.scale(tape.crossEntropy(logits: logits, targets: only(0)), Float(benign) / total))
+        }
+        return parts.count == 2 ? tape.add(parts[0], parts[1]) : parts[0]
     }
 }

@@ -96,6 +96,8 @@ public enum RecipeSchema {
         key("safety.signal", "section", "", "", "SA-ESS: an explicit [CLS] benign/malicious classification task."),
         key("safety.signal.enabled", "boolean", "false", "true, false", "Add the classification head and loss; needs labelled training data."),
         key("safety.signal.lambda", "number", "0.1", "0 < x <= 10", "Weight of the classification loss: L = L_lm + lambda · L_cls."),
+        key("safety.signal.malicious_weight", "number", "1.0", "0 < x <= 1000",
+            "Weight of a malicious example in L_cls relative to a benign one (class balance)."),
         key("safety.signal.pattern", "choice", "sft", "sft, pretrain", "Attention pattern: sft (CLS sees the prompt, answers see CLS) or pretrain (CLS sees all, nothing sees CLS)."),
         key("safety.signal.cls_token", "text", "[CLS]", "non-empty text", "Special token added to the tokenizer and prepended at position 0."),
         key("safety.gate", "section", "", "", "BD-VAX gate: check the trained checkpoint for a backdoor before it is released."),

@@ -12,6 +12,9 @@ public struct SignalSettings: Sendable, Equatable {
     public let enabled: Bool
     /// Weight of the classification loss.
     public let lambda: Double
+    /// Weight of a malicious example's classification loss relative to a benign one's
+    /// (malicious examples are rare in most data; this keeps the head from ignoring them).
+    public let maliciousWeight: Double
     /// Attention pattern.
     public let pattern: Pattern
     /// The special token.
@@ -20,12 +23,14 @@ public struct SignalSettings: Sendable, Equatable {
     init(reading r: MappingReader) throws {
         enabled = try r.bool("enabled", default: false)
         lambda = try r.double("lambda", default: 0.1, range: ValueRange(lower: 0, lowerInclusive: false, upper: 10))
+        maliciousWeight = try r.double("malicious_weight", default: 1, range: ValueRange(lower: 0, lowerInclusive: false, upper: 1000))
         pattern = try r.choice("pattern", default: Pattern.sft)
         clsToken = try r.string("cls_token", default: "[CLS]")
     }
 
     var canonical: CanonicalValue {
-        .object([("enabled", .bool(enabled)), ("lambda", .double(lambda)), ("pattern", .string(pattern.rawValue)),
+        .object([("enabled", .bool(enabled)), ("lambda", .double(lambda)), ("malicious_weight", .double(maliciousWeight)),
+                 ("pattern", .string(pattern.rawValue)),
                  ("cls_token", .string(clsToken))])
     }
 }
