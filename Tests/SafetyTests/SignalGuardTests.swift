@@ -133,6 +133,7 @@ import Tokenizers
         #expect(cost.prompts == 3 && cost.guardedTokens == 36 && cost.unguardedTokens == 36)
         // Schedule `every`: one probe per generated token after the first prediction.
         #expect(cost.probesPerToken > 0.5 && cost.probesPerToken <= 1)
-        #expect(cost.guardedSecondsPerToken > 0 && cost.unguardedSecondsPerToken > 0 && cost.overhead.isFinite)
+        #expect(cost.guardedSecondsPerToken > 0 && cost.unguardedSecondsPerToken > 0 && cost.checksOffSecondsPerToken > 0)
+        #expect(cost.overhead.isFinite && cost.checksOverhead.isFinite)
     }
 }

@@ -29,9 +29,9 @@ public enum ReportTable {
             out += "\n" + table(attackRows)
         }
         if let g = report.guardOverhead {
-            out += String(format: "\nguard cost: %.2f ms/token guarded vs %.2f ms/token unguarded (%+.1f%%), %.3f checks/token; %d prompts × %d tokens\n",
-                          1000 * g.guardedSecondsPerToken, 1000 * g.unguardedSecondsPerToken, 100 * g.overhead, g.probesPerToken,
-                          g.prompts, g.tokens)
+            out += String(format: "\nguard cost per token: %.3f ms guarded, %.3f ms with its checks off (%+.1f%%), %.3f ms plain generator (%+.1f%%); %.3f checks/token; %d prompts × %d tokens\n",
+                          1000 * g.guardedSecondsPerToken, 1000 * g.checksOffSecondsPerToken, 100 * g.checksOverhead,
+                          1000 * g.unguardedSecondsPerToken, 100 * g.overhead, g.probesPerToken, g.prompts, g.tokens)
         }
         out += String(format: "\n%d tokens per answer, %.1f s\n", report.maxTokens, report.seconds)
         return out
