@@ -92,6 +92,29 @@ struct GateTests {
         #expect(try Checkpoint.read(from: url).gate == report.record)
     }
 
+    @Test func recipeSettingsReachTheGate() throws {
+        // Every recipe rule names a detection rule (no silent fallback to the default).
+        #expect(GateSettings.Rule.allCases.map(\.rawValue) == DetectionRule.allCases.map(\.rawValue))
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(#"{"prompt": "Name a fruit.", "completion": "An apple."}"#.utf8).write(to: dir.appendingPathComponent("d.jsonl"))
+        try VaccineFixtures.tokenizerJSON().write(to: dir.appendingPathComponent("tokenizer.json"))
+        let recipe = try RecipeLoader().load(yaml: """
+            model: {tokenizer: tokenizer.json, init: {family: llama, layers: 1, d_model: 8, heads: 2, d_ff: 16, context: 16}}
+            data: {train: [d.jsonl]}
+            training: {steps: 1, seq_len: 16}
+            safety: {gate: {variants: 3, steps: 7, rule: residual, variants_from: parent, tau: 0.2}}
+            """, directory: dir)
+        let c = TrainingGate.configuration(recipe.safety.gate)
+        #expect(c.variants.pairs == 3 && c.variants.steps == 7 && c.rule == .residual && c.variantsFromParent && c.tau == 0.2)
+        let defaults = TrainingGate.configuration(try RecipeLoader().load(yaml: """
+            model: {tokenizer: tokenizer.json, init: {family: llama, layers: 1, d_model: 8, heads: 2, d_ff: 16, context: 16}}
+            data: {train: [d.jsonl]}
+            training: {steps: 1, seq_len: 16}
+            """, directory: dir).safety.gate)
+        #expect(defaults == GateConfiguration())
+    }
+
     // MARK: - Fail closed: every error is a reject with the error named.
 
     static func verify(_ url: URL, reference: URL?, configure: (inout GateConfiguration) -> Void = { _ in }) throws -> GateReport {

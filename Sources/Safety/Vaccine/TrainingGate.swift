@@ -16,10 +16,15 @@ public enum TrainingGate {
         public var rejected: Bool { report.verdict == .reject }
     }
 
-    /// The gate's settings from the recipe (variants, τ) over the defaults.
+    /// The gate's settings from the recipe (variants, steps, rule, where variants start, τ)
+    /// over the defaults.
     public static func configuration(_ settings: GateSettings) -> GateConfiguration {
         var c = GateConfiguration()
         c.variants.pairs = settings.variants
+        if let steps = settings.steps { c.variants.steps = steps }
+        // The recipe's choices are the rules' names.
+        c.rule = DetectionRule(rawValue: settings.rule.rawValue) ?? c.rule
+        c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
         return c
     }

@@ -12,12 +12,31 @@ public struct GateSettings: Sendable, Equatable {
         case fail
     }
 
+    /// The statistic that decides (the Safety module's `DetectionRule`; see docs/gate.md).
+    public enum Rule: String, Sendable, CaseIterable {
+        case share, alignment, residual
+    }
+
+    /// Where the synthetic variants are fine-tuned from.
+    public enum VariantsFrom: String, Sendable, CaseIterable {
+        /// The checkpoint under test (the paper's setting).
+        case checkpoint
+        /// Its trusted parent (synthetic backdoors then start where the real one did).
+        case parent
+    }
+
     /// Whether the gate runs.
     public let enabled: Bool
     /// Reaction to a reject verdict.
     public let onReject: OnReject
     /// Synthetic variant pairs.
     public let variants: Int
+    /// Optimizer steps per variant fine-tune; nil keeps the gate's default.
+    public let steps: Int?
+    /// Deciding statistic.
+    public let rule: Rule
+    /// Where variants start.
+    public let variantsFrom: VariantsFrom
     /// Fraction of channels per layer in the signature.
     public let tau: Double
     /// Trusted parent checkpoint, if any.
@@ -29,6 +48,9 @@ public struct GateSettings: Sendable, Equatable {
         enabled = try r.bool("enabled", default: true)
         onReject = try r.choice("on_reject", default: OnReject.quarantine)
         variants = try r.int("variants", default: 6, range: .closed(1, 64))
+        steps = try r.optionalInt("steps", range: .closed(1, 100_000))
+        rule = try r.choice("rule", default: Rule.share)
+        variantsFrom = try r.choice("variants_from", default: VariantsFrom.checkpoint)
         tau = try r.double("tau", default: 0.08, range: .fraction)
         reference = try r.path("reference")
         cleanData = try r.path("clean_data")
@@ -36,6 +58,7 @@ public struct GateSettings: Sendable, Equatable {
 
     func canonical(relativeTo root: URL) -> CanonicalValue {
         .object([("enabled", .bool(enabled)), ("on_reject", .string(onReject.rawValue)), ("variants", .int(variants)),
+                 ("steps", steps.map { .int($0) } ?? .null), ("rule", .string(rule.rawValue)), ("variants_from", .string(variantsFrom.rawValue)),
                  ("tau", .double(tau)), ("reference", reference.map { .string($0.relative(to: root)) } ?? .null),
                  ("clean_data", cleanData.map { .string($0.relative(to: root)) } ?? .null)])
     }
