@@ -25,6 +25,7 @@ struct SafeTuneCommand: ParsableCommand {
             VerifyCommand.self,
             PurifyCommand.self,
             BackdoorExperimentCommand.self,
+            ScanCommand.self,
         ]
     )
 

@@ -148,26 +148,11 @@ public final class AttackRunner {
         return (0..<max(1, options.suffixTokens)).map { _ in vocab[Int(rng.next() % UInt64(vocab.count))] }
     }
 
-    /// The suffix as text after the instruction, separated by a space (tokens read back
-    /// from a prompt already carry theirs).
-    private func suffixText(_ suffix: [Int]) -> String {
-        let text = evaluator.tokenizer.decode(suffix)
-        return text.first?.isWhitespace == true ? text : " " + text
-    }
+    private func suffixText(_ suffix: [Int]) -> String { SuffixPlacement.text(suffix, evaluator: evaluator) }
 
-    /// The prompt ids with `suffix` appended to the instruction, cut to the context as the
-    /// model sees it, and where the suffix's tokens lie in them (the template re-tokenises
-    /// the suffix text, so its tokens are read back from the ids).
-    private func placed(_ instruction: String, _ suffix: [Int]) -> (ids: [Int], target: Range<Int>, suffix: Range<Int>) {
-        let without = evaluator.promptIds(instruction)
-        let with = evaluator.promptIds(instruction, suffix: suffixText(suffix))
-        let target = evaluator.tokenizer.encode(options.affirmative, addSpecialTokens: false)
-        let head = zip(without, with).prefix { $0 == $1 }.count
-        let tail = min(zip(without.reversed(), with.reversed()).prefix { $0 == $1 }.count, without.count - head)
-        let all = with + target
-        let cut = max(0, all.count - evaluator.model.config.maxPositions)
-        let start = max(head - cut, 0), end = max(with.count - tail - cut, start)
-        return (Array(all[cut...]), (with.count - cut)..<(all.count - cut), start..<end)
+    private func placed(_ instruction: String, _ suffix: [Int]) -> SuffixPlacement {
+        SuffixPlacement(instruction, suffix: suffix, target: evaluator.tokenizer.encode(options.affirmative, addSpecialTokens: false),
+                        evaluator: evaluator)
     }
 
     /// log p(affirmative target | prompt + suffix) under the bare model (teacher forcing).
@@ -196,7 +181,7 @@ public final class AttackRunner {
         let ranked = grads.map { g in
             suffixVocabulary.filter { $0 < g.count }.sorted { g[$0] > g[$1] }.prefix(k).map { $0 }
         }
-        return (Array(p.ids[p.suffix]), ranked)
+        return (p.suffixTokens, ranked)
     }
 
     /// Greedy coordinate gradient search (GCG): each step ranks replacement tokens for every
