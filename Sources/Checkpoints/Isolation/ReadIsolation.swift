@@ -61,9 +61,6 @@ public enum ReadIsolation {
         state.withLock { $0.helper = nil }
     }
 
-    /// Whether isolation is on.
-    public static var isEnabled: Bool { state.withLock { $0.helper != nil } }
-
     /// Exit status of a helper that rejected the file (its message is on standard output).
     public static let rejectedStatus: Int32 = 2
 
