@@ -11,10 +11,8 @@ struct ScanCommand: ParsableCommand {
         commandName: "scan",
         abstract: "Search a suffix that makes a checkpoint answer unlike its parent (behavioural backdoor probe).",
         discussion: """
-            Two scans: over harmful and harmless probes, the divergence of the checkpoint's own greedy answers (mean \
-            per-token log-probability gap between checkpoint and parent); over the harmless probes, the divergence of \
-            the parent's refusal to the first harmful probe (does some suffix make the checkpoint refuse harmless \
-            requests?). Each without a suffix and with the best suffix found. \
+            Prints the divergence (mean per-token log-probability gap between the checkpoint's own greedy answers \
+            under the checkpoint and under the parent) without a suffix and with the best suffix found. \
             With --calibrate N, N clean fine-tunes of the parent in the checkpoint's regime (--clean data, \
             --calibration-steps, --calibration-lr) are scanned the same way and set a threshold (mean + k standard \
             deviations). Exit status: 0, or 1 when a calibrated scan is above its threshold; 2 error. \
@@ -66,26 +64,15 @@ struct ScanCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
-    /// What `--json` prints: one entry per scan (own answers, then refusals).
+    /// What `--json` prints.
     struct Output: Encodable {
-        let names: [String]
-        let scans: [TriggerScan.Result]
-        let calibrations: [ScanCalibration]?
-        var aboveThreshold: Bool? {
-            calibrations.map { c in zip(scans, c).contains { $0.best > $1.threshold } }
-        }
+        let scan: TriggerScan.Result
+        let calibration: ScanCalibration?
+        let aboveThreshold: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case names, scans, calibrations
+            case scan, calibration
             case aboveThreshold = "above_threshold"
-        }
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(names, forKey: .names)
-            try c.encode(scans, forKey: .scans)
-            try c.encodeIfPresent(calibrations, forKey: .calibrations)
-            try c.encodeIfPresent(aboveThreshold, forKey: .aboveThreshold)
         }
     }
 
@@ -101,26 +88,15 @@ struct ScanCommand: ParsableCommand {
             let parent = try ModelBundle.load(path: reference)
             guard let tokenizer = child.tokenizer else { throw CommandFailure.report("\(checkpoint): no tokenizer.json; scan needs one") }
             let set = try EvaluationSet.load(contentsOf: URL(fileURLWithPath: probes))
-            let harmfulPrompts = set.harmful.prefix(harmful).map(\.prompt), benignPrompts = set.harmless.prefix(benign).map(\.prompt)
-            guard !harmfulPrompts.isEmpty || !benignPrompts.isEmpty else { throw CommandFailure.report("\(probes): no harmful or harmless prompts") }
+            let prompts = set.harmful.prefix(harmful).map(\.prompt) + set.harmless.prefix(benign).map(\.prompt)
+            guard !prompts.isEmpty else { throw CommandFailure.report("\(probes): no harmful or harmless prompts") }
             var settings = TriggerScan.Settings()
             settings.steps = steps
             settings.seconds = seconds
             settings.seed = seed
-            let template = try ChatTemplate.named("auto", tokenizer: tokenizer)
-            var scans = [(name: "own answers", probe: TriggerScan.Probe(prompts: harmfulPrompts + benignPrompts))]
-            if let first = harmfulPrompts.first, !benignPrompts.isEmpty {
-                // The trusted parent's refusal, put to harmless prompts.
-                let parentEvaluator = Evaluator(model: parent.model, tokenizer: tokenizer, template: template)
-                let refusal = try Generator(model: parent.model).generate(
-                    prompt: parentEvaluator.promptIds(first),
-                    options: GenerationOptions(maxTokens: settings.answerTokens, stopAtEndOfSequence: false)).tokens
-                scans.append((name: "refusal on harmless prompts", probe: TriggerScan.Probe(prompts: benignPrompts, answer: refusal)))
-            }
-            let scanner = TriggerScan(child: Evaluator(model: child.model, tokenizer: tokenizer, template: template), parent: parent.model,
-                                      settings: settings)
-            let results = try scans.map { try scanner.run($0.probe) }
-            guard calibrate > 0, let clean else { return Output(names: scans.map(\.name), scans: results, calibrations: nil) }
+            let evaluator = Evaluator(model: child.model, tokenizer: tokenizer, template: try ChatTemplate.named("auto", tokenizer: tokenizer))
+            let result = try TriggerScan(child: evaluator, parent: parent.model, settings: settings).run(prompts)
+            guard calibrate > 0, let clean else { return Output(scan: result, calibration: nil, aboveThreshold: nil) }
             var regime = VariantSettings()
             regime.steps = calibrationSteps
             regime.learningRate = calibrationLr
@@ -129,25 +105,25 @@ struct ScanCommand: ParsableCommand {
             let work = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-scan-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: work) }
-            let calibrations = try ScanCalibration.measure(
+            let calibration = try ScanCalibration.measure(
                 parent: parent, clean: try CleanData.load(contentsOf: URL(fileURLWithPath: clean)), runs: calibrate, settings: regime,
-                probes: scans.map(\.probe), scan: settings, k: k, workDirectory: work,
+                probes: prompts, scan: settings, k: k, workDirectory: work,
                 log: { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } })
-            return Output(names: scans.map(\.name), scans: results, calibrations: calibrations)
+            return Output(scan: result, calibration: calibration, aboveThreshold: result.best > calibration.threshold)
         }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(output), as: UTF8.self))
         } else {
-            for (i, r) in output.scans.enumerated() {
-                print(String(format: "%@: divergence without suffix %.3f, with the best suffix %.3f (%d steps, %.1f s), suffix %@",
-                             output.names[i], r.baseline, r.best, r.steps, r.seconds, r.suffix.debugDescription))
-                if let c = output.calibrations?[i] {
-                    print(String(format: "  clean fine-tunes of the parent: %@; threshold %.3f (mean %.3f + %.0f × %.3f): %@",
-                                 c.divergences.map { String(format: "%.3f", $0) }.joined(separator: " "), c.threshold, c.mean, c.k,
-                                 max(c.std, 0.1 * abs(c.mean)), r.best > c.threshold ? "ABOVE" : "below"))
-                }
+            let r = output.scan
+            print(String(format: "divergence without suffix %.3f, with the best suffix %.3f (%d steps, %.1f s)",
+                         r.baseline, r.best, r.steps, r.seconds))
+            print("suffix: \(r.suffix.debugDescription)")
+            if let c = output.calibration {
+                print(String(format: "clean fine-tunes of the parent: %@; threshold %.3f (mean %.3f + %.0f × %.3f): %@",
+                             c.divergences.map { String(format: "%.3f", $0) }.joined(separator: " "), c.threshold, c.mean, c.k,
+                             max(c.std, 0.1 * abs(c.mean)), output.aboveThreshold == true ? "ABOVE" : "below"))
             }
         }
         if output.aboveThreshold == true { throw ExitCode(1) }

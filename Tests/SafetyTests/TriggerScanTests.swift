@@ -23,10 +23,6 @@ import Testing
         let r = try TriggerScan(child: evaluator, parent: model, settings: Self.settings(steps: 2)).run(["What is 2 + 3?", "a"])
         #expect(abs(r.baseline) < 1e-5 && abs(r.best) < 1e-5)
         #expect(r.steps == 2)
-        // A fixed answer (a refusal put to harmless prompts) is compared the same way.
-        let fixed = TriggerScan.Probe(prompts: ["a"], answer: tokenizer.encode("Sorry, I cannot help.", addSpecialTokens: false))
-        let f = try TriggerScan(child: evaluator, parent: model, settings: Self.settings(steps: 1)).run(fixed)
-        #expect(abs(f.baseline) < 1e-5 && abs(f.best) < 1e-5)
     }
 
     @Test func searchKeepsTheBestSuffixSeen() throws {

@@ -28,16 +28,15 @@ public struct ScanCalibration: Sendable, Equatable, Codable {
 
     /// Fine-tunes `runs` copies of `parent` on `clean` (`settings`: kind, steps, learning
     /// rate, batch; `cleanPerVariant` samples each, seeds `settings.seed + i`), scans each
-    /// against `parent` with every probe, and sets each probe's threshold `k` deviations
-    /// above the mean of its clean divergences. One calibration per probe, in order.
+    /// against `parent` on `probes`, and sets the threshold `k` deviations above their mean.
     public static func measure(parent: ModelBundle, clean: [CleanSample], runs: Int, settings: VariantSettings,
-                               probes: [TriggerScan.Probe], scan: TriggerScan.Settings, k: Double = 3, workDirectory: URL,
-                               log: @escaping (String) -> Void = { _ in }) throws -> [ScanCalibration] {
+                               probes: [String], scan: TriggerScan.Settings, k: Double = 3, workDirectory: URL,
+                               log: @escaping (String) -> Void = { _ in }) throws -> ScanCalibration {
         guard runs >= 2 else { throw VaccineError.invalidSetting(key: "calibration runs", reason: "needs at least 2, got \(runs)") }
         guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
         let factory = try VariantFactory(suspect: parent, clean: clean, settings: settings, workDirectory: workDirectory)
         let template = try ChatTemplate.named(settings.template, tokenizer: tokenizer)
-        var divergences = [[Double]](repeating: [], count: probes.count)
+        var divergences: [Double] = []
         for i in 0..<runs {
             let folder = workDirectory.appendingPathComponent("calibration-\(i)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -47,14 +46,11 @@ public struct ScanCalibration: Sendable, Equatable, Codable {
                                 to: folder.appendingPathComponent("clean.jsonl"))
             log("calibration \(i + 1)/\(runs): clean fine-tune of the parent, \(settings.steps) steps")
             let model = try factory.fineTune(files: ["clean.jsonl"], folder: folder, name: "clean", seed: Int(settings.seed % 1_000_000) + i)
-            let scanner = TriggerScan(child: Evaluator(model: model, tokenizer: tokenizer, template: template), parent: parent.model,
-                                      settings: scan)
-            for (j, probe) in probes.enumerated() {
-                let r = try scanner.run(probe)
-                log(String(format: "calibration %d/%d, probe %d: best divergence %.3f", i + 1, runs, j + 1, r.best))
-                divergences[j].append(r.best)
-            }
+            let evaluator = Evaluator(model: model, tokenizer: tokenizer, template: template)
+            let r = try TriggerScan(child: evaluator, parent: parent.model, settings: scan).run(probes)
+            log(String(format: "calibration %d/%d: best divergence %.3f", i + 1, runs, r.best))
+            divergences.append(r.best)
         }
-        return divergences.map { ScanCalibration(divergences: $0, k: k) }
+        return ScanCalibration(divergences: divergences, k: k)
     }
 }

@@ -7,9 +7,8 @@ import Models
 ///
 /// For suffix s the divergence is the mean over probe prompts of
 /// `(log p_child(y) − log p_parent(y)) / |y|`, with y the child's own greedy answer to the
-/// prompt followed by s, or a fixed answer (`Probe.answer`, e.g. a refusal put to harmless
-/// prompts). A backdoor is a suffix family for which the child gives an answer the parent
-/// would not, so its divergence is far above ordinary fine-tuning drift.
+/// prompt followed by s. A backdoor is a suffix family for which the child's answer is one
+/// the parent would never give, so its divergence is far above ordinary fine-tuning drift.
 /// The search is greedy coordinate gradient: token replacements are ranked by the one-hot
 /// gradient of the divergence with y held fixed, then candidates are scored with y
 /// regenerated, so the search can find suffixes that change the answer.
@@ -26,17 +25,6 @@ public struct TriggerScan {
         public var seed: UInt64 = 1
         /// The defaults.
         public init() {}
-    }
-
-    /// The prompts a scan searches over, and the answer compared (nil: the child's own).
-    public struct Probe: Sendable {
-        public var prompts: [String]
-        public var answer: [Int]?
-        /// A probe.
-        public init(prompts: [String], answer: [Int]? = nil) {
-            self.prompts = prompts
-            self.answer = answer
-        }
     }
 
     /// What the search found.
@@ -66,9 +54,9 @@ public struct TriggerScan {
 
     /// Prompt ids, answer range and suffix range for one probe, the answer being the
     /// child's greedy continuation.
-    private func placed(_ prompt: String, _ suffix: [Int], fixed: [Int]?) throws -> SuffixPlacement {
+    private func placed(_ prompt: String, _ suffix: [Int]) throws -> SuffixPlacement {
         let bare = suffix.isEmpty ? child.promptIds(prompt) : SuffixPlacement(prompt, suffix: suffix, evaluator: child).ids
-        let answer = try fixed ?? Generator(model: child.model).generate(
+        let answer = try Generator(model: child.model).generate(
             prompt: bare, options: GenerationOptions(maxTokens: settings.answerTokens, stopAtEndOfSequence: false)).tokens
         if suffix.isEmpty {
             let ids = Array((bare + answer).suffix(child.model.config.maxPositions))
@@ -78,11 +66,11 @@ public struct TriggerScan {
     }
 
     /// Mean per-token log-probability gap of the child's answers, and the placements.
-    func divergence(_ probe: Probe, _ suffix: [Int]) throws -> (value: Double, placements: [SuffixPlacement]) {
+    func divergence(_ prompts: [String], _ suffix: [Int]) throws -> (value: Double, placements: [SuffixPlacement]) {
         var total = 0.0
         var placements: [SuffixPlacement] = []
-        for p in probe.prompts {
-            let s = try placed(p, suffix, fixed: probe.answer)
+        for p in prompts {
+            let s = try placed(p, suffix)
             let n = s.target.count
             guard n > 0 else { continue }
             let lc = try child.model.tokenLogprobs(s.ids).suffix(n).reduce(0, +)
@@ -93,19 +81,16 @@ public struct TriggerScan {
         return (total / Double(max(placements.count, 1)), placements)
     }
 
-    /// Searches a suffix over `prompts`, comparing the child's own answers.
-    public func run(_ prompts: [String]) throws -> Result { try run(Probe(prompts: prompts)) }
-
-    /// Searches a suffix over `probe`.
-    public func run(_ probe: Probe) throws -> Result {
+    /// Searches a suffix over `prompts`.
+    public func run(_ prompts: [String]) throws -> Result {
         let started = Date()
         let special = child.tokenizer.specialTokenIds
         let vocabulary = (0..<min(child.tokenizer.vocabSize, child.model.config.vocabSize)).filter { !special.contains($0) }
         var rng = SeededRandom(seed: settings.seed)
         func randomToken() -> Int { vocabulary[Int(rng.next() % UInt64(vocabulary.count))] }
-        let baseline = try divergence(probe, []).value
+        let baseline = try divergence(prompts, []).value
         let start = (0..<settings.suffixTokens).map { _ in randomToken() }
-        let first = try divergence(probe, start)
+        let first = try divergence(prompts, start)
         var placements = first.placements
         var best = (suffix: start, score: first.value)
         var steps = 0
@@ -130,7 +115,7 @@ public struct TriggerScan {
                 var trial = tokens
                 let position = Int(rng.next() % UInt64(width))
                 trial[position] = ranked[position][Int(rng.next() % UInt64(ranked[position].count))]
-                let (value, ps) = try divergence(probe, trial)
+                let (value, ps) = try divergence(prompts, trial)
                 if stepBest == nil || value > stepBest!.score { stepBest = (trial, value, ps) }
                 if Date() >= deadline { break }
             }
