@@ -15,13 +15,18 @@ import Models
 public struct TriggerScan {
     /// Search settings.
     public struct Settings: Sendable, Equatable, Codable {
+        /// Length of the searched suffix, in tokens.
         public var suffixTokens = 6
+        /// Search steps (one gradient ranking and `candidates` scored swaps each).
         public var steps = 20
         public var candidates = 24
+        /// Swaps are drawn from this many best-ranked tokens per position.
         public var topK = 32
         /// Greedy answer tokens compared.
         public var answerTokens = 8
+        /// Wall-clock budget; the search stops early when it runs out.
         public var seconds = 120.0
+        /// Seed of the starting suffix and the candidate draws.
         public var seed: UInt64 = 1
         /// The defaults.
         public init() {}
