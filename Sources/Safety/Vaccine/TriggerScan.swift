@@ -86,50 +86,43 @@ public struct TriggerScan {
         return (total / Double(max(placements.count, 1)), placements)
     }
 
-    /// Searches a suffix over `prompts`.
+    /// The suffix as the model sees it, and per position the `topK` tokens ranked by the
+    /// one-hot gradient of the divergence summed over probes (answers held fixed).
+    private func rank(_ placements: [SuffixPlacement], vocabulary: [Int]) throws -> (tokens: [Int], ranked: [[Int]]) {
+        let width = placements.map(\.suffix.count).min() ?? 0
+        guard width > 0 else { return ([], []) }
+        var gradient = [[Float]](repeating: [Float](repeating: 0, count: child.model.config.vocabSize), count: width)
+        for s in placements {
+            let positions = Array(s.suffix.prefix(width))
+            let gc = try child.model.oneHotGradients(s.ids, targets: s.target, positions: positions)
+            let gp = try parent.oneHotGradients(s.ids, targets: s.target, positions: positions)
+            for i in 0..<width { for v in 0..<gradient[i].count { gradient[i][v] += gc[i][v] - gp[i][v] } }
+        }
+        return (Array(placements[0].suffixTokens.prefix(width)),
+                gradient.map { CoordinateGradientSearch.top(settings.topK, of: vocabulary, by: $0) })
+    }
+
+    /// Searches a suffix over `prompts` (`CoordinateGradientSearch`).
     public func run(_ prompts: [String]) throws -> Result {
         let started = Date()
-        let special = child.tokenizer.specialTokenIds
-        let vocabulary = (0..<min(child.tokenizer.vocabSize, child.model.config.vocabSize)).filter { !special.contains($0) }
+        let vocabulary = CoordinateGradientSearch.vocabulary(child)
         var rng = SeededRandom(seed: settings.seed)
-        func randomToken() -> Int { vocabulary[Int(rng.next() % UInt64(vocabulary.count))] }
         let baseline = try divergence(prompts, []).value
-        let start = (0..<settings.suffixTokens).map { _ in randomToken() }
-        let first = try divergence(prompts, start)
-        var placements = first.placements
-        var best = (suffix: start, score: first.value)
-        var steps = 0
-        let deadline = started.addingTimeInterval(settings.seconds)
-        while steps < settings.steps, Date() < deadline {
-            steps += 1
-            // Sum of the gap's one-hot gradients over probes, per suffix position.
-            let width = placements.map(\.suffix.count).min() ?? 0
-            guard width > 0 else { break }
-            var gradient = [[Float]](repeating: [Float](repeating: 0, count: child.model.config.vocabSize), count: width)
-            for s in placements {
-                let positions = Array(s.suffix.prefix(width))
-                let gc = try child.model.oneHotGradients(s.ids, targets: s.target, positions: positions)
-                let gp = try parent.oneHotGradients(s.ids, targets: s.target, positions: positions)
-                for i in 0..<width { for v in 0..<gradient[i].count { gradient[i][v] += gc[i][v] - gp[i][v] } }
-            }
-            let tokens = placements[0].suffixTokens.prefix(width).map { $0 }
-            let k = max(1, min(settings.topK, vocabulary.count))
-            let ranked = gradient.map { g in vocabulary.sorted { g[$0] > g[$1] }.prefix(k).map { $0 } }
-            var stepBest: (suffix: [Int], score: Double, placements: [SuffixPlacement])?
-            for _ in 0..<settings.candidates {
-                var trial = tokens
-                let position = Int(rng.next() % UInt64(width))
-                trial[position] = ranked[position][Int(rng.next() % UInt64(ranked[position].count))]
-                let (value, ps) = try divergence(prompts, trial)
-                if stepBest == nil || value > stepBest!.score { stepBest = (trial, value, ps) }
-                if Date() >= deadline { break }
-            }
-            guard let stepBest else { break }
-            // The search moves to the step's best even when it is worse than the best so far.
-            placements = stepBest.placements
-            if stepBest.score > best.score { best = (stepBest.suffix, stepBest.score) }
-        }
-        return Result(baseline: baseline, best: best.score, suffix: SuffixPlacement.text(best.suffix, evaluator: child),
-                      steps: steps, seconds: Date().timeIntervalSince(started))
+        let start = (0..<settings.suffixTokens).map { _ in vocabulary[Int(rng.next() % UInt64(vocabulary.count))] }
+        // Placements of the suffixes scored since the last ranking: the search ranks from one of them.
+        var scored: [[Int]: [SuffixPlacement]] = [:]
+        let search = CoordinateGradientSearch(steps: settings.steps, candidates: settings.candidates,
+                                              deadline: started.addingTimeInterval(settings.seconds))
+        let found = try search.run(from: start, rng: &rng, score: { suffix in
+            let (value, placements) = try divergence(prompts, suffix)
+            scored[suffix] = placements
+            return value
+        }, rank: { suffix in
+            let placements = try scored[suffix] ?? divergence(prompts, suffix).placements
+            scored.removeAll()
+            return try rank(placements, vocabulary: vocabulary)
+        })
+        return Result(baseline: baseline, best: found.score, suffix: SuffixPlacement.text(found.suffix, evaluator: child),
+                      steps: found.steps, seconds: Date().timeIntervalSince(started))
     }
 }

@@ -136,11 +136,7 @@ public final class AttackRunner {
     }
 
     /// Token ids a suffix may use: ordinary (non-special) tokens.
-    private lazy var suffixVocabulary: [Int] = {
-        let special = evaluator.tokenizer.specialTokenIds
-        let v = min(evaluator.tokenizer.vocabSize, evaluator.model.config.vocabSize)
-        return (0..<v).filter { !special.contains($0) }
-    }()
+    private lazy var suffixVocabulary: [Int] = CoordinateGradientSearch.vocabulary(evaluator)
 
     private func randomSuffix(_ rng: inout SeededRandom) -> [Int] {
         let vocab = suffixVocabulary
@@ -168,7 +164,7 @@ public final class AttackRunner {
 
     /// The suffix as the model sees it, and for each of its positions the `topK` allowed
     /// tokens whose one-hot gradient of the target log-probability is largest.
-    func rankedReplacements(_ instruction: String, _ suffix: [Int]) throws(EvaluationError) -> (suffix: [Int], ranked: [[Int]]) {
+    func rankedReplacements(_ instruction: String, _ suffix: [Int]) throws(EvaluationError) -> (tokens: [Int], ranked: [[Int]]) {
         let p = placed(instruction, suffix)
         guard !p.suffix.isEmpty, p.target.lowerBound > 0 else { return (suffix, []) }
         let grads: [[Float]]
@@ -177,39 +173,19 @@ public final class AttackRunner {
         } catch {
             throw .generation(prompt: instruction, reason: error.description)
         }
-        let k = max(1, min(options.topK, suffixVocabulary.count))
-        let ranked = grads.map { g in
-            suffixVocabulary.filter { $0 < g.count }.sorted { g[$0] > g[$1] }.prefix(k).map { $0 }
-        }
+        let ranked = grads.map { CoordinateGradientSearch.top(options.topK, of: suffixVocabulary, by: $0) }
         return (p.suffixTokens, ranked)
     }
 
-    /// Greedy coordinate gradient search (GCG): each step ranks replacement tokens for every
-    /// suffix position by their one-hot gradient, evaluates `candidates` single-token swaps
-    /// drawn from those rankings, and moves to the best of them. Returns the best suffix
-    /// seen, after `searchSteps` steps or `searchSeconds`.
+    /// Greedy coordinate gradient search (`CoordinateGradientSearch`) for the suffix that
+    /// maximises the target's log-probability, within `searchSteps` steps of `candidates`
+    /// swaps from the `topK` tokens, or `searchSeconds`.
     func search(_ instruction: String, from start: [Int], rng: inout SeededRandom) throws(EvaluationError) -> [Int] {
         guard !start.isEmpty, !suffixVocabulary.isEmpty else { return start }
-        var suffix = start
-        var best = (suffix: start, score: try targetLogprob(instruction, start))
-        let deadline = Date().addingTimeInterval(options.searchSeconds)
-        for _ in 0..<max(0, options.searchSteps) where Date() < deadline {
-            let (current, ranked) = try rankedReplacements(instruction, suffix)
-            guard !ranked.isEmpty else { break }
-            var step: (suffix: [Int], score: Float)?
-            for _ in 0..<max(1, options.candidates) {
-                var trial = current
-                let position = Int(rng.next() % UInt64(trial.count))
-                let choices = ranked[position]
-                trial[position] = choices[Int(rng.next() % UInt64(choices.count))]
-                let s = try targetLogprob(instruction, trial)
-                if step == nil || s > step!.score { step = (trial, s) }
-                if Date() >= deadline { break }
-            }
-            guard let step else { break }
-            suffix = step.suffix
-            if step.score > best.score { best = step }
-        }
-        return best.suffix
+        let search = CoordinateGradientSearch(steps: max(0, options.searchSteps), candidates: options.candidates,
+                                              deadline: Date().addingTimeInterval(options.searchSeconds))
+        return try search.run(from: start, rng: &rng,
+                              score: { (s: [Int]) throws(EvaluationError) in Double(try targetLogprob(instruction, s)) },
+                              rank: { (s: [Int]) throws(EvaluationError) in try rankedReplacements(instruction, s) }).suffix
     }
 }
