@@ -57,7 +57,7 @@ struct BenchCommand: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(reports), as: UTF8.self))
         } else if let first = reports.first {
-            print("cblas_sgemm probe: 1024³, median of the probes run between timed repetitions; BLAS: \(first.blas)")
+            print("cblas_sgemm probe: 1024³, median of the probes run just before and just after the timed repetitions; BLAS: \(first.blas)")
         }
     }
 
@@ -85,16 +85,19 @@ struct BenchCommand: ParsableCommand {
         let probe = SgemmProbe(n: 1024, threads: threads)
         var times: [Double] = [], rates: [Double] = []
         var loss: Float = 0
+        // Raw SGEMM right before and right after the timed repetitions, so both rates see
+        // the same machine load. Not between them: a probe's 12 MB of operands pushes the
+        // model out of cache and OpenBLAS's threads spin after it, which slowed the next
+        // step by up to 40 % on the small configurations (the reference script has no probe).
+        for _ in 0..<Self.probesPerSide { rates.append(probe.run()) }
+        Thread.sleep(forTimeInterval: 0.5)
         for _ in 0..<warmup { loss = try workload.run() }
         for _ in 0..<steps {
-            // Raw SGEMM between repetitions, so both rates see the same machine load; then
-            // a pause while OpenBLAS's threads stop spinning, so they do not slow the step.
-            rates.append(probe.run())
-            Thread.sleep(forTimeInterval: 0.25)
             let start = DispatchTime.now().uptimeNanoseconds
             loss = try workload.run()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
+        for _ in 0..<Self.probesPerSide { rates.append(probe.run()) }
         let median = Self.median(times), sgemm = Self.median(rates)
         let flops = workload.flops
         let c = shape.config
@@ -145,6 +148,9 @@ struct BenchCommand: ParsableCommand {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         Foundation.exit(2)
     }
+
+    /// SGEMM probes run before, and again after, a row's timed repetitions.
+    static let probesPerSide = 3
 
     static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()

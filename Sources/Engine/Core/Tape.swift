@@ -14,6 +14,8 @@ public final class Tape {
     /// then: callers may hold a raw pointer into a forward output whose variable the
     /// compiler already released, and backward runs no caller code.
     private var inBackward = false
+    /// The last rotary table `rope` built (every layer of a step asks for the same one).
+    var ropeTable: (positions: [Int32], half: Int, theta: Float, table: Tensor)?
     /// Whether ops record backward closures. Off inside `withoutGrad`.
     public private(set) var isRecording = true
 

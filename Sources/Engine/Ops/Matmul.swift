@@ -21,7 +21,7 @@ extension Tape {
         precondition(shared || Array(b.shape.dropLast(2)) == lead,
                      "matmul: leading dims of \(b.shape) match neither \(a.shape) nor a shared 2-D matrix")
         let batch = Tensor.elementCount(lead)
-        let y = output(lead + [m, n], a, b)
+        let y = output(lead + [m, n], zeroed: false, a, b)   // beta 0 writes every entry
         let av = a.value, bv = b.value, yv = y.value
         let aStride = m * k, bStride = shared ? 0 : k * n, cStride = m * n
 

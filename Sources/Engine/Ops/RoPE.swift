@@ -18,9 +18,8 @@ extension Tape {
                      "rope: width \(width) is not heads (\(heads)) × an even head size")
         precondition(positions.count == rows, "rope: \(positions.count) positions for \(rows) rows of \(x.shape)")
         let half = width / heads / 2
-        let table = allocate([rows, 2 * half])   // cos then sin per row
-        RopeKernel.fillTable(table.data, positions: positions, half: half, theta: theta)
-        let y = output(x.shape, x)
+        let table = rotaryTable(positions: positions, half: half, theta: theta)
+        let y = output(x.shape, zeroed: false, x)
         let xp = x.value.data, yp = y.value.data, tp = table.data
         Parallel.forEach(rows, costPerItem: 2 * width) { rs in
             for r in rs {
@@ -41,6 +40,18 @@ extension Tape {
             }
         }
         return y
+    }
+
+    /// `[positions.count, 2·half]`: cos then sin per row, built once and reused while
+    /// the positions stay the same (all layers of a step, and steps of one shape).
+    func rotaryTable(positions: [Int32], half: Int, theta: Float) -> Tensor {
+        if let cached = ropeTable, cached.half == half, cached.theta == theta, cached.positions == positions {
+            return cached.table
+        }
+        let table = Tensor(zeros: [positions.count, 2 * half])
+        RopeKernel.fillTable(table.data, positions: positions, half: half, theta: theta)
+        ropeTable = (positions, half, theta, table)
+        return table
     }
 }
 

@@ -2,7 +2,7 @@ extension Tape {
     /// SiLU (swish): `x · σ(x)`. Backward: dx += dy · σ(x) (1 + x (1 - σ(x))).
     public func silu(_ x: Variable) -> Variable {
         let n = x.value.count
-        let y = output(x.shape, x)
+        let y = output(x.shape, zeroed: false, x)
         let xp = x.value.data, yp = y.value.data
         Parallel.forEach(n, costPerItem: 8) { r in
             for i in r { yp[i] = xp[i] * FastMath.sigmoid(xp[i]) }
@@ -10,11 +10,17 @@ extension Tape {
         guard y.requiresGrad else { return y }
         record {
             guard let dy = y.grad?.data else { return }
-            let dx = x.gradBuffer().data
+            let (buffer, accumulate) = x.gradBufferForWriting()
+            let dx = buffer.data
             Parallel.forEach(n, costPerItem: 8) { r in
-                for i in r {
+                @inline(__always) func local(_ i: Int) -> Float {
                     let s = FastMath.sigmoid(xp[i])
-                    dx[i] += dy[i] * s * (1 + xp[i] * (1 - s))
+                    return dy[i] * s * (1 + xp[i] * (1 - s))
+                }
+                if accumulate {
+                    for i in r { dx[i] += local(i) }
+                } else {
+                    for i in r { dx[i] = local(i) }
                 }
             }
         }
@@ -30,7 +36,7 @@ extension Tape {
     public func swiglu(gate: Variable, up: Variable) -> Variable {
         precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) and up \(up.shape) differ")
         let n = gate.value.count
-        let y = output(gate.shape, gate, up)
+        let y = output(gate.shape, zeroed: false, gate, up)
         let gp = gate.value.data, upp = up.value.data, yp = y.value.data
         Parallel.forEach(n, costPerItem: 8) { r in
             for i in r { yp[i] = gp[i] * FastMath.sigmoid(gp[i]) * upp[i] }
@@ -39,18 +45,29 @@ extension Tape {
         record {
             guard let dy = y.grad?.data else { return }
             if gate.requiresGrad {
-                let dg = gate.gradBuffer().data
+                let (buffer, accumulate) = gate.gradBufferForWriting()
+                let dg = buffer.data
                 Parallel.forEach(n, costPerItem: 8) { r in
-                    for i in r {
+                    @inline(__always) func local(_ i: Int) -> Float {
                         let g = gp[i], s = FastMath.sigmoid(g)
-                        dg[i] += dy[i] * upp[i] * s * (1 + g * (1 - s))
+                        return dy[i] * upp[i] * s * (1 + g * (1 - s))
+                    }
+                    if accumulate {
+                        for i in r { dg[i] += local(i) }
+                    } else {
+                        for i in r { dg[i] = local(i) }
                     }
                 }
             }
             if up.requiresGrad {
-                let du = up.gradBuffer().data
+                let (buffer, accumulate) = up.gradBufferForWriting()
+                let du = buffer.data
                 Parallel.forEach(n, costPerItem: 8) { r in
-                    for i in r { du[i] += dy[i] * gp[i] * FastMath.sigmoid(gp[i]) }
+                    if accumulate {
+                        for i in r { du[i] += dy[i] * gp[i] * FastMath.sigmoid(gp[i]) }
+                    } else {
+                        for i in r { du[i] = dy[i] * gp[i] * FastMath.sigmoid(gp[i]) }
+                    }
                 }
             }
         }

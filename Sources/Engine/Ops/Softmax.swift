@@ -7,7 +7,7 @@ extension Tape {
     /// Backward: dx += y ⊙ (dy - Σ_row dy ⊙ y), using the saved output.
     public func softmax(_ x: Variable) -> Variable {
         let d = x.value.lastDim, rows = x.value.rows
-        let y = output(x.shape, x)
+        let y = output(x.shape, zeroed: false, x)
         let xp = x.value.data, yp = y.value.data
         Parallel.forEach(rows, costPerItem: 4 * d) { rs in
             for r in rs { RowKernels.softmax(xp + r * d, into: yp + r * d, count: d) }
