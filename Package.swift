@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SafetyTests", dependencies: ["Safety", "Training", "Models", "Engine", "Tokenizers", "Checkpoints", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
         .testTarget(name: "FuzzTests", dependencies: ["SafeTuneFuzz", "TestSupport"]),
     ],
