@@ -81,23 +81,25 @@ struct BenchCommand: ParsableCommand {
         Parallel.setThreads(threads)
         let shape = try BenchWorkload.shape(named: config, checkpoint: checkpoint)
         let loadBefore = Self.loadAverage()
-        let workload = try BenchWorkload(shape: shape, mode: mode)
-        let probe = SgemmProbe(n: 1024, threads: threads)
-        var times: [Double] = [], rates: [Double] = []
-        var loss: Float = 0
         // Raw SGEMM right before and right after the timed repetitions, so both rates see
         // the same machine load. Not between them: a probe's 12 MB of operands pushes the
         // model out of cache and OpenBLAS's threads spin after it, which slowed the next
         // step by up to 40 % on the small configurations (the reference script has no probe).
-        for _ in 0..<Self.probesPerSide { rates.append(probe.run()) }
+        // The operands are freed before the workload is built and the peak RSS read before
+        // they come back, so the peak is the workload's own.
+        var rates = SgemmProbe.rates(threads: threads, count: Self.probesPerSide)
         Thread.sleep(forTimeInterval: 0.5)
+        let workload = try BenchWorkload(shape: shape, mode: mode)
+        var times: [Double] = []
+        var loss: Float = 0
         for _ in 0..<warmup { loss = try workload.run() }
         for _ in 0..<steps {
             let start = DispatchTime.now().uptimeNanoseconds
             loss = try workload.run()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        for _ in 0..<Self.probesPerSide { rates.append(probe.run()) }
+        let peakRSS = Self.peakRSSMegabytes()
+        rates += SgemmProbe.rates(threads: threads, count: Self.probesPerSide)
         let median = Self.median(times), sgemm = Self.median(rates)
         let flops = workload.flops
         let c = shape.config
@@ -111,7 +113,7 @@ struct BenchCommand: ParsableCommand {
             steps: steps, warmup: warmup, medianS: median, minS: times.min() ?? median, maxS: times.max() ?? median,
             tokensPerS: Double(workload.tokensPerRepetition) / median, gflopPerStep: flops / 1e9,
             achievedGflops: flops / median / 1e9, sgemmGflops: sgemm, percentOfSgemm: 100 * flops / median / 1e9 / sgemm,
-            peakRssMb: Self.peakRSSMegabytes(), loadavg1m: [loadBefore, Self.loadAverage()],
+            peakRssMb: peakRSS, loadavg1m: [loadBefore, Self.loadAverage()],
             loss: mode == .lora || mode == .full ? Double(loss) : nil, blas: BLAS.configuration)
     }
 
@@ -226,6 +228,12 @@ struct SgemmProbe {
         a = Tensor(repeating: 0.5, shape: [n, n])
         b = Tensor(repeating: 0.25, shape: [n, n])
         c = Tensor(zeros: [n, n])
+    }
+
+    /// GFLOP/s of `count` products through a probe made for the call and freed after it.
+    static func rates(n: Int = 1024, threads: Int, count: Int) -> [Double] {
+        let probe = SgemmProbe(n: n, threads: threads)
+        return (0..<count).map { _ in probe.run() }
     }
 
     /// GFLOP/s of one n³ product.
