@@ -1,6 +1,7 @@
 import CBLAS
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Threading for SafeTune's own kernels and for matrix products.
 ///
@@ -8,8 +9,12 @@ import Foundation
 /// `sched_yield` for a long time after every call, which steals the cores the
 /// element-wise kernels between products run on. `BLAS.gemm` instead splits a large product
 /// over the same workers `forEach` uses, each calling single-threaded OpenBLAS.
+///
+/// Parallel work runs on a `WorkerPool` sized to the thread count (helpers that stay awake
+/// between ops); when the pool is busy, on Dispatch's threads.
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
+    private static let pool = Mutex<WorkerPool?>(nil)
     /// Number of `forEach` bodies that call BLAS and are running now: products issued from
     /// inside one stay on their worker (nested splitting would oversubscribe the cores).
     nonisolated(unsafe) private static var blasRegions = 0
@@ -26,6 +31,14 @@ public enum Parallel {
     public static func setThreads(_ n: Int) {
         _threads = max(1, n)
         openblas_set_num_threads(1)
+        let helpers = _threads - 1
+        let replaced = pool.withLock { current -> WorkerPool? in
+            guard current?.helpers != helpers else { return nil }
+            let old = current
+            current = helpers > 0 ? WorkerPool(helpers: helpers) : nil
+            return old
+        }
+        replaced?.retire()
     }
 
     /// Runs `body` over `0..<n` split into contiguous chunks, one per thread, when
@@ -50,6 +63,7 @@ public enum Parallel {
 
     /// Runs `body(w)` for every `w` in `0..<workers` concurrently and waits for all.
     static func run(workers: Int, _ body: (Int) -> Void) {
+        if let pool = pool.withLock({ $0 }), pool.run(workers: workers, body) { return }
         withoutActuallyEscaping(body) { body in
             let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in box.value(w) }
