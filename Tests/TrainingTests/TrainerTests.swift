@@ -111,4 +111,30 @@ import Tokenizers
         let log = try String(contentsOf: files.root.appendingPathComponent("resumed/metrics.jsonl"), encoding: .utf8)
         #expect(log.split(separator: "\n").filter { !$0.contains("eval") }.count == 8)
     }
+
+    /// A base checkpoint paired with a tokenizer that has more tokens than the model has
+    /// embeddings is refused when the run starts, naming both files, instead of stopping
+    /// the process inside the first forward.
+    @Test func tokenizerLargerThanTheModelIsRefused() throws {
+        let (files, url) = try Self.makeRun(kind: "full", steps: 3)
+        try Trainer(recipe: Self.load(url)).run()
+        let json = try BPETrainer(vocabSize: 400, minFrequency: 1, specialTokens: ["<|endoftext|>"])
+            .train(texts: Self.pairs.map { "### Instruction:\n\($0.0)\n\n### Response:\n \($0.1) and more words here" })
+        try json.write(to: files.root.appendingPathComponent("bigger.json"))
+        let bigger = try Tokenizer(data: json, source: "bigger.json")
+        let embeddings = try Checkpoint.read(from: files.root.appendingPathComponent("out/model.h5")).config.vocabSize
+        try #require(bigger.vocabSize > embeddings)
+        let recipe = try files.write("lora.yaml", """
+            model: {base: out/model.h5, tokenizer: bigger.json, template: plain}
+            data: {train: [train.jsonl]}
+            adapters: {kind: lora, rank: 4, alpha: 8, targets: [q_proj]}
+            training: {steps: 1, batch_size: 2, seq_len: 48, threads: 1}
+            safety: {gate: {enabled: false}}
+            output: {dir: lora, report: false}
+            """)
+        #expect(throws: TrainerError.vocabularyMismatch(tokenizer: files.path("bigger.json"), tokens: bigger.vocabSize,
+                                                        model: files.path("out/model.h5"), embeddings: embeddings)) {
+            try Trainer(recipe: Self.load(recipe)).run()
+        }
+    }
 }

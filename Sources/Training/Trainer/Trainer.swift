@@ -115,11 +115,14 @@ public final class Trainer {
         let full = recipe.adapters.kind == .full
         if let base = recipe.model.base {
             let bundle = try ModelBundle.load(base.url, trainable: full)
-            if let path = recipe.model.tokenizer {
-                let tokenizer = try Tokenizer(contentsOf: path.url)
-                return ModelBundle(model: bundle.model, tokenizer: tokenizer, checkpoint: bundle.checkpoint, source: bundle.source)
+            let tokenizer = try recipe.model.tokenizer.map { try Tokenizer(contentsOf: $0.url) } ?? bundle.tokenizer
+            // Ids the embedding lacks would stop the process inside the first forward.
+            if let tokenizer, tokenizer.vocabSize > bundle.model.config.vocabSize {
+                throw TrainerError.vocabularyMismatch(tokenizer: recipe.model.tokenizer?.url.path ?? base.url.path + " (tokenizer.json)",
+                                                      tokens: tokenizer.vocabSize, model: base.url.path,
+                                                      embeddings: bundle.model.config.vocabSize)
             }
-            return bundle
+            return ModelBundle(model: bundle.model, tokenizer: tokenizer, checkpoint: bundle.checkpoint, source: bundle.source)
         }
         guard let shape = recipe.model.initShape, let path = recipe.model.tokenizer else { throw TrainerError.noBaseModel }
         let tokenizer = try Tokenizer(contentsOf: path.url)
@@ -346,6 +349,7 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
     case noTrainableTokens
     case notResumable(path: String)
     case missingObjectiveState(name: String)
+    case vocabularyMismatch(tokenizer: String, tokens: Int, model: String, embeddings: Int)
 
     public var description: String {
         switch self {
@@ -354,6 +358,8 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
         case .noTrainableTokens: return "data: no training example has a token to learn (all prompts, or empty)"
         case let .notResumable(path): return "\(path): not a resumable checkpoint of this run (missing optimizer state or different shapes)"
         case let .missingObjectiveState(name): return "checkpoint: the objective's parameter '\(name)' is missing or misshaped"
+        case let .vocabularyMismatch(tokenizer, tokens, model, embeddings):
+            return "\(tokenizer): \(tokens) tokens, but \(model) has embeddings for \(embeddings); use the model's own tokenizer"
         }
     }
 }
