@@ -1,5 +1,7 @@
 import ArgumentParser
 import Checkpoints
+import Engine
+import Foundation
 
 /// The `safetune` command: thin subcommands over the SafeTune libraries.
 @main
@@ -33,6 +35,9 @@ struct SafeTuneCommand: ParsableCommand {
     /// damaged file that crashes libhdf5 becomes an error instead of killing the command.
     static func main() {
         ReadIsolation.bootstrap()
+        // Every core for the engine's kernels; `train` (training.threads) and `bench`
+        // (--threads) set their own count.
+        Parallel.setThreads(ProcessInfo.processInfo.activeProcessorCount)
         main(nil)
     }
 }
