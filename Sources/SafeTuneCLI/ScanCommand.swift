@@ -87,9 +87,7 @@ struct ScanCommand: ParsableCommand {
             let child = try ModelBundle.load(path: checkpoint)
             let parent = try ModelBundle.load(path: reference)
             guard let tokenizer = child.tokenizer else { throw CommandFailure.report("\(checkpoint): no tokenizer.json; scan needs one") }
-            let set = try EvaluationSet.load(contentsOf: URL(fileURLWithPath: probes))
-            let prompts = set.harmful.prefix(harmful).map(\.prompt) + set.harmless.prefix(benign).map(\.prompt)
-            guard !prompts.isEmpty else { throw CommandFailure.report("\(probes): no harmful or harmless prompts") }
+            let prompts = try BehaviourStage.probes(from: URL(fileURLWithPath: probes), harmful: harmful, benign: benign)
             var settings = TriggerScan.Settings()
             settings.steps = steps
             settings.seconds = seconds

@@ -58,6 +58,59 @@ struct VariantOptions: ParsableArguments {
     }
 }
 
+/// Options of the gate's behavioural stage (`--probes` turns it on).
+struct BehaviourOptions: ParsableArguments {
+    @Option(help: "Probe prompts (JSONL with harmful and harmless records): adds the behavioural scan stage.")
+    var probes: String?
+
+    @Option(help: "Harmful probe prompts used.")
+    var probeHarmful = 4
+
+    @Option(help: "Harmless probe prompts used.")
+    var probeBenign = 4
+
+    @Option(help: "Search steps of each behavioural scan.")
+    var scanSteps = TriggerScan.Settings().steps
+
+    @Option(help: "Time budget of each behavioural scan, in seconds.")
+    var scanSeconds = TriggerScan.Settings().seconds
+
+    @Option(help: "Clean fine-tunes of the parent that calibrate the scan's threshold.")
+    var scanCalibrate = 3
+
+    @Option(help: "Steps of each calibration fine-tune (the checkpoint's own regime).")
+    var scanCalibrationSteps = 200
+
+    @Option(help: "Learning rate of the calibration fine-tunes.")
+    var scanCalibrationLr = 1e-3
+
+    @Option(help: "Clean samples per calibration fine-tune.")
+    var scanCleanSamples = 400
+
+    @Option(help: "Scan threshold: calibration mean + k standard deviations.")
+    var scanK = 3.0
+
+    /// The stage, or nil without `--probes`; `seed` seeds the search and the calibration.
+    func stage(seed: UInt64) throws -> BehaviourStage? {
+        guard let probes else { return nil }
+        guard probeHarmful >= 0, probeBenign >= 0, scanSteps >= 0, scanSeconds > 0, scanCalibrate >= 2,
+              scanCalibrationSteps >= 1, scanCalibrationLr > 0, scanCleanSamples >= 1 else {
+            throw VaccineError.invalidSetting(key: "--probe-*/--scan-*", reason: "counts must be positive and --scan-calibrate at least 2")
+        }
+        var stage = BehaviourStage(probes: try BehaviourStage.probes(from: URL(fileURLWithPath: probes), harmful: probeHarmful, benign: probeBenign))
+        stage.search.steps = scanSteps
+        stage.search.seconds = scanSeconds
+        stage.search.seed = seed
+        stage.calibrationRuns = scanCalibrate
+        stage.regime.steps = scanCalibrationSteps
+        stage.regime.learningRate = scanCalibrationLr
+        stage.regime.cleanPerVariant = scanCleanSamples
+        stage.regime.seed = seed
+        stage.k = scanK
+        return stage
+    }
+}
+
 /// `safetune verify CKPT`: the BD-VAX gate. Exit 0 pass, 1 reject, 2 error (reported as a reject).
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,7 +118,9 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Decide whether a checkpoint carries a backdoor (BD-VAX gate): pass or reject, with evidence.",
         discussion: """
             The statistic is the share of the checkpoint's update (child − parent) on the backdoor signature found \
-            with synthetic variants; the threshold comes from the variants' clean fine-tunes. See docs/gate.md.
+            with synthetic variants; the threshold comes from the variants' clean fine-tunes. With --probes, a \
+            behavioural scan follows: a searched suffix's divergence from the parent, against clean fine-tunes of \
+            the parent. See docs/gate.md.
             Exit status: 0 pass, 1 reject, 2 error (any error is a reject; with --json the reject object is printed).
             """)
 
@@ -76,6 +131,8 @@ struct VerifyCommand: ParsableCommand {
     var reference: String?
 
     @OptionGroup var variantOptions: VariantOptions
+
+    @OptionGroup var behaviourOptions: BehaviourOptions
 
     @Option(help: "Signature size per layer and module.")
     var tau: Double = 0.08
@@ -113,6 +170,7 @@ struct VerifyCommand: ParsableCommand {
             configuration.rule = r
             configuration.variantsFromParent = variantsFromParent
             configuration.timeLimit = timeLimit
+            configuration.behaviour = try behaviourOptions.stage(seed: variantOptions.seed)
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
@@ -139,6 +197,11 @@ struct VerifyCommand: ParsableCommand {
             if let a = report.alignment, let t = report.alignmentThreshold, let sh = report.share, let st = report.shareThreshold {
                 print(String(format: "share %.4f (threshold %.4f), alignment %.4f (threshold %.4f), residual %.4f (threshold %.4f)",
                              sh, st, a, t, report.residual ?? .nan, report.residualThreshold ?? .nan))
+            }
+            if let b = report.behaviour {
+                print(String(format: "behavioural scan: divergence %.3f (without suffix %.3f), threshold %.3f; clean fine-tunes of the parent: ",
+                             b.scan.best, b.scan.baseline, b.calibration.threshold)
+                      + b.calibration.divergences.map { String(format: "%.3f", $0) }.joined(separator: " "))
             }
             if let c = report.calibration {
                 print("clean variant shares:      " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: " "))

@@ -92,6 +92,32 @@ struct GateTests {
         #expect(try Checkpoint.read(from: url).gate == report.record)
     }
 
+    /// The behavioural stage turns a pass into a reject only above its own threshold, never
+    /// a reject into a pass, and its evidence reaches the checkpoint record.
+    @Test func behaviouralStageCombinesWithTheWeightRule() throws {
+        let evidence = VaccineFixtures.evidence(pairs: 3, layers: 2, units: 16, planted: [1], seed: 3)
+        var configuration = GateConfiguration()
+        configuration.modules = [.mlp]
+        let weight = try Gate(configuration: configuration).decide(update: Self.update(planted: [1], seed: 4), evidence: evidence)
+        func found(_ best: Double) -> BehaviourStage.Evidence {
+            .init(scan: .init(baseline: 0.5, best: best, suffix: " x y", steps: 3, seconds: 1),
+                  calibration: ScanCalibration(divergences: [1.0, 1.2, 1.1], k: 3), above: best > ScanCalibration(divergences: [1.0, 1.2, 1.1], k: 3).threshold,
+                  seconds: 2)
+        }
+        for (best, above) in [(0.9, false), (4.0, true)] {
+            for verdict in [GateReport.Verdict.pass, .reject] {
+                var report = weight
+                report.verdict = verdict
+                report.include(found(best))
+                #expect(report.verdict == (verdict == .reject || above ? .reject : .pass))
+                #expect(report.reason.contains("unlike its parent") == (verdict == .pass && above))
+                #expect(report.record.scores["behaviour.divergence"] == best)
+                #expect(report.record.thresholds["behaviour"] == report.behaviour?.calibration.threshold)
+                #expect(try JSONDecoder().decode(GateReport.self, from: JSONEncoder().encode(report)) == report)
+            }
+        }
+    }
+
     @Test func recipeSettingsReachTheGate() throws {
         // Every recipe rule names a detection rule (no silent fallback to the default).
         #expect(GateSettings.Rule.allCases.map(\.rawValue) == DetectionRule.allCases.map(\.rawValue))

@@ -25,6 +25,8 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
     public var modules: [UnitModule] = [.mlp, .attn]
     /// A verify taking longer than this rejects.
     public var timeLimit = 3600.0
+    /// The behavioural stage after the weight-space rule (nil: off).
+    public var behaviour: BehaviourStage?
 
     /// The defaults.
     public init() {}
@@ -49,7 +51,9 @@ public enum DetectionRule: String, Sendable, Equatable, Codable, CaseIterable {
 /// LoRA the merged B·A) that falls on the signature. It is compared with the same share
 /// for clean fine-tunes of the checkpoint (the clean variants, each measured on a signature
 /// built without its own pair): threshold = mean + k · max(std, minRelativeStd · mean).
-/// Above the threshold: reject. Any error: reject.
+/// Above the threshold: reject. With a `BehaviourStage`, a checkpoint the rule passes is
+/// also rejected when the behavioural scan lies above its own calibrated threshold.
+/// Any error: reject.
 public struct Gate: Sendable {
     public var configuration: GateConfiguration
 
@@ -188,7 +192,17 @@ public struct Gate: Sendable {
                 evidence = Self.restrict(evidence, to: update)
             }
             kept = evidence
-            return (try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started), evidence)
+            var report = try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started)
+            if let stage = configuration.behaviour {
+                let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
+                let found = try stage.measure(child: bundle, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
+                if Date() > started.addingTimeInterval(configuration.timeLimit) {
+                    throw VaccineError.timeout(phase: "the behavioural scan", seconds: configuration.timeLimit)
+                }
+                report.include(found)
+                report.timings.total = Date().timeIntervalSince(started)
+            }
+            return (report, evidence)
         } catch {
             return (GateReport.failure(error, checkpoint: url.path, reference: reference?.path, seconds: Date().timeIntervalSince(started)), kept)
         }

@@ -73,6 +73,19 @@ public struct GateReport: Sendable, Equatable, Codable {
     public var alignmentThreshold: Double?
     public var residual: Double?
     public var residualThreshold: Double?
+    /// The behavioural stage's evidence, when the gate ran it.
+    public var behaviour: BehaviourStage.Evidence?
+
+    /// Adds the behavioural stage's evidence; above its threshold, a pass becomes a reject.
+    public mutating func include(_ evidence: BehaviourStage.Evidence) {
+        behaviour = evidence
+        guard evidence.above, verdict == .pass else { return }
+        verdict = .reject
+        reason = String(format: "a searched suffix makes the checkpoint answer unlike its parent: divergence %.2f, "
+                        + "threshold %.2f from %d clean fine-tunes of the parent", evidence.scan.best,
+                        evidence.calibration.threshold, evidence.calibration.divergences.count)
+            + " (the weight-space rule passed it: \(reason))"
+    }
 
     /// A reject caused by `error` (the gate fails closed).
     public static func failure(_ error: Error, checkpoint: String, reference: String?, seconds: Double) -> GateReport {
@@ -100,6 +113,12 @@ public struct GateReport: Sendable, Equatable, Codable {
         if let residual { scores["residual"] = residual }
         if let residualThreshold { thresholds["residual"] = residualThreshold }
         if let threshold { thresholds["statistic"] = threshold }
+        if let b = behaviour {
+            scores["behaviour.divergence"] = b.scan.best
+            scores["behaviour.baseline"] = b.scan.baseline
+            thresholds["behaviour"] = b.calibration.threshold
+            for (i, d) in b.calibration.divergences.enumerated() { thresholds["behaviour.clean.\(i)"] = d }
+        }
         if let c = calibration {
             thresholds["clean_mean"] = c.cleanMean
             thresholds["clean_std"] = c.cleanStd
@@ -128,6 +147,13 @@ public struct GateReport: Sendable, Equatable, Codable {
                 h += c.cleanAlignments.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "; backdoored variants "
                 h += c.backdooredAlignments.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "</p>\n"
             }
+        }
+        if let b = behaviour {
+            h += String(format: "<p>behavioural scan: divergence %.3f (%.3f without the suffix ", b.scan.best, b.scan.baseline)
+            h += esc(b.scan.suffix.debugDescription)
+            h += String(format: "); threshold %.3f from clean fine-tunes of the parent at ", b.calibration.threshold)
+            h += b.calibration.divergences.map { String(format: "%.3f", $0) }.joined(separator: ", ")
+            h += String(format: "; %.1f s</p>\n", b.seconds)
         }
         if !layers.isEmpty {
             h += "<table><tr><th>layer</th><th>module</th><th>channels</th><th>signature score</th><th>mean score</th><th>update share</th></tr>\n"
