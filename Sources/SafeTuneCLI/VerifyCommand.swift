@@ -90,6 +90,9 @@ struct BehaviourOptions: ParsableArguments {
     @Option(help: "Scan threshold: calibration mean + k standard deviations.")
     var scanK = 3.0
 
+    @Option(help: "Keep the scan's calibration in this JSON file: read when made from the same parent, clean data, probes and settings; written when absent.")
+    var scanCalibration: String?
+
     /// The stage, or nil without `--probes`; `seed` seeds the search and the calibration.
     func stage(seed: UInt64) throws -> BehaviourStage? {
         guard let probes else { return nil }
@@ -107,6 +110,7 @@ struct BehaviourOptions: ParsableArguments {
         stage.regime.cleanPerVariant = scanCleanSamples
         stage.regime.seed = seed
         stage.k = scanK
+        stage.calibrationFile = scanCalibration.map { URL(fileURLWithPath: $0) }
         return stage
     }
 }

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import Models
 import Training
@@ -19,6 +20,10 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
     public var regime: VariantSettings
     /// Threshold: calibration mean + k standard deviations.
     public var k = 3.0
+    /// Where the calibration is kept between verifies (nil: measured every time). It
+    /// depends only on the parent, the clean data, the probes and these settings, so a
+    /// pipeline verifying many fine-tunes of one parent measures it once.
+    public var calibrationFile: URL?
 
     /// A stage scanning `probes`, calibrated by three 200-step full fine-tunes of the parent
     /// at lr 1e-3 on 400 clean samples each (the regime of the shipped experiment's children).
@@ -58,9 +63,54 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
         log("behavioural scan of the checkpoint against its parent (\(probes.count) probes, \(search.steps) steps)")
         let scan = try TriggerScan(child: evaluator, parent: parent.model, settings: search).run(probes)
         log(String(format: "behavioural scan: divergence %.3f (without suffix %.3f)", scan.best, scan.baseline))
-        let calibration = try ScanCalibration.measure(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
-                                                      probes: probes, scan: search, k: k, workDirectory: workDirectory, log: log)
+        let calibration = try calibrate(parent: parent, clean: clean, workDirectory: workDirectory, log: log)
         return Evidence(scan: scan, calibration: calibration, above: scan.best > calibration.threshold,
                         seconds: Date().timeIntervalSince(started))
+    }
+
+    /// A calibration file's contents: the calibration and a digest of what it was made from.
+    struct SavedCalibration: Codable {
+        var key: String
+        var calibration: ScanCalibration
+    }
+
+    /// What a calibration depends on, as one SHA-256.
+    func calibrationKey(parent: ModelBundle, clean: [CleanSample]) throws -> String {
+        struct Material: Encodable {
+            let parent: String, clean: [CleanSample], probes: [String], search: TriggerScan.Settings
+            let runs: Int, regime: VariantSettings, k: Double
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let material = Material(parent: parent.checkpoint.weightsSHA256, clean: clean, probes: probes, search: search,
+                                runs: calibrationRuns, regime: regime, k: k)
+        return TensorDigest.sha256(bytes: try encoder.encode(material))
+    }
+
+    /// The clean fine-tunes' calibration: read from `calibrationFile` when it was made from
+    /// the same inputs, else measured (and saved there, atomically). A file made from other
+    /// inputs is an error, not silently replaced.
+    func calibrate(parent: ModelBundle, clean: [CleanSample], workDirectory: URL,
+                   log: @escaping (String) -> Void) throws -> ScanCalibration {
+        let key = try calibrationKey(parent: parent, clean: clean)
+        if let file = calibrationFile, FileManager.default.fileExists(atPath: file.path) {
+            let saved: SavedCalibration
+            do { saved = try JSONDecoder().decode(SavedCalibration.self, from: Data(contentsOf: file)) } catch {
+                throw VaccineError.unreadable(file: file.path, reason: "not a scan calibration (\(error.localizedDescription))")
+            }
+            guard saved.key == key else {
+                throw VaccineError.unreadable(file: file.path, reason: "calibrated for another parent, clean data, probes or settings; delete it to recalibrate")
+            }
+            log("behavioural scan: calibration read from \(file.path)")
+            return saved.calibration
+        }
+        let calibration = try ScanCalibration.measure(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
+                                                      probes: probes, scan: search, k: k, workDirectory: workDirectory, log: log)
+        if let file = calibrationFile {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(SavedCalibration(key: key, calibration: calibration)).write(to: file, options: .atomic)
+        }
+        return calibration
     }
 }
