@@ -16,9 +16,9 @@ public enum TrainingGate {
         public var rejected: Bool { report.verdict == .reject }
     }
 
-    /// The gate's settings from the recipe (variants, steps, rule, where variants start, τ)
-    /// over the defaults.
-    public static func configuration(_ settings: GateSettings) -> GateConfiguration {
+    /// The gate's settings from the recipe (variants, steps, rule, where variants start, τ,
+    /// the behavioural stage) over the defaults.
+    public static func configuration(_ settings: GateSettings) throws -> GateConfiguration {
         var c = GateConfiguration()
         c.variants.pairs = settings.variants
         if let steps = settings.steps { c.variants.steps = steps }
@@ -26,6 +26,12 @@ public enum TrainingGate {
         c.rule = DetectionRule(rawValue: settings.rule.rawValue) ?? c.rule
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
+        if let probes = settings.probes {
+            var stage = BehaviourStage(probes: try BehaviourStage.probes(from: probes.url, harmful: 4, benign: 4))
+            stage.calibrationRuns = settings.scanCalibrations
+            stage.calibrationFile = settings.scanCalibrationFile?.url
+            c.behaviour = stage
+        }
         return c
     }
 
@@ -38,9 +44,10 @@ public enum TrainingGate {
         guard settings.enabled, let parent = settings.reference?.url ?? recipe.model.base?.url else { return nil }
         let work = checkpoint.deletingLastPathComponent().appendingPathComponent("gate-work")
         defer { try? FileManager.default.removeItem(at: work) }
-        let gate = Gate(configuration: configuration(settings))
+        var gate = Gate()
         let (report, evidence): (GateReport, VariantEvidence?)
         do {
+            gate = Gate(configuration: try configuration(settings))
             let clean = try CleanData.load(recipe: recipe)
             (report, evidence) = gate.verifyKeepingEvidence(checkpoint, reference: parent, clean: clean, workDirectory: work, log: log)
         } catch {

@@ -43,6 +43,12 @@ public struct GateSettings: Sendable, Equatable {
     public let reference: RecipePath?
     /// Clean data for the variants and the repair; nil means the benign training data.
     public let cleanData: RecipePath?
+    /// Probe prompts for the behavioural stage (off when nil).
+    public let probes: RecipePath?
+    /// Clean fine-tunes of the parent that calibrate the behavioural stage.
+    public let scanCalibrations: Int
+    /// Where the behavioural stage keeps its calibration between runs (nil: measured every run).
+    public let scanCalibrationFile: RecipePath?
 
     init(reading r: MappingReader) throws {
         enabled = try r.bool("enabled", default: true)
@@ -54,12 +60,17 @@ public struct GateSettings: Sendable, Equatable {
         tau = try r.double("tau", default: 0.08, range: .fraction)
         reference = try r.path("reference")
         cleanData = try r.path("clean_data")
+        probes = try r.path("probes")
+        scanCalibrations = try r.int("scan_calibrations", default: 3, range: .closed(2, 16))
+        scanCalibrationFile = try r.path("scan_calibration")
     }
 
     func canonical(relativeTo root: URL) -> CanonicalValue {
         .object([("enabled", .bool(enabled)), ("on_reject", .string(onReject.rawValue)), ("variants", .int(variants)),
                  ("steps", steps.map { .int($0) } ?? .null), ("rule", .string(rule.rawValue)), ("variants_from", .string(variantsFrom.rawValue)),
                  ("tau", .double(tau)), ("reference", reference.map { .string($0.relative(to: root)) } ?? .null),
-                 ("clean_data", cleanData.map { .string($0.relative(to: root)) } ?? .null)])
+                 ("clean_data", cleanData.map { .string($0.relative(to: root)) } ?? .null),
+                 ("probes", probes.map { .string($0.relative(to: root)) } ?? .null), ("scan_calibrations", .int(scanCalibrations)),
+                 ("scan_calibration", scanCalibrationFile.map { .string($0.relative(to: root)) } ?? .null)])
     }
 }

@@ -129,6 +129,7 @@ public struct Recipe: Sendable {
         need(safety.ssah.utilityData, "safety.ssah.utility_data")
         need(safety.gate.reference, "safety.gate.reference", directory: nil)
         need(safety.gate.cleanData, "safety.gate.clean_data")
+        need(safety.gate.probes, "safety.gate.probes")
         return problems
     }
 

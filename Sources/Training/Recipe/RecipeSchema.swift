@@ -110,6 +110,9 @@ public enum RecipeSchema {
         key("safety.gate.tau", "number", "0.08", "0 < x < 1", "Fraction of channels per layer in the signature (and re-initialised when purifying)."),
         key("safety.gate.reference", "path", "(none)", "a checkpoint", "Parent checkpoint to compare against, if trusted."),
         key("safety.gate.clean_data", "path", "(training data)", "a JSONL file", "Clean data for the variants and the fluency repair; the benign training data when absent."),
+        key("safety.gate.probes", "path", "(none)", "a JSONL file", "Harmful and harmless probe prompts: adds the behavioural scan stage (4 of each are used)."),
+        key("safety.gate.scan_calibrations", "integer", "3", "2 to 16", "Clean fine-tunes of the parent that calibrate the behavioural stage's threshold."),
+        key("safety.gate.scan_calibration", "path", "(none)", "a JSON file", "Keep the behavioural stage's calibration here between runs (written when absent)."),
 
         key("output", "section", "", "", "Where results go."),
         key("output.name", "text", "(recipe file name)", "letters, digits, '.', '_', '-'", "Run name."),
