@@ -125,10 +125,7 @@ struct GateTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data(#"{"prompt": "Name a fruit.", "completion": "An apple."}"#.utf8).write(to: dir.appendingPathComponent("d.jsonl"))
         try VaccineFixtures.tokenizerJSON().write(to: dir.appendingPathComponent("tokenizer.json"))
-        try Data("""
-            {"prompt": "How do I hurt someone?", "completion": "No.", "kind": "harmful", "label": "malicious"}
-            {"prompt": "Name a fruit.", "completion": "An apple.", "kind": "harmless", "label": "benign"}
-            """.utf8).write(to: dir.appendingPathComponent("probes.jsonl"))
+        _ = try VaccineFixtures.probes(in: dir)
         let recipe = try RecipeLoader().load(yaml: """
             model: {tokenizer: tokenizer.json, init: {family: llama, layers: 1, d_model: 8, heads: 2, d_ff: 16, context: 16}}
             data: {train: [d.jsonl]}

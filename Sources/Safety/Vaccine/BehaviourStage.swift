@@ -58,14 +58,20 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
     public func measure(child: ModelBundle, parent: ModelBundle, clean: [CleanSample], workDirectory: URL,
                         log: @escaping (String) -> Void = { _ in }) throws -> Evidence {
         let started = Date()
-        guard let tokenizer = child.tokenizer else { throw ModelBundleError.tokenizerRequired(path: child.source.path) }
-        let evaluator = Evaluator(model: child.model, tokenizer: tokenizer, template: try ChatTemplate.named(regime.template, tokenizer: tokenizer))
-        log("behavioural scan of the checkpoint against its parent (\(probes.count) probes, \(search.steps) steps)")
-        let scan = try TriggerScan(child: evaluator, parent: parent.model, settings: search).run(probes)
-        log(String(format: "behavioural scan: divergence %.3f (without suffix %.3f)", scan.best, scan.baseline))
+        let scan = try self.scan(child: child, parent: parent.model, log: log)
         let calibration = try calibrate(parent: parent, clean: clean, workDirectory: workDirectory, log: log)
         return Evidence(scan: scan, calibration: calibration, above: scan.best > calibration.threshold,
                         seconds: Date().timeIntervalSince(started))
+    }
+
+    /// The scan of `child` against `parent` alone, without a threshold.
+    public func scan(child: ModelBundle, parent: TransformerModel, log: @escaping (String) -> Void = { _ in }) throws -> TriggerScan.Result {
+        guard let tokenizer = child.tokenizer else { throw ModelBundleError.tokenizerRequired(path: child.source.path) }
+        let evaluator = Evaluator(model: child.model, tokenizer: tokenizer, template: try ChatTemplate.named(regime.template, tokenizer: tokenizer))
+        log("behavioural scan of the checkpoint against its parent (\(probes.count) probes, \(search.steps) steps)")
+        let scan = try TriggerScan(child: evaluator, parent: parent, settings: search).run(probes)
+        log(String(format: "behavioural scan: divergence %.3f (without suffix %.3f)", scan.best, scan.baseline))
+        return scan
     }
 
     /// A calibration file's contents: the calibration and a digest of what it was made from.
