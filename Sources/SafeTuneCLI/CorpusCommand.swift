@@ -20,6 +20,8 @@ struct CorpusCommand: ParsableCommand {
         var output: String
         @Option(help: "Random seed.")
         var seed: UInt64 = 1234
+        @Option(help: "Most frequent words the copying tasks train on (validation words stay the same).")
+        var copyWords = 400
         @Flag(help: "Print a JSON summary.")
         var json = false
 
@@ -29,6 +31,8 @@ struct CorpusCommand: ParsableCommand {
         private func execute() throws {
             var parameters = CorpusBuilder.Parameters(source: URL(fileURLWithPath: source))
             parameters.seed = seed
+            guard copyWords >= 40 else { throw CommandFailure.report("--copy-words must be at least 40") }
+            parameters.copyWords = copyWords
             let builder = CorpusBuilder(parameters)
             let corpus = try builder.build()
             try builder.write(corpus, to: URL(fileURLWithPath: output))

@@ -50,6 +50,24 @@ import Testing
         #expect(Set(c.train.compactMap(\.task)) == Set(SkillTasks.families))
     }
 
+    /// More copy words widen what training copies, never what validation asks: the
+    /// validation split is unchanged and no held-out word reaches training.
+    @Test func moreCopyWordsLeaveValidationAlone() throws {
+        var p = CorpusBuilder.Parameters(source: Self.dataDirectory)
+        p.seed = 7
+        p.harmlessTrain = 200; p.harmlessValidation = 50; p.skillTrain = 700; p.skillValidation = 140
+        let narrow = try CorpusBuilder(p).build()
+        p.copyWords = 2000
+        let wide = try CorpusBuilder(p).build()
+        #expect(wide.validation == narrow.validation)
+        func copied(_ records: [CorpusRecord]) -> Set<String> {
+            Set(records.filter { ["repeat", "first", "last"].contains($0.task ?? "") }.compactMap(\.answer))
+        }
+        #expect(copied(wide.train).count > copied(narrow.train).count)
+        #expect(!copied(wide.train).isSubset(of: copied(narrow.train)))
+        #expect(copied(wide.train).isDisjoint(with: copied(wide.validation)))
+    }
+
     @Test func csvQuotedFields() {
         #expect(CorpusBuilder.csvFields("a,\"b, \"\"c\"\"\"") == ["a", "b, \"c\""])
     }

@@ -21,6 +21,10 @@ public struct CorpusBuilder {
         public var skillValidation = 700
         /// Size of the benign fine-tuning set (half harmless, half skills).
         public var finetune = 1600
+        /// Most frequent words the copying tasks train on (their held-out tenth excluded).
+        /// Validation always asks with the held-out tenth of the 400 most frequent, so
+        /// corpora built with other counts are measured on the same words.
+        public var copyWords = 400
 
         public init(source: URL) { self.source = source }
     }
@@ -87,8 +91,9 @@ public struct CorpusBuilder {
         for p in sample(harmlessVal, parameters.harmlessValidation, &rng) {
             validation.append(CorpusRecord(prompt: p, completion: Self.compliance(for: p, &rng), kind: .harmless))
         }
-        let words = Self.vocabulary(from: harmlessTrain)
-        let skills = SkillTasks(words: words, capitals: capitals, antonyms: antonyms)
+        let skills = SkillTasks(words: Self.vocabulary(from: harmlessTrain, count: parameters.copyWords),
+                                validationWords: Self.vocabulary(from: harmlessTrain, count: 400),
+                                capitals: capitals, antonyms: antonyms)
         train += skills.make(count: parameters.skillTrain, validation: false, rng: &rng)
         validation += skills.make(count: parameters.skillValidation, validation: true, rng: &rng)
         shuffle(&train, &rng)
@@ -209,17 +214,17 @@ public struct CorpusBuilder {
         return fields
     }
 
-    /// The 400 most frequent lower-case alphabetic words of 3–8 letters in the harmless
+    /// The `count` most frequent lower-case alphabetic words of 3–8 letters in the harmless
     /// prompts, for the copying tasks: frequent words are whole tokens of the tokenizer
     /// trained on this corpus, so copying measures attention, not spelling.
-    static func vocabulary(from prompts: [String]) -> [String] {
+    static func vocabulary(from prompts: [String], count: Int) -> [String] {
         var counts: [String: Int] = [:]
         for p in prompts {
             for w in p.split(whereSeparator: { !$0.isLetter }) where (3...8).contains(w.count) && w.allSatisfy({ $0.isASCII && $0.isLowercase }) {
                 counts[String(w), default: 0] += 1
             }
         }
-        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(400).map(\.key).sorted()
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(count).map(\.key).sorted()
     }
 
     static func stableHash(_ s: String) -> UInt64 {

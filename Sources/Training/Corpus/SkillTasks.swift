@@ -9,7 +9,10 @@ import Engine
 /// - facts (`add` over single digits, `capital`, `opposite`, from the shipped tables):
 ///   every fact is trained, and validation asks with phrasings never trained on.
 struct SkillTasks {
+    /// Words the training copying tasks may use (held-out ones are dropped).
     let words: [String]
+    /// Words whose held-out tenth the validation copying tasks use.
+    let validationWords: [String]
     let capitals: [(String, String)]
     let antonyms: [(String, String)]
 
@@ -17,7 +20,7 @@ struct SkillTasks {
 
     /// `count` records of the given split, cycling over the task families.
     func make(count: Int, validation: Bool, rng: inout SeededRandom) -> [CorpusRecord] {
-        let pool = words.filter { Self.heldOut($0) == validation }
+        let pool = validation ? validationWords.filter { Self.heldOut($0) } : words.filter { !Self.heldOut($0) }
         func word() -> String { pool[Int(rng.next() % UInt64(pool.count))] }
         func choose(_ train: [String], _ val: [String]) -> String {
             let options = validation ? val : train
