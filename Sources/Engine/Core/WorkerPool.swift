@@ -24,6 +24,8 @@ final class WorkerPool: @unchecked Sendable {
     /// Helpers waiting on `wake` (the submitter broadcasts only when there are some).
     private let parked = Atomic<Int>(0)
     private let wake = NSCondition()
+    /// Set once by `retire`: helpers exit at the next generation.
+    private let retired = Atomic<Bool>(false)
     /// The current job and its worker count: written before `generation` is bumped, read by
     /// helpers after they see the bump, cleared once every helper is done.
     private var job: ((Int) -> Void)?
@@ -33,9 +35,6 @@ final class WorkerPool: @unchecked Sendable {
     static let spinsBeforeYield = 4_000
     /// `sched_yield` calls after those, before it parks: roughly 100–200 µs awake in all.
     static let yieldsBeforePark = 200
-
-    /// Set once by `retire`: helpers exit at the next generation.
-    private let retired = Atomic<Bool>(false)
 
     /// Starts `helpers` threads.
     init(helpers: Int) {
