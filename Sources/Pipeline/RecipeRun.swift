@@ -120,7 +120,7 @@ public final class RecipeRun {
         if finished, recipe.safety.gate.enabled {
             progress(.phase("BD-VAX gate"))
             gate = try withoutActuallyEscaping(progress) { report in
-                try TrainingGate.run(recipe: recipe, checkpoint: checkpoint) { report(.phase($0)) }
+                try TrainingGate.run(recipe: recipe, checkpoint: checkpoint, trainedSteps: summary.steps) { report(.phase($0)) }
             }
             if let gate {
                 progress(.phase("BD-VAX gate: \(gate.report.verdict.rawValue), \(gate.action) (\(gate.report.reason))"))

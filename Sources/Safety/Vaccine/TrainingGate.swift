@@ -17,8 +17,11 @@ public enum TrainingGate {
     }
 
     /// The gate's settings from the recipe (variants, steps, rule, where variants start, τ,
-    /// the behavioural stage) over the defaults.
-    public static func configuration(_ settings: GateSettings) throws -> GateConfiguration {
+    /// the behavioural stage) over the defaults. The behavioural stage calibrates on clean
+    /// fine-tunes of the parent in the run's own regime: its adapter kind, rank, learning
+    /// rate, batch, sequence length and `trainedSteps` (the stage's default when nil).
+    public static func configuration(_ recipe: Recipe, trainedSteps: Int? = nil) throws -> GateConfiguration {
+        let settings = recipe.safety.gate
         var c = GateConfiguration()
         c.variants.pairs = settings.variants
         if let steps = settings.steps { c.variants.steps = steps }
@@ -30,6 +33,13 @@ public enum TrainingGate {
             var stage = BehaviourStage(probes: try BehaviourStage.probes(from: probes.url, harmful: 4, benign: 4))
             stage.calibrationRuns = settings.scanCalibrations
             stage.calibrationFile = settings.scanCalibrationFile?.url
+            stage.regime.kind = recipe.adapters.kind == .lora ? .lora : .full
+            stage.regime.loraRank = recipe.adapters.rank
+            stage.regime.loraAlpha = recipe.adapters.alpha
+            stage.regime.learningRate = recipe.optimizer.lr
+            stage.regime.batchSize = recipe.training.batchSize
+            stage.regime.seqLen = recipe.training.seqLen
+            if let trainedSteps { stage.regime.steps = trainedSteps }
             c.behaviour = stage
         }
         return c
@@ -39,7 +49,9 @@ public enum TrainingGate {
     /// recipe's base; the record goes into the checkpoint (marked `quarantined` on reject
     /// unless the recipe asks to purify). Nil when the gate is off or the run trained from
     /// scratch (no parent to compare with).
-    public static func run(recipe: Recipe, checkpoint: URL, log: @escaping (String) -> Void = { _ in }) throws -> Outcome? {
+    /// `trainedSteps`: the run's optimizer steps (the behavioural stage's calibration regime).
+    public static func run(recipe: Recipe, checkpoint: URL, trainedSteps: Int? = nil,
+                           log: @escaping (String) -> Void = { _ in }) throws -> Outcome? {
         let settings = recipe.safety.gate
         guard settings.enabled, let parent = settings.reference?.url ?? recipe.model.base?.url else { return nil }
         let work = checkpoint.deletingLastPathComponent().appendingPathComponent("gate-work")
@@ -47,7 +59,7 @@ public enum TrainingGate {
         var gate = Gate()
         let (report, evidence): (GateReport, VariantEvidence?)
         do {
-            gate = Gate(configuration: try configuration(settings))
+            gate = Gate(configuration: try configuration(recipe, trainedSteps: trainedSteps))
             let clean = try CleanData.load(recipe: recipe)
             (report, evidence) = gate.verifyKeepingEvidence(checkpoint, reference: parent, clean: clean, workDirectory: work, log: log)
         } catch {
