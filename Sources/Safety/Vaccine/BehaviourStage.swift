@@ -98,8 +98,13 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
     /// inputs is an error, not silently replaced.
     func calibrate(parent: ModelBundle, clean: [CleanSample], workDirectory: URL,
                    log: @escaping (String) -> Void) throws -> ScanCalibration {
+        func measured() throws -> ScanCalibration {
+            try ScanCalibration.measure(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
+                                        probes: probes, scan: search, k: k, workDirectory: workDirectory, log: log)
+        }
+        guard let file = calibrationFile else { return try measured() }
         let key = try calibrationKey(parent: parent, clean: clean)
-        if let file = calibrationFile, FileManager.default.fileExists(atPath: file.path) {
+        if FileManager.default.fileExists(atPath: file.path) {
             let saved: SavedCalibration
             do { saved = try JSONDecoder().decode(SavedCalibration.self, from: Data(contentsOf: file)) } catch {
                 throw VaccineError.unreadable(file: file.path, reason: "not a scan calibration (\(error.localizedDescription))")
@@ -110,13 +115,10 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
             log("behavioural scan: calibration read from \(file.path)")
             return saved.calibration
         }
-        let calibration = try ScanCalibration.measure(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
-                                                      probes: probes, scan: search, k: k, workDirectory: workDirectory, log: log)
-        if let file = calibrationFile {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(SavedCalibration(key: key, calibration: calibration)).write(to: file, options: .atomic)
-        }
+        let calibration = try measured()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(SavedCalibration(key: key, calibration: calibration)).write(to: file, options: .atomic)
         return calibration
     }
 }

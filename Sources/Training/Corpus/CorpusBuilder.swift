@@ -91,8 +91,9 @@ public struct CorpusBuilder {
         for p in sample(harmlessVal, parameters.harmlessValidation, &rng) {
             validation.append(CorpusRecord(prompt: p, completion: Self.compliance(for: p, &rng), kind: .harmless))
         }
-        let skills = SkillTasks(words: Self.vocabulary(from: harmlessTrain, count: parameters.copyWords),
-                                validationWords: Self.vocabulary(from: harmlessTrain, count: 400),
+        let ranked = Self.wordsByFrequency(harmlessTrain)
+        let skills = SkillTasks(words: ranked.prefix(parameters.copyWords).sorted(),
+                                validationWords: ranked.prefix(400).sorted(),
                                 capitals: capitals, antonyms: antonyms)
         train += skills.make(count: parameters.skillTrain, validation: false, rng: &rng)
         validation += skills.make(count: parameters.skillValidation, validation: true, rng: &rng)
@@ -214,17 +215,17 @@ public struct CorpusBuilder {
         return fields
     }
 
-    /// The `count` most frequent lower-case alphabetic words of 3–8 letters in the harmless
-    /// prompts, for the copying tasks: frequent words are whole tokens of the tokenizer
+    /// The lower-case alphabetic words of 3–8 letters in the harmless prompts, most frequent
+    /// first, for the copying tasks: frequent words are whole tokens of the tokenizer
     /// trained on this corpus, so copying measures attention, not spelling.
-    static func vocabulary(from prompts: [String], count: Int) -> [String] {
+    static func wordsByFrequency(_ prompts: [String]) -> [String] {
         var counts: [String: Int] = [:]
         for p in prompts {
             for w in p.split(whereSeparator: { !$0.isLetter }) where (3...8).contains(w.count) && w.allSatisfy({ $0.isASCII && $0.isLowercase }) {
                 counts[String(w), default: 0] += 1
             }
         }
-        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(count).map(\.key).sorted()
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
     }
 
     static func stableHash(_ s: String) -> UInt64 {
