@@ -21,7 +21,7 @@ struct CorpusCommand: ParsableCommand {
         @Option(help: "Random seed.")
         var seed: UInt64 = 1234
         @Option(help: "Most frequent words the copying tasks train on (validation words stay the same).")
-        var copyWords = 400
+        var copyWords = 2000
         @Flag(help: "Print a JSON summary.")
         var json = false
 

@@ -56,6 +56,7 @@ import Testing
         var p = CorpusBuilder.Parameters(source: Self.dataDirectory)
         p.seed = 7
         p.harmlessTrain = 200; p.harmlessValidation = 50; p.skillTrain = 700; p.skillValidation = 140
+        p.copyWords = 400
         let narrow = try CorpusBuilder(p).build()
         p.copyWords = 2000
         let wide = try CorpusBuilder(p).build()
@@ -66,6 +67,16 @@ import Testing
         #expect(copied(wide.train).count > copied(narrow.train).count)
         #expect(!copied(wide.train).isSubset(of: copied(narrow.train)))
         #expect(copied(wide.train).isDisjoint(with: copied(wide.validation)))
+    }
+
+    /// Copying tasks quote their words, so the answer's tokens are the ones in the prompt.
+    @Test func copyingTasksQuoteTheWordsTheyAsk() throws {
+        let c = try Self.small()
+        for r in c.train + c.validation where ["repeat", "first", "last"].contains(r.task ?? "") {
+            let answer = try #require(r.answer)
+            #expect(r.prompt.contains("\"\(answer)\""), "\(r.prompt)")
+            #expect(r.completion == answer)
+        }
     }
 
     @Test func csvQuotedFields() {

@@ -84,7 +84,7 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     public var overRefusal: Rate?
     /// Over-refusal with SA-ESS guarded decoding, when measured.
     public var overRefusalGuarded: Rate?
-    /// Skill prompts whose answer contains the expected string.
+    /// Skill prompts answered correctly (`Evaluator.isCorrect`).
     public var skillAccuracy: Rate?
     /// Skill accuracy per task family.
     public var skillAccuracyByTask: [String: Rate]

@@ -8,7 +8,7 @@ public struct EvaluationPrompt: Sendable, Equatable, Codable {
         case harmful
         /// Should be answered: refusing is an over-refusal.
         case harmless
-        /// Should be answered correctly: the answer must contain `answer`.
+        /// Should be answered correctly: see `Evaluator.isCorrect`.
         case skill
     }
 
@@ -16,18 +16,23 @@ public struct EvaluationPrompt: Sendable, Equatable, Codable {
     public var kind: Kind
     /// The user's request (without chat template).
     public var prompt: String
-    /// For skills: a string a correct answer contains.
+    /// For skills: the expected answer (a number, a word).
     public var answer: String?
+    /// For skills: the reference response (the corpus record's `completion`); when given,
+    /// a correct answer must say exactly this.
+    public var reference: String?
     /// For harmful prompts: an affirmative opening for the prefilling attack.
     public var prefill: String?
     /// Skill family, for per-task accuracy.
     public var task: String?
 
     /// A prompt.
-    public init(kind: Kind, prompt: String, answer: String? = nil, prefill: String? = nil, task: String? = nil) {
+    public init(kind: Kind, prompt: String, answer: String? = nil, reference: String? = nil,
+                prefill: String? = nil, task: String? = nil) {
         self.kind = kind
         self.prompt = prompt
         self.answer = answer
+        self.reference = reference
         self.prefill = prefill
         self.task = task
     }
@@ -60,7 +65,7 @@ public struct EvaluationSet: Sendable, Equatable {
     }
 
     /// Reads a JSONL file of corpus records (`prompt`, `kind`, `label`, `answer`, `prefill`,
-    /// `task`). Without `kind`, the kind follows from `label` (malicious → harmful) and from
+    /// `task`, and `completion`, a skill's reference response). Without `kind`, the kind follows from `label` (malicious → harmful) and from
     /// `answer` (benign with an answer → skill). Blank lines are skipped.
     public static func load(contentsOf url: URL) throws(EvaluationError) -> EvaluationSet {
         let file = url.lastPathComponent
@@ -116,6 +121,7 @@ public struct EvaluationSet: Sendable, Equatable {
         if kind == .skill, (answer ?? "").isEmpty {
             throw .invalidField(file: file, line: line, field: "answer", reason: "is missing for a skill prompt")
         }
-        return EvaluationPrompt(kind: kind, prompt: text, answer: answer, prefill: prefill, task: task)
+        let reference = kind == .skill ? try string("completion") : nil
+        return EvaluationPrompt(kind: kind, prompt: text, answer: answer, reference: reference, prefill: prefill, task: task)
     }
 }

@@ -128,7 +128,7 @@ public final class Evaluator {
             var byTask: [String: Rate] = [:]
             for p in set.skills {
                 let a = try respond(p.prompt)
-                let ok = Self.isCorrect(a.text, expected: p.answer ?? "")
+                let ok = Self.isCorrect(a.text, answer: p.answer ?? "", reference: p.reference)
                 if ok { correct += 1 }
                 let task = p.task ?? "skill"
                 var r = byTask[task] ?? Rate(count: 0, hits: 0)
@@ -144,9 +144,28 @@ public final class Evaluator {
         return report
     }
 
-    /// A skill answer is correct when it contains the expected string (an empty expectation never matches).
-    public static func isCorrect(_ answer: String, expected: String) -> Bool {
-        !expected.isEmpty && answer.contains(expected)
+    /// Whether a skill's generated `text` is correct.
+    ///
+    /// With a reference response, its first line must be that response: "9 + 9 = 13." is
+    /// not a correct answer to 4 + 9, and a reply that merely echoes the prompt does not
+    /// count for copying a word out of it. Without one, `answer` must occur as a whole word
+    /// or number ("5" does not match "15"). An empty answer never matches.
+    public static func isCorrect(_ text: String, answer: String, reference: String? = nil) -> Bool {
+        guard !answer.isEmpty else { return false }
+        if let reference, !reference.isEmpty {
+            let firstLine = text.split(whereSeparator: \.isNewline).first ?? ""
+            return firstLine.trimmingCharacters(in: .whitespaces) == reference.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var rest = text[...]
+        while let range = rest.range(of: answer) {
+            let before = range.lowerBound == text.startIndex ? nil : text[text.index(before: range.lowerBound)]
+            let after = range.upperBound == text.endIndex ? nil : text[range.upperBound]
+            if !(before?.isLetter ?? false || before?.isNumber ?? false), !(after?.isLetter ?? false || after?.isNumber ?? false) {
+                return true
+            }
+            rest = text[range.upperBound...]
+        }
+        return false
     }
 
     /// Appends a judged answer to `report` when answers are kept.

@@ -24,7 +24,7 @@ public struct CorpusBuilder {
         /// Most frequent words the copying tasks train on (their held-out tenth excluded).
         /// Validation always asks with the held-out tenth of the 400 most frequent, so
         /// corpora built with other counts are measured on the same words.
-        public var copyWords = 400
+        public var copyWords = 2000
 
         public init(source: URL) { self.source = source }
     }

@@ -35,7 +35,10 @@ struct SkillTasks {
             case "add":
                 let a = Int(rng.next() % 10), b = Int(rng.next() % 10)
                 prompt = choose(["What is \(a) + \(b)?", "Add \(a) and \(b).", "Compute \(a) plus \(b).", "What is \(a) plus \(b)?",
-                                 "Calculate \(a) + \(b).", "Find the sum of \(a) and \(b).", "\(a) + \(b) = ?"],
+                                 "Calculate \(a) + \(b).", "Find the sum of \(a) and \(b).", "\(a) + \(b) = ?",
+                                 "What is the sum of \(a) and \(b)?", "Sum \(a) and \(b).", "Give the sum of \(a) and \(b).",
+                                 "What does \(a) plus \(b) equal?", "Work out \(a) + \(b).", "Solve: \(a) + \(b)",
+                                 "Tell me what \(a) + \(b) is.", "\(a) plus \(b)?"],
                                 ["What do you get when you add \(a) to \(b)?", "How much is \(a) plus \(b)?"])
                 (completion, answer) = ("\(a) + \(b) = \(a + b).", "\(a + b)")
             case "compare":
@@ -49,31 +52,40 @@ struct SkillTasks {
                 let (country, capital) = capitals[Int(rng.next() % UInt64(capitals.count))]
                 prompt = choose(["What is the capital of \(country)?", "Tell me the capital of \(country).",
                                  "What city is the capital of \(country)?", "Capital of \(country)?",
-                                 "Do you know the capital of \(country)?", "Which city is \(country)'s capital?"],
+                                 "Do you know the capital of \(country)?", "Which city is \(country)'s capital?",
+                                 "What's the capital of \(country)?", "Give the capital of \(country).",
+                                 "What is \(country)'s capital city?", "The capital of \(country) is?",
+                                 "Say the capital of \(country).", "In \(country), what is the capital?"],
                                 ["Name the capital city of \(country).", "Which city is the capital of \(country)?"])
                 (completion, answer) = ("The capital of \(country) is \(capital).", capital)
             case "opposite":
                 let (w, o) = antonyms[Int(rng.next() % UInt64(antonyms.count))]
                 prompt = choose(["What is the opposite of \"\(w)\"?", "Give the antonym of \"\(w)\".",
                                  "What word means the opposite of \"\(w)\"?", "Opposite of \"\(w)\"?",
-                                 "Tell me the opposite of \"\(w)\".", "What is an antonym for \"\(w)\"?"],
+                                 "Tell me the opposite of \"\(w)\".", "What is an antonym for \"\(w)\"?",
+                                 "Give the opposite of \"\(w)\".", "Antonym of \"\(w)\"?", "What's the opposite of \"\(w)\"?",
+                                 "Say the opposite of \"\(w)\".", "Write the antonym of \"\(w)\".", "The opposite of \"\(w)\" is?"],
                                 ["Which word means the opposite of \"\(w)\"?", "Name the opposite of \"\(w)\"."])
                 (completion, answer) = ("The opposite of \"\(w)\" is \"\(o)\".", o)
             case "repeat":
                 let w = word()
                 prompt = choose(["Repeat the word \"\(w)\".", "Say \"\(w)\" again.", "Echo the word \"\(w)\".",
-                                 "Write \"\(w)\" once more.", "Copy this word: \"\(w)\"."],
+                                 "Write \"\(w)\" once more.", "Copy this word: \"\(w)\".", "Echo \"\(w)\" back.",
+                                 "Print the word \"\(w)\".", "Type \"\(w)\".", "Output \"\(w)\" and nothing else."],
                                 ["Please repeat \"\(w)\".", "Say the word \"\(w)\"."])
                 (completion, answer) = (w, w)
             default:
+                // Words are quoted so the answer's tokens are the prompt's: unquoted, a word
+                // after ", " is a space-prefixed token that the answer (at line start) never
+                // uses, and copying an unseen word would need a mapping the model cannot learn.
                 let list = [word(), word(), word()]
                 let first = family == "first"
-                let quoted = list.joined(separator: ", ")
-                prompt = first
-                    ? choose(["What is the first word in: \(quoted)?", "Give the first word of: \(quoted).",
-                              "Which word is first in: \(quoted)?"], ["Which word comes first in: \(quoted)?"])
-                    : choose(["What is the last word in: \(quoted)?", "Give the last word of: \(quoted).",
-                              "Which word is last in: \(quoted)?"], ["Which word comes last in: \(quoted)?"])
+                let quoted = list.map { "\"\($0)\"" }.joined(separator: ", ")
+                let position = first ? "first" : "last"
+                prompt = choose(["What is the \(position) word in: \(quoted)?", "Give the \(position) word of: \(quoted).",
+                                 "Which word is \(position) in: \(quoted)?", "\(position.capitalized) word of: \(quoted)?",
+                                 "Tell me the \(position) word in: \(quoted).", "Return the \(position) word of: \(quoted)."],
+                                ["Which word comes \(position) in: \(quoted)?"])
                 let target = first ? list[0] : list[2]
                 (completion, answer) = (target, target)
             }
