@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Training
+import Checkpoints
 
 @Suite struct CorpusBuilderTests {
     static let dataDirectory = URL(fileURLWithPath: #filePath)
@@ -95,5 +96,26 @@ extension CorpusBuilderTests {
             let committed = try Data(contentsOf: Self.dataDirectory.appendingPathComponent("corpus/\(name)"))
             #expect(try Data(contentsOf: out.appendingPathComponent(name)) == committed, "data/corpus/\(name) differs from the builder's output")
         }
+    }
+}
+
+extension CorpusBuilderTests {
+    /// The shipped model was trained on the committed corpus: it carries the committed
+    /// tokenizer (plus the signal's CLS token), its unit map and signal head, and fits the
+    /// 30 MB budget. A corpus rebuilt without retraining the model fails here.
+    @Test func shippedModelMatchesTheCommittedCorpus() throws {
+        let url = Self.dataDirectory.deletingLastPathComponent().appendingPathComponent("checkpoints/base.h5")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        #expect(size <= 30_000_000)
+        let checkpoint = try Checkpoint.read(from: url)
+        #expect(checkpoint.units != nil && checkpoint.signal != nil)
+        func model(_ data: Data) throws -> [String: Any] {
+            let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return try #require(json["model"] as? [String: Any])
+        }
+        let shipped = try model(try #require(checkpoint.tokenizerJSON))
+        let committed = try model(try Data(contentsOf: Self.dataDirectory.appendingPathComponent("corpus/tokenizer.json")))
+        #expect(shipped["vocab"] as? [String: Int] == committed["vocab"] as? [String: Int])
+        #expect((shipped["merges"] as? NSArray) == (committed["merges"] as? NSArray))
     }
 }
