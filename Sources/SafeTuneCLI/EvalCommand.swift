@@ -21,7 +21,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "safety or utility.")
     var suite: Suite = .safety
 
-    @Option(help: "Evaluation JSONL (the corpus builder's val.jsonl).")
+    @Option(help: "Evaluation JSONL (the corpus builder's val.jsonl). Skill records need 'answer'; with 'completion', an answer must be exactly that.")
     var data: String
 
     @Option(help: "At most this many prompts of each kind.")

@@ -65,8 +65,9 @@ public struct EvaluationSet: Sendable, Equatable {
     }
 
     /// Reads a JSONL file of corpus records (`prompt`, `kind`, `label`, `answer`, `prefill`,
-    /// `task`, and `completion`, a skill's reference response). Without `kind`, the kind follows from `label` (malicious → harmful) and from
-    /// `answer` (benign with an answer → skill). Blank lines are skipped.
+    /// `task`, and `completion`: a skill's reference response). Without `kind`, the kind
+    /// follows from `label` (malicious → harmful) and from `answer` (benign with an answer →
+    /// skill). Blank lines are skipped.
     public static func load(contentsOf url: URL) throws(EvaluationError) -> EvaluationSet {
         let file = url.lastPathComponent
         let data: Data
