@@ -19,9 +19,9 @@ struct CorpusCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Output folder.")
         var output: String
         @Option(help: "Random seed.")
-        var seed: UInt64 = 1234
+        var seed = CorpusBuilder.Parameters.defaultSeed
         @Option(help: "Most frequent words the copying tasks train on (validation words stay the same).")
-        var copyWords = 2000
+        var copyWords = CorpusBuilder.Parameters.defaultCopyWords
         @Flag(help: "Print a JSON summary.")
         var json = false
 

@@ -14,7 +14,10 @@ public struct CorpusBuilder {
     public struct Parameters: Sendable {
         /// Folder holding `prompts/` and `facts/` (the project's `data/`).
         public var source: URL
-        public var seed: UInt64 = 1234
+        /// The defaults `safetune corpus build` offers; the committed corpus is built with them.
+        public static let defaultSeed: UInt64 = 1234
+        public static let defaultCopyWords = 2000
+        public var seed = defaultSeed
         public var harmlessTrain = 3000
         public var harmlessValidation = 300
         public var skillTrain = 8000
@@ -24,7 +27,7 @@ public struct CorpusBuilder {
         /// Most frequent words the copying tasks train on (their held-out tenth excluded).
         /// Validation always asks with the held-out tenth of the 400 most frequent, so
         /// corpora built with other counts are measured on the same words.
-        public var copyWords = 2000
+        public var copyWords = defaultCopyWords
 
         public init(source: URL) { self.source = source }
     }
