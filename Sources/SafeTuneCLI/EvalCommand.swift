@@ -39,6 +39,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Also time guarded against unguarded decoding on this many harmless prompts (needs --guard; 64 tokens each, interleaved).")
     var timeGuard: Int?
 
+    @OptionGroup(title: "Guard options (with --guard)")
+    var guardFlags: GuardFlags
+
     @Option(help: "Chat template: llama2, chatml, instruction, or auto.")
     var template: String = "auto"
 
@@ -85,7 +88,7 @@ struct EvalCommand: ParsableCommand {
         let plain = Evaluator(model: loaded.model, tokenizer: tokenizer, template: chat, options: options)
         var guardedEvaluator: Evaluator?
         if guarded {
-            let decoder = try GenerateCommand.guardedDecoder(loaded, tokenizer: tokenizer, options: GuardOptions(), source: model)
+            let decoder = try GenerateCommand.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
             guardedEvaluator = Evaluator(model: decoder.model, tokenizer: decoder.tokenizer, template: chat, options: options,
                                          decoder: decoder)
         }

@@ -46,31 +46,14 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("guard"), help: "SA-ESS guarded decoding with the checkpoint's safety signal (JSON adds the classification trace).")
     var guarded = false
 
-    @Option(help: "Guard re-check schedule: every, first, periodic, annealing.")
-    var schedule: String = "annealing"
-
-    @Option(help: "Tokens between checks for the periodic schedule.")
-    var period: Int = 8
-
-    @Option(help: "Consecutive malicious checks that insert the refusal mid-answer.")
-    var tau: Int = 2
-
-    @Option(help: "P(malicious) at or above which a check is malicious.")
-    var threshold: Float = 0.5
-
-    @Option(help: "Refusal prefix inserted by the guard.")
-    var refusalPrefix: String = GuardOptions().refusalPrefix
+    @OptionGroup(title: "Guard options")
+    var guardFlags: GuardFlags
 
     func validate() throws {
         if maxTokens < 0 { throw ValidationError("--max-tokens must be at least 0") }
         if temperature < 0 || !temperature.isFinite { throw ValidationError("--temperature must be a finite number ≥ 0") }
         if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1") }
         if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
-        if CheckSchedule(name: schedule, period: period) == nil {
-            throw ValidationError("--schedule must be every, first, periodic or annealing")
-        }
-        if period < 1 { throw ValidationError("--period must be at least 1") }
-        if tau < 1 { throw ValidationError("--tau must be at least 1") }
     }
 
     /// The guard for `loaded`: its checkpoint's signal, or (with a warning) a fresh untrained one.
@@ -89,9 +72,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func runGuarded(_ loaded: ModelBundle, tokenizer: Tokenizer, text: String, options: GenerationOptions) throws {
-        let guardOptions = GuardOptions(threshold: threshold, schedule: CheckSchedule(name: schedule, period: period) ?? .defaultAnnealing,
-                                        tau: tau, refusalPrefix: refusalPrefix)
-        let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardOptions, source: model)
+        let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
         let promptIds = tokenizer.encode(text)
         let start = Date()
         let result = try decoder.generate(prompt: promptIds, options: options)
@@ -110,7 +91,7 @@ struct GenerateCommand: ParsableCommand {
         var object: [String: Any] = [
             "prompt": text, "prompt_tokens": promptIds, "tokens": result.tokens, "text": result.text,
             "stop_reason": result.stopReason.description, "trace": trace, "probes": result.probes,
-            "schedule": guardOptions.schedule.description, "seconds": seconds,
+            "schedule": guardFlags.options.schedule.description, "seconds": seconds,
         ]
         if let at = result.refusalAt { object["refusal_at"] = at }
         try printJSON(object)

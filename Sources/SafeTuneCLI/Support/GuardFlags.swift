@@ -1,0 +1,36 @@
+import ArgumentParser
+import Safety
+
+/// The SA-ESS guard's settings as command-line options, shared by `generate --guard` and
+/// `eval --guard` so an evaluation measures the guard a user will deploy.
+struct GuardFlags: ParsableArguments {
+    @Option(help: "Guard re-check schedule: every, first, periodic, annealing.")
+    var schedule: String = "annealing"
+
+    @Option(help: "Tokens between checks for the periodic schedule.")
+    var period: Int = 8
+
+    @Option(help: "Consecutive malicious checks that insert the refusal mid-answer.")
+    var tau: Int = 2
+
+    @Option(help: "P(malicious) at or above which a check is malicious.")
+    var threshold: Float = 0.5
+
+    @Option(help: "Refusal prefix inserted by the guard.")
+    var refusalPrefix: String = GuardOptions().refusalPrefix
+
+    func validate() throws {
+        if CheckSchedule(name: schedule, period: period) == nil {
+            throw ValidationError("--schedule must be every, first, periodic or annealing")
+        }
+        if period < 1 { throw ValidationError("--period must be at least 1") }
+        if tau < 1 { throw ValidationError("--tau must be at least 1") }
+        if !(threshold > 0 && threshold <= 1) { throw ValidationError("--threshold must be in (0, 1]") }
+    }
+
+    /// The guard these flags describe.
+    var options: GuardOptions {
+        GuardOptions(threshold: threshold, schedule: CheckSchedule(name: schedule, period: period) ?? .defaultAnnealing,
+                     tau: tau, refusalPrefix: refusalPrefix)
+    }
+}
