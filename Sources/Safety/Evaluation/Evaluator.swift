@@ -156,13 +156,12 @@ public final class Evaluator {
             let firstLine = text.split(whereSeparator: \.isNewline).first ?? ""
             return firstLine.trimmingCharacters(in: .whitespaces) == reference.trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        func isWordCharacter(_ c: Character?) -> Bool { c.map { $0.isLetter || $0.isNumber } ?? false }
         var rest = text[...]
         while let range = rest.range(of: answer) {
             let before = range.lowerBound == text.startIndex ? nil : text[text.index(before: range.lowerBound)]
             let after = range.upperBound == text.endIndex ? nil : text[range.upperBound]
-            if !(before?.isLetter ?? false || before?.isNumber ?? false), !(after?.isLetter ?? false || after?.isNumber ?? false) {
-                return true
-            }
+            if !isWordCharacter(before), !isWordCharacter(after) { return true }
             rest = text[range.upperBound...]
         }
         return false
