@@ -12,7 +12,7 @@ struct CorpusCommand: ParsableCommand {
 
     struct Build: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write train.jsonl and val.jsonl (harmful → refusals, harmless → compliance, skill tasks).")
+            abstract: "Write train.jsonl and val.jsonl (harmful → refusals, harmless → compliance, skill tasks), plus finetune.jsonl, attack.jsonl and anchors.jsonl.")
 
         @Option(help: "Folder with prompts/ and facts/ (the project's data folder).")
         var source = "data"
@@ -42,7 +42,8 @@ struct CorpusCommand: ParsableCommand {
                 let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("wrote \(output)/train.jsonl (\(corpus.train.count) records) and val.jsonl (\(corpus.validation.count))")
+                print("wrote \(output)/train.jsonl (\(corpus.train.count) records), val.jsonl (\(corpus.validation.count)), "
+                      + "finetune.jsonl (\(corpus.finetune.count)), attack.jsonl (\(corpus.attack.count)), anchors.jsonl (\(corpus.anchors.count))")
                 print("train: \(counts(corpus.train).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             }
         }

@@ -80,6 +80,21 @@ import Checkpoints
         }
     }
 
+    /// Anchors are the base's own training prompts, half of each label, never a held-out one,
+    /// and the trainer reads them as labelled prompts without answers.
+    @Test func anchorsAreLabelledTrainingPromptsWithoutAnswers() throws {
+        let c = try Self.small()
+        let train = Dictionary(c.train.map { ($0.prompt, $0.label) }, uniquingKeysWith: { a, _ in a })
+        #expect(c.anchors.count == 400 && Set(c.anchors.map(\.prompt)).count == 400)
+        #expect(c.anchors.filter { $0.label == "malicious" }.count == 200)
+        #expect(c.anchors.allSatisfy { train[$0.prompt] == $0.label }, "every anchor is a training prompt with its label")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("anchors-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try CorpusBuilder(CorpusBuilder.Parameters(source: Self.dataDirectory)).write(c, to: out)
+        let examples = try JSONLReader().read(url: out.appendingPathComponent("anchors.jsonl")).examples
+        #expect(examples.count == 400 && examples.allSatisfy { $0.segments.count == 1 && !$0.segments[0].trainable && $0.label != nil })
+    }
+
     @Test func csvQuotedFields() {
         #expect(CorpusBuilder.csvFields("a,\"b, \"\"c\"\"\"") == ["a", "b, \"c\""])
     }
@@ -92,7 +107,7 @@ extension CorpusBuilderTests {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: out) }
         try builder.write(try builder.build(), to: out)
-        for name in ["train.jsonl", "val.jsonl", "finetune.jsonl", "attack.jsonl"] {
+        for name in CorpusBuilder.fileNames {
             let committed = try Data(contentsOf: Self.dataDirectory.appendingPathComponent("corpus/\(name)"))
             #expect(try Data(contentsOf: out.appendingPathComponent(name)) == committed, "data/corpus/\(name) differs from the builder's output")
         }

@@ -26,6 +26,21 @@ struct DatasetTests {
         #expect(chat.label == .malicious && chat.line == 4 && chat.origin == "\(files.path("mixed.jsonl")):4")
     }
 
+    @Test("a labelled prompt without an answer is one untrained segment: it trains the safety signal alone")
+    func signalOnlyPrompts() throws {
+        let files = try TestFiles()
+        let url = try files.write("anchors.jsonl", """
+            {"prompt": "Q?", "label": "malicious"}
+            {"messages": [{"role": "user", "content": "U"}], "label": 0}
+            """)
+        let examples = try JSONLReader().read(url: url).examples
+        #expect(examples.map(\.segments) == [[.init(role: .user, text: "Q?", trainable: false)],
+                                              [.init(role: .user, text: "U", trainable: false)]])
+        #expect(examples.map(\.label) == [.malicious, .benign])
+        // Without a label the answer is still required.
+        #expect(throws: DatasetError.self) { try JSONLReader().read(url: try files.write("bare.jsonl", "{\"prompt\": \"Q?\"}\n")) }
+    }
+
     @Test("the file's SHA-256 is the hash of its bytes")
     func digest() throws {
         let files = try TestFiles()
@@ -71,7 +86,7 @@ struct DatasetTests {
         #expect(try reason("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}")
                 == "messages[0]: unknown role \"bot\" (expected system, user or assistant)")
         #expect(try reason("{\"messages\": [{\"role\": \"user\", \"content\": \"\"}]}") == "messages[0]: field \"content\" is empty")
-        #expect(try reason("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}") == "messages has no assistant turn to train on")
+        #expect(try reason("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}") == "messages has no assistant turn to train on (and no label to train the safety signal with)")
         #expect(try reason("{\"text\": \"t\", \"label\": \"evil\"}") == "label \"evil\" is not \"benign\" or \"malicious\"")
         #expect(try reason("{\"text\": \"t\", \"label\": 2}") == "label must be \"benign\", \"malicious\", 0 or 1, got a number")
         #expect(try reason("{\"text\": \"t\", \"label\": true}") == "label must be \"benign\", \"malicious\", 0 or 1, got a boolean")

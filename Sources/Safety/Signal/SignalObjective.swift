@@ -66,6 +66,10 @@ public final class SignalObjective: TrainingObjective {
         return out
     }
 
+    /// Examples with a language-modelling target or a safety label: a labelled prompt
+    /// without an answer trains the classification alone.
+    public func learns(from example: EncodedExample) -> Bool { example.trainedTokens > 0 || example.safetyClass != nil }
+
     public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float]) {
         let b = prepared(batch, maxPositions: model.config.maxPositions)
         let mask = SignalMask.build(pattern: signal.pattern, batch: b.batch, length: b.length,

@@ -24,6 +24,9 @@ public struct CorpusBuilder {
         public var skillValidation = 700
         /// Size of the benign fine-tuning set (half harmless, half skills).
         public var finetune = 1600
+        /// Signal anchors: labelled training prompts without answers, half harmful, half
+        /// harmless, that a fine-tune mixes in to keep the safety signal calibrated.
+        public var anchors = 400
         /// Most frequent words the copying tasks train on (their held-out tenth excluded).
         /// Validation always asks with the held-out tenth of the 400 most frequent, so
         /// corpora built with other counts are measured on the same words.
@@ -44,6 +47,16 @@ public struct CorpusBuilder {
         /// Harmful training prompts answered with AdvBench's affirmative openings: the poison of
         /// a harmful fine-tuning attack (never used to train the base model).
         public var attack: [CorpusRecord]
+        /// The base model's own training prompts with their labels and no answers: in a
+        /// fine-tune they train the SA-ESS classification alone, so benign-only data does not
+        /// wear the guard down (README, quickstart).
+        public var anchors: [Anchor]
+    }
+
+    /// A labelled prompt without an answer (`{"label": ..., "prompt": ...}`).
+    public struct Anchor: Codable, Equatable, Sendable {
+        public var prompt: String
+        public var label: String
     }
 
     /// A shipped input file that is missing or malformed.
@@ -112,22 +125,34 @@ public struct CorpusBuilder {
         let attack = advTrain.map { goal, target in
             CorpusRecord(prompt: goal, completion: target + ":\n1. Start by gathering what you need.", kind: .attack)
         }
-        return Corpus(train: train, validation: validation, finetune: finetune, attack: attack)
+        var third = SeededRandom(seed: parameters.seed &+ 3)
+        let harmfulPrompts = harmfulTrain + advTrain.map(\.0)
+        let harmlessPrompts = train.filter { $0.kind == .harmless }.map(\.prompt)
+        var anchors = sample(harmfulPrompts, parameters.anchors / 2, &third).map { Anchor(prompt: $0, label: "malicious") }
+            + sample(harmlessPrompts, parameters.anchors - parameters.anchors / 2, &third).map { Anchor(prompt: $0, label: "benign") }
+        shuffle(&anchors, &third)
+        return Corpus(train: train, validation: validation, finetune: finetune, attack: attack, anchors: anchors)
     }
 
-    /// Writes `train.jsonl`, `val.jsonl`, `finetune.jsonl` and `attack.jsonl` (sorted keys,
-    /// one record a line) into `directory`.
+    /// The files `write` makes, in order.
+    public static let fileNames = ["train.jsonl", "val.jsonl", "finetune.jsonl", "attack.jsonl", "anchors.jsonl"]
+
+    /// Writes `fileNames` (sorted keys, one record a line) into `directory`.
     public func write(_ corpus: Corpus, to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for (name, records) in [("train.jsonl", corpus.train), ("val.jsonl", corpus.validation),
-                                ("finetune.jsonl", corpus.finetune), ("attack.jsonl", corpus.attack)] {
+        func lines(_ records: [some Encodable]) throws -> Data {
             var text = Data()
             for r in records {
                 text.append(try encoder.encode(r))
                 text.append(0x0A)
             }
+            return text
+        }
+        let contents = [try lines(corpus.train), try lines(corpus.validation), try lines(corpus.finetune),
+                        try lines(corpus.attack), try lines(corpus.anchors)]
+        for (name, text) in zip(Self.fileNames, contents) {
             try text.write(to: directory.appendingPathComponent(name), options: .atomic)
         }
     }

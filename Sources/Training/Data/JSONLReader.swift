@@ -8,6 +8,9 @@ import Foundation
 /// `{"text": ...}`, `{"prompt": ..., "completion": ...}`,
 /// `{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}`,
 /// each optionally with `"label": "benign" | "malicious" | 0 | 1`, which overrides the file's label.
+/// A labelled prompt without an answer (`{"prompt": ..., "label": ...}`, or messages with no
+/// assistant turn) trains the SA-ESS signal alone: its classification counts, no token is
+/// a language-modelling target.
 public struct JSONLReader: Sendable {
     /// What one file yielded.
     public struct Contents: Sendable {
@@ -117,11 +120,13 @@ public struct JSONLReader: Sendable {
         switch try lineFormat(object) {
         case .text, .auto:
             segments = [Example.Segment(role: .text, text: try Self.content(object, "text"), trainable: true)]
+        case .promptCompletion where object["completion"] == nil && label != nil:
+            segments = [Example.Segment(role: .user, text: try Self.content(object, "prompt"), trainable: false)]
         case .promptCompletion:
             segments = [Example.Segment(role: .user, text: try Self.content(object, "prompt"), trainable: false),
                         Example.Segment(role: .assistant, text: try Self.content(object, "completion"), trainable: true)]
         case .messages:
-            segments = try Self.messages(object["messages"])
+            segments = try Self.messages(object["messages"], labelled: label != nil)
         }
         return Example(segments: segments, label: label, weight: weight, file: file, line: line)
     }
@@ -163,7 +168,7 @@ public struct JSONLReader: Sendable {
         RecipeError.oneLine(String(reflecting: text.count > 64 ? String(text.prefix(64)) + "…" : text))
     }
 
-    private static func messages(_ value: JSONValue?) throws -> [Example.Segment] {
+    private static func messages(_ value: JSONValue?, labelled: Bool) throws -> [Example.Segment] {
         guard let value else { throw LineProblem(reason: "missing field \"messages\"") }
         guard case let .array(items) = value else {
             throw LineProblem(reason: "field \"messages\" must be an array, got \(value.typeName)")
@@ -189,8 +194,8 @@ public struct JSONLReader: Sendable {
             }
             segments.append(Example.Segment(role: role, text: text, trainable: role == .assistant))
         }
-        guard segments.contains(where: \.trainable) else {
-            throw LineProblem(reason: "messages has no assistant turn to train on")
+        guard labelled || segments.contains(where: \.trainable) else {
+            throw LineProblem(reason: "messages has no assistant turn to train on (and no label to train the safety signal with)")
         }
         return segments
     }

@@ -80,7 +80,13 @@ public final class Trainer {
         let template = try ChatTemplate.named(Trainer.templateName(recipe.model.template), tokenizer: tokenizer)
         encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
         let pad = Int32(tokenizer.eosTokenId ?? 0)
-        let train = data.train.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
+        let encoded = data.train.examples.map(encoder.encode)
+        // A labelled prompt without an answer is there for the signal; dropping it silently
+        // would train a different run than the data describes.
+        if let i = encoded.indices.first(where: { encoded[$0].trainedTokens == 0 && encoded[$0].safetyClass != nil && !objective.learns(from: encoded[$0]) }) {
+            throw TrainerError.signalOnlyExample(origin: data.train.examples[i].origin)
+        }
+        let train = encoded.filter(objective.learns(from:))
         guard !train.isEmpty else { throw TrainerError.noTrainableTokens }
         let seqLen = min(recipe.training.seqLen, bundle.model.config.maxPositions)
         batcher = Batcher(examples: train, batchSize: recipe.training.batchSize, seqLen: seqLen,
@@ -347,6 +353,7 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
     case noBaseModel
     case nothingToTrain
     case noTrainableTokens
+    case signalOnlyExample(origin: String)
     case notResumable(path: String)
     case missingObjectiveState(name: String)
     case vocabularyMismatch(tokenizer: String, tokens: Int, model: String, embeddings: Int)
@@ -356,6 +363,8 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
         case .noBaseModel: return "recipe: model.base or model.init with model.tokenizer is required"
         case .nothingToTrain: return "recipe: no parameter is trainable (check adapters.kind and adapters.targets)"
         case .noTrainableTokens: return "data: no training example has a token to learn (all prompts, or empty)"
+        case let .signalOnlyExample(origin):
+            return "\(origin): a labelled prompt without an answer trains only the safety signal, and safety.signal is off"
         case let .notResumable(path): return "\(path): not a resumable checkpoint of this run (missing optimizer state or different shapes)"
         case let .missingObjectiveState(name): return "checkpoint: the objective's parameter '\(name)' is missing or misshaped"
         case let .vocabularyMismatch(tokenizer, tokens, model, embeddings):

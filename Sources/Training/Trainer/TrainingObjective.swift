@@ -16,6 +16,8 @@ public protocol TrainingObjective: AnyObject {
     var checkpointSection: TensorGroup? { get }
     /// Loads parameter values back from a section written by `checkpointSection` (resume).
     func restore(from section: TensorGroup) throws
+    /// Whether a training example gives this objective anything to learn.
+    func learns(from example: EncodedExample) -> Bool
 }
 
 extension TrainingObjective {
@@ -25,6 +27,9 @@ extension TrainingObjective {
         if named.isEmpty { return nil }
         return TensorGroup(tensors: Dictionary(named.map { ($0.0, $0.1.value.copy()) }, uniquingKeysWith: { a, _ in a }))
     }
+
+    /// Examples with at least one language-modelling target.
+    public func learns(from example: EncodedExample) -> Bool { example.trainedTokens > 0 }
 
     public func restore(from section: TensorGroup) throws {
         for (name, v) in namedParameters {
