@@ -48,11 +48,11 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Flag(help: "Fine-tune the gate's variants from the trusted parent instead of the checkpoint.")
     var variantsFromParent = false
 
-    @Option(help: "Purification signature size per layer (default 0.08).")
-    var purifyTau: Double?
+    @Option(help: "Purification signature size per layer.")
+    var purifyTau = PurifierSettings().tau
 
     @Option(help: "Fluency restoration learning rate.")
-    var fluencyLr: Double = 2e-4
+    var fluencyLr = PurifierSettings().fluencyLearningRate
 
     func run() throws {
         do {

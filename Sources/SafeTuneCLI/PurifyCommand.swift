@@ -20,17 +20,17 @@ struct PurifyCommand: ParsableCommand {
 
     @OptionGroup var variantOptions: VariantOptions
 
-    @Option(help: "Signature size per layer (default 0.08 for full weights, 0.40 for adapters).")
-    var tau: Double?
+    @Option(help: "Signature size per layer (fraction of channels neutralised).")
+    var tau = PurifierSettings().tau
 
     @Option(help: "Fluency restoration learning rate.")
-    var fluencyLr: Double = 1e-5
+    var fluencyLr = PurifierSettings().fluencyLearningRate
 
     @Option(help: "Fluency restoration epochs over its clean samples.")
-    var fluencyEpochs: Int = 5
+    var fluencyEpochs = PurifierSettings().fluencyEpochs
 
     @Option(help: "Clean samples for fluency restoration.")
-    var fluencySamples: Int = 200
+    var fluencySamples = PurifierSettings().fluencySamples
 
     @Flag(help: "Print a JSON summary.")
     var json = false

@@ -7,14 +7,19 @@ import Training
 /// Settings of BD-VAX purification.
 public struct PurifierSettings: Sendable, Equatable, Codable {
     public var variants = VariantSettings()
-    /// Signature size per layer; nil: 8 % for full weights, 40 % for adapter checkpoints (the paper's settings).
-    public var tau: Double?
+    /// Signature size per layer. The paper used 8 % of a 7B model's MLP channels for full
+    /// weights and 40 % for adapters; on SafeTune's small models 8 % left most of a backdoor
+    /// in place (shipped model: mean ASR 85.0 % → 54.2 %) and 40 % removed it (→ 6.7 %,
+    /// utility +0.3 points; docs/gate.md), so 40 % for both.
+    public var tau = 0.40
     public var lambda = 1.0
     /// Clean samples for fluency restoration (the paper: about 200).
     public var fluencySamples = 200
     public var fluencyEpochs = 5
-    /// Learning rate of fluency restoration (the paper: 1e-5).
-    public var fluencyLearningRate = 1e-5
+    /// Learning rate of fluency restoration. The paper's 1e-5 hardly moves a small model:
+    /// after re-initialising 40 % of the shipped model's channels it left utility 8.3 points
+    /// down, where 2e-4 restored it (+0.3).
+    public var fluencyLearningRate = 2e-4
     /// Seed of re-initialisation and of the fluency fine-tune.
     public var seed: UInt64 = 1
 
@@ -56,7 +61,7 @@ public final class Purifier {
         let baseCheckpoint = try base.map { try SuspectLoader.read($0) }
         let (bundle, checkpoint) = try SuspectLoader.load(url, base: baseCheckpoint)
         let adapterMode = !(checkpoint.adapters?.groups.isEmpty ?? true)
-        let tau = settings.tau ?? (adapterMode ? 0.40 : 0.08)
+        let tau = settings.tau
         guard tau > 0, tau <= 1 else { throw VaccineError.invalidSetting(key: "tau", reason: "must lie in (0, 1], got \(tau)") }
 
         let evidence: VariantEvidence
