@@ -149,6 +149,11 @@ struct DatasetTests {
         let unlabelled = try RecipeLoader().load(contentsOf: url, overrides: ["data.train=[\(files.path("a.jsonl"))]", "safety.signal.enabled=true"])
         let error = try #require(throws: RecipeError.self) { try RecipeData(recipe: unlabelled) }
         #expect(error.description.hasSuffix("safety.signal.enabled: no training example has a label; set label on a data.train file or per line"))
+
+        let packed = try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.enabled=true", "training.packing=true"])
+        let packing = try #require(throws: RecipeError.self) { try RecipeData(recipe: packed) }
+        #expect(packing.description.hasSuffix("safety.signal.enabled: a packed row has no single safety label, so the classification would never train; set training.packing: false"))
+        _ = try RecipeData(recipe: RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.enabled=true"]))
     }
 }
 

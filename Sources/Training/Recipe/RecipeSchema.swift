@@ -94,7 +94,7 @@ public enum RecipeSchema {
         key("safety.ssah.sizes.ucu", "number", "0.1", "0 < x < 1", "Utility-critical units: lowest safety minus utility score."),
         key("safety.ssah.sizes.ru", "number", "0.15", "0 < x < 1; scu + ucu + ru < 1", "Redundant units: lowest safety plus utility score."),
         key("safety.signal", "section", "", "", "SA-ESS: an explicit [CLS] benign/malicious classification task."),
-        key("safety.signal.enabled", "boolean", "false", "true, false", "Add the classification head and loss; needs labelled training data."),
+        key("safety.signal.enabled", "boolean", "false", "true, false", "Add the classification head and loss; needs labelled training data and no packing."),
         key("safety.signal.lambda", "number", "0.1", "0 < x <= 10", "Weight of the classification loss: L = L_lm + lambda · L_cls."),
         key("safety.signal.malicious_weight", "number", "1.0", "0 < x <= 1000",
             "Weight of a malicious example in L_cls relative to a benign one (class balance)."),
