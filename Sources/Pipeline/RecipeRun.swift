@@ -107,7 +107,7 @@ public final class RecipeRun {
                 for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,
                 encoder: trainer.encoder, safety: ssah.safetyData?.url, utility: ssah.utilityData?.url)
             let frozen = try UnitFreezer.apply(UnitMask(map: map, freeze: ssah.freeze, route: ssah.route), to: trainer.model)
-            progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route): \(frozen)"))
+            progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route.rawValue): \(frozen)"))
             parentMap = map
             sections.append(RunReport.Section(title: "SSAH unit map (parent)",
                                               html: "<pre>\(RunReport.escape(map.summaryTable))</pre>" + UnitMapSVG.render(map)))
@@ -143,12 +143,13 @@ public final class RecipeRun {
                 sections.append(RunReport.Section(title: "Safety and utility", html: Self.suiteTable(before: before, after: after)))
             }
             if let parentMap, let safety = ssah.safetyData?.url, let utility = ssah.utilityData?.url, finished {
-                progress(.phase("SSAH: unit drift"))
+                progress(.phase("SSAH: scoring the fine-tuned model's units for the drift"))
                 let child = try ModelBundle.load(checkpoint)
                 let builder = UnitMapBuilder(sizes: parentMap.sizes, limit: Self.unitMapExamples)
                 let (childMap, _) = try builder.build(model: child.model, encoder: trainer.encoder,
                                                       safety: safety, utility: utility)
                 let drift = try UnitDrift(parent: parentMap, child: childMap)
+                progress(.phase("SSAH: unit drift: \(drift.headline)"))
                 sections.append(RunReport.Section(title: "SSAH unit drift (parent → fine-tuned)",
                                                   html: "<pre>\(RunReport.escape(drift.table))</pre>"))
             }

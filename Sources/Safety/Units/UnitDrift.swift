@@ -65,10 +65,15 @@ public struct UnitDrift: Sendable, Equatable {
             out += pad(name, 14, left: true) + counts[r].map { pad(String($0), 9) }.joined()
             out += pad(String(counts[r].reduce(0, +)), 9) + "\n"
         }
+        return out + headline + "\n"
+    }
+
+    /// The paper's headline (the share of SCUs that turned into CU) and how many units
+    /// changed class, on one line.
+    public var headline: String {
         let scu = counts[3].reduce(0, +)
         let pct = scu == 0 ? "-" : String(format: "%.1f %%", 100 * fraction(from: .scu, to: .cu))
-        out += "SCU -> CU: \(counts[3][2]) of \(scu) (\(pct)); units that changed class: \(changed)\n"
-        return out
+        return "SCU -> CU: \(counts[3][2]) of \(scu) (\(pct)); units that changed class: \(changed)"
     }
 
     /// JSON-ready form: the three matrices and the class order.

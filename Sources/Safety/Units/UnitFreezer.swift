@@ -12,7 +12,7 @@ import Models
 /// Parameters outside the units (embeddings, norms, output-projection biases) are left alone.
 public enum UnitFreezer {
     /// What was frozen.
-    public struct Summary: Sendable, Equatable {
+    public struct Summary: Sendable, Equatable, CustomStringConvertible {
         /// Frozen MLP neurons.
         public var mlpUnits = 0
         /// Frozen attention heads.
@@ -21,6 +21,11 @@ public enum UnitFreezer {
         public var maskedElements = 0
         /// Adapters told to pin rows or columns.
         public var adapterCalls = 0
+
+        /// One line for progress output.
+        public var description: String {
+            "\(mlpUnits) MLP neurons and \(attnUnits) heads frozen (\(adapterCalls) adapters pinned, \(maskedElements) base-weight elements masked)"
+        }
     }
 
     /// Freezes the units of `mask` in `model` (its attached adapters and trainable base weights).
