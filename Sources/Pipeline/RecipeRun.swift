@@ -123,7 +123,7 @@ public final class RecipeRun {
                 try TrainingGate.run(recipe: recipe, checkpoint: checkpoint, trainedSteps: summary.steps) { report(.phase($0)) }
             }
             if let gate {
-                progress(.phase("BD-VAX gate: \(gate.report.verdict.rawValue), \(gate.action) (\(gate.report.reason))"))
+                progress(.phase("BD-VAX gate: \(gate.summary)"))
                 sections.append(RunReport.Section(title: "BD-VAX gate", html: gate.report.html()))
             }
         }

@@ -59,7 +59,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 print("checkpoint: \(result.checkpoint.path)")
                 if let report = result.report { print("report:     \(report.path)") }
-                if let gate = result.gate { print("gate:       \(gate.report.verdict.rawValue), \(gate.action): \(gate.report.reason)") }
+                if let gate = result.gate { print("gate:       \(gate.summary)") }
             }
             return result.gate?.rejected ?? false
         }

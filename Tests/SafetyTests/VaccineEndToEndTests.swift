@@ -118,6 +118,7 @@ struct TrainingGateTests {
         let outcome = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url))
         #expect(outcome.report.error == nil, "\(outcome.report.reason)")
         #expect(outcome.action == (outcome.rejected ? "quarantined" : "passed"))
+        #expect(outcome.summary == (outcome.rejected ? "reject, quarantined: " : "pass: ") + outcome.report.reason)
         let stored = try #require(try Checkpoint.read(from: url).gate)
         #expect(stored.verdict == outcome.report.verdict.rawValue)
         #expect(stored.scores["statistic"] == outcome.report.statistic && stored.thresholds["statistic"] == outcome.report.threshold)

@@ -14,6 +14,12 @@ public enum TrainingGate {
         public var purified: URL?
         /// Whether the run must exit non-zero.
         public var rejected: Bool { report.verdict == .reject }
+        /// One line: the verdict, the action where it adds something ("reject, quarantined"),
+        /// and the reason.
+        public var summary: String {
+            let verdict = report.verdict.rawValue
+            return "\(action == "passed" ? verdict : "\(verdict), \(action)"): \(report.reason)"
+        }
     }
 
     /// The gate's settings from the recipe (variants, steps, rule, where variants start, τ,
