@@ -126,6 +126,25 @@ struct TrainingGateTests {
         #expect(!FileManager.default.fileExists(atPath: url.deletingLastPathComponent().appendingPathComponent("gate-work").path))
     }
 
+    /// A gate that cannot verify rejects (fail closed), and `on_reject: purify` then writes a
+    /// purified checkpoint next to the run's, with the suspect as its provenance parent.
+    @Test func aRejectIsPurifiedWhenTheRecipeAsks() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("not a checkpoint".utf8).write(to: dir.appendingPathComponent("not-a-parent.h5"))
+        let recipe = try Self.recipe(in: dir, gate: "{enabled: true, variants: 2, on_reject: purify, reference: not-a-parent.h5}")
+        let summary = try Trainer(recipe: recipe).run()
+        let url = URL(fileURLWithPath: summary.checkpoint)
+        let outcome = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url))
+        #expect(outcome.rejected && outcome.report.error != nil)
+        #expect(outcome.action == "purified" && outcome.summary.hasPrefix("reject, purified: "))
+        let purified = try Checkpoint.read(from: try #require(outcome.purified))
+        let suspect = try Checkpoint.read(from: url)
+        #expect(purified.provenance?.parentSHA256 == suspect.weightsSHA256)
+        #expect(purified.weightsSHA256 != suspect.weightsSHA256)
+        #expect(suspect.gate?.scores["purified"] == 1 && suspect.gate?.verdict == "reject")
+    }
+
     /// `safety.gate.probes` adds the behavioural stage: its evidence reaches the record and
     /// the calibration is kept where `scan_calibration` says.
     @Test func theBehaviouralStageRunsFromTheRecipe() throws {
