@@ -11,10 +11,10 @@ struct GuardFlags: ParsableArguments {
     var period: Int = 8
 
     @Option(help: "Consecutive malicious checks that insert the refusal mid-answer.")
-    var tau: Int = 2
+    var tau = GuardOptions().tau
 
     @Option(help: "P(malicious) at or above which a check is malicious.")
-    var threshold: Float = 0.5
+    var threshold = GuardOptions().threshold
 
     @Option(help: "Refusal prefix inserted by the guard.")
     var refusalPrefix: String = GuardOptions().refusalPrefix
