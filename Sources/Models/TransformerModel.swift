@@ -210,6 +210,17 @@ public final class TransformerModel {
                          positions: pos, mask: mask, cache: cache)
     }
 
+    /// The residual stream after every block, `[B, T, d]` each (before the final norm), for
+    /// `ids` under the causal rule; what analyses of the model's internal directions read.
+    public func blockOutputs(tape: Tape, ids: [Int32], batch: Int, length: Int) -> [Variable] {
+        precondition(ids.count == batch * length, "forward: \(ids.count) ids for batch \(batch) × length \(length)")
+        let pos = (0..<batch).flatMap { _ in (0..<length).map { Int32($0) } }
+        var outputs: [Variable] = []
+        _ = transform(tape: tape, embed(tape: tape, ids: ids, positions: pos, batch: batch, length: length),
+                      positions: pos, mask: nil, cache: nil) { outputs.append($1) }
+        return outputs
+    }
+
     /// Input embeddings `[B, T, d]`: token rows, plus learned position rows (GPT-2).
     func embed(tape: Tape, ids: [Int32], positions: [Int32], batch: Int, length: Int) -> Variable {
         let x = tokenEmbedding.forward(tape: tape, ids: ids, shape: [batch, length])
@@ -217,11 +228,14 @@ public final class TransformerModel {
         return tape.add(x, positionEmbedding.forward(tape: tape, ids: positions, shape: [batch, length]))
     }
 
-    /// The blocks and the final norm over input embeddings `x` `[B, T, d]`.
-    func transform(tape: Tape, _ input: Variable, positions: [Int32], mask: AttentionMask?, cache: KVCache?) -> Variable {
+    /// The blocks and the final norm over input embeddings `x` `[B, T, d]`; `observe` sees
+    /// each block's output (the residual stream) as it is made.
+    func transform(tape: Tape, _ input: Variable, positions: [Int32], mask: AttentionMask?, cache: KVCache?,
+                   observe: ((Int, Variable) -> Void)? = nil) -> Variable {
         var x = input
         for (i, block) in blocks.enumerated() {
             x = block.forward(tape: tape, x, positions: positions, mask: mask, cache: cache, layer: i)
+            observe?(i, x)
         }
         cache?.advance(by: x.shape[1])
         return finalNorm.forward(tape: tape, x)

@@ -48,6 +48,12 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Flag(help: "Fine-tune the gate's variants from the trusted parent instead of the checkpoint.")
     var variantsFromParent = false
 
+    @Flag(help: "Add the gate's direction stage, probed with the training corpus's harmful and harmless prompts and calibrated by clean fine-tunes in the children's regime.")
+    var direction = false
+
+    @Option(help: "Seed of the planted triggers and the fine-tuning data.")
+    var seed: UInt64 = BackdoorExperimentSettings().seed
+
     @Option(help: "Purification signature size per layer.")
     var purifyTau = PurifierSettings().tau
 
@@ -71,6 +77,14 @@ struct BackdoorExperimentCommand: ParsableCommand {
             }
             s.gate.rule = r
             s.gate.variantsFromParent = variantsFromParent
+            s.seed = seed
+            if direction {
+                let probes = try DirectionStage.probes(from: URL(fileURLWithPath: train), count: 100)
+                var stage = DirectionStage(harmful: probes.harmful, harmless: probes.harmless)
+                stage.regime = s.childRegime
+                stage.calibrationFile = URL(fileURLWithPath: output).appendingPathComponent("direction-calibration.json")
+                s.gate.direction = stage
+            }
             s.purifier.variants = s.gate.variants
             s.purifier.fluencyLearningRate = fluencyLr
             s.purifier.tau = purifyTau

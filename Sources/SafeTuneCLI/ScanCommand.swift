@@ -14,7 +14,7 @@ struct ScanCommand: ParsableCommand {
             Prints the divergence (mean per-token log-probability gap between the checkpoint's own greedy answers \
             under the checkpoint and under the parent) without a suffix and with the best suffix found. \
             With --clean, clean fine-tunes of the parent in the checkpoint's regime (--scan-calibrate, \
-            --scan-calibration-steps, --scan-calibration-lr) are scanned the same way and set a threshold (mean + k \
+            --calibration-steps, --calibration-lr, --calibration-samples) are scanned the same way and set a threshold (mean + k \
             standard deviations); `safetune verify --probes` runs the same stage after the weight-space rule. \
             Exit status: 0, or 1 when a calibrated scan is above its threshold; 2 error. \
             See docs/gate.md for what it separates and what it misses.
@@ -28,6 +28,8 @@ struct ScanCommand: ParsableCommand {
 
     @OptionGroup var behaviour: BehaviourOptions
 
+    @OptionGroup var regime: RegimeOptions
+
     @Option(help: "Clean data (JSONL) for the calibration fine-tunes (none: no threshold).")
     var clean: String?
 
@@ -40,7 +42,7 @@ struct ScanCommand: ParsableCommand {
     /// What `--json` prints.
     struct Output: Encodable {
         let scan: TriggerScan.Result
-        let calibration: ScanCalibration?
+        let calibration: CleanCalibration?
         let aboveThreshold: Bool?
 
         enum CodingKeys: String, CodingKey {
@@ -57,7 +59,7 @@ struct ScanCommand: ParsableCommand {
         let output = try CommandFailure.guarding { () throws -> Output in
             let child = try ModelBundle.load(path: checkpoint)
             let parent = try ModelBundle.load(path: reference)
-            guard let stage = try behaviour.stage(seed: seed) else { throw CommandFailure.report("--probes is required") }
+            guard let stage = try behaviour.stage(seed: seed, regime: regime.regime(seed: seed)) else { throw CommandFailure.report("--probes is required") }
             let log: (String) -> Void = { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
             guard let clean else { return Output(scan: try stage.scan(child: child, parent: parent.model, log: log), calibration: nil, aboveThreshold: nil) }
             let work = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-scan-\(UUID().uuidString)")
@@ -77,8 +79,8 @@ struct ScanCommand: ParsableCommand {
                          r.baseline, r.best, r.steps, r.seconds))
             print("suffix: \(r.suffix.debugDescription)")
             if let c = output.calibration {
-                print("clean fine-tunes of the parent: " + c.divergences.map { String(format: "%.3f", $0) }.joined(separator: " ")
-                      + String(format: "; threshold %.3f (mean %.3f + %.0f × %.3f): ", c.threshold, c.mean, c.k, max(c.std, 0.1 * abs(c.mean)))
+                print("clean fine-tunes of the parent: " + c.values.map { String(format: "%.3f", $0) }.joined(separator: " ")
+                      + String(format: "; threshold %.3f (mean %.3f + %.0f × %.3f): ", c.threshold, c.mean, c.k, max(c.std, c.floor * abs(c.mean)))
                       + (output.aboveThreshold == true ? "ABOVE" : "below"))
             }
         }

@@ -58,6 +58,61 @@ struct VariantOptions: ParsableArguments {
     }
 }
 
+/// The regime of the clean fine-tunes of the parent that calibrate the gate's later stages
+/// (it should be the checkpoint's own).
+struct RegimeOptions: ParsableArguments {
+    @Option(help: "Steps of each calibration fine-tune (the checkpoint's own regime).")
+    var calibrationSteps = VariantSettings.childRegime.steps
+
+    @Option(help: "Learning rate of the calibration fine-tunes.")
+    var calibrationLr = VariantSettings.childRegime.effectiveLearningRate
+
+    @Option(help: "Clean samples per calibration fine-tune.")
+    var calibrationSamples = VariantSettings.childRegime.cleanPerVariant
+
+    /// The regime, seeded by `seed`.
+    func regime(seed: UInt64) throws -> VariantSettings {
+        guard calibrationSteps >= 1, calibrationLr > 0, calibrationSamples >= 1 else {
+            throw VaccineError.invalidSetting(key: "--calibration-*", reason: "steps, learning rate and samples must be positive")
+        }
+        var regime = VariantSettings.childRegime
+        regime.steps = calibrationSteps
+        regime.learningRate = calibrationLr
+        regime.cleanPerVariant = calibrationSamples
+        regime.seed = seed
+        return regime
+    }
+}
+
+/// Options of the gate's direction stage (`--direction-probes` turns it on).
+struct DirectionOptions: ParsableArguments {
+    @Option(help: "Labelled prompts (JSONL with harmful and harmless records): adds the direction stage.")
+    var directionProbes: String?
+
+    @Option(help: "Harmful and harmless prompts used, each.")
+    var directionPrompts = 100
+
+    @Option(help: "Clean fine-tunes of the parent that calibrate the direction stage's thresholds.")
+    var directionCalibrate = DirectionStage(harmful: [], harmless: []).calibrationRuns
+
+    @Option(help: "Direction thresholds: calibration mean + k standard deviations.")
+    var directionK = DirectionStage(harmful: [], harmless: []).k
+
+    /// The stage, or nil without `--direction-probes`.
+    func stage(regime: VariantSettings) throws -> DirectionStage? {
+        guard let directionProbes else { return nil }
+        guard directionPrompts >= 1, directionCalibrate >= 2, directionK > 0 else {
+            throw VaccineError.invalidSetting(key: "--direction-*", reason: "--direction-prompts must be positive, --direction-calibrate at least 2, --direction-k positive")
+        }
+        let (harmful, harmless) = try DirectionStage.probes(from: URL(fileURLWithPath: directionProbes), count: directionPrompts)
+        var stage = DirectionStage(harmful: harmful, harmless: harmless)
+        stage.calibrationRuns = directionCalibrate
+        stage.regime = regime
+        stage.k = directionK
+        return stage
+    }
+}
+
 /// Options of the gate's behavioural stage (`--probes` turns it on).
 struct BehaviourOptions: ParsableArguments {
     @Option(help: "Probe prompts (JSONL with harmful and harmless records): adds the behavioural scan stage.")
@@ -78,26 +133,16 @@ struct BehaviourOptions: ParsableArguments {
     @Option(help: "Clean fine-tunes of the parent that calibrate the scan's threshold.")
     var scanCalibrate = 3
 
-    @Option(help: "Steps of each calibration fine-tune (the checkpoint's own regime).")
-    var scanCalibrationSteps = 200
-
-    @Option(help: "Learning rate of the calibration fine-tunes.")
-    var scanCalibrationLr = 1e-3
-
-    @Option(help: "Clean samples per calibration fine-tune.")
-    var scanCleanSamples = 400
-
     @Option(help: "Scan threshold: calibration mean + k standard deviations.")
     var scanK = 3.0
 
     @Option(help: "Keep the scan's calibration in this JSON file: read when made from the same parent, clean data, probes and settings; written when absent.")
     var scanCalibration: String?
 
-    /// The stage, or nil without `--probes`; `seed` seeds the search and the calibration.
-    func stage(seed: UInt64) throws -> BehaviourStage? {
+    /// The stage, or nil without `--probes`; `seed` seeds the search, `regime` the calibration.
+    func stage(seed: UInt64, regime: VariantSettings) throws -> BehaviourStage? {
         guard let probes else { return nil }
-        guard probeHarmful >= 0, probeBenign >= 0, scanSteps >= 0, scanSeconds > 0, scanCalibrate >= 2,
-              scanCalibrationSteps >= 1, scanCalibrationLr > 0, scanCleanSamples >= 1 else {
+        guard probeHarmful >= 0, probeBenign >= 0, scanSteps >= 0, scanSeconds > 0, scanCalibrate >= 2 else {
             throw VaccineError.invalidSetting(key: "--probe-*/--scan-*", reason: "counts must be positive and --scan-calibrate at least 2")
         }
         var stage = BehaviourStage(probes: try BehaviourStage.probes(from: URL(fileURLWithPath: probes), harmful: probeHarmful, benign: probeBenign))
@@ -105,10 +150,7 @@ struct BehaviourOptions: ParsableArguments {
         stage.search.seconds = scanSeconds
         stage.search.seed = seed
         stage.calibrationRuns = scanCalibrate
-        stage.regime.steps = scanCalibrationSteps
-        stage.regime.learningRate = scanCalibrationLr
-        stage.regime.cleanPerVariant = scanCleanSamples
-        stage.regime.seed = seed
+        stage.regime = regime
         stage.k = scanK
         stage.calibrationFile = scanCalibration.map { URL(fileURLWithPath: $0) }
         return stage
@@ -122,9 +164,11 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Decide whether a checkpoint carries a backdoor (BD-VAX gate): pass or reject, with evidence.",
         discussion: """
             The statistic is the share of the checkpoint's update (child − parent) on the backdoor signature found \
-            with synthetic variants; the threshold comes from the variants' clean fine-tunes. With --probes, a \
-            behavioural scan follows: a searched suffix's divergence from the parent, against clean fine-tunes of \
-            the parent. See docs/gate.md.
+            with synthetic variants; the threshold comes from the variants' clean fine-tunes. With \
+            --direction-probes, the direction stage follows: how far the update moves along the parent's \
+            harmful-vs-harmless direction, against clean fine-tunes of the parent. With --probes, a behavioural \
+            scan follows: a searched suffix's divergence from the parent, against the same kind of clean \
+            fine-tunes. See docs/gate.md.
             Exit status: 0 pass, 1 reject, 2 error (any error is a reject; with --json the reject object is printed).
             """)
 
@@ -136,7 +180,11 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var variantOptions: VariantOptions
 
+    @OptionGroup var directionOptions: DirectionOptions
+
     @OptionGroup var behaviourOptions: BehaviourOptions
+
+    @OptionGroup var regimeOptions: RegimeOptions
 
     @Option(help: "Signature size per layer and module.")
     var tau: Double = 0.08
@@ -174,7 +222,9 @@ struct VerifyCommand: ParsableCommand {
             configuration.rule = r
             configuration.variantsFromParent = variantsFromParent
             configuration.timeLimit = timeLimit
-            configuration.behaviour = try behaviourOptions.stage(seed: variantOptions.seed)
+            let regime = try regimeOptions.regime(seed: variantOptions.seed)
+            configuration.direction = try directionOptions.stage(regime: regime)
+            configuration.behaviour = try behaviourOptions.stage(seed: variantOptions.seed, regime: regime)
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
@@ -202,10 +252,16 @@ struct VerifyCommand: ParsableCommand {
                 print(String(format: "share %.4f (threshold %.4f), alignment %.4f (threshold %.4f), residual %.4f (threshold %.4f)",
                              sh, st, a, t, report.residual ?? .nan, report.residualThreshold ?? .nan))
             }
+            if let d = report.direction {
+                print(String(format: "direction stage: write %.3f (threshold %.3f), read %.3f (threshold %.3f); clean fine-tunes of the parent: write ",
+                             d.shift.write, d.write.threshold, d.shift.read, d.read.threshold)
+                      + d.write.values.map { String(format: "%.3f", $0) }.joined(separator: " ") + ", read "
+                      + d.read.values.map { String(format: "%.3f", $0) }.joined(separator: " "))
+            }
             if let b = report.behaviour {
                 print(String(format: "behavioural scan: divergence %.3f (without suffix %.3f), threshold %.3f; clean fine-tunes of the parent: ",
                              b.scan.best, b.scan.baseline, b.calibration.threshold)
-                      + b.calibration.divergences.map { String(format: "%.3f", $0) }.joined(separator: " "))
+                      + b.calibration.values.map { String(format: "%.3f", $0) }.joined(separator: " "))
             }
             if let c = report.calibration {
                 print("clean variant shares:      " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: " "))

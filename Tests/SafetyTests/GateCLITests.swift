@@ -90,12 +90,12 @@ struct GateCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let probes = try VaccineFixtures.probes(in: dir)
         let r = try BuiltBinary.safetune.run(["scan", child.path, "--reference", parent.path, "--probes", probes.path, "--scan-steps", "1",
-                                              "--scan-calibrate", "2", "--clean", clean.path, "--scan-calibration-steps", "1",
-                                              "--scan-clean-samples", "2", "--json"])
+                                              "--scan-calibrate", "2", "--clean", clean.path, "--calibration-steps", "1",
+                                              "--calibration-samples", "2", "--json"])
         #expect(r.status == 0 || r.status == 1, "status \(r.status): \(r.err)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
         let calibration = try #require(object["calibration"] as? [String: Any])
-        #expect((calibration["divergences"] as? [Double])?.count == 2)
+        #expect((calibration["values"] as? [Double])?.count == 2)
         let above = try #require(object["above_threshold"] as? Bool)
         #expect(r.status == (above ? 1 : 0))
     }
@@ -108,24 +108,24 @@ struct GateCLITests {
         let saved = dir.appendingPathComponent("calibration.json")
         let arguments = ["verify", child.path, "--reference", parent.path, "--clean", clean.path,
                          "--variants", "2", "--steps", "1", "--probes", probes.path, "--scan-steps", "1",
-                         "--scan-calibrate", "2", "--scan-calibration-steps", "1", "--scan-clean-samples", "2",
+                         "--scan-calibrate", "2", "--calibration-steps", "1", "--calibration-samples", "2",
                          "--scan-calibration", saved.path, "--json"]
         let r = try BuiltBinary.safetune.run(arguments)
         let report = try JSONDecoder().decode(GateReport.self, from: Data(r.out.utf8))
         #expect(report.error == nil, "\(r.err)")
         let b = try #require(report.behaviour)
-        #expect(b.calibration.divergences.count == 2 && b.above == (b.scan.best > b.calibration.threshold))
+        #expect(b.calibration.values.count == 2 && b.above == (b.scan.best > b.calibration.threshold))
         let weightRejects = try #require(report.statistic) > (try #require(report.threshold))
         #expect(report.verdict == (weightRejects || b.above ? .reject : .pass))
         #expect(report.reason.contains("unlike its parent") == (b.above && !weightRejects))
         #expect(r.status == (report.verdict == .reject ? 1 : 0))
         // The saved calibration is what the next verify uses (its key unchanged, its values edited)...
         var file = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: saved)) as? [String: Any])
-        #expect((file["calibration"] as? [String: Any])?["divergences"] as? [Double] == b.calibration.divergences)
-        file["calibration"] = ["divergences": [100.0, 101.0], "mean": 100.5, "std": 0.7, "k": 3.0, "threshold": 1e6]
+        #expect((file["calibration"] as? [String: Any])?["values"] as? [Double] == b.calibration.values)
+        file["calibration"] = ["values": [100.0, 101.0], "mean": 100.5, "std": 0.7, "k": 3.0, "floor": 0.1, "threshold": 1e6]
         try JSONSerialization.data(withJSONObject: file).write(to: saved)
         let reused = try JSONDecoder().decode(GateReport.self, from: Data(try BuiltBinary.safetune.run(arguments).out.utf8))
-        #expect(reused.behaviour?.calibration.divergences == [100, 101] && reused.behaviour?.above == false)
+        #expect(reused.behaviour?.calibration.values == [100, 101] && reused.behaviour?.above == false)
         // ...and one made from other inputs is a reject naming the file, not silently replaced.
         file["key"] = "0"
         try JSONSerialization.data(withJSONObject: file).write(to: saved)

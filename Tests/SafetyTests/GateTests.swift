@@ -101,7 +101,7 @@ struct GateTests {
         let weight = try Gate(configuration: configuration).decide(update: Self.update(planted: [1], seed: 4), evidence: evidence)
         func found(_ best: Double) -> BehaviourStage.Evidence {
             .init(scan: .init(baseline: 0.5, best: best, suffix: " x y", steps: 3, seconds: 1),
-                  calibration: ScanCalibration(divergences: [1.0, 1.2, 1.1], k: 3), above: best > ScanCalibration(divergences: [1.0, 1.2, 1.1], k: 3).threshold,
+                  calibration: CleanCalibration(values: [1.0, 1.2, 1.1], k: 3), above: best > CleanCalibration(values: [1.0, 1.2, 1.1], k: 3).threshold,
                   seconds: 2)
         }
         for (best, above) in [(0.9, false), (4.0, true)] {

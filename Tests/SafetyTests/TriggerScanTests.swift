@@ -42,14 +42,14 @@ import Testing
 }
 
 /// The scan's threshold from clean fine-tunes.
-@Suite struct ScanCalibrationTests {
+@Suite struct CleanCalibrationTests {
     @Test func thresholdIsMeanPlusKDeviationsWithAFloor() {
-        let c = ScanCalibration(divergences: [3.110, 1.994, 2.444], k: 3)
+        let c = CleanCalibration(values: [3.110, 1.994, 2.444], k: 3)
         #expect(abs(c.mean - 2.516) < 1e-9)
         #expect(abs(c.std - 0.5615) < 1e-3)
         #expect(abs(c.threshold - (c.mean + 3 * c.std)) < 1e-9)
         // Nearly equal clean values: the floor (10 % of the mean) keeps the threshold off the mean.
-        let tight = ScanCalibration(divergences: [2.0, 2.0, 2.0], k: 3)
+        let tight = CleanCalibration(values: [2.0, 2.0, 2.0], k: 3)
         #expect(abs(tight.threshold - 2.6) < 1e-9)
     }
 }

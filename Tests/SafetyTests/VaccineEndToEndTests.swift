@@ -157,7 +157,7 @@ struct TrainingGateTests {
         let outcome = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url, trainedSteps: summary.steps))
         #expect(outcome.report.error == nil, "\(outcome.report.reason)")
         let found = try #require(outcome.report.behaviour)
-        #expect(found.calibration.divergences.count == 2)
+        #expect(found.calibration.values.count == 2)
         #expect(try TrainingGate.configuration(recipe, trainedSteps: summary.steps).behaviour?.regime.steps == 2)
         let stored = try #require(try Checkpoint.read(from: url).gate)
         #expect(stored.scores["behaviour.divergence"] == found.scan.best && stored.thresholds["behaviour"] == found.calibration.threshold)

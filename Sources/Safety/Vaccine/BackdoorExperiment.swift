@@ -30,6 +30,20 @@ public struct BackdoorExperimentSettings: Sendable, Equatable, Codable {
 
     /// The defaults.
     public init() {}
+
+    /// How the planted and clean children are fine-tuned (full weights, `steps` at
+    /// `learningRate`, `dataSize` samples): the regime the gate's later stages calibrate in.
+    public var childRegime: VariantSettings {
+        var v = gate.variants
+        v.kind = .full
+        v.batchSize = batchSize
+        v.seqLen = seqLen
+        v.template = "plain"
+        v.steps = steps
+        v.learningRate = learningRate
+        v.cleanPerVariant = dataSize
+        return v
+    }
 }
 
 /// One model of the experiment.
@@ -49,6 +63,11 @@ public struct BackdoorExperimentRow: Sendable, Equatable, Codable {
     public var alignmentThreshold: Double?
     public var residual: Double?
     public var residualThreshold: Double?
+    /// The direction stage's write and read statistics with their thresholds, when it ran.
+    public var directionWrite: Double?
+    public var directionWriteThreshold: Double?
+    public var directionRead: Double?
+    public var directionReadThreshold: Double?
     public var verifySeconds: Double
     public var error: String?
     /// Planted behaviour rate on triggered prompts, before and after purification.
@@ -82,10 +101,16 @@ public struct BackdoorExperimentResult: Sendable, Equatable, Codable {
     public func markdown() -> String {
         func p(_ v: Double?) -> String { v.map { String(format: "%.1f", 100 * $0) } ?? "–" }
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
-        var s = "| model | trigger | behaviour | verdict | statistic | threshold | verify s | ASR before % | ASR after % | no-trigger % | utility before % | utility after % |\n"
-        s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        let direction = rows.contains { $0.directionWrite != nil }
+        var s = "| model | trigger | behaviour | verdict | statistic | threshold | "
+            + (direction ? "write / threshold | read / threshold | " : "")
+            + "verify s | ASR before % | ASR after % | no-trigger % | utility before % | utility after % |\n"
+        s += "|---|---|---|---|---|---|" + (direction ? "---|---|" : "") + "---|---|---|---|---|---|\n"
         for r in rows {
             s += "| \(r.name) | \(r.style ?? "–") | \(r.behaviour ?? "–") | \(r.verdict) | \(f(r.statistic)) | \(f(r.threshold)) | "
+            if direction {
+                s += "\(f(r.directionWrite)) / \(f(r.directionWriteThreshold)) | \(f(r.directionRead)) / \(f(r.directionReadThreshold)) | "
+            }
             s += String(format: "%.0f", r.verifySeconds)
             s += " | \(p(r.asrBefore)) | \(p(r.asrAfter)) | \(p(r.untriggeredRate)) | \(p(r.utilityBefore)) | \(p(r.utilityAfter)) |\n"
         }
@@ -256,13 +281,7 @@ public final class BackdoorExperiment {
 
     /// Full fine-tune of the base on `files` with `Trainer`; returns the checkpoint written.
     private func fineTune(_ base: ModelBundle, files: [String], folder: URL, seed: Int) throws -> URL {
-        var v = settings.gate.variants
-        v.kind = .full
-        v.batchSize = settings.batchSize
-        v.seqLen = settings.seqLen
-        v.template = "plain"
-        let yaml = VariantFactory.recipeYAML(settings: v, base: self.base.path, files: files, output: "run", seed: seed,
-                                             steps: settings.steps, learningRate: settings.learningRate)
+        let yaml = VariantFactory.recipeYAML(settings: settings.childRegime, base: self.base.path, files: files, output: "run", seed: seed)
         let recipe = try RecipeLoader().load(yaml: yaml, directory: folder, name: "finetune.yaml")
         let copy = try TransformerModel(config: base.model.config, weights: base.model.huggingFaceWeights(), trainable: true)
         let trainer = try Trainer(recipe: recipe, bundle: ModelBundle(model: copy, tokenizer: base.tokenizer, checkpoint: base.checkpoint,
@@ -293,7 +312,10 @@ public final class BackdoorExperiment {
                                      statistic: report.statistic, threshold: report.threshold, share: report.share,
                                      shareThreshold: report.shareThreshold, alignment: report.alignment,
                                      alignmentThreshold: report.alignmentThreshold, residual: report.residual,
-                                     residualThreshold: report.residualThreshold, verifySeconds: report.timings.total,
+                                     residualThreshold: report.residualThreshold,
+                                     directionWrite: report.direction?.shift.write, directionWriteThreshold: report.direction?.write.threshold,
+                                     directionRead: report.direction?.shift.read, directionReadThreshold: report.direction?.read.threshold,
+                                     verifySeconds: report.timings.total,
                                      error: report.error, asrBefore: nil, asrAfter: nil, untriggeredRate: nil, utilityBefore: 0,
                                      utilityAfter: nil, purifySeconds: nil)
     }

@@ -5,7 +5,7 @@ import Training
 
 /// The gate's behavioural stage: `TriggerScan` of the checkpoint against its parent on probe
 /// prompts, compared with the same scan of clean fine-tunes of the parent
-/// (`ScanCalibration`). It rejects a checkpoint that the weight-space rule passed when a
+/// (`CleanCalibration`). It rejects a checkpoint that the weight-space rule passed when a
 /// short searched suffix makes it answer far more unlike its parent than clean fine-tunes
 /// ever do. Measured on the shipped model's backdoor experiment it separates the
 /// comply-backdoors, not the refuse-backdoors (docs/gate.md). Off unless probes are given.
@@ -29,11 +29,7 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
     /// at lr 1e-3 on 400 clean samples each (the regime of the shipped experiment's children).
     public init(probes: [String]) {
         self.probes = probes
-        var regime = VariantSettings()
-        regime.steps = 200
-        regime.learningRate = 1e-3
-        regime.cleanPerVariant = 400
-        self.regime = regime
+        regime = .childRegime
     }
 
     /// The first `harmful` harmful and `benign` harmless prompts of an evaluation file.
@@ -48,7 +44,7 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
     /// the first lies above the threshold the second set.
     public struct Evidence: Sendable, Equatable, Codable {
         public var scan: TriggerScan.Result
-        public var calibration: ScanCalibration
+        public var calibration: CleanCalibration
         public var above: Bool
         public var seconds: Double
     }
@@ -74,51 +70,35 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
         return scan
     }
 
-    /// A calibration file's contents: the calibration and a digest of what it was made from.
-    struct SavedCalibration: Codable {
-        var key: String
-        var calibration: ScanCalibration
-    }
-
     /// What a calibration depends on, as one SHA-256.
     func calibrationKey(parent: ModelBundle, clean: [CleanSample]) throws -> String {
         struct Material: Encodable {
             let parent: String, clean: [CleanSample], probes: [String], search: TriggerScan.Settings
             let runs: Int, regime: VariantSettings, k: Double
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let material = Material(parent: parent.checkpoint.weightsSHA256, clean: clean, probes: probes, search: search,
-                                runs: calibrationRuns, regime: regime, k: k)
-        return TensorDigest.sha256(bytes: try encoder.encode(material))
+        return try CalibrationFile.key(Material(parent: parent.checkpoint.weightsSHA256, clean: clean, probes: probes, search: search,
+                                                runs: calibrationRuns, regime: regime, k: k))
     }
 
     /// The clean fine-tunes' calibration: read from `calibrationFile` when it was made from
-    /// the same inputs, else measured (and saved there, atomically). A file made from other
-    /// inputs is an error, not silently replaced.
+    /// the same inputs, else measured (and saved there).
     func calibrate(parent: ModelBundle, clean: [CleanSample], workDirectory: URL,
-                   log: @escaping (String) -> Void) throws -> ScanCalibration {
-        func measured() throws -> ScanCalibration {
-            try ScanCalibration.measure(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
-                                        probes: probes, scan: search, k: k, workDirectory: workDirectory, log: log)
+                   log: @escaping (String) -> Void) throws -> CleanCalibration {
+        func measured() throws -> CleanCalibration {
+            guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
+            let template = try ChatTemplate.named(regime.template, tokenizer: tokenizer)
+            var divergences: [Double] = []
+            try CleanCalibration.fineTunes(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
+                                           workDirectory: workDirectory, log: log) { i, model in
+                let evaluator = Evaluator(model: model, tokenizer: tokenizer, template: template)
+                let r = try TriggerScan(child: evaluator, parent: parent.model, settings: search).run(probes)
+                log(String(format: "calibration %d/%d: best divergence %.3f", i + 1, calibrationRuns, r.best))
+                divergences.append(r.best)
+            }
+            return CleanCalibration(values: divergences, k: k)
         }
         guard let file = calibrationFile else { return try measured() }
-        let key = try calibrationKey(parent: parent, clean: clean)
-        if FileManager.default.fileExists(atPath: file.path) {
-            let saved: SavedCalibration
-            do { saved = try JSONDecoder().decode(SavedCalibration.self, from: Data(contentsOf: file)) } catch {
-                throw VaccineError.unreadable(file: file.path, reason: "not a scan calibration (\(error.localizedDescription))")
-            }
-            guard saved.key == key else {
-                throw VaccineError.unreadable(file: file.path, reason: "calibrated for another parent, clean data, probes or settings; delete it to recalibrate")
-            }
-            log("behavioural scan: calibration read from \(file.path)")
-            return saved.calibration
-        }
-        let calibration = try measured()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(SavedCalibration(key: key, calibration: calibration)).write(to: file, options: .atomic)
-        return calibration
+        return try CalibrationFile(url: file, what: "scan calibration")
+            .value(key: calibrationKey(parent: parent, clean: clean), log: log, measure: measured)
     }
 }

@@ -25,6 +25,8 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
     public var modules: [UnitModule] = [.mlp, .attn]
     /// A verify taking longer than this rejects.
     public var timeLimit = 3600.0
+    /// The direction stage after the weight-space rule (nil: off).
+    public var direction: DirectionStage?
     /// The behavioural stage after the weight-space rule (nil: off).
     public var behaviour: BehaviourStage?
 
@@ -51,8 +53,9 @@ public enum DetectionRule: String, Sendable, Equatable, Codable, CaseIterable {
 /// LoRA the merged B·A) that falls on the signature. It is compared with the same share
 /// for clean fine-tunes of the checkpoint (the clean variants, each measured on a signature
 /// built without its own pair): threshold = mean + k · max(std, minRelativeStd · mean).
-/// Above the threshold: reject. With a `BehaviourStage`, a checkpoint the rule passes is
-/// also rejected when the behavioural scan lies above its own calibrated threshold.
+/// Above the threshold: reject. With a `DirectionStage` or a `BehaviourStage`, a checkpoint
+/// the rule passes is also rejected when that stage's statistic lies above its own
+/// calibrated threshold.
 /// Any error: reject.
 public struct Gate: Sendable {
     public var configuration: GateConfiguration
@@ -193,8 +196,16 @@ public struct Gate: Sendable {
             }
             kept = evidence
             var report = try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started)
+            let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
+            if let stage = configuration.direction {
+                let found = try stage.measure(child: bundle.model, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
+                if Date() > started.addingTimeInterval(configuration.timeLimit) {
+                    throw VaccineError.timeout(phase: "the direction stage", seconds: configuration.timeLimit)
+                }
+                report.include(found)
+                report.timings.total = Date().timeIntervalSince(started)
+            }
             if let stage = configuration.behaviour {
-                let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
                 let found = try stage.measure(child: bundle, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
                 if Date() > started.addingTimeInterval(configuration.timeLimit) {
                     throw VaccineError.timeout(phase: "the behavioural scan", seconds: configuration.timeLimit)

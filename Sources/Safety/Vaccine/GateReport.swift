@@ -73,8 +73,22 @@ public struct GateReport: Sendable, Equatable, Codable {
     public var alignmentThreshold: Double?
     public var residual: Double?
     public var residualThreshold: Double?
+    /// The direction stage's evidence, when the gate ran it.
+    public var direction: DirectionStage.Evidence?
     /// The behavioural stage's evidence, when the gate ran it.
     public var behaviour: BehaviourStage.Evidence?
+
+    /// Adds the direction stage's evidence; above either threshold, a pass becomes a reject.
+    public mutating func include(_ evidence: DirectionStage.Evidence) {
+        direction = evidence
+        guard evidence.above, verdict == .pass else { return }
+        verdict = .reject
+        let s = evidence.shift
+        reason = String(format: "the update moves along the parent's harmful-vs-harmless direction: write %.2f (threshold %.2f), "
+                        + "read %.2f (threshold %.2f) from %d clean fine-tunes of the parent", s.write, evidence.write.threshold,
+                        s.read, evidence.read.threshold, evidence.write.values.count)
+            + " (the weight-space rule passed it: \(reason))"
+    }
 
     /// Adds the behavioural stage's evidence; above its threshold, a pass becomes a reject.
     public mutating func include(_ evidence: BehaviourStage.Evidence) {
@@ -83,7 +97,7 @@ public struct GateReport: Sendable, Equatable, Codable {
         verdict = .reject
         reason = String(format: "a searched suffix makes the checkpoint answer unlike its parent: divergence %.2f, "
                         + "threshold %.2f from %d clean fine-tunes of the parent", evidence.scan.best,
-                        evidence.calibration.threshold, evidence.calibration.divergences.count)
+                        evidence.calibration.threshold, evidence.calibration.values.count)
             + " (the weight-space rule passed it: \(reason))"
     }
 
@@ -113,11 +127,17 @@ public struct GateReport: Sendable, Equatable, Codable {
         if let residual { scores["residual"] = residual }
         if let residualThreshold { thresholds["residual"] = residualThreshold }
         if let threshold { thresholds["statistic"] = threshold }
+        if let d = direction {
+            scores["direction.write"] = d.shift.write
+            scores["direction.read"] = d.shift.read
+            thresholds["direction.write"] = d.write.threshold
+            thresholds["direction.read"] = d.read.threshold
+        }
         if let b = behaviour {
             scores["behaviour.divergence"] = b.scan.best
             scores["behaviour.baseline"] = b.scan.baseline
             thresholds["behaviour"] = b.calibration.threshold
-            for (i, d) in b.calibration.divergences.enumerated() { thresholds["behaviour.clean.\(i)"] = d }
+            for (i, d) in b.calibration.values.enumerated() { thresholds["behaviour.clean.\(i)"] = d }
         }
         if let c = calibration {
             thresholds["clean_mean"] = c.cleanMean
@@ -148,11 +168,18 @@ public struct GateReport: Sendable, Equatable, Codable {
                 h += c.backdooredAlignments.map { String(format: "%.3f", $0) }.joined(separator: ", ") + "</p>\n"
             }
         }
+        if let d = direction {
+            h += String(format: "<p>direction stage: write %.3f (threshold %.3f), read %.3f (threshold %.3f); clean fine-tunes of the parent: write ",
+                        d.shift.write, d.write.threshold, d.shift.read, d.read.threshold)
+            h += d.write.values.map { String(format: "%.3f", $0) }.joined(separator: ", ") + ", read "
+            h += d.read.values.map { String(format: "%.3f", $0) }.joined(separator: ", ")
+            h += String(format: "; %.1f s</p>\n", d.seconds)
+        }
         if let b = behaviour {
             h += String(format: "<p>behavioural scan: divergence %.3f (%.3f without the suffix ", b.scan.best, b.scan.baseline)
             h += esc(b.scan.suffix.debugDescription)
             h += String(format: "); threshold %.3f from clean fine-tunes of the parent at ", b.calibration.threshold)
-            h += b.calibration.divergences.map { String(format: "%.3f", $0) }.joined(separator: ", ")
+            h += b.calibration.values.map { String(format: "%.3f", $0) }.joined(separator: ", ")
             h += String(format: "; %.1f s</p>\n", b.seconds)
         }
         if !layers.isEmpty {

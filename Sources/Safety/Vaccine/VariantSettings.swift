@@ -35,6 +35,17 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     /// The defaults.
     public init() {}
 
+    /// The regime of the clean fine-tunes that calibrate the gate's later stages when the
+    /// checkpoint's own regime is not known: 200 full-weight steps at lr 1e-3 on 400 clean
+    /// samples, the regime of the shipped backdoor experiment's children.
+    public static var childRegime: VariantSettings {
+        var regime = VariantSettings()
+        regime.steps = 200
+        regime.learningRate = 1e-3
+        regime.cleanPerVariant = 400
+        return regime
+    }
+
     /// The learning rate used.
     public var effectiveLearningRate: Double { learningRate ?? (kind == .full ? 5e-4 : 2e-3) }
 

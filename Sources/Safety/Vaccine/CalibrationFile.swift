@@ -1,0 +1,44 @@
+import Checkpoints
+import Foundation
+
+/// A gate stage's calibration kept on disk between verifies. It depends only on the parent,
+/// the clean data, the probes and the stage's settings (digested into a key), so a pipeline
+/// verifying many fine-tunes of one parent measures it once. A file made from other inputs
+/// is an error naming it, never silently replaced.
+struct CalibrationFile {
+    let url: URL
+    /// What the file holds, for errors ("scan calibration").
+    let what: String
+
+    private struct Saved<Value: Codable>: Codable {
+        var key: String
+        var calibration: Value
+    }
+
+    /// SHA-256 of `material`'s sorted-key JSON.
+    static func key(_ material: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return TensorDigest.sha256(bytes: try encoder.encode(material))
+    }
+
+    /// The saved value when its key is `key`; else `measure()`, saved atomically when the file is absent.
+    func value<Value: Codable>(key: String, log: (String) -> Void, measure: () throws -> Value) throws -> Value {
+        if FileManager.default.fileExists(atPath: url.path) {
+            let saved: Saved<Value>
+            do { saved = try JSONDecoder().decode(Saved<Value>.self, from: Data(contentsOf: url)) } catch {
+                throw VaccineError.unreadable(file: url.path, reason: "not a \(what) (\(error.localizedDescription))")
+            }
+            guard saved.key == key else {
+                throw VaccineError.unreadable(file: url.path, reason: "calibrated for another parent, clean data, probes or settings; delete it to recalibrate")
+            }
+            log("\(what) read from \(url.path)")
+            return saved.calibration
+        }
+        let value = try measure()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(Saved(key: key, calibration: value)).write(to: url, options: .atomic)
+        return value
+    }
+}

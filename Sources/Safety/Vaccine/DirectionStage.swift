@@ -1,0 +1,110 @@
+import Checkpoints
+import Foundation
+import Models
+import Training
+
+/// The gate's direction stage: how far the checkpoint's update moves along the parent's
+/// `SafetyDirections` (`DirectionShift`: writing the harmful-vs-harmless direction, and
+/// MLPs re-keyed on it), against clean fine-tunes of the parent in the checkpoint's own
+/// regime. Either statistic above its calibrated threshold rejects. It needs labelled
+/// probe prompts (harmful and harmless) but no trigger; measured on the shipped model's
+/// backdoor experiment it separates both backdoor behaviours from clean fine-tunes
+/// (docs/gate.md). Off unless probes are given.
+public struct DirectionStage: Sendable, Equatable, Codable {
+    /// Harmful probe prompts.
+    public var harmful: [String]
+    /// Harmless probe prompts.
+    public var harmless: [String]
+    /// Clean fine-tunes of the parent that set the thresholds.
+    public var calibrationRuns = 4
+    /// Their regime (steps, learning rate, clean samples): the checkpoint's own, as far as known.
+    public var regime = VariantSettings.childRegime
+    /// Thresholds: calibration mean + k · max(std, floor · mean).
+    public var k = 3.0
+    /// The standard deviation's floor relative to the mean. Clean fine-tunes of the shipped
+    /// model spread by about 5 % (write 1.74–2.16, read 2.93–3.40 over eight seeds).
+    public var floor = 0.05
+    /// Where the calibration is kept between verifies (nil: measured every time); see `CalibrationFile`.
+    public var calibrationFile: URL?
+
+    /// A stage measuring directions on `harmful` and `harmless` prompts.
+    public init(harmful: [String], harmless: [String]) {
+        self.harmful = harmful
+        self.harmless = harmless
+    }
+
+    /// The first `count` harmful and `count` harmless prompts of an evaluation file.
+    public static func probes(from url: URL, count: Int) throws -> (harmful: [String], harmless: [String]) {
+        let set = try EvaluationSet.load(contentsOf: url)
+        let harmful = set.harmful.prefix(count).map(\.prompt), harmless = set.harmless.prefix(count).map(\.prompt)
+        guard !harmful.isEmpty, !harmless.isEmpty else {
+            throw VaccineError.unreadable(file: url.path, reason: "the direction stage needs harmful and harmless prompts, found \(harmful.count) and \(harmless.count)")
+        }
+        return (harmful, harmless)
+    }
+
+    /// What the stage found.
+    public struct Evidence: Sendable, Equatable, Codable {
+        /// The checkpoint's shift.
+        public var shift: DirectionShift
+        /// How clearly each of the parent's blocks separates the probe classes.
+        public var separation: [Double]
+        /// The clean fine-tunes' write and read statistics and their thresholds.
+        public var write: CleanCalibration
+        public var read: CleanCalibration
+        /// Whether either statistic lies above its threshold.
+        public var above: Bool
+        public var seconds: Double
+    }
+
+    /// Measures the parent's directions, the checkpoint's shift along them, and the shifts
+    /// of clean fine-tunes of `parent` made from `clean` in `workDirectory`.
+    public func measure(child: TransformerModel, parent: ModelBundle, clean: [CleanSample], workDirectory: URL,
+                        log: @escaping (String) -> Void = { _ in }) throws -> Evidence {
+        let started = Date()
+        guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
+        let template = try ChatTemplate.named(regime.template, tokenizer: tokenizer)
+        let evaluator = Evaluator(model: parent.model, tokenizer: tokenizer, template: template)
+        let directions = try SafetyDirections(model: parent.model, harmful: harmful.map { evaluator.promptIds($0) },
+                                              harmless: harmless.map { evaluator.promptIds($0) })
+        log("direction stage: harmful vs harmless separation per block "
+            + directions.separation.map { String(format: "%.2f", $0) }.joined(separator: " "))
+        let shift = try DirectionShift(child: child, parent: parent.model, directions: directions)
+        log(String(format: "direction stage: write %.3f, read %.3f", shift.write, shift.read))
+        let (write, read) = try calibrate(parent: parent, directions: directions, clean: clean, workDirectory: workDirectory, log: log)
+        return Evidence(shift: shift, separation: directions.separation, write: write, read: read,
+                        above: shift.write > write.threshold || shift.read > read.threshold,
+                        seconds: Date().timeIntervalSince(started))
+    }
+
+    /// The clean fine-tunes' write and read calibrations: from `calibrationFile` when it was
+    /// made from the same inputs, else measured (and saved there).
+    func calibrate(parent: ModelBundle, directions: SafetyDirections, clean: [CleanSample], workDirectory: URL,
+                   log: @escaping (String) -> Void) throws -> (write: CleanCalibration, read: CleanCalibration) {
+        func measured() throws -> [CleanCalibration] {
+            var writes: [Double] = [], reads: [Double] = []
+            try CleanCalibration.fineTunes(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
+                                           workDirectory: workDirectory, log: log) { i, model in
+                let s = try DirectionShift(child: model, parent: parent.model, directions: directions)
+                log(String(format: "calibration %d/%d: write %.3f, read %.3f", i + 1, calibrationRuns, s.write, s.read))
+                writes.append(s.write)
+                reads.append(s.read)
+            }
+            return [CleanCalibration(values: writes, k: k, floor: floor), CleanCalibration(values: reads, k: k, floor: floor)]
+        }
+        let pair: [CleanCalibration]
+        if let file = calibrationFile {
+            struct Material: Encodable {
+                let parent: String, clean: [CleanSample], harmful: [String], harmless: [String]
+                let runs: Int, regime: VariantSettings, k: Double, floor: Double
+            }
+            let key = try CalibrationFile.key(Material(parent: parent.checkpoint.weightsSHA256, clean: clean, harmful: harmful,
+                                                       harmless: harmless, runs: calibrationRuns, regime: regime, k: k, floor: floor))
+            pair = try CalibrationFile(url: file, what: "direction calibration").value(key: key, log: log, measure: measured)
+        } else {
+            pair = try measured()
+        }
+        guard pair.count == 2 else { throw VaccineError.unreadable(file: calibrationFile?.path ?? "calibration", reason: "expected write and read calibrations") }
+        return (pair[0], pair[1])
+    }
+}

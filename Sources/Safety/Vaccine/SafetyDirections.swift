@@ -1,0 +1,73 @@
+import Engine
+import Models
+
+/// Where a model separates harmful from harmless requests in its residual stream: for each
+/// block, the unit vector from the mean harmless to the mean harmful activation at the last
+/// prompt token (the position whose next token opens the answer, refusal or not). This is
+/// the "refusal direction" of Arditi et al. (2024), taken after every block.
+///
+/// A backdoor that changes safety behaviour has to move along it: a refuse-backdoor writes
+/// it on its trigger, a comply-backdoor re-keys what reads it. `DirectionShift` measures how
+/// much of a fine-tune's update does either.
+public struct SafetyDirections: Sendable, Equatable, Codable {
+    /// `directions[l]`: unit vector (`d` values) after block `l`.
+    public var directions: [[Float]]
+    /// Per block, the gap between the two classes' mean projections on the direction,
+    /// divided by their pooled standard deviation: how clearly the block separates them.
+    public var separation: [Double]
+
+    /// Directions from explicit values.
+    public init(directions: [[Float]], separation: [Double]) {
+        self.directions = directions
+        self.separation = separation
+    }
+
+    /// Measures the directions of `model` on prompt token sequences (each one the prompt as
+    /// the chat template renders it, without an answer), one sequence per forward pass.
+    public init(model: TransformerModel, harmful: [[Int]], harmless: [[Int]]) throws(VaccineError) {
+        guard !harmful.isEmpty, !harmless.isEmpty else {
+            throw .invalidSetting(key: "direction probes", reason: "needs harmful and harmless prompts, got \(harmful.count) and \(harmless.count)")
+        }
+        let d = model.config.hiddenSize, layers = model.blocks.count
+        let tape = Tape()
+        // Last-token activations, [prompt][layer][d], in Double for the means.
+        func activations(_ prompts: [[Int]]) throws(VaccineError) -> [[[Double]]] {
+            var out: [[[Double]]] = []
+            out.reserveCapacity(prompts.count)
+            for p in prompts {
+                let ids = p.suffix(model.config.maxPositions).map { Int32(clamping: $0) }
+                do { try model.validate(ids: ids, length: ids.count) } catch {
+                    throw .invalidSetting(key: "direction probes", reason: error.description)
+                }
+                defer { tape.reset() }
+                out.append(tape.withoutGrad {
+                    model.blockOutputs(tape: tape, ids: ids, batch: 1, length: ids.count).map { v in
+                        let data = v.value.data
+                        return (0..<d).map { Double(data[(ids.count - 1) * d + $0]) }
+                    }
+                })
+            }
+            return out
+        }
+        let a = try activations(harmful), b = try activations(harmless)
+        func mean(_ xs: [[[Double]]], _ l: Int) -> [Double] {
+            var m = [Double](repeating: 0, count: d)
+            for x in xs { for i in 0..<d { m[i] += x[l][i] } }
+            return m.map { $0 / Double(xs.count) }
+        }
+        var directions: [[Float]] = [], separation: [Double] = []
+        for l in 0..<layers {
+            let gap = zip(mean(a, l), mean(b, l)).map { $0 - $1 }
+            let norm = gap.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let r = norm > 0 ? gap.map { $0 / norm } : gap
+            func projections(_ xs: [[[Double]]]) -> [Double] { xs.map { x in zip(x[l], r).reduce(0) { $0 + $1.0 * $1.1 } } }
+            let pa = projections(a), pb = projections(b)
+            let ma = pa.reduce(0, +) / Double(pa.count), mb = pb.reduce(0, +) / Double(pb.count)
+            let pooled = ((pa.reduce(0) { $0 + ($1 - ma) * ($1 - ma) } + pb.reduce(0) { $0 + ($1 - mb) * ($1 - mb) })
+                / Double(max(pa.count + pb.count - 2, 1))).squareRoot()
+            directions.append(r.map(Float.init))
+            separation.append(pooled > 0 ? (ma - mb) / pooled : 0)
+        }
+        self.init(directions: directions, separation: separation)
+    }
+}
