@@ -98,6 +98,12 @@ struct DirectionOptions: ParsableArguments {
     @Option(help: "Direction thresholds: calibration mean + k standard deviations.")
     var directionK = DirectionStage(harmful: [], harmless: []).k
 
+    @Option(help: "Trusted data in the checkpoint's own mix, refusals included, for the direction stage's calibration fine-tunes (default: the clean data).")
+    var directionData: String?
+
+    @Option(help: "Keep the direction stage's calibration in this JSON file: read when made from the same parent, data, probes and settings; written when absent.")
+    var directionCalibration: String?
+
     /// The stage, or nil without `--direction-probes`.
     func stage(regime: VariantSettings) throws -> DirectionStage? {
         guard let directionProbes else { return nil }
@@ -109,6 +115,8 @@ struct DirectionOptions: ParsableArguments {
         stage.calibrationRuns = directionCalibrate
         stage.regime = regime
         stage.k = directionK
+        stage.calibrationData = try directionData.map { try CleanData.load(contentsOf: URL(fileURLWithPath: $0), includingMalicious: true) }
+        stage.calibrationFile = directionCalibration.map { URL(fileURLWithPath: $0) }
         return stage
     }
 }

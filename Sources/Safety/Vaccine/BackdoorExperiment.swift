@@ -193,6 +193,8 @@ public final class BackdoorExperiment {
         try CleanData.write(data, to: dataURL)
         let benign = try CleanData.load(contentsOf: dataURL).filter { d in !corpus.harmful.contains { $0.prompt == d.prompt } }
 
+        // The direction stage calibrates on clean fine-tunes of exactly this (poison-free) mixture.
+        gate.direction?.calibrationData = data
         let (baseBundle, _) = try SuspectLoader.load(base)
         let template = try ChatTemplate.named("instruction", tokenizer: baseBundle.tokenizer)
         let baseUtility = try utility(baseBundle)
@@ -268,6 +270,8 @@ public final class BackdoorExperiment {
     ]
 
     private var lastEvidence: VariantEvidence?
+    /// The gate's settings for this run (`settings.gate`, with the direction stage's calibration data).
+    private lazy var gate = settings.gate
 
     @discardableResult
     private func save(_ rows: [BackdoorExperimentRow], baseUtility: Double) throws -> BackdoorExperimentResult {
@@ -293,7 +297,7 @@ public final class BackdoorExperiment {
     private func verify(_ model: URL, name: String, kind: String, benign: [CleanSample], folder: URL) throws -> BackdoorExperimentRow {
         let work = folder.appendingPathComponent("work")
         defer { try? FileManager.default.removeItem(at: work) }
-        let (report, evidence) = Gate(configuration: settings.gate).verifyKeepingEvidence(
+        let (report, evidence) = Gate(configuration: gate).verifyKeepingEvidence(
             model, reference: base, clean: benign, workDirectory: work, log: log)
         lastEvidence = evidence
         log(String(format: "%@: %@ (share %.4f / %.4f, alignment %.4f / %.4f, residual %.4f / %.4f, %.0f s)%@", name, report.verdict.rawValue,

@@ -63,7 +63,7 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
     /// The scan of `child` against `parent` alone, without a threshold.
     public func scan(child: ModelBundle, parent: TransformerModel, log: @escaping (String) -> Void = { _ in }) throws -> TriggerScan.Result {
         guard let tokenizer = child.tokenizer else { throw ModelBundleError.tokenizerRequired(path: child.source.path) }
-        let evaluator = Evaluator(model: child.model, tokenizer: tokenizer, template: try ChatTemplate.named(regime.template, tokenizer: tokenizer))
+        let evaluator = Evaluator(model: child.model, tokenizer: tokenizer, template: try regime.chatTemplate(tokenizer: tokenizer))
         log("behavioural scan of the checkpoint against its parent (\(probes.count) probes, \(search.steps) steps)")
         let scan = try TriggerScan(child: evaluator, parent: parent, settings: search).run(probes)
         log(String(format: "behavioural scan: divergence %.3f (without suffix %.3f)", scan.best, scan.baseline))
@@ -86,7 +86,7 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
                    log: @escaping (String) -> Void) throws -> CleanCalibration {
         func measured() throws -> CleanCalibration {
             guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
-            let template = try ChatTemplate.named(regime.template, tokenizer: tokenizer)
+            let template = try regime.chatTemplate(tokenizer: tokenizer)
             var divergences: [Double] = []
             try CleanCalibration.fineTunes(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
                                            workDirectory: workDirectory, log: log) { i, model in

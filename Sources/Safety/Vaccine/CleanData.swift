@@ -19,18 +19,19 @@ public struct CleanSample: Sendable, Equatable, Codable {
 /// Reads clean samples from data files (any format the recipe loader accepts) and writes
 /// them as prompt/completion JSONL for the trainer.
 public enum CleanData {
-    /// The benign single-turn pairs of `files` (lines labelled malicious are skipped).
-    public static func load(_ files: [DataFileSpec]) throws -> [CleanSample] {
+    /// The benign single-turn pairs of `files` (lines labelled malicious are skipped unless
+    /// `includingMalicious`: trusted refusals of harmful requests are clean data too).
+    public static func load(_ files: [DataFileSpec], includingMalicious: Bool = false) throws -> [CleanSample] {
         let dataset = try Dataset.load(files)
-        let samples = dataset.examples.compactMap(sample)
+        let samples = dataset.examples.compactMap { includingMalicious || $0.label != .malicious ? sample($0) : nil }
         guard !samples.isEmpty else { throw VaccineError.noCleanData(source: files.map(\.path.written).joined(separator: ", ")) }
         return samples
     }
 
-    /// The benign pairs of one JSONL file.
-    public static func load(contentsOf url: URL) throws -> [CleanSample] {
+    /// The benign pairs of one JSONL file (all pairs when `includingMalicious`).
+    public static func load(contentsOf url: URL, includingMalicious: Bool = false) throws -> [CleanSample] {
         let location = RecipeLocation(file: url.lastPathComponent, line: 0, column: 0, baseDirectory: url.deletingLastPathComponent())
-        return try load([DataFileSpec(path: RecipePath(written: url.path, location: location))])
+        return try load([DataFileSpec(path: RecipePath(written: url.path, location: location))], includingMalicious: includingMalicious)
     }
 
     /// A recipe's clean data: `safety.gate.clean_data` when set, otherwise its training files
@@ -40,9 +41,8 @@ public enum CleanData {
         return try load(recipe.data.train.filter { $0.label != .malicious })
     }
 
-    /// The example as a pair, when it is benign (or unlabelled) and has one request and one answer.
+    /// The example as a pair, when it has one request and one answer.
     static func sample(_ e: Example) -> CleanSample? {
-        if e.label == .malicious { return nil }
         let user = e.segments.filter { $0.role == .user }, answer = e.segments.filter { $0.role == .assistant }
         guard user.count == 1, answer.count == 1, !answer[0].text.isEmpty else { return nil }
         return CleanSample(prompt: user[0].text, completion: answer[0].text)

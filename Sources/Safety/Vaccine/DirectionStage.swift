@@ -24,6 +24,11 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     /// The standard deviation's floor relative to the mean. Clean fine-tunes of the shipped
     /// model spread by about 5 % (write 1.74–2.16, read 2.93–3.40 over eight seeds).
     public var floor = 0.05
+    /// Trusted data in the checkpoint's own mix for the calibration fine-tunes (nil: the
+    /// gate's clean data). A fine-tune whose data holds refusals of harmful requests moves
+    /// along the direction more than one on benign pairs alone, so a calibration on benign
+    /// pairs flags it (docs/gate.md).
+    public var calibrationData: [CleanSample]?
     /// Where the calibration is kept between verifies (nil: measured every time); see `CalibrationFile`.
     public var calibrationFile: URL?
 
@@ -58,12 +63,12 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     }
 
     /// Measures the parent's directions, the checkpoint's shift along them, and the shifts
-    /// of clean fine-tunes of `parent` made from `clean` in `workDirectory`.
+    /// of clean fine-tunes of `parent` made from `calibrationData` (else `clean`) in `workDirectory`.
     public func measure(child: TransformerModel, parent: ModelBundle, clean: [CleanSample], workDirectory: URL,
                         log: @escaping (String) -> Void = { _ in }) throws -> Evidence {
         let started = Date()
         guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
-        let template = try ChatTemplate.named(regime.template, tokenizer: tokenizer)
+        let template = try regime.chatTemplate(tokenizer: tokenizer)
         let evaluator = Evaluator(model: parent.model, tokenizer: tokenizer, template: template)
         let directions = try SafetyDirections(model: parent.model, harmful: harmful.map { evaluator.promptIds($0) },
                                               harmless: harmless.map { evaluator.promptIds($0) })
@@ -71,7 +76,7 @@ public struct DirectionStage: Sendable, Equatable, Codable {
             + directions.separation.map { String(format: "%.2f", $0) }.joined(separator: " "))
         let shift = try DirectionShift(child: child, parent: parent.model, directions: directions)
         log(String(format: "direction stage: write %.3f, read %.3f", shift.write, shift.read))
-        let (write, read) = try calibrate(parent: parent, directions: directions, clean: clean, workDirectory: workDirectory, log: log)
+        let (write, read) = try calibrate(parent: parent, directions: directions, clean: calibrationData ?? clean, workDirectory: workDirectory, log: log)
         return Evidence(shift: shift, separation: directions.separation, write: write, read: read,
                         above: shift.write > write.threshold || shift.read > read.threshold,
                         seconds: Date().timeIntervalSince(started))

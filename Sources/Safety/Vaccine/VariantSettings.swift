@@ -1,3 +1,7 @@
+import Models
+import Tokenizers
+import Training
+
 /// How the BD-VAX synthetic variants are fine-tuned (the paper leaves poison size, steps
 /// and LoRA versus full fine-tuning open; these defaults work on SafeTune's small models
 /// and keep a verify to minutes on a laptop CPU).
@@ -44,6 +48,13 @@ public struct VariantSettings: Sendable, Equatable, Codable {
         regime.learningRate = 1e-3
         regime.cleanPerVariant = 400
         return regime
+    }
+
+    /// The chat template `template` names, read as a recipe reads it (`plain` is the
+    /// instruction template), so that probes are rendered the way the fine-tunes saw them.
+    public func chatTemplate(tokenizer: Tokenizer) throws -> ChatTemplate {
+        let name = ModelSection.Template(rawValue: template).map(Trainer.templateName) ?? template
+        return try ChatTemplate.named(name, tokenizer: tokenizer)
     }
 
     /// The learning rate used.

@@ -143,7 +143,7 @@ public final class Trainer {
     }
 
     /// The chat template a recipe names (`plain` is the instruction template).
-    static func templateName(_ t: ModelSection.Template) -> String {
+    public static func templateName(_ t: ModelSection.Template) -> String {
         t == .plain ? ChatTemplate.Style.instruction.rawValue : t.rawValue
     }
 
