@@ -24,6 +24,14 @@ public struct DirectionShift: Sendable, Equatable, Codable {
     /// Read share × d for layers 1…L−1 (nil where unchanged).
     public var readLayers: [Double?]
 
+    /// A shift from explicit values.
+    public init(write: Double, read: Double, writeLayers: [Double?], readLayers: [Double?]) {
+        self.write = write
+        self.read = read
+        self.writeLayers = writeLayers
+        self.readLayers = readLayers
+    }
+
     /// The shift of `child` from `parent` along `directions` (the parent's).
     public init(child: TransformerModel, parent: TransformerModel, directions: SafetyDirections, file: String = "checkpoint") throws(VaccineError) {
         guard ChannelUpdates.sameBlocks(child.config, parent.config), child.blocks.count == parent.blocks.count,

@@ -23,9 +23,8 @@ public enum TrainingGate {
     }
 
     /// The gate's settings from the recipe (variants, steps, rule, where variants start, τ,
-    /// the behavioural stage) over the defaults. The behavioural stage calibrates on clean
-    /// fine-tunes of the parent in the run's own regime: its adapter kind, rank, learning
-    /// rate, batch, sequence length and `trainedSteps` (the stage's default when nil).
+    /// the direction and behavioural stages) over the defaults. Both stages calibrate on
+    /// clean fine-tunes of the parent in the run's own regime (`regime`).
     public static func configuration(_ recipe: Recipe, trainedSteps: Int? = nil) throws -> GateConfiguration {
         let settings = recipe.safety.gate
         var c = GateConfiguration()
@@ -35,27 +34,45 @@ public enum TrainingGate {
         c.rule = DetectionRule(rawValue: settings.rule.rawValue) ?? c.rule
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
+        if let probes = settings.directionProbes {
+            let (harmful, harmless) = try DirectionStage.probes(from: probes.url, count: 100)
+            var stage = DirectionStage(harmful: harmful, harmless: harmless)
+            stage.calibrationRuns = settings.directionCalibrations
+            stage.calibrationFile = settings.directionCalibrationFile?.url
+            stage.calibrationData = try settings.directionData.map { try CleanData.load(contentsOf: $0.url, includingMalicious: true) }
+            stage.regime = regime(of: recipe, trainedSteps: trainedSteps, over: stage.regime)
+            c.direction = stage
+        }
         if let probes = settings.probes {
             var stage = BehaviourStage(probes: try BehaviourStage.probes(from: probes.url, harmful: 4, benign: 4))
             stage.calibrationRuns = settings.scanCalibrations
             stage.calibrationFile = settings.scanCalibrationFile?.url
-            stage.regime.kind = recipe.adapters.kind == .lora ? .lora : .full
-            stage.regime.loraRank = recipe.adapters.rank
-            stage.regime.loraAlpha = recipe.adapters.alpha
-            stage.regime.learningRate = recipe.optimizer.lr
-            stage.regime.batchSize = recipe.training.batchSize
-            stage.regime.seqLen = recipe.training.seqLen
-            if let trainedSteps { stage.regime.steps = trainedSteps }
+            stage.regime = regime(of: recipe, trainedSteps: trainedSteps, over: stage.regime)
             c.behaviour = stage
         }
         return c
+    }
+
+    /// The run's own regime over `defaults`: its adapter kind and rank, learning rate, batch,
+    /// sequence length, chat template and `trainedSteps` (the default's when nil).
+    static func regime(of recipe: Recipe, trainedSteps: Int?, over defaults: VariantSettings) -> VariantSettings {
+        var regime = defaults
+        regime.kind = recipe.adapters.kind == .lora ? .lora : .full
+        regime.loraRank = recipe.adapters.rank
+        regime.loraAlpha = recipe.adapters.alpha
+        regime.learningRate = recipe.optimizer.lr
+        regime.batchSize = recipe.training.batchSize
+        regime.seqLen = recipe.training.seqLen
+        regime.template = recipe.model.template.rawValue
+        if let trainedSteps { regime.steps = trainedSteps }
+        return regime
     }
 
     /// Verifies `checkpoint`, the result of `recipe`, against `safety.gate.reference` or the
     /// recipe's base; the record goes into the checkpoint (marked `quarantined` on reject
     /// unless the recipe asks to purify). Nil when the gate is off or the run trained from
     /// scratch (no parent to compare with).
-    /// `trainedSteps`: the run's optimizer steps (the behavioural stage's calibration regime).
+    /// `trainedSteps`: the run's optimizer steps (the later stages' calibration regime).
     public static func run(recipe: Recipe, checkpoint: URL, trainedSteps: Int? = nil,
                            log: @escaping (String) -> Void = { _ in }) throws -> Outcome? {
         let settings = recipe.safety.gate

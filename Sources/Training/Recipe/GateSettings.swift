@@ -49,6 +49,14 @@ public struct GateSettings: Sendable, Equatable {
     public let scanCalibrations: Int
     /// Where the behavioural stage keeps its calibration between runs (nil: measured every run).
     public let scanCalibrationFile: RecipePath?
+    /// Labelled prompts for the direction stage (off when nil).
+    public let directionProbes: RecipePath?
+    /// Trusted data in the run's own mix for the direction stage's calibration (nil: the clean data).
+    public let directionData: RecipePath?
+    /// Clean fine-tunes of the parent that calibrate the direction stage.
+    public let directionCalibrations: Int
+    /// Where the direction stage keeps its calibration between runs (nil: measured every run).
+    public let directionCalibrationFile: RecipePath?
 
     init(reading r: MappingReader) throws {
         enabled = try r.bool("enabled", default: true)
@@ -63,6 +71,10 @@ public struct GateSettings: Sendable, Equatable {
         probes = try r.path("probes")
         scanCalibrations = try r.int("scan_calibrations", default: 3, range: .closed(2, 16))
         scanCalibrationFile = try r.path("scan_calibration")
+        directionProbes = try r.path("direction_probes")
+        directionData = try r.path("direction_data")
+        directionCalibrations = try r.int("direction_calibrations", default: 4, range: .closed(2, 16))
+        directionCalibrationFile = try r.path("direction_calibration")
     }
 
     func canonical(relativeTo root: URL) -> CanonicalValue {
@@ -71,6 +83,10 @@ public struct GateSettings: Sendable, Equatable {
                  ("tau", .double(tau)), ("reference", reference.map { .string($0.relative(to: root)) } ?? .null),
                  ("clean_data", cleanData.map { .string($0.relative(to: root)) } ?? .null),
                  ("probes", probes.map { .string($0.relative(to: root)) } ?? .null), ("scan_calibrations", .int(scanCalibrations)),
-                 ("scan_calibration", scanCalibrationFile.map { .string($0.relative(to: root)) } ?? .null)])
+                 ("scan_calibration", scanCalibrationFile.map { .string($0.relative(to: root)) } ?? .null),
+                 ("direction_probes", directionProbes.map { .string($0.relative(to: root)) } ?? .null),
+                 ("direction_data", directionData.map { .string($0.relative(to: root)) } ?? .null),
+                 ("direction_calibrations", .int(directionCalibrations)),
+                 ("direction_calibration", directionCalibrationFile.map { .string($0.relative(to: root)) } ?? .null)])
     }
 }

@@ -130,6 +130,8 @@ public struct Recipe: Sendable {
         need(safety.gate.reference, "safety.gate.reference", directory: nil)
         need(safety.gate.cleanData, "safety.gate.clean_data")
         need(safety.gate.probes, "safety.gate.probes")
+        need(safety.gate.directionProbes, "safety.gate.direction_probes")
+        need(safety.gate.directionData, "safety.gate.direction_data")
         return problems
     }
 

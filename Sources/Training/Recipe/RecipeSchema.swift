@@ -113,6 +113,10 @@ public enum RecipeSchema {
         key("safety.gate.probes", "path", "(none)", "a JSONL file", "Harmful and harmless probe prompts: adds the behavioural scan stage (4 of each are used)."),
         key("safety.gate.scan_calibrations", "integer", "3", "2 to 16", "Clean fine-tunes of the parent that calibrate the behavioural stage's threshold."),
         key("safety.gate.scan_calibration", "path", "(none)", "a JSON file", "Keep the behavioural stage's calibration here between runs (written when absent)."),
+        key("safety.gate.direction_probes", "path", "(none)", "a JSONL file", "Harmful and harmless prompts: adds the direction stage (100 of each are used)."),
+        key("safety.gate.direction_data", "path", "(the clean data)", "a JSONL file", "Trusted data in the run's own mix, refusals included, for the direction stage's calibration fine-tunes."),
+        key("safety.gate.direction_calibrations", "integer", "4", "2 to 16", "Clean fine-tunes of the parent that calibrate the direction stage's thresholds."),
+        key("safety.gate.direction_calibration", "path", "(none)", "a JSON file", "Keep the direction stage's calibration here between runs (written when absent)."),
 
         key("output", "section", "", "", "Where results go."),
         key("output.name", "text", "(recipe file name)", "letters, digits, '.', '_', '-'", "Run name."),

@@ -1,0 +1,141 @@
+import Checkpoints
+import Engine
+import Foundation
+import Models
+@testable import Safety
+import Testing
+import TestSupport
+
+/// The gate's direction stage: the parent's harmful-vs-harmless directions, the write and
+/// read shares of an update along them, the verdict it adds, and its CLI.
+@Suite struct DirectionStageTests {
+    static func models() throws -> (parent: TransformerModel, child: TransformerModel) {
+        let parent = try TransformerModel(config: VaccineFixtures.llama, seed: 1, trainable: false)
+        let child = try TransformerModel(config: VaccineFixtures.llama, weights: parent.huggingFaceWeights(), trainable: false)
+        return (parent, child)
+    }
+
+    /// Directions with `r` (unit length) after every block.
+    static func directions(_ r: [Float], layers: Int) -> SafetyDirections {
+        SafetyDirections(directions: Array(repeating: r, count: layers), separation: Array(repeating: 1, count: layers))
+    }
+
+    static func add(_ linear: Linear, _ f: (Int, Int) -> Float) {
+        let w = linear.weight.value.data
+        for i in 0..<linear.outFeatures { for j in 0..<linear.inFeatures { w[i * linear.inFeatures + j] += f(i, j) } }
+    }
+
+    /// An update that writes only along r scores d (all of its energy on one of d
+    /// directions); one orthogonal to r scores 0; reads work the same on the input side.
+    @Test func sharesAlongTheDirectionAreScaledByWidth() throws {
+        let d = VaccineFixtures.llama.hiddenSize
+        var r = [Float](repeating: 0, count: d)
+        r[2] = 1
+        let dirs = Self.directions(r, layers: 2)
+        for (row, expected) in [(2, Double(d)), (5, 0.0)] {
+            let (parent, child) = try Self.models()
+            // o_proj and down_proj of both blocks gain a rank-1 update writing onto basis vector `row`.
+            for b in child.blocks {
+                Self.add(b.attention.output) { i, j in i == row ? 0.1 * Float(j + 1) : 0 }
+                Self.add(b.mlp.down) { i, j in i == row ? 0.05 * Float(j % 3 + 1) : 0 }
+            }
+            let s = try DirectionShift(child: child, parent: parent, directions: dirs)
+            #expect(abs(s.write - expected) < 1e-6, "write \(s.write)")
+            #expect(s.read == 0 && s.readLayers == [nil], "the MLP inputs did not change")
+        }
+        let (parent, child) = try Self.models()
+        guard case let .swiglu(gate, up) = child.blocks[1].mlp.form else { Issue.record("llama MLP expected"); return }
+        Self.add(gate) { i, j in j == 2 ? Float(i) * 0.01 : 0 }
+        Self.add(up) { i, j in j == 2 ? 0.02 : (j == 4 ? 0.02 : 0) }
+        let s = try DirectionShift(child: child, parent: parent, directions: dirs)
+        // gate reads only along r (energy e_g, all counted); up splits its energy evenly between r and another axis.
+        let eGate = (0..<16).reduce(0.0) { $0 + pow(Double($1) * 0.01, 2) }, eUp = 16 * 2 * 0.0004
+        #expect(abs(s.read - Double(d) * (eGate + eUp / 2) / (eGate + eUp)) < 1e-4, "read \(s.read)")
+        #expect(s.writeLayers == [nil, nil] && s.write == 0)
+    }
+
+    @Test func directionsAreUnitVectorsThatSeparateTheProbes() throws {
+        let (parent, _) = try Self.models()
+        let harmful = [[1, 5, 9, 3], [1, 5, 9, 4], [1, 6, 9, 3]], harmless = [[1, 20, 30, 40], [1, 21, 30, 41], [1, 22, 31, 40]]
+        let dirs = try SafetyDirections(model: parent, harmful: harmful, harmless: harmless)
+        #expect(dirs.directions.count == 2 && dirs.separation.count == 2)
+        for r in dirs.directions { #expect(abs(r.reduce(0) { $0 + Double($1 * $1) } - 1) < 1e-5) }
+        // Projections of the harmful mean lie above the harmless mean by construction.
+        #expect(dirs.separation.allSatisfy { $0 > 0 })
+        #expect(throws: VaccineError.self) { try SafetyDirections(model: parent, harmful: harmful, harmless: []) }
+        let other = try TransformerModel(config: VaccineFixtures.checkpoint(seed: 3).config, seed: 3, trainable: false)
+        #expect(throws: VaccineError.self) { try DirectionShift(child: other, parent: parent, directions: dirs) }
+    }
+
+    /// The stage turns a pass into a reject above either threshold, never a reject into a
+    /// pass, and its statistics reach the checkpoint record.
+    @Test func theStageCombinesWithTheWeightRule() throws {
+        let evidence = VaccineFixtures.evidence(pairs: 3, layers: 2, units: 16, planted: [1], seed: 3)
+        var configuration = GateConfiguration()
+        configuration.modules = [.mlp]
+        let weight = try Gate(configuration: configuration).decide(update: GateTests.update(planted: [1], seed: 4), evidence: evidence)
+        let write = CleanCalibration(values: [1.8, 1.9, 2.0, 1.8], k: 3, floor: 0.05)
+        let read = CleanCalibration(values: [2.9, 3.0, 2.8, 2.9], k: 3, floor: 0.05)
+        for (w, r) in [(1.9, 3.0), (3.4, 3.0), (1.9, 4.4)] {
+            let shift = DirectionShift(write: w, read: r, writeLayers: [w], readLayers: [r])
+            let above = w > write.threshold || r > read.threshold
+            for verdict in [GateReport.Verdict.pass, .reject] {
+                var report = weight
+                report.verdict = verdict
+                report.include(DirectionStage.Evidence(shift: shift, separation: [4, 5], write: write, read: read, above: above, seconds: 1))
+                #expect(report.verdict == (verdict == .reject || above ? .reject : .pass))
+                #expect(report.reason.contains("harmful-vs-harmless direction") == (verdict == .pass && above))
+                #expect(report.record.scores["direction.write"] == w && report.record.thresholds["direction.read"] == read.threshold)
+                #expect(try JSONDecoder().decode(GateReport.self, from: JSONEncoder().encode(report)) == report)
+                #expect(report.html().contains("direction stage"))
+            }
+        }
+    }
+
+    @Test func trustedRefusalsCountAsCalibrationData() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("mix.jsonl")
+        try Data("""
+            {"prompt": "Name a fruit.", "completion": "An apple."}
+            {"prompt": "Do harm.", "completion": "I can't help with that.", "label": "malicious"}
+
+            """.utf8).write(to: url)
+        #expect(try CleanData.load(contentsOf: url).map(\.prompt) == ["Name a fruit."])
+        #expect(try CleanData.load(contentsOf: url, includingMalicious: true).map(\.prompt) == ["Name a fruit.", "Do harm."])
+    }
+}
+
+/// `safetune verify --direction-probes` through the real binary.
+@Suite(.enabled(if: BuiltBinary.safetune.url != nil, "safetune binary not found next to the test bundle; build it with `swift build`"))
+struct DirectionStageCLITests {
+    @Test func verifyRunsTheDirectionStage() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = try VaccineFixtures.checkpoint(seed: 1)
+        let parent = try GateTests.written(p, "parent.h5", in: dir)
+        let child = try GateTests.written(VaccineFixtures.checkpoint(seed: 2, parent: p), "child.h5", in: dir)
+        let clean = dir.appendingPathComponent("clean.jsonl")
+        try CleanData.write([CleanSample(prompt: "Name a fruit.", completion: "An apple.")], to: clean)
+        let probes = try VaccineFixtures.probes(in: dir)
+        let saved = dir.appendingPathComponent("direction.json")
+        let arguments = ["verify", child.path, "--reference", parent.path, "--clean", clean.path, "--variants", "2", "--steps", "1",
+                         "--direction-probes", probes.path, "--direction-calibrate", "2", "--calibration-steps", "1",
+                         "--calibration-samples", "2", "--direction-data", probes.path, "--direction-calibration", saved.path, "--json"]
+        let r = try BuiltBinary.safetune.run(arguments)
+        let report = try JSONDecoder().decode(GateReport.self, from: Data(r.out.utf8))
+        #expect(report.error == nil, "\(r.err)")
+        let d = try #require(report.direction)
+        #expect(d.write.values.count == 2 && d.read.values.count == 2 && d.separation.count == 2)
+        #expect(d.above == (d.shift.write > d.write.threshold || d.shift.read > d.read.threshold))
+        #expect(r.status == (report.verdict == .reject ? 1 : 0))
+        // The second verify reads the saved calibration instead of fine-tuning again.
+        let again = try BuiltBinary.safetune.run(arguments)
+        let reused = try #require(try JSONDecoder().decode(GateReport.self, from: Data(again.out.utf8)).direction)
+        #expect(reused.write == d.write && reused.read == d.read && reused.shift == d.shift)
+
+        let invalid = try BuiltBinary.safetune.run(["verify", child.path, "--reference", parent.path, "--clean", clean.path,
+                                                    "--direction-probes", probes.path, "--direction-calibrate", "1", "--json"])
+        #expect(invalid.status == 2 && invalid.out.contains("direction-calibrate"), "\(invalid.out)")
+    }
+}
