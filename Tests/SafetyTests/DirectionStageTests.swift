@@ -63,7 +63,9 @@ import TestSupport
         // Projections of the harmful mean lie above the harmless mean by construction.
         #expect(dirs.separation.allSatisfy { $0 > 0 })
         #expect(throws: VaccineError.self) { try SafetyDirections(model: parent, harmful: harmful, harmless: []) }
-        let other = try TransformerModel(config: VaccineFixtures.checkpoint(seed: 3).config, seed: 3, trainable: false)
+        var wider = VaccineFixtures.llama
+        wider.hiddenSize = 16
+        let other = try TransformerModel(config: wider, seed: 3, trainable: false)
         #expect(throws: VaccineError.self) { try DirectionShift(child: other, parent: parent, directions: dirs) }
     }
 
