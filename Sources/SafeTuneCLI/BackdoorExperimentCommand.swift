@@ -24,6 +24,9 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Option(help: "Planting / clean fine-tune steps.")
     var steps: Int = BackdoorExperimentSettings().steps
 
+    @Option(help: "Poisoned records added to the fine-tuning data of each backdoored child.")
+    var poison: Int = BackdoorExperimentSettings().poisonSize
+
     @Option(help: "Planting / clean fine-tune learning rate.")
     var lr: Double = BackdoorExperimentSettings().learningRate
 
@@ -65,6 +68,8 @@ struct BackdoorExperimentCommand: ParsableCommand {
             var s = BackdoorExperimentSettings()
             s.steps = steps
             s.learningRate = lr
+            guard poison >= 1 else { throw VaccineError.invalidSetting(key: "--poison", reason: "must be positive, got \(poison)") }
+            s.poisonSize = poison
             s.cleanRuns = cleanRuns
             s.asrPrompts = asrPrompts
             s.utilityPrompts = utilityPrompts
