@@ -84,7 +84,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
             s.gate.variantsFromParent = variantsFromParent
             s.seed = seed
             if direction {
-                let probes = try DirectionStage.probes(from: URL(fileURLWithPath: train), count: 100)
+                let probes = try DirectionStage.probes(from: URL(fileURLWithPath: train), count: DirectionStage.probesPerKind)
                 var stage = DirectionStage(harmful: probes.harmful, harmless: probes.harmless)
                 stage.regime = s.childRegime
                 stage.calibrationFile = URL(fileURLWithPath: output).appendingPathComponent("direction-calibration.json")

@@ -90,7 +90,7 @@ struct DirectionOptions: ParsableArguments {
     var directionProbes: String?
 
     @Option(help: "Harmful and harmless prompts used, each.")
-    var directionPrompts = 100
+    var directionPrompts = DirectionStage.probesPerKind
 
     @Option(help: "Clean fine-tunes of the parent that calibrate the direction stage's thresholds.")
     var directionCalibrate = DirectionStage(harmful: [], harmless: []).calibrationRuns

@@ -7,9 +7,9 @@ import Training
 /// `SafetyDirections` (`DirectionShift`: writing the harmful-vs-harmless direction, and
 /// MLPs re-keyed on it), against clean fine-tunes of the parent in the checkpoint's own
 /// regime. Either statistic above its calibrated threshold rejects. It needs labelled
-/// probe prompts (harmful and harmless) but no trigger; measured on the shipped model's
-/// backdoor experiment it separates both backdoor behaviours from clean fine-tunes
-/// (docs/gate.md). Off unless probes are given.
+/// probe prompts (harmful and harmless) but no trigger. On the shipped model's backdoor
+/// experiment it rejected 14 of 18 planted backdoors (both behaviours) over three seeds and
+/// none of 14 clean fine-tunes (docs/gate.md). Off unless probes are given.
 public struct DirectionStage: Sendable, Equatable, Codable {
     /// Harmful probe prompts.
     public var harmful: [String]
@@ -37,6 +37,10 @@ public struct DirectionStage: Sendable, Equatable, Codable {
         self.harmful = harmful
         self.harmless = harmless
     }
+
+    /// Prompts of each kind the stage uses by default: enough for the mean activations to
+    /// settle (the directions separate the classes by 4.6–5.9 standard deviations on the shipped model).
+    public static let probesPerKind = 100
 
     /// The first `count` harmful and `count` harmless prompts of an evaluation file.
     public static func probes(from url: URL, count: Int) throws -> (harmful: [String], harmless: [String]) {

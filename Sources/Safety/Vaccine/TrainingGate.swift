@@ -35,7 +35,7 @@ public enum TrainingGate {
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
         if let probes = settings.directionProbes {
-            let (harmful, harmless) = try DirectionStage.probes(from: probes.url, count: 100)
+            let (harmful, harmless) = try DirectionStage.probes(from: probes.url, count: DirectionStage.probesPerKind)
             var stage = DirectionStage(harmful: harmful, harmless: harmless)
             stage.calibrationRuns = settings.directionCalibrations
             stage.calibrationFile = settings.directionCalibrationFile?.url
