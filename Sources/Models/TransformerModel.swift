@@ -211,10 +211,11 @@ public final class TransformerModel {
     }
 
     /// The residual stream after every block, `[B, T, d]` each (before the final norm), for
-    /// `ids` under the causal rule; what analyses of the model's internal directions read.
-    public func blockOutputs(tape: Tape, ids: [Int32], batch: Int, length: Int) -> [Variable] {
+    /// `ids` under the causal rule at positions `firstPosition`…; what analyses of the model's
+    /// internal directions read.
+    public func blockOutputs(tape: Tape, ids: [Int32], batch: Int, length: Int, firstPosition: Int = 0) -> [Variable] {
         precondition(ids.count == batch * length, "forward: \(ids.count) ids for batch \(batch) × length \(length)")
-        let pos = (0..<batch).flatMap { _ in (0..<length).map { Int32($0) } }
+        let pos = (0..<batch).flatMap { _ in (0..<length).map { Int32(firstPosition + $0) } }
         var outputs: [Variable] = []
         _ = transform(tape: tape, embed(tape: tape, ids: ids, positions: pos, batch: batch, length: length),
                       positions: pos, mask: nil, cache: nil) { outputs.append($1) }

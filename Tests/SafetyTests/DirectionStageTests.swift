@@ -63,6 +63,17 @@ import TestSupport
         // Projections of the harmful mean lie above the harmless mean by construction.
         #expect(dirs.separation.allSatisfy { $0 > 0 })
         #expect(throws: VaccineError.self) { try SafetyDirections(model: parent, harmful: harmful, harmless: []) }
+        // Behind a CLS token the prompt starts at position 1: the same for rotary positions
+        // (only distances count), different for GPT-2's learned ones.
+        let shifted = try SafetyDirections(model: parent, harmful: harmful, harmless: harmless, firstPosition: 1)
+        for (a, b) in zip(dirs.directions.joined(), shifted.directions.joined()) { #expect(abs(a - b) < 1e-4) }
+        var gpt2 = VaccineFixtures.llama
+        gpt2.family = .gpt2
+        gpt2.numKVHeads = gpt2.numHeads
+        let learned = try TransformerModel(config: gpt2, seed: 2, trainable: false)
+        let at0 = try SafetyDirections(model: learned, harmful: harmful, harmless: harmless)
+        let at1 = try SafetyDirections(model: learned, harmful: harmful, harmless: harmless, firstPosition: 1)
+        #expect(zip(at0.directions.joined(), at1.directions.joined()).contains { abs($0 - $1) > 1e-3 })
         var wider = VaccineFixtures.llama
         wider.hiddenSize = 16
         let other = try TransformerModel(config: wider, seed: 3, trainable: false)

@@ -74,8 +74,10 @@ public struct DirectionStage: Sendable, Equatable, Codable {
         guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
         let template = try regime.chatTemplate(tokenizer: tokenizer)
         let evaluator = Evaluator(model: parent.model, tokenizer: tokenizer, template: template)
+        // A model with the SA-ESS signal saw its prompts behind the CLS token at position 0.
         let directions = try SafetyDirections(model: parent.model, harmful: harmful.map { evaluator.promptIds($0) },
-                                              harmless: harmless.map { evaluator.promptIds($0) })
+                                              harmless: harmless.map { evaluator.promptIds($0) },
+                                              firstPosition: parent.checkpoint.signal == nil ? 0 : 1)
         log("direction stage: harmful vs harmless separation per block "
             + directions.separation.map { String(format: "%.2f", $0) }.joined(separator: " "))
         let shift = try DirectionShift(child: child, parent: parent.model, directions: directions)

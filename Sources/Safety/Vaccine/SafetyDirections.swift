@@ -23,8 +23,9 @@ public struct SafetyDirections: Sendable, Equatable, Codable {
     }
 
     /// Measures the directions of `model` on prompt token sequences (each one the prompt as
-    /// the chat template renders it, without an answer), one sequence per forward pass.
-    public init(model: TransformerModel, harmful: [[Int]], harmless: [[Int]]) throws(VaccineError) {
+    /// the chat template renders it, without an answer), one sequence per forward pass, the
+    /// first token at `firstPosition` (1 behind an SA-ESS CLS token, which prompt tokens never see).
+    public init(model: TransformerModel, harmful: [[Int]], harmless: [[Int]], firstPosition: Int = 0) throws(VaccineError) {
         guard !harmful.isEmpty, !harmless.isEmpty else {
             throw .invalidSetting(key: "direction probes", reason: "needs harmful and harmless prompts, got \(harmful.count) and \(harmless.count)")
         }
@@ -35,13 +36,13 @@ public struct SafetyDirections: Sendable, Equatable, Codable {
             var out: [[[Double]]] = []
             out.reserveCapacity(prompts.count)
             for p in prompts {
-                let ids = p.suffix(model.config.maxPositions).map { Int32(clamping: $0) }
-                do { try model.validate(ids: ids, length: ids.count) } catch {
+                let ids = p.suffix(model.config.maxPositions - firstPosition).map { Int32(clamping: $0) }
+                do { try model.validate(ids: ids, length: ids.count, start: firstPosition) } catch {
                     throw .invalidSetting(key: "direction probes", reason: error.description)
                 }
                 defer { tape.reset() }
                 out.append(tape.withoutGrad {
-                    model.blockOutputs(tape: tape, ids: ids, batch: 1, length: ids.count).map { v in
+                    model.blockOutputs(tape: tape, ids: ids, batch: 1, length: ids.count, firstPosition: firstPosition).map { v in
                         let data = v.value.data
                         return (0..<d).map { Double(data[(ids.count - 1) * d + $0]) }
                     }
