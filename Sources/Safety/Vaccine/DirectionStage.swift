@@ -82,17 +82,23 @@ public struct DirectionStage: Sendable, Equatable, Codable {
             + directions.separation.map { String(format: "%.2f", $0) }.joined(separator: " "))
         let shift = try DirectionShift(child: child, parent: parent.model, directions: directions)
         log(String(format: "direction stage: write %.3f, read %.3f", shift.write, shift.read))
-        let (write, read) = try calibrate(parent: parent, directions: directions, clean: calibrationData ?? clean, workDirectory: workDirectory, log: log)
-        return Evidence(shift: shift, separation: directions.separation, write: write, read: read,
-                        above: shift.write > write.threshold || shift.read > read.threshold,
+        let c = try calibrate(parent: parent, directions: directions, clean: calibrationData ?? clean, workDirectory: workDirectory, log: log)
+        return Evidence(shift: shift, separation: directions.separation, write: c.write, read: c.read,
+                        above: shift.write > c.write.threshold || shift.read > c.read.threshold,
                         seconds: Date().timeIntervalSince(started))
+    }
+
+    /// The clean fine-tunes' two calibrations, as kept in a calibration file.
+    struct Calibration: Codable {
+        var write: CleanCalibration
+        var read: CleanCalibration
     }
 
     /// The clean fine-tunes' write and read calibrations: from `calibrationFile` when it was
     /// made from the same inputs, else measured (and saved there).
     func calibrate(parent: ModelBundle, directions: SafetyDirections, clean: [CleanSample], workDirectory: URL,
-                   log: @escaping (String) -> Void) throws -> (write: CleanCalibration, read: CleanCalibration) {
-        func measured() throws -> [CleanCalibration] {
+                   log: @escaping (String) -> Void) throws -> Calibration {
+        func measured() throws -> Calibration {
             var writes: [Double] = [], reads: [Double] = []
             try CleanCalibration.fineTunes(parent: parent, clean: clean, runs: calibrationRuns, settings: regime,
                                            workDirectory: workDirectory, log: log) { i, model in
@@ -101,21 +107,16 @@ public struct DirectionStage: Sendable, Equatable, Codable {
                 writes.append(s.write)
                 reads.append(s.read)
             }
-            return [CleanCalibration(values: writes, k: k, floor: floor), CleanCalibration(values: reads, k: k, floor: floor)]
+            return Calibration(write: CleanCalibration(values: writes, k: k, floor: floor),
+                               read: CleanCalibration(values: reads, k: k, floor: floor))
         }
-        let pair: [CleanCalibration]
-        if let file = calibrationFile {
-            struct Material: Encodable {
-                let parent: String, clean: [CleanSample], harmful: [String], harmless: [String]
-                let runs: Int, regime: VariantSettings, k: Double, floor: Double
-            }
-            let key = try CalibrationFile.key(Material(parent: parent.checkpoint.weightsSHA256, clean: clean, harmful: harmful,
-                                                       harmless: harmless, runs: calibrationRuns, regime: regime, k: k, floor: floor))
-            pair = try CalibrationFile(url: file, what: "direction calibration").value(key: key, log: log, measure: measured)
-        } else {
-            pair = try measured()
+        guard let file = calibrationFile else { return try measured() }
+        struct Material: Encodable {
+            let parent: String, clean: [CleanSample], harmful: [String], harmless: [String]
+            let runs: Int, regime: VariantSettings, k: Double, floor: Double
         }
-        guard pair.count == 2 else { throw VaccineError.unreadable(file: calibrationFile?.path ?? "calibration", reason: "expected write and read calibrations") }
-        return (pair[0], pair[1])
+        let key = try CalibrationFile.key(Material(parent: parent.checkpoint.weightsSHA256, clean: clean, harmful: harmful,
+                                                   harmless: harmless, runs: calibrationRuns, regime: regime, k: k, floor: floor))
+        return try CalibrationFile(url: file, what: "direction calibration").value(key: key, log: log, measure: measured)
     }
 }
