@@ -8,8 +8,8 @@ import Training
 /// MLPs re-keyed on it), against clean fine-tunes of the parent in the checkpoint's own
 /// regime. Either statistic above its calibrated threshold rejects. It needs labelled
 /// probe prompts (harmful and harmless) but no trigger. On the shipped model's backdoor
-/// experiment it rejected 14 of 18 planted backdoors (both behaviours) over three seeds and
-/// none of 14 clean fine-tunes (docs/gate.md). Off unless probes are given.
+/// experiment it rejected 26 of 30 planted backdoors (both behaviours; four seeds and a
+/// stronger poisoning) and none of 19 clean fine-tunes (docs/gate.md). Off unless probes are given.
 public struct DirectionStage: Sendable, Equatable, Codable {
     /// Harmful probe prompts.
     public var harmful: [String]
