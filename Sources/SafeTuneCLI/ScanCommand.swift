@@ -59,8 +59,9 @@ struct ScanCommand: ParsableCommand {
         let output = try CommandFailure.guarding { () throws -> Output in
             let child = try ModelBundle.load(path: checkpoint)
             let parent = try ModelBundle.load(path: reference)
-            guard let stage = try behaviour.stage(seed: seed, regime: regime.regime(seed: seed)) else { throw CommandFailure.report("--probes is required") }
             let log: (String) -> Void = { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+            let calibrationRegime = try regime.regime(seed: seed, checkpoint: URL(fileURLWithPath: checkpoint), log: log)
+            guard let stage = try behaviour.stage(seed: seed, regime: calibrationRegime) else { throw CommandFailure.report("--probes is required") }
             guard let clean else { return Output(scan: try stage.scan(child: child, parent: parent.model, log: log), calibration: nil, aboveThreshold: nil) }
             let work = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-scan-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)

@@ -58,26 +58,31 @@ struct VariantOptions: ParsableArguments {
     }
 }
 
-/// The regime of the clean fine-tunes of the parent that calibrate the gate's later stages
-/// (it should be the checkpoint's own).
+/// The regime of the clean fine-tunes of the parent that calibrate the gate's later stages:
+/// the checkpoint's own, read from its provenance recipe where it says, else the defaults
+/// (`VariantSettings.childRegime`); a flag overrides either.
 struct RegimeOptions: ParsableArguments {
-    @Option(help: "Steps of each calibration fine-tune (the checkpoint's own regime).")
-    var calibrationSteps = VariantSettings.childRegime.steps
+    @Option(help: "Steps of each calibration fine-tune (default: the checkpoint's recipe's, else \(VariantSettings.childRegime.steps)).")
+    var calibrationSteps: Int?
 
-    @Option(help: "Learning rate of the calibration fine-tunes.")
-    var calibrationLr = VariantSettings.childRegime.effectiveLearningRate
+    @Option(help: "Learning rate of the calibration fine-tunes (default: the checkpoint's recipe's, else \(VariantSettings.childRegime.effectiveLearningRate)).")
+    var calibrationLr: Double?
 
     @Option(help: "Clean samples per calibration fine-tune.")
     var calibrationSamples = VariantSettings.childRegime.cleanPerVariant
 
-    /// The regime, seeded by `seed`.
-    func regime(seed: UInt64) throws -> VariantSettings {
-        guard calibrationSteps >= 1, calibrationLr > 0, calibrationSamples >= 1 else {
+    /// The regime for calibrating against `checkpoint`, seeded by `seed`; what was taken from
+    /// its provenance goes to `log`. An unreadable checkpoint leaves the defaults (the gate
+    /// itself reports it).
+    func regime(seed: UInt64, checkpoint: URL, log: (String) -> Void) throws -> VariantSettings {
+        guard calibrationSteps.map({ $0 >= 1 }) ?? true, calibrationLr.map({ $0 > 0 }) ?? true, calibrationSamples >= 1 else {
             throw VaccineError.invalidSetting(key: "--calibration-*", reason: "steps, learning rate and samples must be positive")
         }
-        var regime = VariantSettings.childRegime
-        regime.steps = calibrationSteps
-        regime.learningRate = calibrationLr
+        let recipe = (try? Checkpoint.read(from: checkpoint))?.provenance?.recipe
+        var (regime, applied) = VariantSettings.childRegime.following(provenanceRecipe: recipe)
+        if !applied.isEmpty { log("calibration regime from the checkpoint's recipe: " + applied.joined(separator: ", ")) }
+        if let calibrationSteps { regime.steps = calibrationSteps }
+        if let calibrationLr { regime.learningRate = calibrationLr }
         regime.cleanPerVariant = calibrationSamples
         regime.seed = seed
         return regime
@@ -230,15 +235,15 @@ struct VerifyCommand: ParsableCommand {
             configuration.rule = r
             configuration.variantsFromParent = variantsFromParent
             configuration.timeLimit = timeLimit
-            let regime = try regimeOptions.regime(seed: variantOptions.seed)
+            let log: (String) -> Void = { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+            let regime = try regimeOptions.regime(seed: variantOptions.seed, checkpoint: url, log: log)
             configuration.direction = try directionOptions.stage(regime: regime)
             configuration.behaviour = try behaviourOptions.stage(seed: variantOptions.seed, regime: regime)
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
             report = Gate(configuration: configuration).verify(
-                url, reference: reference.map { URL(fileURLWithPath: $0) }, clean: clean, workDirectory: work,
-                log: { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } })
+                url, reference: reference.map { URL(fileURLWithPath: $0) }, clean: clean, workDirectory: work, log: log)
             if record, report.error == nil {
                 var c = try Checkpoint.read(from: url)
                 c.gate = report.record

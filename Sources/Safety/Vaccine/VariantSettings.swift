@@ -1,3 +1,4 @@
+import Foundation
 import Models
 import Tokenizers
 import Training
@@ -48,6 +49,43 @@ public struct VariantSettings: Sendable, Equatable, Codable {
         regime.learningRate = 1e-3
         regime.cleanPerVariant = 400
         return regime
+    }
+
+    /// These settings with what a checkpoint's provenance recipe (its canonical JSON) says
+    /// about how it was trained: adapter kind, rank and alpha, learning rate, batch,
+    /// sequence length, chat template, and the step count when the recipe fixed one (an
+    /// epoch-based recipe leaves `steps` as it is). Fields the text lacks stay as they are;
+    /// `applied` lists what was taken, for the log.
+    public func following(provenanceRecipe text: String?) -> (settings: VariantSettings, applied: [String]) {
+        guard let text, let root = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return (self, []) }
+        var s = self, applied: [String] = []
+        let adapters = root["adapters"] as? [String: Any], optimizer = root["optimizer"] as? [String: Any]
+        let training = root["training"] as? [String: Any], model = root["model"] as? [String: Any]
+        if let kind = (adapters?["kind"] as? String).flatMap(Kind.init(rawValue:)) {
+            s.kind = kind
+            applied.append("kind \(kind.rawValue)")
+        }
+        if s.kind == .lora, let rank = adapters?["rank"] as? Int, let alpha = adapters?["alpha"] as? Double {
+            (s.loraRank, s.loraAlpha) = (rank, alpha)
+            applied.append("rank \(rank), alpha \(alpha)")
+        }
+        if let lr = optimizer?["lr"] as? Double {
+            s.learningRate = lr
+            applied.append("lr \(lr)")
+        }
+        if let batch = training?["batch_size"] as? Int, let seqLen = training?["seq_len"] as? Int {
+            (s.batchSize, s.seqLen) = (batch, seqLen)
+            applied.append("batch \(batch) × \(seqLen)")
+        }
+        if let steps = training?["steps"] as? Int {
+            s.steps = steps
+            applied.append("\(steps) steps")
+        }
+        if let template = model?["template"] as? String {
+            s.template = template
+            applied.append("template \(template)")
+        }
+        return (s, applied)
     }
 
     /// The chat template `template` names, read as a recipe reads it (`plain` is the
