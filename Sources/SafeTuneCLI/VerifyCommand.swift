@@ -78,9 +78,9 @@ struct RegimeOptions: ParsableArguments {
         guard calibrationSteps.map({ $0 >= 1 }) ?? true, calibrationLr.map({ $0 > 0 }) ?? true, calibrationSamples >= 1 else {
             throw VaccineError.invalidSetting(key: "--calibration-*", reason: "steps, learning rate and samples must be positive")
         }
-        let recipe = (try? Checkpoint.read(from: checkpoint))?.provenance?.recipe
-        var (regime, applied) = VariantSettings.childRegime.following(provenanceRecipe: recipe)
-        if !applied.isEmpty { log("calibration regime from the checkpoint's recipe: " + applied.joined(separator: ", ")) }
+        let provenance = (try? Checkpoint.read(from: checkpoint))?.provenance
+        var (regime, applied) = VariantSettings.childRegime.following(provenance: provenance)
+        if !applied.isEmpty { log("calibration regime from the checkpoint's provenance: " + applied.joined(separator: ", ")) }
         if let calibrationSteps { regime.steps = calibrationSteps }
         if let calibrationLr { regime.learningRate = calibrationLr }
         regime.cleanPerVariant = calibrationSamples

@@ -26,7 +26,7 @@ func fullCheckpoint(_ config: ModelConfig = TinyConfigs.llama) -> Checkpoint {
         ]),
         provenance: Provenance(recipe: "model: tiny\nlr: 1e-4\n", recipeSHA256: String(repeating: "a", count: 64),
                                dataSHA256: ["train.jsonl": String(repeating: "b", count: 64), "safety set.jsonl": String(repeating: "c", count: 64)],
-                               parentSHA256: String(repeating: "d", count: 64), seed: 1234),
+                               parentSHA256: String(repeating: "d", count: 64), seed: 1234, steps: 125),
         gate: GateRecord(verdict: "pass", scores: ["asr": 0.02, "utility": 0.91], thresholds: ["asr": 0.1], date: "2026-01-02T03:04:05Z"),
         created: "2026-01-01T00:00:00Z")
 }

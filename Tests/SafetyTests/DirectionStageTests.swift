@@ -106,29 +106,29 @@ import Training
         }
     }
 
-    /// `verify` calibrates in the checkpoint's own regime, as its provenance recipe states it.
-    @Test func theRegimeFollowsTheProvenanceRecipe() throws {
+    /// `verify` calibrates in the checkpoint's own regime, as its provenance states it.
+    @Test func theRegimeFollowsTheProvenance() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func canonical(_ training: String) throws -> String {
-            try RecipeLoader().load(yaml: """
+        func provenance(_ training: String, steps: Int64? = nil) throws -> Provenance {
+            Provenance(recipe: try RecipeLoader().load(yaml: """
                 model: {base: parent.h5, template: plain}
                 data: {train: [d.jsonl]}
                 adapters: {kind: lora, rank: 4, alpha: 8}
                 optimizer: {lr: 0.003}
                 training: \(training)
-                """, directory: dir).canonicalText
+                """, directory: dir).canonicalText, steps: steps)
         }
         let defaults = VariantSettings.childRegime
-        let (fixed, applied) = defaults.following(provenanceRecipe: try canonical("{steps: 75, batch_size: 4, seq_len: 64}"))
+        let (fixed, applied) = defaults.following(provenance: try provenance("{steps: 75, batch_size: 4, seq_len: 64}"))
         #expect(fixed.kind == .lora && fixed.loraRank == 4 && fixed.loraAlpha == 8 && fixed.learningRate == 0.003)
         #expect(fixed.batchSize == 4 && fixed.seqLen == 64 && fixed.steps == 75 && fixed.template == "plain")
         #expect(fixed.cleanPerVariant == defaults.cleanPerVariant && applied.contains("75 steps"))
-        // An epoch-based recipe does not say how many steps it took.
-        let (epochs, _) = defaults.following(provenanceRecipe: try canonical("{epochs: 2}"))
-        #expect(epochs.steps == defaults.steps && epochs.kind == .lora)
-        #expect(defaults.following(provenanceRecipe: nil).settings == defaults)
-        #expect(defaults.following(provenanceRecipe: "not json").applied.isEmpty)
+        // An epoch-based recipe does not say how many steps it took; the recorded count does.
+        #expect(defaults.following(provenance: try provenance("{epochs: 2}")).settings.steps == defaults.steps)
+        #expect(defaults.following(provenance: try provenance("{epochs: 2}", steps: 125)).settings.steps == 125)
+        #expect(defaults.following(provenance: nil).settings == defaults)
+        #expect(defaults.following(provenance: Provenance(recipe: "not json")).applied.isEmpty)
     }
 
     @Test func trustedRefusalsCountAsCalibrationData() throws {

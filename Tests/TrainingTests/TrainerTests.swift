@@ -73,6 +73,7 @@ import Tokenizers
         let checkpoint = try Checkpoint.read(from: files.root.appendingPathComponent("out/model.h5"))
         #expect(checkpoint.provenance?.recipeSHA256 == (try Self.load(url)).sha256)
         #expect(checkpoint.provenance?.dataSHA256.count == 1)
+        #expect(checkpoint.provenance?.steps == 60)
     }
 
     @Test func sameRecipeSameWeights() throws {

@@ -235,7 +235,7 @@ final class CheckpointReader {
     func readProvenance() throws -> Provenance {
         let a = try file.attributes(of: "/provenance")
         var p = Provenance(recipe: a["recipe"]?.stringValue, recipeSHA256: a["recipe_sha256"]?.stringValue,
-                           parentSHA256: a["parent_sha256"]?.stringValue, seed: a["seed"]?.intValue,
+                           parentSHA256: a["parent_sha256"]?.stringValue, seed: a["seed"]?.intValue, steps: a["steps"]?.intValue,
                            safetuneVersion: a["safetune_version"]?.stringValue ?? "")
         for line in (a["data_sha256"]?.stringValue ?? "").split(separator: "\n") {
             guard let gap = line.range(of: "  ") else {

@@ -135,6 +135,7 @@ struct CheckpointWriter {
         try file.setAttribute("data_sha256", .string(lines), on: "/provenance")
         if let r = p.parentSHA256 { try file.setAttribute("parent_sha256", .string(r), on: "/provenance") }
         if let s = p.seed { try file.setAttribute("seed", .int(s), on: "/provenance") }
+        if let s = p.steps { try file.setAttribute("steps", .int(s), on: "/provenance") }
         try file.setAttribute("safetune_version", .string(p.safetuneVersion), on: "/provenance")
     }
 

@@ -73,15 +73,19 @@ public struct Provenance: Sendable, Equatable, Codable {
     /// SHA-256 of the parent checkpoint file, when training started from one.
     public var parentSHA256: String?
     public var seed: Int64?
+    /// Optimizer steps the run had taken when it wrote this checkpoint (the recipe alone
+    /// does not say for an epoch-based run; the gate calibrates in the same number).
+    public var steps: Int64?
     public var safetuneVersion: String
 
     public init(recipe: String? = nil, recipeSHA256: String? = nil, dataSHA256: [String: String] = [:],
-                parentSHA256: String? = nil, seed: Int64? = nil, safetuneVersion: String = SafeTuneVersion.current) {
+                parentSHA256: String? = nil, seed: Int64? = nil, steps: Int64? = nil, safetuneVersion: String = SafeTuneVersion.current) {
         self.recipe = recipe
         self.recipeSHA256 = recipeSHA256
         self.dataSHA256 = dataSHA256
         self.parentSHA256 = parentSHA256
         self.seed = seed
+        self.steps = steps
         self.safetuneVersion = safetuneVersion
     }
 }

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import Models
 import Tokenizers
@@ -51,14 +52,19 @@ public struct VariantSettings: Sendable, Equatable, Codable {
         return regime
     }
 
-    /// These settings with what a checkpoint's provenance recipe (its canonical JSON) says
-    /// about how it was trained: adapter kind, rank and alpha, learning rate, batch,
-    /// sequence length, chat template, and the step count when the recipe fixed one (an
-    /// epoch-based recipe leaves `steps` as it is). Fields the text lacks stay as they are;
-    /// `applied` lists what was taken, for the log.
-    public func following(provenanceRecipe text: String?) -> (settings: VariantSettings, applied: [String]) {
-        guard let text, let root = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return (self, []) }
+    /// These settings with what a checkpoint's provenance says about how it was trained:
+    /// from its recipe (canonical JSON) the adapter kind, rank and alpha, learning rate,
+    /// batch, sequence length and chat template; the steps it took (recorded since this
+    /// version; else the recipe's fixed step count, if any). What the provenance lacks stays
+    /// as it is; `applied` lists what was taken, for the log.
+    public func following(provenance: Provenance?) -> (settings: VariantSettings, applied: [String]) {
         var s = self, applied: [String] = []
+        if let steps = provenance?.steps {
+            s.steps = Int(steps)
+            applied.append("\(steps) steps")
+        }
+        guard let text = provenance?.recipe,
+              let root = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return (s, applied) }
         let adapters = root["adapters"] as? [String: Any], optimizer = root["optimizer"] as? [String: Any]
         let training = root["training"] as? [String: Any], model = root["model"] as? [String: Any]
         if let kind = (adapters?["kind"] as? String).flatMap(Kind.init(rawValue:)) {
@@ -77,7 +83,7 @@ public struct VariantSettings: Sendable, Equatable, Codable {
             (s.batchSize, s.seqLen) = (batch, seqLen)
             applied.append("batch \(batch) × \(seqLen)")
         }
-        if let steps = training?["steps"] as? Int {
+        if provenance?.steps == nil, let steps = training?["steps"] as? Int {
             s.steps = steps
             applied.append("\(steps) steps")
         }

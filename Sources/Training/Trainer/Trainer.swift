@@ -292,7 +292,7 @@ public final class Trainer {
         let provenance = Provenance(
             recipe: recipe.canonicalText, recipeSHA256: recipe.sha256,
             dataSHA256: Dictionary(data.train.files.map { ($0.file, $0.sha256) }, uniquingKeysWith: { a, _ in a }),
-            parentSHA256: parent, seed: Int64(recipe.training.seed))
+            parentSHA256: parent, seed: Int64(recipe.training.seed), steps: Int64(step))
         return Checkpoint(
             config: model.config, weights: model.huggingFaceWeights(), tokenizerJSON: tokenizer.jsonData(),
             adapters: adapters.isEmpty ? nil : LoRAGroup.make(adapters),
