@@ -50,6 +50,7 @@ struct InspectCommand: ParsableCommand {
         if let step = s.optimizerStep { out += "  optimizer state at step \(step)\n" }
         if let p = s.provenance {
             out += "  provenance: recipe sha256 \(p.recipeSHA256 ?? "-"), seed \(p.seed.map(String.init) ?? "-"), "
+            if let steps = p.steps { out += "\(steps) steps, " }
             out += "\(p.dataSHA256.count) data files, parent \(p.parentSHA256 ?? "-")\n"
         }
         if let g = s.gate {

@@ -21,6 +21,15 @@ struct CLITests {
         #expect(r.err.contains(fragment), "stderr: \(r.err)")
     }
 
+    @Test func inspectShowsTheProvenance() throws {
+        let dir = try temporaryFolder("cliprov")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("c.h5")
+        try fullCheckpoint(TinyConfigs.gpt2).write(to: url)
+        let r = try BuiltBinary.safetune.run("inspect", url.path)
+        #expect(r.status == 0 && r.out.contains("seed 1234, 125 steps, 2 data files"), "\(r.out)")
+    }
+
     @Test(arguments: ["gpt2", "llama", "qwen2"])
     func importInspectExportRoundTrip(_ family: String) throws {
         let dir = try temporaryFolder("cli\(family)")
