@@ -8,8 +8,8 @@ import Training
 /// MLPs re-keyed on it), against clean fine-tunes of the parent in the checkpoint's own
 /// regime. Either statistic above its calibrated threshold rejects. It needs labelled
 /// probe prompts (harmful and harmless) but no trigger. On the shipped model's backdoor
-/// experiment it rejected 26 of 30 planted backdoors (both behaviours; four seeds and a
-/// stronger poisoning) and none of 19 clean fine-tunes (docs/gate.md). Off unless probes are given.
+/// experiment it rejected 31 of 36 planted backdoors (both behaviours; five seeds and a
+/// stronger poisoning) and none of 24 clean fine-tunes (docs/gate.md). Off unless probes are given.
 public struct DirectionStage: Sendable, Equatable, Codable {
     /// Harmful probe prompts.
     public var harmful: [String]
