@@ -78,7 +78,8 @@ struct RegimeOptions: ParsableArguments {
         guard calibrationSteps.map({ $0 >= 1 }) ?? true, calibrationLr.map({ $0 > 0 }) ?? true, calibrationSamples >= 1 else {
             throw VaccineError.invalidSetting(key: "--calibration-*", reason: "steps, learning rate and samples must be positive")
         }
-        let provenance = (try? Checkpoint.read(from: checkpoint))?.provenance
+        // The summary reads the attribute sections without loading the weights.
+        let provenance = (try? CheckpointSummary.read(from: checkpoint))?.provenance
         var (regime, applied) = VariantSettings.childRegime.following(provenance: provenance)
         if !applied.isEmpty { log("calibration regime from the checkpoint's provenance: " + applied.joined(separator: ", ")) }
         if let calibrationSteps { regime.steps = calibrationSteps }

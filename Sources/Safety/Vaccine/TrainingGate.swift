@@ -53,19 +53,11 @@ public enum TrainingGate {
         return c
     }
 
-    /// The run's own regime over `defaults`: its adapter kind and rank, learning rate, batch,
-    /// sequence length, chat template and `trainedSteps` (the default's when nil).
+    /// The run's own regime over `defaults`, read the way `verify` reads a checkpoint's
+    /// provenance: the recipe's adapters, learning rate, batch, sequence length and template,
+    /// and `trainedSteps`.
     static func regime(of recipe: Recipe, trainedSteps: Int?, over defaults: VariantSettings) -> VariantSettings {
-        var regime = defaults
-        regime.kind = recipe.adapters.kind == .lora ? .lora : .full
-        regime.loraRank = recipe.adapters.rank
-        regime.loraAlpha = recipe.adapters.alpha
-        regime.learningRate = recipe.optimizer.lr
-        regime.batchSize = recipe.training.batchSize
-        regime.seqLen = recipe.training.seqLen
-        regime.template = recipe.model.template.rawValue
-        if let trainedSteps { regime.steps = trainedSteps }
-        return regime
+        defaults.following(provenance: Provenance(recipe: recipe.canonicalText, steps: trainedSteps.map(Int64.init))).settings
     }
 
     /// Verifies `checkpoint`, the result of `recipe`, against `safety.gate.reference` or the
