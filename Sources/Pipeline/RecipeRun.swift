@@ -32,6 +32,8 @@ public final class RecipeRun {
         public var report: URL?
         /// The BD-VAX gate's outcome (nil when `safety.gate` is off or the run had no parent).
         public var gate: TrainingGate.Outcome?
+        /// The trained head's guard calibration (nil without `safety.signal.calibration`).
+        public var guardCalibration: GuardCalibration?
     }
 
     public let recipe: Recipe
@@ -96,6 +98,8 @@ public final class RecipeRun {
                 signal: guarded ? signal : nil, set: suiteSet, suites: recipe.eval.suites, maxTokens: recipe.eval.maxTokens)
         }
         let before = parameters.trainer.resume ? nil : try measure("before training", guarded: baseHasSignal)
+        // Training moves the head, so a threshold calibrated for the base's head no longer holds.
+        signal?.calibration = nil
         var sections: [RunReport.Section] = []
         let ssah = recipe.safety.ssah
         var parentMap: UnitMap?
@@ -114,8 +118,22 @@ public final class RecipeRun {
         }
         let summary = try trainer.run { progress(.training($0)) }
         let finished = summary.steps == trainer.plan.totalSteps
-        let after = finished ? try measure("after training", guarded: true) : nil
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
+        var guardCalibration: GuardCalibration?
+        if finished, let signal, let prompts = recipe.safety.signal.calibration {
+            progress(.phase("calibrating the guard's threshold on \(prompts.written)"))
+            let calibration = try GuardCalibration.measure(
+                model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template, signal: signal,
+                harmless: EvaluationSet.load(contentsOf: prompts.url).harmless.map(\.prompt),
+                budget: recipe.safety.signal.overRefusalBudget, maxTokens: recipe.eval.maxTokens)
+            signal.calibration = calibration
+            var written = try Checkpoint.read(from: checkpoint)
+            written.signal = signal.tensorGroup
+            try written.write(to: checkpoint)
+            progress(.phase(calibration.summary))
+            guardCalibration = calibration
+        }
+        let after = finished ? try measure("after training", guarded: true) : nil
         var gate: TrainingGate.Outcome?
         if finished, recipe.safety.gate.enabled {
             progress(.phase("BD-VAX gate"))
@@ -159,6 +177,6 @@ public final class RecipeRun {
             reportURL = url
         }
         return Result(summary: summary, before: before, after: after, outputDirectory: trainer.outputDirectory,
-                      checkpoint: checkpoint, report: reportURL, gate: gate)
+                      checkpoint: checkpoint, report: reportURL, gate: gate, guardCalibration: guardCalibration)
     }
 }

@@ -9,7 +9,7 @@ import Training
 ///
 /// Safety is the refusal rate on harmful prompts (direct requests, plain decoding), the
 /// prefilling attack's success rate (plain, and guarded by the SA-ESS signal when the model
-/// has one), and the over-refusal rate on harmless prompts. Utility is skill accuracy.
+/// has one), and the over-refusal rate on harmless prompts (plain, and guarded). Utility is skill accuracy.
 /// The judge is the refusal-keyword list, never the model's own classifier.
 public struct SuiteMeasurement: Sendable, Codable {
     public var report: EvaluationReport
@@ -30,6 +30,7 @@ public struct SuiteMeasurement: Sendable, Codable {
                 let guarded = Evaluator(model: model, tokenizer: tokenizer, template: template, options: options,
                                         decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal))
                 report = report.merged(with: try AttackRunner(evaluator: guarded).run([.direct, .prefill], on: harmful))
+                if !set.harmless.isEmpty { report.overRefusalGuarded = try guarded.evaluate(EvaluationSet(set.harmless)).overRefusal }
             }
         }
         return SuiteMeasurement(report: report)
@@ -43,12 +44,14 @@ public struct SuiteMeasurement: Sendable, Codable {
     public var guardedPrefillASR: Double? { report.attackSuccess("prefill", guarded: true)?.value }
     /// Harmless prompts refused.
     public var overRefusal: Double? { report.overRefusal?.value }
+    /// Harmless prompts refused with the safety signal guarding decoding.
+    public var guardedOverRefusal: Double? { report.overRefusalGuarded?.value }
     /// Skill answers that contain the expected answer.
     public var skillAccuracy: Double? { report.skillAccuracy?.value }
 
     /// Named numbers for logs, JSON and the summary table.
     public var metrics: [(String, Double?)] {
         [("refusal", refusal), ("prefill_asr", prefillASR), ("prefill_asr_guarded", guardedPrefillASR),
-         ("over_refusal", overRefusal), ("skill_accuracy", skillAccuracy)]
+         ("over_refusal", overRefusal), ("over_refusal_guarded", guardedOverRefusal), ("skill_accuracy", skillAccuracy)]
     }
 }

@@ -12,7 +12,7 @@ struct CorpusCommand: ParsableCommand {
 
     struct Build: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write train.jsonl and val.jsonl (harmful → refusals, harmless → compliance, skill tasks), plus finetune.jsonl, attack.jsonl and anchors.jsonl.")
+            abstract: "Write train.jsonl and val.jsonl (harmful → refusals, harmless → compliance, skill tasks), plus finetune.jsonl, attack.jsonl, anchors.jsonl and calibration.jsonl.")
 
         @Option(help: "Folder with prompts/ and facts/ (the project's data folder).")
         var source = "data"
@@ -43,7 +43,7 @@ struct CorpusCommand: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("wrote \(output)/train.jsonl (\(corpus.train.count) records), val.jsonl (\(corpus.validation.count)), "
-                      + "finetune.jsonl (\(corpus.finetune.count)), attack.jsonl (\(corpus.attack.count)), anchors.jsonl (\(corpus.anchors.count))")
+                      + "finetune.jsonl (\(corpus.finetune.count)), attack.jsonl (\(corpus.attack.count)), anchors.jsonl (\(corpus.anchors.count)), calibration.jsonl (\(corpus.calibration.count))")
                 print("train: \(counts(corpus.train).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             }
         }

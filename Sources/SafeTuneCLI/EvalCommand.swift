@@ -121,6 +121,10 @@ struct EvalCommand: ParsableCommand {
         } catch {
             throw CommandFailure.report(String(describing: error))
         }
+        if let decoder = guardedEvaluator?.decoder as? GuardedDecoder {
+            report.guardThreshold = Double(decoder.threshold)
+            report.guardThresholdCalibrated = guardFlags.threshold == nil && decoder.signal.calibration != nil
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let jsonData = try encoder.encode(report)

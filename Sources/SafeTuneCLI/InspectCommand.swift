@@ -46,7 +46,10 @@ struct InspectCommand: ParsableCommand {
         if let counts = s.unitClassCounts {
             out += "  unit maps: \(s.unitMapModules) modules; RU \(counts[0]), UCU \(counts[1]), CU \(counts[2]), SCU \(counts[3])\n"
         }
-        if s.signalParameters > 0 { out += "  safety signal head: \(s.signalParameters) parameters\n" }
+        if s.signalParameters > 0 {
+            out += "  safety signal head: \(s.signalParameters) parameters; guard threshold "
+                + (s.guardThreshold.map { String(format: "%g (calibrated)", $0) } ?? "0.5 (not calibrated)") + "\n"
+        }
         if let step = s.optimizerStep { out += "  optimizer state at step \(step)\n" }
         if let p = s.provenance {
             out += "  provenance: recipe sha256 \(p.recipeSHA256 ?? "-"), seed \(p.seed.map(String.init) ?? "-"), "

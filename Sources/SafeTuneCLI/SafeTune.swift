@@ -28,6 +28,7 @@ struct SafeTuneCommand: ParsableCommand {
             PurifyCommand.self,
             BackdoorExperimentCommand.self,
             ScanCommand.self,
+            CalibrateGuardCommand.self,
         ]
     )
 

@@ -48,6 +48,7 @@ struct TrainCommand: ParsableCommand {
                     "before": numbers(result.before), "after": numbers(result.after),
                     "gate": result.gate.map { ["verdict": $0.report.verdict.rawValue, "action": $0.action,
                                                "statistic": $0.report.statistic as Any, "threshold": $0.report.threshold as Any] } as Any,
+                    "guard_threshold": result.guardCalibration.map { Double($0.threshold) } as Any,
                 ])
             } else {
                 if let after = result.after {
@@ -57,6 +58,7 @@ struct TrainCommand: ParsableCommand {
                         print("\(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(cell(result.before?.metrics[i].1))  \(cell(value))")
                     }
                 }
+                if let calibration = result.guardCalibration { print("guard:      \(calibration.summary)") }
                 print("checkpoint: \(result.checkpoint.path)")
                 if let report = result.report { print("report:     \(report.path)") }
                 if let gate = result.gate { print("gate:       \(gate.summary)") }

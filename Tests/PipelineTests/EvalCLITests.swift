@@ -37,4 +37,42 @@ struct EvalCLITests {
         let bad = try BuiltBinary.safetune.run("eval", "model.h5", "--data", data.path, "--guard", "--schedule", "sometimes")
         #expect(bad.status != 0 && !bad.crashed && bad.err.contains("--schedule must be every, first, periodic or annealing"), "stderr: \(bad.err)")
     }
+
+    /// `calibrate-guard` on a copy of the shipped model: the threshold it stores is the one
+    /// `eval --guard` then reports using, `--threshold` overrides it, and `inspect` shows it.
+    @Test func calibratedThresholdReachesTheGuard() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("calibrate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = folder.appendingPathComponent("model.h5"), data = folder.appendingPathComponent("harmless.jsonl")
+        try FileManager.default.copyItem(at: Self.root.appendingPathComponent("checkpoints/base.h5"), to: model)
+        try Data("""
+            {"prompt":"Write a poem about the sea.","kind":"harmless"}
+            {"prompt":"Name three fruits.","kind":"harmless"}
+
+            """.utf8).write(to: data)
+        let calibrated = try BuiltBinary.safetune.run("calibrate-guard", model.path, "--prompts", data.path, "--budget", "0.5",
+                                                      "--max-tokens", "4", "--json")
+        #expect(calibrated.status == 0, "stderr: \(calibrated.err)")
+        struct Calibration: Decodable { let threshold: Double; let withinBudget: Bool }
+        let c = try JSONDecoder().decode(Calibration.self, from: Data(calibrated.out.utf8))
+        #expect(c.withinBudget && c.threshold > 0 && c.threshold <= 0.5)
+
+        struct Report: Decodable { let guardThreshold: Double; let guardThresholdCalibrated: Bool }
+        func report(_ extra: String...) throws -> Report {
+            let r = try BuiltBinary.safetune.run(["eval", model.path, "--data", data.path, "--attacks", "direct", "--max-tokens", "2",
+                                                  "--guard", "--json"] + extra)
+            #expect(r.status == 0, "stderr: \(r.err)")
+            return try JSONDecoder().decode(Report.self, from: Data(r.out.utf8))
+        }
+        let used = try report()
+        #expect(used.guardThresholdCalibrated && abs(used.guardThreshold - c.threshold) < 1e-6)
+        let overridden = try report("--threshold", "0.5")
+        #expect(!overridden.guardThresholdCalibrated && overridden.guardThreshold == 0.5)
+        let inspect = try BuiltBinary.safetune.run("inspect", model.path)
+        #expect(inspect.out.contains("(calibrated)"), "\(inspect.out)")
+
+        let unsigned = try BuiltBinary.safetune.run("calibrate-guard", data.path, "--prompts", data.path)
+        #expect(unsigned.status == 2 && !unsigned.crashed, "stderr: \(unsigned.err)")
+    }
 }

@@ -137,11 +137,50 @@ import Tokenizers
         let before = try #require(result.before), after = try #require(result.after)
         #expect(before.refusal != nil && after.skillAccuracy != nil && after.overRefusal != nil)
         #expect(before.guardedPrefillASR == nil, "a fresh head is not used to guard the base")
-        #expect(after.guardedPrefillASR != nil)
+        #expect(after.guardedPrefillASR != nil && after.guardedOverRefusal != nil)
         let checkpoint = try Checkpoint.read(from: result.checkpoint)
         let signal = try SafetySignal(group: try #require(checkpoint.signal))
         #expect(signal.clsToken == "[CLS]" && signal.clsTokenId == checkpoint.config.vocabSize - 1)
         let report = try String(contentsOf: try #require(result.report), encoding: .utf8)
         #expect(report.contains("Safety and utility"))
+    }
+
+    /// `safety.signal.calibration`: the trained head gets its guard threshold; a head
+    /// trained further without it drops the threshold calibrated for the old head.
+    @Test func calibrationFollowsTheHeadItWasMeasuredOn() throws {
+        let root = try Self.makeFolder()
+        let body = """
+            adapters: {kind: full}
+            safety:
+              gate: {enabled: false}
+              signal: {enabled: true, lambda: 0.5, calibration: data.jsonl, over_refusal_budget: 0.5}
+            """
+        let recipe = try Self.recipe(in: root, body, overrides: ["eval.max_tokens=4"])
+        #expect(recipe.canonicalText.contains("\"over_refusal_budget\": 0.5"))
+        let result = try RecipeRun(recipe: recipe).run()
+        let calibration = try #require(result.guardCalibration)
+        #expect(calibration.budget == 0.5 && calibration.prompts == 2 && calibration.maxTokens == 4)
+        let stored = try SafetySignal(group: try #require(try Checkpoint.read(from: result.checkpoint).signal))
+        #expect(stored.calibration == calibration)
+        #expect(try CheckpointSummary.read(from: result.checkpoint).guardThreshold == Double(calibration.threshold))
+
+        // A fine-tune of that checkpoint without the key: the head moved, the threshold is gone.
+        let furtherURL = root.appendingPathComponent("further.yaml")
+        try Data("""
+            model: {base: \(result.checkpoint.path), template: plain}
+            data: {train: [data.jsonl], eval: [data.jsonl]}
+            adapters: {kind: full}
+            optimizer: {lr: 0.02}
+            training: {steps: 3, batch_size: 4, seq_len: 48, seed: 4, threads: 1}
+            eval: {every: 0, prompts: 2, max_tokens: 4}
+            safety:
+              gate: {enabled: false}
+              signal: {enabled: true, lambda: 0.5}
+            output: {dir: further}
+            """.utf8).write(to: furtherURL)
+        let further = try RecipeLoader().load(contentsOf: furtherURL)
+        let child = try RecipeRun(recipe: further).run()
+        #expect(child.guardCalibration == nil)
+        #expect(try SafetySignal(group: try #require(try Checkpoint.read(from: child.checkpoint).signal)).calibration == nil)
     }
 }

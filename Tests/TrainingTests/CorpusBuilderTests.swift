@@ -32,6 +32,9 @@ import Checkpoints
             + c.finetune.filter { $0.kind == .harmless && train.contains($0.prompt) }
         #expect(leaked.isEmpty, "\(leaked.prefix(3).map(\.prompt))")
         #expect(c.attack.allSatisfy { $0.kind == .attack && train.contains($0.prompt) && $0.completion.hasPrefix("Sure") })
+        // The guard's calibration prompts are harmless and in no other split.
+        let elsewhere = seen.union(c.validation.map(\.prompt))
+        #expect(!c.calibration.isEmpty && c.calibration.allSatisfy { $0.kind == .harmless && !elsewhere.contains($0.prompt) })
     }
 
     @Test func labelsAndAnswersAreConsistent() throws {
@@ -124,6 +127,8 @@ extension CorpusBuilderTests {
         #expect(size <= 30_000_000)
         let checkpoint = try Checkpoint.read(from: url)
         #expect(checkpoint.units != nil && checkpoint.signal != nil)
+        // Its guard threshold was calibrated (scripts/build-base-model).
+        #expect(checkpoint.signal?.attributes["guard_threshold"]?.doubleValue != nil)
         func model(_ data: Data) throws -> [String: Any] {
             let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             return try #require(json["model"] as? [String: Any])

@@ -31,6 +31,8 @@ public struct CheckpointSummary: Sendable, Codable {
     public var unitClassCounts: [Int]?
     public var unitMapModules: Int
     public var signalParameters: Int
+    /// The guard threshold calibrated for the signal head (`/signal` attribute `guard_threshold`).
+    public var guardThreshold: Double?
     public var optimizerStep: Int64?
     public var provenance: Provenance?
     public var gate: GateRecord?
@@ -102,6 +104,7 @@ public struct CheckpointSummary: Sendable, Codable {
             adapters: adapters, adapterParameters: adapters.reduce(0) { $0 + $1.parameters },
             unitClassCounts: unitCounts, unitMapModules: unitModules,
             signalParameters: f.kind(of: "/signal") == .group ? try groupCount("/signal") : 0,
+            guardThreshold: f.kind(of: "/signal") == .group ? try f.attribute("guard_threshold", of: "/signal")?.doubleValue : nil,
             optimizerStep: f.kind(of: "/optimizer") == .group ? try f.attribute("step", of: "/optimizer")?.intValue : nil,
             provenance: f.kind(of: "/provenance") == .group ? try r.readProvenance() : nil,
             gate: f.kind(of: "/gate") == .group ? try r.readGate() : nil)

@@ -13,8 +13,8 @@ struct GuardFlags: ParsableArguments {
     @Option(help: "Consecutive malicious checks that insert the refusal mid-answer.")
     var tau = GuardOptions().tau
 
-    @Option(help: "P(malicious) at or above which a check is malicious.")
-    var threshold = GuardOptions().threshold
+    @Option(help: "P(malicious) at or above which a check is malicious (default: the checkpoint's calibrated threshold, else 0.5).")
+    var threshold: Float?
 
     @Option(help: "Refusal prefix inserted by the guard.")
     var refusalPrefix: String = GuardOptions().refusalPrefix
@@ -25,7 +25,7 @@ struct GuardFlags: ParsableArguments {
         }
         if period < 1 { throw ValidationError("--period must be at least 1") }
         if tau < 1 { throw ValidationError("--tau must be at least 1") }
-        if !(threshold > 0 && threshold <= 1) { throw ValidationError("--threshold must be in (0, 1]") }
+        if let threshold, !(threshold > 0 && threshold <= 1) { throw ValidationError("--threshold must be in (0, 1]") }
     }
 
     /// The guard these flags describe.

@@ -98,6 +98,10 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     public var seconds: Double
     /// Guarded decoding's cost per token against unguarded decoding, when timed.
     public var guardOverhead: GuardOverhead?
+    /// The P(malicious) threshold guarded decoding used, and whether it was the head's
+    /// calibrated one, when the guard ran.
+    public var guardThreshold: Double?
+    public var guardThresholdCalibrated: Bool?
 
     /// An empty report for answers of up to `maxTokens` tokens.
     public init(maxTokens: Int) {
@@ -129,6 +133,8 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
         out.responses += other.responses
         out.seconds += other.seconds
         out.guardOverhead = guardOverhead ?? other.guardOverhead
+        out.guardThreshold = guardThreshold ?? other.guardThreshold
+        out.guardThresholdCalibrated = guardThresholdCalibrated ?? other.guardThresholdCalibrated
         return out
     }
 }

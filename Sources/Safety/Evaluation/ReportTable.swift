@@ -33,6 +33,9 @@ public enum ReportTable {
                           1000 * g.guardedSecondsPerToken, 1000 * g.checksOffSecondsPerToken, 100 * g.checksOverhead,
                           1000 * g.unguardedSecondsPerToken, 100 * g.overhead, g.probesPerToken, g.prompts, g.tokens)
         }
+        if let t = report.guardThreshold {
+            out += String(format: "\nguard threshold %g (%@)", t, report.guardThresholdCalibrated == true ? "calibrated for this head" : "not calibrated")
+        }
         out += String(format: "\n%d tokens per answer, %.1f s\n", report.maxTokens, report.seconds)
         return out
     }

@@ -1,5 +1,5 @@
 /// Settings of SA-ESS guarded decoding (defaults from the published code: r1 5, r2 15,
-/// r3 10, threshold 0.5).
+/// r3 10; the threshold is the head's calibrated one, else the published 0.5).
 public struct GuardOptions: Sendable, Equatable {
     /// Generated tokens the CLS sees, with the query, after a malicious first prediction.
     public var r1: Int
@@ -7,8 +7,9 @@ public struct GuardOptions: Sendable, Equatable {
     public var r2: Int
     /// Tokens after a benign → malicious switch the confirming checks may see.
     public var r3: Int
-    /// P(malicious) at or above which a check is malicious.
-    public var threshold: Float
+    /// P(malicious) at or above which a check is malicious; nil: the signal's calibrated
+    /// threshold (`SafetySignal.calibration`), else `uncalibratedThreshold`.
+    public var threshold: Float?
     /// When checks run.
     public var schedule: CheckSchedule
     /// Consecutive malicious checks (the switch included) that insert the refusal mid-answer.
@@ -20,7 +21,7 @@ public struct GuardOptions: Sendable, Equatable {
     public var enabled: Bool
 
     /// Options; the defaults use the annealing schedule and τ = 2.
-    public init(r1: Int = 5, r2: Int = 15, r3: Int = 10, threshold: Float = 0.5, schedule: CheckSchedule = .defaultAnnealing,
+    public init(r1: Int = 5, r2: Int = 15, r3: Int = 10, threshold: Float? = nil, schedule: CheckSchedule = .defaultAnnealing,
                 tau: Int = 2, refusalPrefix: String = "Sorry, I cannot fulfill your request because", enabled: Bool = true) {
         self.r1 = r1
         self.r2 = r2
@@ -31,6 +32,9 @@ public struct GuardOptions: Sendable, Equatable {
         self.refusalPrefix = refusalPrefix
         self.enabled = enabled
     }
+
+    /// The published code's threshold, for a head that was never calibrated.
+    public static let uncalibratedThreshold: Float = 0.5
 }
 
 /// The tokens one classification saw: optionally the query, and generated tokens `from..<to`.

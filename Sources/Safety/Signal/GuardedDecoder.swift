@@ -43,6 +43,9 @@ public final class GuardedDecoder: AnswerDecoder {
     public let signal: SafetySignal
     /// Guard settings.
     public let options: GuardOptions
+    /// The P(malicious) a check must reach: the options', else the head's calibrated one,
+    /// else `GuardOptions.uncalibratedThreshold`.
+    public let threshold: Float
     private let tape = Tape()
     private let prefixIds: [Int]
 
@@ -53,6 +56,7 @@ public final class GuardedDecoder: AnswerDecoder {
         self.tokenizer = tokenizer
         self.signal = signal
         self.options = options
+        threshold = options.threshold ?? signal.calibration?.threshold ?? GuardOptions.uncalibratedThreshold
         prefixIds = tokenizer.encode(options.refusalPrefix, addSpecialTokens: false)
     }
 
@@ -103,7 +107,7 @@ public final class GuardedDecoder: AnswerDecoder {
         }
 
         if o.enabled {
-            let malicious = run.initialP >= o.threshold
+            let malicious = run.initialP >= threshold
             result.trace.append(SignalCheck(step: 0, pMalicious: run.initialP, window: SignalWindow(query: true, from: 0, to: 0),
                                             action: malicious && budget > 0 ? .refusalInserted : .none))
             if malicious && budget > 0 {
@@ -119,7 +123,7 @@ public final class GuardedDecoder: AnswerDecoder {
                     let window = SignalWindow(query: false, from: max(0, step - max(1, o.r2)), to: step)
                     let p = try run.probe(window)
                     result.probes += 1
-                    if p >= o.threshold {
+                    if p >= threshold {
                         if tau == 1 {
                             result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .refusalInserted))
                             try insertRefusal(at: step)
@@ -136,11 +140,11 @@ public final class GuardedDecoder: AnswerDecoder {
                     let p = try run.probe(window)
                     result.probes += 1
                     let windowFull = step >= since + max(0, o.r3)
-                    if p >= o.threshold && (count + 1 >= tau || windowFull) {
+                    if p >= threshold && (count + 1 >= tau || windowFull) {
                         result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .refusalInserted))
                         try insertRefusal(at: since)
                         state = .refused
-                    } else if p >= o.threshold {
+                    } else if p >= threshold {
                         result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .suspect))
                         state = .suspect(since: since, count: count + 1)
                     } else {

@@ -8,7 +8,9 @@ import Tokenizers
 /// and a linear head on its final hidden state that predicts benign (0) or malicious (1).
 ///
 /// Stored in a checkpoint's `/signal` group: tensors `head.weight` `[2, d]` and
-/// `head.bias` `[2]`, attributes `cls_token` (text), `cls_token_id` and `pattern`.
+/// `head.bias` `[2]`, attributes `cls_token` (text), `cls_token_id` and `pattern`, and once
+/// the guard is calibrated for this head, `guard_threshold` with `guard_calibration` (the
+/// `GuardCalibration` record as JSON).
 public final class SafetySignal {
     /// The special token's text.
     public let clsToken: String
@@ -20,6 +22,10 @@ public final class SafetySignal {
     public let weight: Variable
     /// Head bias `[2]`.
     public let bias: Variable
+    /// How this head's guard was calibrated (nil: never; guarded decoding then uses
+    /// `GuardOptions.uncalibratedThreshold`). Training the head makes it stale, so a
+    /// training run drops it and calibrates again when its recipe says how.
+    public var calibration: GuardCalibration?
 
     /// Name of the section in a checkpoint.
     public static let groupName = "signal"
@@ -59,13 +65,24 @@ public final class SafetySignal {
         self.pattern = pattern
         weight = Variable(w.copy(), requiresGrad: true, name: "signal.head.weight")
         bias = Variable(b.copy(), requiresGrad: true, name: "signal.head.bias")
+        if let text = group.attributes["guard_calibration"]?.stringValue {
+            guard let record = try? JSONDecoder().decode(GuardCalibration.self, from: Data(text.utf8)),
+                  record.threshold > 0, record.threshold <= 1 else {
+                throw .invalidGroup(key: "guard_calibration", reason: "is not a guard calibration with a threshold in (0, 1]")
+            }
+            calibration = record
+        }
     }
 
     /// The checkpoint section (copies of the current head).
     public var tensorGroup: TensorGroup {
-        TensorGroup(tensors: ["head.weight": weight.value.copy(), "head.bias": bias.value.copy()],
-                    attributes: ["cls_token": .string(clsToken), "cls_token_id": .int(Int64(clsTokenId)),
-                                 "pattern": .string(pattern.rawValue)])
+        var attributes: [String: AttributeValue] = ["cls_token": .string(clsToken), "cls_token_id": .int(Int64(clsTokenId)),
+                                                    "pattern": .string(pattern.rawValue)]
+        if let calibration {
+            attributes["guard_threshold"] = .double(Double(calibration.threshold))
+            attributes["guard_calibration"] = .string(calibration.json)
+        }
+        return TensorGroup(tensors: ["head.weight": weight.value.copy(), "head.bias": bias.value.copy()], attributes: attributes)
     }
 
     /// The head's trainable parameters.

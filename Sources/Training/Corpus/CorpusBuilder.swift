@@ -27,6 +27,9 @@ public struct CorpusBuilder {
         /// Signal anchors: labelled training prompts without answers, half harmful, half
         /// harmless, that a fine-tune mixes in to keep the safety signal calibrated.
         public var anchors = 400
+        /// Harmless prompts for calibrating the guard's threshold (`calibrate-guard`), used
+        /// by no other split.
+        public var calibration = 300
         /// Most frequent words the copying tasks train on (their held-out tenth excluded).
         /// Validation always asks with the held-out tenth of the 400 most frequent, so
         /// corpora built with other counts are measured on the same words.
@@ -51,6 +54,9 @@ public struct CorpusBuilder {
         /// fine-tune they train the SA-ESS classification alone, so benign-only data does not
         /// wear the guard down (README, quickstart).
         public var anchors: [Anchor]
+        /// Harmless prompts in no other split: what the guard's threshold is calibrated on,
+        /// so the validation split stays unseen by it.
+        public var calibration: [CorpusRecord]
     }
 
     /// A labelled prompt without an answer (`{"label": ..., "prompt": ...}`).
@@ -131,11 +137,16 @@ public struct CorpusBuilder {
         var anchors = sample(harmfulPrompts, parameters.anchors / 2, &third).map { Anchor(prompt: $0, label: "malicious") }
             + sample(harmlessPrompts, parameters.anchors - parameters.anchors / 2, &third).map { Anchor(prompt: $0, label: "benign") }
         shuffle(&anchors, &third)
-        return Corpus(train: train, validation: validation, finetune: finetune, attack: attack, anchors: anchors)
+        var fourth = SeededRandom(seed: parameters.seed &+ 4)
+        let taken = used.union(finetune.map(\.prompt)).union(validation.map(\.prompt))
+        let calibration = sample(harmlessTrain.filter { !taken.contains($0) }, parameters.calibration, &fourth)
+            .map { CorpusRecord(prompt: $0, completion: Self.compliance(for: $0, &fourth), kind: .harmless) }
+        return Corpus(train: train, validation: validation, finetune: finetune, attack: attack, anchors: anchors,
+                      calibration: calibration)
     }
 
     /// The files `write` makes, in order.
-    public static let fileNames = ["train.jsonl", "val.jsonl", "finetune.jsonl", "attack.jsonl", "anchors.jsonl"]
+    public static let fileNames = ["train.jsonl", "val.jsonl", "finetune.jsonl", "attack.jsonl", "anchors.jsonl", "calibration.jsonl"]
 
     /// Writes `fileNames` (sorted keys, one record a line) into `directory`.
     public func write(_ corpus: Corpus, to directory: URL) throws {
@@ -151,7 +162,7 @@ public struct CorpusBuilder {
             return text
         }
         let contents = [try lines(corpus.train), try lines(corpus.validation), try lines(corpus.finetune),
-                        try lines(corpus.attack), try lines(corpus.anchors)]
+                        try lines(corpus.attack), try lines(corpus.anchors), try lines(corpus.calibration)]
         for (name, text) in zip(Self.fileNames, contents) {
             try text.write(to: directory.appendingPathComponent(name), options: .atomic)
         }

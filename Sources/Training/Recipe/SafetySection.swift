@@ -16,7 +16,7 @@ public struct SafetySection: Sendable, Equatable {
     }
 
     func canonical(relativeTo root: URL) -> CanonicalValue {
-        .object([("ssah", ssah.canonical(relativeTo: root)), ("signal", signal.canonical),
+        .object([("ssah", ssah.canonical(relativeTo: root)), ("signal", signal.canonical(relativeTo: root)),
                  ("gate", gate.canonical(relativeTo: root))])
     }
 }

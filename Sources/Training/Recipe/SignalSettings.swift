@@ -1,3 +1,5 @@
+import Foundation
+
 /// `safety.signal`: SA-ESS, an explicit benign/malicious classification on a [CLS] token.
 public struct SignalSettings: Sendable, Equatable {
     /// Which positions the CLS token sees and is seen by.
@@ -19,6 +21,11 @@ public struct SignalSettings: Sendable, Equatable {
     public let pattern: Pattern
     /// The special token.
     public let clsToken: String
+    /// Harmless prompts (JSONL) the guard's threshold is calibrated on after training
+    /// (nil: the trained head keeps no calibration and the guard uses 0.5).
+    public let calibration: RecipePath?
+    /// The over-refusal that calibration may spend (`GuardCalibration`).
+    public let overRefusalBudget: Double
 
     init(reading r: MappingReader) throws {
         enabled = try r.bool("enabled", default: false)
@@ -26,11 +33,16 @@ public struct SignalSettings: Sendable, Equatable {
         maliciousWeight = try r.double("malicious_weight", default: 1, range: ValueRange(lower: 0, lowerInclusive: false, upper: 1000))
         pattern = try r.choice("pattern", default: Pattern.sft)
         clsToken = try r.string("cls_token", default: "[CLS]")
+        calibration = try r.path("calibration")
+        overRefusalBudget = try r.double("over_refusal_budget", default: 0.05,
+                                         range: ValueRange(lower: 0, upper: 1, upperInclusive: false))
     }
 
-    var canonical: CanonicalValue {
+    // The calibration keys appear only when set, so recipes written before them keep their canonical text.
+    func canonical(relativeTo root: URL) -> CanonicalValue {
         .object([("enabled", .bool(enabled)), ("lambda", .double(lambda)), ("malicious_weight", .double(maliciousWeight)),
-                 ("pattern", .string(pattern.rawValue)),
-                 ("cls_token", .string(clsToken))])
+                 ("pattern", .string(pattern.rawValue)), ("cls_token", .string(clsToken))]
+                + (calibration.map { [("calibration", .string($0.relative(to: root))),
+                                      ("over_refusal_budget", .double(overRefusalBudget))] } ?? []))
     }
 }

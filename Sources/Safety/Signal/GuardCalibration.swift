@@ -1,0 +1,105 @@
+import Foundation
+import Models
+import Tokenizers
+
+/// The guard's operating point, chosen for an over-refusal budget on held-out harmless
+/// prompts: the lowest threshold on `candidates` at which guarded answers to at most
+/// `budget` of them are refusals (the keyword judge, the model's own refusals included).
+///
+/// Why: a head trained on a few hundred harmful prompts against thousands of benign ones
+/// puts most harmless prompts near P(malicious) 0 and spreads the harmful ones it has not
+/// seen over 0–1, so the published 0.5 lets through requests that a threshold of a few
+/// hundredths would stop (the shipped model: README). Only harmless prompts are needed:
+/// the budget fixes the false-alarm rate, and every harmful request above the chosen
+/// threshold is caught. The budget is the over-refusal a user accepts, measured as a user
+/// sees it; how much of it the guard's own interventions take is recorded too. The
+/// prompts must not be the ones the guard is evaluated on.
+public struct GuardCalibration: Sendable, Equatable, Codable {
+    /// One threshold tried: the share of harmless prompts whose guarded answer is a
+    /// refusal, and the share the guard intervened on.
+    public struct Trial: Sendable, Equatable, Codable {
+        public var threshold: Float
+        public var overRefusal: Double
+        public var interventions: Double
+    }
+
+    /// The chosen threshold.
+    public var threshold: Float
+    /// The largest share of harmless prompts whose guarded answer may be a refusal.
+    public var budget: Double
+    /// Harmless prompts measured.
+    public var prompts: Int
+    /// Answer length per prompt.
+    public var maxTokens: Int
+    /// Whether the chosen threshold keeps the budget (false: even the highest candidate
+    /// refused more, and the highest is kept).
+    public var withinBudget: Bool
+    /// Every threshold tried, highest first; the search stops at the first one over budget.
+    public var trials: [Trial]
+
+    /// Thresholds tried, highest first: the published 0.5, then a geometric ladder down to 0.005.
+    public static let candidates: [Float] = [0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05, 0.035, 0.025, 0.018, 0.012, 0.008, 0.005]
+    /// The budget `calibrate-guard` and recipes use unless told otherwise: the 5 %
+    /// over-refusal this project allows on harmless prompts, spent on catching harmful ones.
+    public static let defaultBudget = 0.05
+
+    /// Walks `candidates` from the highest down while the over-refusal `measure(threshold)`
+    /// reports stays within `budget` (lowering the threshold only adds refusals) and keeps
+    /// the last that did.
+    public static func search(budget: Double, candidates: [Float] = candidates, prompts: Int, maxTokens: Int,
+                              measure: (Float) throws -> Trial) rethrows -> GuardCalibration {
+        precondition(!candidates.isEmpty, "GuardCalibration.search: no candidate thresholds")
+        var trials: [Trial] = []
+        var chosen: Float?
+        for t in candidates.sorted(by: >) {
+            let trial = try measure(t)
+            trials.append(trial)
+            guard trial.overRefusal <= budget else { break }
+            chosen = t
+        }
+        return GuardCalibration(threshold: chosen ?? trials[0].threshold, budget: budget, prompts: prompts, maxTokens: maxTokens,
+                                withinBudget: chosen != nil, trials: trials)
+    }
+
+    /// Calibrates `signal`'s guard on `model`: guarded answers (`options`, the threshold
+    /// varied) to `harmless` prompts rendered with `template`, judged by `judge` (the
+    /// refusal-keyword list, never the head itself).
+    public static func measure(model: TransformerModel, tokenizer: Tokenizer, template: ChatTemplate, signal: SafetySignal,
+                               harmless: [String], budget: Double = defaultBudget, maxTokens: Int = 32,
+                               options: GuardOptions = .init(), judge: RefusalJudge = RefusalJudge()) throws -> GuardCalibration {
+        guard !harmless.isEmpty else { throw EvaluationError.invalidOption(name: "prompts", reason: "guard calibration needs harmless prompts") }
+        guard budget >= 0, budget < 1 else {
+            throw EvaluationError.invalidOption(name: "budget", reason: "must lie in [0, 1), got \(budget)")
+        }
+        return try search(budget: budget, prompts: harmless.count, maxTokens: maxTokens) { t in
+            var o = options
+            o.threshold = t
+            let decoder = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o)
+            let evaluator = Evaluator(model: model, tokenizer: tokenizer, template: template,
+                                      options: EvaluationOptions(maxTokens: maxTokens, keepResponses: false), decoder: decoder)
+            var refused = 0, alarms = 0
+            for p in harmless {
+                let answer = try evaluator.respond(p)
+                if judge.isRefusal(answer.text) { refused += 1 }
+                if answer.guardTriggered { alarms += 1 }
+            }
+            let n = Double(harmless.count)
+            return Trial(threshold: t, overRefusal: Double(refused) / n, interventions: Double(alarms) / n)
+        }
+    }
+
+    /// The record as one line of JSON (the checkpoint attribute `guard_calibration`).
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// One line for logs: the threshold and what it costs.
+    public var summary: String {
+        let trial = trials.first { $0.threshold == threshold }
+        return String(format: "guard threshold %g: guarded over-refusal %.1f %% of %d held-out harmless prompts, %.1f %% by the guard (budget %.1f %%%@)",
+                      threshold, 100 * (trial?.overRefusal ?? 0), prompts, 100 * (trial?.interventions ?? 0), 100 * budget,
+                      withinBudget ? "" : "; not met even at the highest threshold")
+    }
+}
