@@ -122,7 +122,7 @@ struct EvalCommand: ParsableCommand {
             throw CommandFailure.report(String(describing: error))
         }
         if let decoder = guardedEvaluator?.decoder as? GuardedDecoder {
-            report.guardThreshold = Double(decoder.threshold)
+            report.guardThreshold = GuardCalibration.decimal(decoder.threshold)
             report.guardThresholdCalibrated = guardFlags.threshold == nil && decoder.signal.calibration != nil
         }
         let encoder = JSONEncoder()

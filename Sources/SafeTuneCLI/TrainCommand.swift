@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Safety
 import Training
 
 /// `safetune train RECIPE`: run the fine-tuning a recipe describes.
@@ -48,7 +49,7 @@ struct TrainCommand: ParsableCommand {
                     "before": numbers(result.before), "after": numbers(result.after),
                     "gate": result.gate.map { ["verdict": $0.report.verdict.rawValue, "action": $0.action,
                                                "statistic": $0.report.statistic as Any, "threshold": $0.report.threshold as Any] } as Any,
-                    "guard_threshold": result.guardCalibration.map { Double($0.threshold) } as Any,
+                    "guard_threshold": result.guardCalibration.map { GuardCalibration.decimal($0.threshold) } as Any,
                 ])
             } else {
                 if let after = result.after {

@@ -66,7 +66,7 @@ struct EvalCLITests {
             return try JSONDecoder().decode(Report.self, from: Data(r.out.utf8))
         }
         let used = try report()
-        #expect(used.guardThresholdCalibrated && abs(used.guardThreshold - c.threshold) < 1e-6)
+        #expect(used.guardThresholdCalibrated && used.guardThreshold == c.threshold)
         let overridden = try report("--threshold", "0.5")
         #expect(!overridden.guardThresholdCalibrated && overridden.guardThreshold == 0.5)
         let inspect = try BuiltBinary.safetune.run("inspect", model.path)

@@ -162,7 +162,7 @@ import Tokenizers
         #expect(calibration.budget == 0.5 && calibration.prompts == 2 && calibration.maxTokens == 4)
         let stored = try SafetySignal(group: try #require(try Checkpoint.read(from: result.checkpoint).signal))
         #expect(stored.calibration == calibration)
-        #expect(try CheckpointSummary.read(from: result.checkpoint).guardThreshold == Double(calibration.threshold))
+        #expect(try CheckpointSummary.read(from: result.checkpoint).guardThreshold == GuardCalibration.decimal(calibration.threshold))
 
         // A fine-tune of that checkpoint without the key: the head moved, the threshold is gone.
         let furtherURL = root.appendingPathComponent("further.yaml")

@@ -42,7 +42,8 @@ import Tokenizers
         signal.calibration = calibration
         // Stored in the /signal group and read back.
         let group = signal.tensorGroup
-        #expect(group.attributes["guard_threshold"]?.doubleValue == Double(calibration.threshold))
+        #expect(group.attributes["guard_threshold"]?.doubleValue == GuardCalibration.decimal(calibration.threshold))
+        #expect(GuardCalibration.decimal(0.08) == 0.08)
         let restored = try SafetySignal(group: group)
         #expect(restored.calibration == calibration)
         // The guard uses it unless its options name a threshold.

@@ -88,6 +88,10 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         }
     }
 
+    /// `threshold` as the decimal it was written as (0.08, not 0.0799999982), for reports
+    /// and the checkpoint attribute.
+    public static func decimal(_ threshold: Float) -> Double { Double("\(threshold)") ?? Double(threshold) }
+
     /// The record as one line of JSON (the checkpoint attribute `guard_calibration`).
     public var json: String {
         let encoder = JSONEncoder()

@@ -79,7 +79,7 @@ public final class SafetySignal {
         var attributes: [String: AttributeValue] = ["cls_token": .string(clsToken), "cls_token_id": .int(Int64(clsTokenId)),
                                                     "pattern": .string(pattern.rawValue)]
         if let calibration {
-            attributes["guard_threshold"] = .double(Double(calibration.threshold))
+            attributes["guard_threshold"] = .double(GuardCalibration.decimal(calibration.threshold))
             attributes["guard_calibration"] = .string(calibration.json)
         }
         return TensorGroup(tensors: ["head.weight": weight.value.copy(), "head.bias": bias.value.copy()], attributes: attributes)
