@@ -50,12 +50,11 @@ struct CalibrateGuardCommand: ParsableCommand {
 
     func run() throws {
         try CommandFailure.guarding {
-            let url = URL(fileURLWithPath: checkpoint)
-            var stored = try SuspectLoader.read(url)
+            let loaded = try ModelBundle.load(path: checkpoint)
+            var stored = loaded.checkpoint
             guard let group = stored.signal else {
                 throw CommandFailure.report("\(checkpoint): no safety signal to calibrate (train with safety.signal.enabled)")
             }
-            let loaded = try ModelBundle.load(path: checkpoint)
             guard let tokenizer = loaded.tokenizer else { throw CommandFailure.report("\(checkpoint): no tokenizer.json") }
             let harmless = try EvaluationSet.load(contentsOf: URL(fileURLWithPath: prompts)).harmless.map(\.prompt)
             let chosen = Array(harmless.prefix(limit ?? harmless.count))
@@ -66,7 +65,7 @@ struct CalibrateGuardCommand: ParsableCommand {
                                                            signal: signal, harmless: chosen, budget: budget, maxTokens: maxTokens)
             signal.calibration = calibration
             stored.signal = signal.tensorGroup
-            let destination = output.map { URL(fileURLWithPath: $0) } ?? url
+            let destination = URL(fileURLWithPath: output ?? checkpoint)
             try stored.write(to: destination)
             if json {
                 print(calibration.json)

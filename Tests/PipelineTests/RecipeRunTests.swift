@@ -184,3 +184,10 @@ import Tokenizers
         #expect(try SafetySignal(group: try #require(try Checkpoint.read(from: child.checkpoint).signal)).calibration == nil)
     }
 }
+
+/// The recipe's default over-refusal budget (Training cannot see Safety) is the calibration's.
+@Test func recipeBudgetDefaultIsTheCalibrationDefault() throws {
+    let root = try RecipeRunTests.makeFolder()
+    let recipe = try RecipeRunTests.recipe(in: root, "adapters: {kind: full}")
+    #expect(recipe.safety.signal.overRefusalBudget == GuardCalibration.defaultBudget)
+}

@@ -24,7 +24,8 @@ public struct SignalSettings: Sendable, Equatable {
     /// Harmless prompts (JSONL) the guard's threshold is calibrated on after training
     /// (nil: the trained head keeps no calibration and the guard uses 0.5).
     public let calibration: RecipePath?
-    /// The over-refusal that calibration may spend (`GuardCalibration`).
+    /// The over-refusal that calibration may spend; its default is `GuardCalibration.defaultBudget`
+    /// (a test keeps the two equal: this module cannot see Safety).
     public let overRefusalBudget: Double
 
     init(reading r: MappingReader) throws {
