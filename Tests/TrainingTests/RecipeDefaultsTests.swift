@@ -28,6 +28,19 @@ struct RecipeDefaultsTests {
         #expect(recipe.output.dir.url == files.root.appendingPathComponent("runs/minimal"))
     }
 
+    @Test("safety.signal.calibration needs the signal and an existing file")
+    func guardCalibrationKeys() throws {
+        let files = try TestFiles()
+        let url = try files.write("calibrated.yaml", TestFiles.minimal)
+        let off = try #require(throws: RecipeError.self) {
+            try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.calibration=harmless.jsonl"])
+        }
+        #expect("\(off)".contains("safety.signal.calibration") && "\(off)".contains("safety.signal.enabled"))
+        let on = try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.enabled=true", "safety.signal.calibration=harmless.jsonl"])
+        #expect(on.safety.signal.overRefusalBudget == 0.05)
+        #expect(on.missingFiles().contains { "\($0)".contains("safety.signal.calibration") })
+    }
+
     @Test("the documented defaults in the schema match what the loader fills in")
     func schemaDefaultsMatchCanonical() throws {
         let files = try TestFiles()

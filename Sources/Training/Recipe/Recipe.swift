@@ -132,6 +132,7 @@ public struct Recipe: Sendable {
         need(safety.gate.probes, "safety.gate.probes")
         need(safety.gate.directionProbes, "safety.gate.direction_probes")
         need(safety.gate.directionData, "safety.gate.direction_data")
+        need(safety.signal.calibration, "safety.signal.calibration")
         return problems
     }
 

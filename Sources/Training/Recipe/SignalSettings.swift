@@ -37,6 +37,10 @@ public struct SignalSettings: Sendable, Equatable {
         calibration = try r.path("calibration")
         overRefusalBudget = try r.double("over_refusal_budget", default: 0.05,
                                          range: ValueRange(lower: 0, upper: 1, upperInclusive: false))
+        if calibration != nil, !enabled {
+            throw RecipeError.conflict(r.location(of: "calibration"), keyPath: r.full("calibration"),
+                                       message: "calibrates the guard of a safety signal; set safety.signal.enabled")
+        }
     }
 
     // The calibration keys appear only when set, so recipes written before them keep their canonical text.
