@@ -92,6 +92,7 @@ struct GenerateCommand: ParsableCommand {
             "prompt": text, "prompt_tokens": promptIds, "tokens": result.tokens, "text": result.text,
             "stop_reason": result.stopReason.description, "trace": trace, "probes": result.probes,
             "schedule": guardFlags.options.schedule.description, "seconds": seconds,
+            "threshold": GuardCalibration.decimal(decoder.threshold),
         ]
         if let at = result.refusalAt { object["refusal_at"] = at }
         try printJSON(object)

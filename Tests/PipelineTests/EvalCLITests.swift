@@ -39,7 +39,8 @@ struct EvalCLITests {
     }
 
     /// `calibrate-guard` on a copy of the shipped model: the threshold it stores is the one
-    /// `eval --guard` then reports using, `--threshold` overrides it, and `inspect` shows it.
+    /// `eval --guard` and `generate --guard` then report using, `--threshold` overrides it,
+    /// and `inspect` shows it.
     @Test func calibratedThresholdReachesTheGuard() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("calibrate-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -69,6 +70,13 @@ struct EvalCLITests {
         #expect(used.guardThresholdCalibrated && used.guardThreshold == c.threshold)
         let overridden = try report("--threshold", "0.5")
         #expect(!overridden.guardThresholdCalibrated && overridden.guardThreshold == 0.5)
+        let generated = try BuiltBinary.safetune.run("generate", model.path, "--prompt", "Name three fruits.", "--template", "auto",
+                                                     "--max-tokens", "4", "--guard", "--json")
+        #expect(generated.status == 0, "stderr: \(generated.err)")
+        struct Generated: Decodable { let threshold: Double; let trace: [[String: AnyCodable]] }
+        struct AnyCodable: Decodable { init(from decoder: Decoder) throws {} }
+        let g = try JSONDecoder().decode(Generated.self, from: Data(generated.out.utf8))
+        #expect(g.threshold == c.threshold && !g.trace.isEmpty)
         let inspect = try BuiltBinary.safetune.run("inspect", model.path)
         #expect(inspect.out.contains("(calibrated)"), "\(inspect.out)")
 
