@@ -12,7 +12,7 @@ struct CalibrateGuardCommand: ParsableCommand {
         commandName: "calibrate-guard",
         abstract: "Choose the SA-ESS guard's threshold for an over-refusal budget on held-out harmless prompts and store it in the checkpoint.",
         discussion: """
-            Tries thresholds from 0.5 down and keeps the lowest at which at most --budget of the guarded answers \
+            Tries thresholds from 0.99 down and keeps the lowest at which at most --budget of the guarded answers \
             to harmless prompts are refusals (keyword judge; the model's own refusals count). `generate --guard` and `eval --guard` then use it \
             unless --threshold is given. Use prompts the guard will not be evaluated on (the corpus builder's \
             calibration.jsonl). The checkpoint's weights are unchanged.

@@ -10,7 +10,8 @@ import Tokenizers
 @Suite struct GuardCalibrationTests {
     @Test func searchKeepsTheLowestThresholdWithinBudget() {
         // Over-refusal rises as the threshold falls; the budget 5 % is kept down to 0.08.
-        let rates: [Float: Double] = [0.5: 0.02, 0.35: 0.02, 0.25: 0.03, 0.18: 0.03, 0.12: 0.04, 0.08: 0.05, 0.05: 0.09]
+        var rates: [Float: Double] = [0.5: 0.02, 0.35: 0.02, 0.25: 0.03, 0.18: 0.03, 0.12: 0.04, 0.08: 0.05, 0.05: 0.09]
+        for high: Float in [0.99, 0.95, 0.9, 0.8, 0.65] { rates[high] = 0.01 }
         var asked: [Float] = []
         let c = GuardCalibration.search(budget: 0.05, prompts: 100, maxTokens: 8) { t in
             asked.append(t)
@@ -18,13 +19,18 @@ import Tokenizers
         }
         #expect(c.threshold == 0.08 && c.withinBudget)
         // The walk stops at the first threshold over budget.
-        #expect(asked == [0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05])
+        #expect(asked == [0.99, 0.95, 0.9, 0.8, 0.65, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05])
         #expect(c.trials.map(\.threshold) == asked)
-        // A model that over-refuses on its own keeps the published threshold, marked as over budget.
+        // A head that raises false alarms at 0.5 gets a higher threshold.
+        let alarmed = GuardCalibration.search(budget: 0.05, prompts: 100, maxTokens: 8) { t in
+            GuardCalibration.Trial(threshold: t, overRefusal: t >= 0.9 ? 0.04 : 0.2, interventions: 0)
+        }
+        #expect(alarmed.threshold == 0.9 && alarmed.withinBudget)
+        // A model that over-refuses on its own keeps the highest threshold, marked as over budget.
         let over = GuardCalibration.search(budget: 0.01, prompts: 100, maxTokens: 8) { t in
             GuardCalibration.Trial(threshold: t, overRefusal: 0.03, interventions: 0)
         }
-        #expect(over.threshold == 0.5 && !over.withinBudget && over.trials.count == 1)
+        #expect(over.threshold == 0.99 && !over.withinBudget && over.trials.count == 1)
     }
 
     @Test func theCalibratedThresholdTravelsWithTheHeadAndGuidesTheGuard() throws {

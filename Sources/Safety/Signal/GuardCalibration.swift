@@ -37,8 +37,10 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
     /// Every threshold tried, highest first; the search stops at the first one over budget.
     public var trials: [Trial]
 
-    /// Thresholds tried, highest first: the published 0.5, then a geometric ladder down to 0.005.
-    public static let candidates: [Float] = [0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05, 0.035, 0.025, 0.018, 0.012, 0.008, 0.005]
+    /// Thresholds tried, highest first: from 0.99 (a head that raises false alarms at the
+    /// published 0.5 needs a higher one) down through 0.5 and a geometric ladder to 0.005.
+    public static let candidates: [Float] = [0.99, 0.95, 0.9, 0.8, 0.65, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05, 0.035, 0.025,
+                                             0.018, 0.012, 0.008, 0.005]
     /// The budget `calibrate-guard` and recipes use unless told otherwise: the 5 %
     /// over-refusal this project allows on harmless prompts, spent on catching harmful ones.
     public static let defaultBudget = 0.05
