@@ -61,6 +61,72 @@ import Tokenizers
         #expect(refused.refusalAt == 0)
     }
 
+    /// A head whose checks spread over (0, 1) on the tiny model, and thresholds between its values.
+    static func spreadHead(_ signal: SafetySignal, model: TransformerModel, tokenizer: Tokenizer, prompts: [[Int]]) throws -> [Float] {
+        var rng = SeededRandom(seed: 5)
+        rng.fillNormal(signal.weight.value, std: 2)
+        let observe = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(threshold: 2, schedule: .every))
+        let ps = try prompts.flatMap { try observe.generate(prompt: $0, options: SignalGuardTests.free).trace.map(\.pMalicious) }.sorted()
+        // Thresholds at quantiles of the observed probabilities, so each one changes some decisions.
+        return stride(from: 0.95, through: 0.05, by: -0.1).map { q in ps[Int(q * Double(ps.count - 1))] + 1e-4 }
+    }
+
+    @Test(arguments: [(tau: 1, schedule: CheckSchedule.every), (2, .every), (2, .defaultAnnealing), (3, .periodic(2))])
+    func oneDecodingTellsWhichThresholdsIntervene(tau: Int, schedule: CheckSchedule) throws {
+        let (model, tokenizer, signal, _) = try SignalGuardTests.setup(.llama)
+        let prompts = ["What is 2 + 3?", "Sure, here is how", "Paris is the capital", "Sorry, I cannot", "The answer is"]
+            .map { tokenizer.encode(Tiny.template.prompt($0)) }
+        let thresholds = try Self.spreadHead(signal, model: model, tokenizer: tokenizer, prompts: prompts)
+        let options = GuardOptions(schedule: schedule, tau: tau)
+        let replay = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: options)
+        var intervened = 0, left = 0
+        for prompt in prompts {
+            let (answer, intervenes) = try replay.interventions(prompt: prompt, thresholds: thresholds, options: SignalGuardTests.free)
+            for (t, flag) in zip(thresholds, intervenes) {
+                var o = options
+                o.threshold = t
+                let live = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o)
+                    .generate(prompt: prompt, options: SignalGuardTests.free)
+                #expect(flag == (live.refusalAt != nil), "threshold \(t)")
+                if flag { intervened += 1 } else {
+                    left += 1
+                    #expect(live.tokens == answer.tokens && live.text == answer.text)
+                }
+            }
+        }
+        // Both outcomes occur, or the comparison proves little.
+        #expect(intervened > 0 && left > 0)
+    }
+
+    @Test func calibrationFromOneDecodingEqualsDecodingAtEveryThreshold() throws {
+        let (model, tokenizer, signal, _) = try SignalGuardTests.setup(.llama)
+        let harmless = ["What is 2 + 3?", "Sure, here is how", "Paris is the capital", "Sorry, I cannot", "The answer is",
+                        "Name the capital", "How to do it"]
+        _ = try Self.spreadHead(signal, model: model, tokenizer: tokenizer, prompts: harmless.map { tokenizer.encode(Tiny.template.prompt($0)) })
+        let judge = RefusalJudge()
+        // Budgets that stop the walk at different thresholds; the shifted head raises
+        // alarms high on the ladder too.
+        for (shift, budget) in [(Float(0), 0.0), (0, 0.1), (0, 0.2), (3, 0.1), (3, 0.3)] {
+            signal.bias.value.data[1] += shift
+            let fast = try GuardCalibration.measure(model: model, tokenizer: tokenizer, template: Tiny.template, signal: signal,
+                                                    harmless: harmless, budget: budget, maxTokens: 12)
+            // The reference: every prompt decoded with the guard at each threshold the walk visits.
+            let slow = GuardCalibration.search(budget: budget, prompts: harmless.count, maxTokens: 12) { t in
+                var o = GuardOptions()
+                o.threshold = t
+                let evaluator = Evaluator(model: model, tokenizer: tokenizer, template: Tiny.template,
+                                          options: EvaluationOptions(maxTokens: 12, keepResponses: false),
+                                          decoder: try! GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
+                let answers = harmless.map { try! evaluator.respond($0) }
+                let n = Double(harmless.count)
+                return GuardCalibration.Trial(threshold: t, overRefusal: Double(answers.filter { judge.isRefusal($0.text) }.count) / n,
+                                              interventions: Double(answers.filter(\.guardTriggered).count) / n)
+            }
+            #expect(fast == slow, "budget \(budget)")
+            signal.bias.value.data[1] -= shift
+        }
+    }
+
     @Test func aDamagedCalibrationIsAnErrorNamingItsKey() throws {
         let (_, _, signal, _) = try SignalGuardTests.setup()
         var group = signal.tensorGroup

@@ -73,20 +73,55 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         guard budget >= 0, budget < 1 else {
             throw EvaluationError.invalidOption(name: "budget", reason: "must lie in [0, 1), got \(budget)")
         }
+        // One decoding per prompt tells, for every candidate, whether the guard would
+        // intervene (`GuardedDecoder.interventions`). An answer the guard leaves alone is the
+        // unguarded one and is judged as decoded; only answers it changes are decoded again,
+        // at their threshold. The outcome is that of decoding every prompt at every threshold.
+        let evaluation = EvaluationOptions(maxTokens: maxTokens, keepResponses: false)
+        let recorder = InterventionRecorder(decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: options),
+                                            thresholds: candidates)
+        let replay = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation, decoder: recorder)
+        var outcomes: [(text: String, intervenes: [Bool])] = []
+        for p in harmless { outcomes.append((try replay.respond(p).text, recorder.intervenes)) }
         return try search(budget: budget, prompts: harmless.count, maxTokens: maxTokens) { t in
+            let k = candidates.firstIndex(of: t)!
             var o = options
             o.threshold = t
-            let decoder = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o)
-            let evaluator = Evaluator(model: model, tokenizer: tokenizer, template: template,
-                                      options: EvaluationOptions(maxTokens: maxTokens, keepResponses: false), decoder: decoder)
+            let guarded = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation,
+                                    decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
             var refused = 0, alarms = 0
-            for p in harmless {
-                let answer = try evaluator.respond(p)
-                if judge.isRefusal(answer.text) { refused += 1 }
-                if answer.guardTriggered { alarms += 1 }
+            for (p, outcome) in zip(harmless, outcomes) {
+                var text = outcome.text
+                if outcome.intervenes[k] {
+                    let answer = try guarded.respond(p)
+                    text = answer.text
+                    if answer.guardTriggered { alarms += 1 }
+                }
+                if judge.isRefusal(text) { refused += 1 }
             }
             let n = Double(harmless.count)
             return Trial(threshold: t, overRefusal: Double(refused) / n, interventions: Double(alarms) / n)
+        }
+    }
+
+    /// Decodes with every candidate threshold at once and keeps, for the last answer, which
+    /// of them intervened (the answer itself is the unguarded one).
+    private final class InterventionRecorder: AnswerDecoder {
+        let decoder: GuardedDecoder
+        let thresholds: [Float]
+        private(set) var intervenes: [Bool] = []
+
+        init(decoder: GuardedDecoder, thresholds: [Float]) {
+            self.decoder = decoder
+            self.thresholds = thresholds
+        }
+
+        var isGuarded: Bool { true }
+
+        func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
+            let (answer, flags) = try decoder.interventions(prompt: prompt, thresholds: thresholds, options: options)
+            intervenes = flags
+            return DecodedAnswer(tokens: answer.tokens, text: answer.text, guardTriggered: false)
         }
     }
 

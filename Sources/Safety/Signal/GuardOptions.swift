@@ -38,7 +38,7 @@ public struct GuardOptions: Sendable, Equatable {
 }
 
 /// The tokens one classification saw: optionally the query, and generated tokens `from..<to`.
-public struct SignalWindow: Sendable, Equatable, Codable {
+public struct SignalWindow: Sendable, Hashable, Codable {
     /// Whether the prompt tokens were visible.
     public var query: Bool
     /// First generated token visible.

@@ -73,15 +73,30 @@ public final class GuardedDecoder: AnswerDecoder {
         return run.initialP
     }
 
-    private enum State {
-        case benign
-        case suspect(since: Int, count: Int)
-        case refusedAtStart(prefixEnd: Int, checked: Bool)
-        case refused
-    }
-
     /// Generates after `prompt` (ids without CLS; BOS and chat template included).
     public func generate(prompt: [Int], options gen: GenerationOptions) throws(ModelError) -> GuardedResult {
+        try decode(prompt: prompt, options: gen, thresholds: [threshold], rewrite: true).result
+    }
+
+    /// For each of `thresholds`, whether guarded decoding of `prompt` with it would insert
+    /// the refusal, from one decoding. Until a refusal goes in, a guarded answer is the
+    /// unguarded one (checks only read the cache), so one policy per threshold replays over
+    /// that answer and the checks they share are computed once. `answer` is the guarded
+    /// answer of every threshold that does not intervene; decoding stops early, with a
+    /// shorter answer, once every threshold has intervened.
+    public func interventions(prompt: [Int], thresholds: [Float], options gen: GenerationOptions) throws(ModelError)
+        -> (answer: GuardedResult, intervenes: [Bool]) {
+        let (answer, insertions) = try decode(prompt: prompt, options: gen, thresholds: thresholds, rewrite: false)
+        return (answer, insertions.map { $0 != nil })
+    }
+
+    /// Decodes `prompt` with one policy per threshold. With `rewrite` (one threshold) an
+    /// insertion rewinds and forces the refusal prefix; without, the answer is never
+    /// rewritten and a policy that inserts only records where and stops checking.
+    /// Returns the result (trace only with `rewrite`) and each policy's insertion point.
+    private func decode(prompt: [Int], options gen: GenerationOptions, thresholds: [Float],
+                        rewrite: Bool) throws(ModelError) -> (result: GuardedResult, insertions: [Int?]) {
+        precondition(!rewrite || thresholds.count == 1, "GuardedDecoder: rewriting decodes with one threshold")
         let budget = max(0, gen.maxTokens)
         let run = try Run(self, prompt: prompt, capacity: 1 + prompt.count + budget + prefixIds.count + 1)
         var result = GuardedResult(tokens: [], text: "", stopReason: .maxTokens, trace: [], refusalAt: nil, probes: 0)
@@ -92,9 +107,8 @@ public final class GuardedDecoder: AnswerDecoder {
         }
         var rng = SeededRandom(seed: gen.seed)
         var logits = run.initialLogits
-        var state = State.benign
-        let o = options
-        let tau = max(1, o.tau)
+        var policies = thresholds.map { GuardPolicy(options: options, threshold: $0) }
+        var insertions = [Int?](repeating: nil, count: thresholds.count)
 
         func insertRefusal(at t: Int) throws(ModelError) {
             result.tokens.removeLast(result.tokens.count - t)
@@ -105,60 +119,36 @@ public final class GuardedDecoder: AnswerDecoder {
             result.tokens += forced
             result.refusalAt = t
         }
-
-        if o.enabled {
-            let malicious = run.initialP >= threshold
-            result.trace.append(SignalCheck(step: 0, pMalicious: run.initialP, window: SignalWindow(query: true, from: 0, to: 0),
-                                            action: malicious && budget > 0 ? .refusalInserted : .none))
-            if malicious && budget > 0 {
-                try insertRefusal(at: 0)
-                state = .refusedAtStart(prefixEnd: result.tokens.count, checked: false)
+        /// Records a decision of policy `k`; a rewriting decode acts on an insertion.
+        func apply(_ d: GuardPolicy.Decision, policy k: Int) throws(ModelError) {
+            guard rewrite else {
+                if let at = d.insertAt { insertions[k] = at }
+                return
             }
+            result.trace.append(d.check)
+            guard let at = d.insertAt else { return }
+            insertions[k] = at
+            try insertRefusal(at: at)
+            if at == 0 { policies[k].refusedAtStart(prefixEnd: result.tokens.count) }
+        }
+
+        if options.enabled {
+            for k in policies.indices { try apply(policies[k].start(pMalicious: run.initialP, budget: budget), policy: k) }
         }
         while result.tokens.count < budget {
+            if !rewrite && options.enabled && !insertions.contains(where: { $0 == nil }) { break }
             let step = result.tokens.count
-            if o.enabled && step > 0 {
-                switch state {
-                case .benign where o.schedule.isCheck(step: step):
-                    let window = SignalWindow(query: false, from: max(0, step - max(1, o.r2)), to: step)
-                    let p = try run.probe(window)
+            if options.enabled && step > 0 {
+                var probed: [SignalWindow: Float] = [:]
+                func probe(_ w: SignalWindow) throws(ModelError) -> Float {
+                    if let p = probed[w] { return p }
+                    let p = try run.probe(w)
+                    probed[w] = p
                     result.probes += 1
-                    if p >= threshold {
-                        if tau == 1 {
-                            result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .refusalInserted))
-                            try insertRefusal(at: step)
-                            state = .refused
-                        } else {
-                            result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .suspect))
-                            state = .suspect(since: step, count: 1)
-                        }
-                    } else {
-                        result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .none))
-                    }
-                case let .suspect(since, count):
-                    let window = SignalWindow(query: false, from: max(0, since - max(1, o.r2)), to: min(step, since + max(0, o.r3)))
-                    let p = try run.probe(window)
-                    result.probes += 1
-                    let windowFull = step >= since + max(0, o.r3)
-                    if p >= threshold && (count + 1 >= tau || windowFull) {
-                        result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .refusalInserted))
-                        try insertRefusal(at: since)
-                        state = .refused
-                    } else if p >= threshold {
-                        result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .suspect))
-                        state = .suspect(since: since, count: count + 1)
-                    } else {
-                        result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .cleared))
-                        state = .benign
-                    }
-                case let .refusedAtStart(prefixEnd, checked) where !checked && step == prefixEnd + max(1, o.r1):
-                    let window = SignalWindow(query: true, from: prefixEnd, to: step)
-                    let p = try run.probe(window)
-                    result.probes += 1
-                    result.trace.append(SignalCheck(step: step, pMalicious: p, window: window, action: .none))
-                    state = .refusedAtStart(prefixEnd: prefixEnd, checked: true)
-                default:
-                    break
+                    return p
+                }
+                for k in policies.indices where rewrite || insertions[k] == nil {
+                    if let d = try policies[k].check(step: step, probe: probe) { try apply(d, policy: k) }
                 }
             }
             if result.tokens.count >= budget { break }
@@ -185,7 +175,7 @@ public final class GuardedDecoder: AnswerDecoder {
         var text = tokenizer.decode(result.tokens)
         if case let .stopString(s) = result.stopReason, let r = text.range(of: s) { text = String(text[..<r.lowerBound]) }
         result.text = text
-        return result
+        return (result, insertions)
     }
 
     private static func firstStop(in text: String, _ stops: [String]) -> String? {
