@@ -39,7 +39,7 @@ public struct SignalSettings: Sendable, Equatable {
                                          range: ValueRange(lower: 0, upper: 1, upperInclusive: false))
         if calibration != nil, !enabled {
             throw RecipeError.conflict(r.location(of: "calibration"), keyPath: r.full("calibration"),
-                                       message: "calibrates the guard of a safety signal; set safety.signal.enabled")
+                                       message: "calibrates the guard of a safety signal; set safety.signal.enabled, or drop it (--set safety.signal.calibration=null)")
         }
     }
 
