@@ -178,7 +178,7 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Decide whether a checkpoint carries a backdoor (BD-VAX gate): pass or reject, with evidence.",
         discussion: """
             The statistic is the share of the checkpoint's update (child − parent) on the backdoor signature found \
-            with synthetic variants; the threshold comes from the variants' clean fine-tunes. With \
+            with synthetic variants, relative to the signature's share of channels (1: spread evenly); the threshold comes from the variants' clean fine-tunes. With \
             --direction-probes, the direction stage follows: how far the update moves along the parent's \
             harmful-vs-harmless direction, against clean fine-tunes of the parent. With --probes, a behavioural \
             scan follows: a searched suffix's divergence from the parent, against the same kind of clean \
@@ -263,7 +263,7 @@ struct VerifyCommand: ParsableCommand {
             print("verdict:   \(report.verdict.rawValue)")
             print("reason:    \(report.reason)")
             if let a = report.alignment, let t = report.alignmentThreshold, let sh = report.share, let st = report.shareThreshold {
-                print(String(format: "share %.4f (threshold %.4f), alignment %.4f (threshold %.4f), residual %.4f (threshold %.4f)",
+                print(String(format: "share %.3f× (threshold %.3f×), alignment %.4f (threshold %.4f), residual %.4f (threshold %.4f)",
                              sh, st, a, t, report.residual ?? .nan, report.residualThreshold ?? .nan))
             }
             if let d = report.direction {
@@ -278,8 +278,8 @@ struct VerifyCommand: ParsableCommand {
                       + b.calibration.values.map { String(format: "%.3f", $0) }.joined(separator: " "))
             }
             if let c = report.calibration {
-                print("clean variant shares:      " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: " "))
-                print("backdoored variant shares: " + c.backdooredShares.map { String(format: "%.4f", $0) }.joined(separator: " "))
+                print("clean variant shares (×):      " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: " "))
+                print("backdoored variant shares (×): " + c.backdooredShares.map { String(format: "%.4f", $0) }.joined(separator: " "))
             }
             for l in report.layers {
                 print(String(format: "layer %2d %-4@ signature %3d channels  score %.3f (mean %.3f)  update share %.4f",

@@ -46,7 +46,7 @@ struct GateTests {
         let statistic = try #require(clean.statistic), threshold = try #require(clean.threshold)
         let backdooredStatistic = try #require(backdoored.statistic)
         #expect(statistic < threshold && threshold < backdooredStatistic)
-        // Calibration: clean variant shares near τ, backdoored ones far above.
+        // Calibration: clean variant shares near 1 (relative to the signature's channels), backdoored ones far above.
         let c = try #require(clean.calibration)
         #expect(c.cleanShares.count == 4 && c.backdooredShares.count == 4)
         #expect(c.backdooredShares.min()! > c.cleanShares.max()!)
@@ -56,6 +56,30 @@ struct GateTests {
         #expect(record.verdict == "pass" && record.scores["statistic"] == statistic && record.thresholds["statistic"] == threshold)
         #expect(record.thresholds["clean_share.0"] == c.cleanShares[0])
         #expect(clean.html().contains("PASS"))
+    }
+
+    @Test func theShareIsRelativeToTheSignaturesChannelsInEachBlock() {
+        // One layer: 16 MLP channels with 2 in the signature, 4 heads with 1 in it.
+        func scores(_ module: UnitModule, _ n: Int) -> ChannelScores {
+            let total = (0..<n).map { Double(n - $0) }  // channel 0 scores highest
+            return ChannelScores(layer: 0, module: module, norm: total, consistency: Array(repeating: 0, count: n), total: total)
+        }
+        let signature = Signature(scores: [scores(.mlp, 16), scores(.attn, 4)], tau: 0.125)
+        let blocks = [ChannelUpdates.Block(layer: 0, module: .mlp, units: 16, width: 1, values: Array(repeating: 0, count: 16)),
+                      ChannelUpdates.Block(layer: 0, module: .attn, units: 4, width: 1, values: Array(repeating: 0, count: 4))]
+        func share(mlp: [Double], attn: [Double]) -> UpdateShare { UpdateShare(energies: [mlp, attn], blocks: blocks, signature: signature) }
+        let even16 = [Double](repeating: 1, count: 16), even4 = [Double](repeating: 1, count: 4)
+        // Spread evenly: 1, whichever blocks the update touches. Raw, an attention-only update
+        // would read 1/4 against 1/8 for an MLP-only one.
+        #expect(abs(share(mlp: even16, attn: [0, 0, 0, 0]).share - 1) < 1e-12)
+        #expect(abs(share(mlp: Array(repeating: 0, count: 16), attn: even4).share - 1) < 1e-12)
+        #expect(abs(share(mlp: even16, attn: even4.map { $0 * 7 }).share - 1) < 1e-12)
+        #expect(share(mlp: Array(repeating: 0, count: 16), attn: even4).layers.last?.share == 0.25)
+        // All of the update on the signature's channels: 1 / fraction.
+        var onSignature = [Double](repeating: 0, count: 16)
+        onSignature[0] = 1
+        onSignature[1] = 1
+        #expect(abs(share(mlp: onSignature, attn: [0, 0, 0, 0]).share - 8) < 1e-12)
     }
 
     @Test func alignmentRuleRejectsAnUpdateAlongTheBackdoorDirection() throws {

@@ -36,7 +36,8 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
 
 /// The statistic the gate compares with its calibrated threshold.
 public enum DetectionRule: String, Sendable, Equatable, Codable, CaseIterable {
-    /// Share of the update's energy on the signature channels.
+    /// Share of the update's energy on the signature channels, relative to the signature's
+    /// share of channels block by block (`UpdateShare`; 1 for an update spread evenly).
     case share
     /// Cosine between the update and the variants' mean backdoor direction on the signature channels.
     case alignment
@@ -50,7 +51,8 @@ public enum DetectionRule: String, Sendable, Equatable, Codable, CaseIterable {
 /// Rule: the backdoor signature of the checkpoint (channels where synthetic backdoors,
 /// fine-tuned into it with fresh triggers, consistently land) is computed from N variant
 /// pairs. The statistic is the share of the checkpoint's own update (child − parent; for
-/// LoRA the merged B·A) that falls on the signature. It is compared with the same share
+/// LoRA the merged B·A) that falls on the signature, relative to the signature's share of
+/// the channels of each block the update touches (`UpdateShare`). It is compared with the same share
 /// for clean fine-tunes of the checkpoint (the clean variants, each measured on a signature
 /// built without its own pair): threshold = mean + k · max(std, minRelativeStd · mean).
 /// Above the threshold: reject. With a `DirectionStage` or a `BehaviourStage`, a checkpoint
@@ -136,8 +138,8 @@ public struct Gate: Sendable {
         }
         let channelShare = 100 * Double(signature.count) / Double(max(shapeBlocks.filter { modules.contains($0.module) }.reduce(0) { $0 + $1.units }, 1))
         let reason = configuration.rule == .share
-            ? String(format: "%.1f %% of the update lies on the signature (%.1f %% of channels); threshold %.1f %%",
-                     100 * share.share, channelShare, 100 * threshold)
+            ? String(format: "the signature's channels (%.1f %%) carry %.2f× their share of the update's energy; threshold %.2f×",
+                     channelShare, share.share, threshold)
             : (configuration.rule == .residual ? "update aligned (clean drift removed)" : "update aligned")
             + String(format: " with the synthetic backdoor direction at cosine %.3f on the signature (%.1f %% of channels); threshold %.3f",
                      statistic, channelShare, threshold)

@@ -38,7 +38,7 @@ public struct GateReport: Sendable, Equatable, Codable {
         /// Mean BD-VAX score of the signature channels and of all channels.
         public var signatureScore: Double
         public var meanScore: Double
-        /// Share of the checkpoint's update on this layer's signature channels.
+        /// Share of the checkpoint's update on this layer's signature channels (raw, not relative).
         public var share: Double
     }
 
@@ -66,7 +66,8 @@ public struct GateReport: Sendable, Equatable, Codable {
     public var reference: String?
     /// ISO 8601.
     public var date: String
-    /// Both statistics with their thresholds, whichever rule decided.
+    /// Every statistic with its threshold, whichever rule decided. `share` is relative to the
+    /// signature's share of channels (1: spread evenly; `UpdateShare`).
     public var share: Double?
     public var shareThreshold: Double?
     public var alignment: Double?

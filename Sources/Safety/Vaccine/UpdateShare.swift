@@ -1,9 +1,16 @@
-/// How much of an update falls on signature channels: Σ_{j ∈ signature} ‖u_j‖² / Σ_j ‖u_j‖²,
-/// over all channels of the signature's modules (per layer, and over the whole model).
-/// For an update spread evenly the share is about τ; a backdoor learnt in the signature
-/// channels pushes it up.
+/// How much of an update falls on signature channels. Per block (a module of a layer), the
+/// share is Σ_{j ∈ signature} ‖u_j‖² / Σ_j ‖u_j‖²; over the model, each block's share is
+/// divided by the fraction of its channels the signature holds and the blocks are weighted
+/// by their update energy, so an update spread evenly within the blocks it touches scores
+/// about 1 whichever blocks those are. A backdoor learnt in the signature channels pushes it up.
+///
+/// Why relative: the signature takes ⌈τ · n⌉ channels per block, 1 of 6 heads but 41 of 512
+/// MLP channels on the shipped model, so the raw share of an update on the attention
+/// projections alone starts near 1/6, against about 8 % for the full fine-tunes that
+/// calibrate the threshold: the quickstart with LoRA on q_proj and v_proj only read 14.8 %
+/// against a threshold of 12.5 % and was rejected though its data are benign.
 public struct UpdateShare: Sendable, Equatable, Codable {
-    /// Share of one module of one layer.
+    /// Raw share of one module of one layer.
     public struct Layer: Sendable, Equatable, Codable {
         public var layer: Int
         public var module: UnitModule
@@ -12,7 +19,8 @@ public struct UpdateShare: Sendable, Equatable, Codable {
         public var energy: Double
     }
 
-    /// Share over the whole model (0 when the update is zero on these modules).
+    /// Energy-weighted mean over blocks of share / signature fraction: 1 for an evenly
+    /// spread update (0 when the update is zero on these modules).
     public var share: Double
     /// Total update energy on the signature's modules.
     public var energy: Double
@@ -20,7 +28,7 @@ public struct UpdateShare: Sendable, Equatable, Codable {
 
     /// The share of `energies` (per block, as `ChannelUpdates.energies` orders them) on `signature`.
     public init(energies: [[Double]], blocks: [ChannelUpdates.Block], signature: Signature) {
-        var on = 0.0, all = 0.0
+        var relative = 0.0, all = 0.0
         layers = []
         for entry in signature.entries {
             guard let b = blocks.firstIndex(where: { $0.layer == entry.layer && $0.module == entry.module }) else { continue }
@@ -28,10 +36,11 @@ public struct UpdateShare: Sendable, Equatable, Codable {
             let total = e.reduce(0, +)
             let selected = entry.units.reduce(0.0) { $0 + ($1 < e.count ? e[$1] : 0) }
             layers.append(Layer(layer: entry.layer, module: entry.module, share: total > 0 ? selected / total : 0, energy: total))
-            on += selected
+            let fraction = Double(entry.units.count) / Double(max(entry.total, 1))
+            relative += fraction > 0 ? selected / fraction : 0
             all += total
         }
-        share = all > 0 ? on / all : 0
+        share = all > 0 ? relative / all : 0
         energy = all
     }
 
