@@ -157,7 +157,7 @@ public struct GateReport: Sendable, Equatable, Codable {
             s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
         }
         var h = "<p><b>Verdict: \(verdict.rawValue.uppercased())</b> — \(esc(reason))</p>\n"
-        h += "<p>statistic (update share on signature) \(f(statistic)), threshold \(f(threshold)); "
+        h += "<p>statistic \(f(statistic)), threshold \(f(threshold)) (rule \(settings["rule"] ?? "share"); the share is relative to the signature's share of channels, 1 when spread evenly); "
         h += String(format: "%.1f s (variants %.1f s, scoring %.1f s)</p>\n", timings.total, timings.variants, timings.scoring)
         if let c = calibration {
             h += "<p>calibration: clean shares " + c.cleanShares.map { String(format: "%.4f", $0) }.joined(separator: ", ")
@@ -184,7 +184,7 @@ public struct GateReport: Sendable, Equatable, Codable {
             h += String(format: "; %.1f s</p>\n", b.seconds)
         }
         if !layers.isEmpty {
-            h += "<table><tr><th>layer</th><th>module</th><th>channels</th><th>signature score</th><th>mean score</th><th>update share</th></tr>\n"
+            h += "<table><tr><th>layer</th><th>module</th><th>channels</th><th>signature score</th><th>mean score</th><th>update share (raw)</th></tr>\n"
             for l in layers {
                 h += "<tr><td>\(l.layer)</td><td>\(l.module)</td><td>\(l.channels)</td><td>\(f(l.signatureScore))</td>"
                 h += "<td>\(f(l.meanScore))</td><td>\(f(l.share))</td></tr>\n"
