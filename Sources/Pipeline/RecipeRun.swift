@@ -103,6 +103,8 @@ public final class RecipeRun {
         var sections: [RunReport.Section] = []
         let ssah = recipe.safety.ssah
         var parentMap: UnitMap?
+        // The gate measures the update where this run could change it.
+        var frozenUnits: UnitMask?
         if ssah.enabled {
             progress(.phase("SSAH: unit map"))
             let builder = UnitMapBuilder(sizes: UnitSizes(scu: ssah.sizes.scu, ucu: ssah.sizes.ucu, ru: ssah.sizes.ru),
@@ -110,7 +112,9 @@ public final class RecipeRun {
             let (map, computed) = try builder.map(
                 for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,
                 encoder: trainer.encoder, safety: ssah.safetyData?.url, utility: ssah.utilityData?.url)
-            let frozen = try UnitFreezer.apply(UnitMask(map: map, freeze: ssah.freeze, route: ssah.route), to: trainer.model)
+            let mask = UnitMask(map: map, freeze: ssah.freeze, route: ssah.route)
+            frozenUnits = mask.isEmpty ? nil : mask
+            let frozen = try UnitFreezer.apply(mask, to: trainer.model)
             progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route.rawValue): \(frozen)"))
             parentMap = map
             sections.append(RunReport.Section(title: "SSAH unit map (parent)",
@@ -138,7 +142,9 @@ public final class RecipeRun {
         if finished, recipe.safety.gate.enabled {
             progress(.phase("BD-VAX gate"))
             gate = try withoutActuallyEscaping(progress) { report in
-                try TrainingGate.run(recipe: recipe, checkpoint: checkpoint, trainedSteps: summary.steps) { report(.phase($0)) }
+                try TrainingGate.run(recipe: recipe, checkpoint: checkpoint, trainedSteps: summary.steps, frozen: frozenUnits) {
+                    report(.phase($0))
+                }
             }
             if let gate {
                 progress(.phase("BD-VAX gate: \(gate.summary)"))

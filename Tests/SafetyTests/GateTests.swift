@@ -80,6 +80,16 @@ struct GateTests {
         onSignature[0] = 1
         onSignature[1] = 1
         #expect(abs(share(mlp: onSignature, attn: [0, 0, 0, 0]).share - 8) < 1e-12)
+        // A run whose mask left only MLP channels 0–3 open and attention frozen: an update
+        // spread evenly over them reads 1 (unmasked it would read 4: half its energy on the
+        // signature's 2 of 16 channels).
+        let mask = UnitMask(mlp: [(0..<16).map { $0 >= 4 }], attn: [[true, true, true, true]])
+        let open = (0..<16).map { $0 < 4 ? 1.0 : 0 }
+        #expect(abs(UpdateShare(energies: [open, [0, 0, 0, 0]], blocks: blocks, signature: signature, frozen: mask).share - 1) < 1e-12)
+        #expect(abs(share(mlp: open, attn: [0, 0, 0, 0]).share - 4) < 1e-12)
+        // Where the open channels hold no signature channel, the block adds no share.
+        let away = UnitMask(mlp: [(0..<16).map { $0 < 2 }], attn: [[true, true, true, true]])
+        #expect(UpdateShare(energies: [even16, even4], blocks: blocks, signature: signature, frozen: away).share == 0)
     }
 
     @Test func alignmentRuleRejectsAnUpdateAlongTheBackdoorDirection() throws {

@@ -124,6 +124,17 @@ struct TrainingGateTests {
         #expect(stored.scores["statistic"] == outcome.report.statistic && stored.thresholds["statistic"] == outcome.report.threshold)
         #expect((stored.scores["quarantined"] == 1) == outcome.rejected)
         #expect(!FileManager.default.fileExists(atPath: url.deletingLastPathComponent().appendingPathComponent("gate-work").path))
+        // The run's own unit mask: the share skips the frozen units, and a mask that does
+        // not fit the checkpoint is an error, so a reject.
+        let config = try Checkpoint.read(from: dir.appendingPathComponent("base.h5")).config
+        let mask = UnitMask(mlp: Array(repeating: (0..<config.intermediateSize).map { $0 % 2 == 0 }, count: config.numLayers),
+                            attn: Array(repeating: Array(repeating: false, count: config.numHeads), count: config.numLayers))
+        let masked = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url, frozen: mask))
+        #expect(masked.report.error == nil && masked.report.settings["frozen_units"] == "\(mask.count(.mlp))")
+        #expect(masked.report.share != outcome.report.share)
+        let misfit = UnitMask(mlp: [[true]], attn: [[false]])
+        let failed = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url, frozen: misfit))
+        #expect(failed.rejected && failed.report.error?.contains("unit mask") == true)
     }
 
     /// A gate that cannot verify rejects (fail closed), and `on_reject: purify` then writes a

@@ -79,17 +79,14 @@ struct RecipeDefaultsTests {
         #expect(text.contains(RecipeSchema.markdownTable()))
     }
 
-    @Test("the shipped example recipes are valid and only lack the base model")
+    @Test("the shipped example recipes are valid and run on the shipped model")
     func exampleRecipes() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("recipes")
-        for name in ["lora-sft.yaml", "full-ft.yaml", "adapter-publish.yaml"] {
+        for name in ["lora-sft.yaml", "full-ft.yaml", "adapter-publish.yaml", "alignment-ru.yaml"] {
             let recipe = try RecipeLoader().load(contentsOf: folder.appendingPathComponent(name))
-            let missing = recipe.missingFiles().map { error -> String in
-                guard case let .missingFile(_, keyPath, _) = error else { return "?" }
-                return keyPath
-            }
-            #expect(missing == ["model.base"], "\(name)")
+            #expect(recipe.missingFiles().isEmpty, "\(name)")
+            #expect(recipe.model.base?.url.lastPathComponent == "base.h5", "\(name)")
             _ = try RecipeData(recipe: recipe)
         }
         let publish = try RecipeLoader().load(contentsOf: folder.appendingPathComponent("adapter-publish.yaml"))

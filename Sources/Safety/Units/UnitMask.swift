@@ -7,11 +7,17 @@ import Training
 /// complex units by `I_S − I_U`, global per module kind), `scu+cu`. `route` names the
 /// units updates may go to: `all`, `ru` (every unit that is not RU is frozen: the
 /// alignment-budget mode), `ru+cu` (SCU and UCU frozen). The frozen set is the union of both.
-public struct UnitMask: Sendable, Equatable {
+public struct UnitMask: Sendable, Equatable, Codable {
     /// `mlp[layer][neuron]`.
     public var mlp: [[Bool]]
     /// `attn[layer][head]`.
     public var attn: [[Bool]]
+
+    /// A mask from explicit flags, `[layer][unit]` per module kind.
+    public init(mlp: [[Bool]], attn: [[Bool]]) {
+        self.mlp = mlp
+        self.attn = attn
+    }
 
     /// The units of the given classes.
     public init(map: UnitMap, classes: Set<UnitClass>) {

@@ -29,6 +29,10 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
     public var direction: DirectionStage?
     /// The behavioural stage after the weight-space rule (nil: off).
     public var behaviour: BehaviourStage?
+    /// Units the checkpoint's training could not change (the run's SSAH mask): the share
+    /// is measured over the others (`UpdateShare`). Only the training gate sets it, from
+    /// its own run; a mask claimed by a checkpoint would let an update pick where it is measured.
+    public var frozen: UnitMask?
 
     /// The defaults.
     public init() {}
@@ -82,6 +86,13 @@ public struct Gate: Sendable {
               shapeBlocks.map(\.units) == update.blocks.map(\.units) else {
             throw VaccineError.shapeMismatch(file: checkpoint, reason: "the update's channels differ from the variants'")
         }
+        let frozen = configuration.frozen
+        if let frozen, !shapeBlocks.allSatisfy({ b in
+            b.layer < (b.module == .mlp ? frozen.mlp : frozen.attn).count
+                && (b.module == .mlp ? frozen.mlp : frozen.attn)[b.layer].count == b.units
+        }) {
+            throw VaccineError.shapeMismatch(file: checkpoint, reason: "the run's unit mask does not fit the checkpoint's channels")
+        }
         // Leave-one-out calibration: pair i's own updates are measured on a signature it did not shape.
         let vectors = evidence.cleanUpdates.count == n && evidence.backdooredUpdates.count == n
         var cleanShares: [Double] = [], bdShares: [Double] = [], cleanAlign: [Double] = [], bdAlign: [Double] = []
@@ -89,8 +100,8 @@ public struct Gate: Sendable {
         for i in 0..<n {
             let others = evidence.deltas.enumerated().filter { $0.offset != i }.map(\.element)
             let sig = Signature(scores: scorer.scores(others), tau: configuration.tau, modules: modules)
-            cleanShares.append(UpdateShare(energies: evidence.cleanEnergies[i], blocks: shapeBlocks, signature: sig).share)
-            bdShares.append(UpdateShare(energies: evidence.backdooredEnergies[i], blocks: shapeBlocks, signature: sig).share)
+            cleanShares.append(UpdateShare(energies: evidence.cleanEnergies[i], blocks: shapeBlocks, signature: sig, frozen: frozen).share)
+            bdShares.append(UpdateShare(energies: evidence.backdooredEnergies[i], blocks: shapeBlocks, signature: sig, frozen: frozen).share)
             if vectors, let direction = ChannelUpdates.mean(others) {
                 cleanAlign.append(evidence.cleanUpdates[i].alignment(with: direction, signature: sig))
                 bdAlign.append(evidence.backdooredUpdates[i].alignment(with: direction, signature: sig))
@@ -105,7 +116,7 @@ public struct Gate: Sendable {
         }
         let (mean, std) = meanStd(cleanShares)
         let shareThreshold = mean + configuration.k * max(std, configuration.minRelativeStd * mean)
-        let share = UpdateShare(update: update, signature: signature)
+        let share = UpdateShare(update: update, signature: signature, frozen: frozen)
         guard share.energy > 0 else { throw VaccineError.shapeMismatch(file: checkpoint, reason: "the checkpoint does not differ from its parent") }
         var alignment: Double?, alignmentThreshold: Double?, residual: Double?, residualThreshold: Double?
         if vectors, let direction = ChannelUpdates.mean(evidence.deltas) {
@@ -153,7 +164,8 @@ public struct Gate: Sendable {
             layers: layers,
             settings: ["pairs": "\(n)", "tau": "\(configuration.tau)", "lambda": "\(configuration.lambda)", "kind": v.kind.rawValue, "rule": configuration.rule.rawValue,
                        "variants_from": configuration.variantsFromParent ? "parent" : "checkpoint",
-                       "steps": "\(v.steps)", "modules": configuration.modules.map(\.rawValue).joined(separator: "+")],
+                       "steps": "\(v.steps)", "modules": configuration.modules.map(\.rawValue).joined(separator: "+"),
+                       "frozen_units": "\(frozen.map { $0.count(.mlp) + $0.count(.attn) } ?? 0)"],
             timings: .init(variants: evidence.seconds, scoring: Date().timeIntervalSince(scoringStart),
                            total: Date().timeIntervalSince(started)),
             error: nil, checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()),

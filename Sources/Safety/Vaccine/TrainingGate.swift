@@ -64,8 +64,9 @@ public enum TrainingGate {
     /// recipe's base; the record goes into the checkpoint (marked `quarantined` on reject
     /// unless the recipe asks to purify). Nil when the gate is off or the run trained from
     /// scratch (no parent to compare with).
-    /// `trainedSteps`: the run's optimizer steps (the later stages' calibration regime).
-    public static func run(recipe: Recipe, checkpoint: URL, trainedSteps: Int? = nil,
+    /// `trainedSteps`: the run's optimizer steps (the later stages' calibration regime);
+    /// `frozen`: the units the run could not change (its SSAH mask), which the share skips.
+    public static func run(recipe: Recipe, checkpoint: URL, trainedSteps: Int? = nil, frozen: UnitMask? = nil,
                            log: @escaping (String) -> Void = { _ in }) throws -> Outcome? {
         let settings = recipe.safety.gate
         guard settings.enabled, let parent = settings.reference?.url ?? recipe.model.base?.url else { return nil }
@@ -74,7 +75,9 @@ public enum TrainingGate {
         var gate = Gate()
         let (report, evidence): (GateReport, VariantEvidence?)
         do {
-            gate = Gate(configuration: try configuration(recipe, trainedSteps: trainedSteps))
+            var c = try configuration(recipe, trainedSteps: trainedSteps)
+            c.frozen = frozen
+            gate = Gate(configuration: c)
             let clean = try CleanData.load(recipe: recipe)
             (report, evidence) = gate.verifyKeepingEvidence(checkpoint, reference: parent, clean: clean, workDirectory: work, log: log)
         } catch {

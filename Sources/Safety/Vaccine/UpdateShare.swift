@@ -26,26 +26,36 @@ public struct UpdateShare: Sendable, Equatable, Codable {
     public var energy: Double
     public var layers: [Layer]
 
-    /// The share of `energies` (per block, as `ChannelUpdates.energies` orders them) on `signature`.
-    public init(energies: [[Double]], blocks: [ChannelUpdates.Block], signature: Signature) {
-        var relative = 0.0, all = 0.0
+    /// The share of `energies` (per block, as `ChannelUpdates.energies` orders them) on
+    /// `signature`. With `frozen` (units the update could not change: a training run's own
+    /// SSAH mask) each block counts only the other channels, and its signature fraction is
+    /// that of those channels; a block where they hold no signature channel adds energy but
+    /// no share. Without it an update confined by a mask to channels the signature
+    /// favours reads high: training routed into the redundant units, which is where
+    /// synthetic backdoors land too, read 1.64× on the shipped model and 1.00× unrouted.
+    public init(energies: [[Double]], blocks: [ChannelUpdates.Block], signature: Signature, frozen: UnitMask? = nil) {
+        var relative = 0.0, all = 0.0, counted = 0.0
         layers = []
         for entry in signature.entries {
             guard let b = blocks.firstIndex(where: { $0.layer == entry.layer && $0.module == entry.module }) else { continue }
             let e = energies[b]
-            let total = e.reduce(0, +)
-            let selected = entry.units.reduce(0.0) { $0 + ($1 < e.count ? e[$1] : 0) }
+            let open = frozen.map { mask in Set(e.indices).subtracting(mask.units(layer: entry.layer, module: entry.module)) }
+                ?? Set(e.indices)
+            let total = open.reduce(0.0) { $0 + e[$1] }
+            let selectedUnits = entry.units.filter(open.contains)
+            let selected = selectedUnits.reduce(0.0) { $0 + e[$1] }
             layers.append(Layer(layer: entry.layer, module: entry.module, share: total > 0 ? selected / total : 0, energy: total))
-            let fraction = Double(entry.units.count) / Double(max(entry.total, 1))
-            relative += fraction > 0 ? selected / fraction : 0
             all += total
+            guard !selectedUnits.isEmpty else { continue }
+            relative += selected / (Double(selectedUnits.count) / Double(open.count))
+            counted += total
         }
-        share = all > 0 ? relative / all : 0
+        share = counted > 0 ? relative / counted : 0
         energy = all
     }
 
-    /// The share of `update` on `signature`.
-    public init(update: ChannelUpdates, signature: Signature) {
-        self.init(energies: update.energies, blocks: update.blocks, signature: signature)
+    /// The share of `update` on `signature` (over the units `frozen` leaves open).
+    public init(update: ChannelUpdates, signature: Signature, frozen: UnitMask? = nil) {
+        self.init(energies: update.energies, blocks: update.blocks, signature: signature, frozen: frozen)
     }
 }
