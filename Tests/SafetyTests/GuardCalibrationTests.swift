@@ -96,6 +96,9 @@ import Tokenizers
         }
         // Both outcomes occur, or the comparison proves little.
         #expect(intervened > 0 && left > 0)
+        // No threshold: the whole unguarded answer.
+        let bare = try replay.interventions(prompt: prompts[0], thresholds: [], options: SignalGuardTests.free)
+        #expect(bare.intervenes.isEmpty && bare.answer.tokens.count == SignalGuardTests.free.maxTokens)
     }
 
     @Test func calibrationFromOneDecodingEqualsDecodingAtEveryThreshold() throws {

@@ -136,7 +136,7 @@ public final class GuardedDecoder: AnswerDecoder {
             for k in policies.indices { try apply(policies[k].start(pMalicious: run.initialP, budget: budget), policy: k) }
         }
         while result.tokens.count < budget {
-            if !rewrite && options.enabled && !insertions.contains(where: { $0 == nil }) { break }
+            if !rewrite && options.enabled && !insertions.isEmpty && !insertions.contains(where: { $0 == nil }) { break }
             let step = result.tokens.count
             if options.enabled && step > 0 {
                 var probed: [SignalWindow: Float] = [:]
