@@ -54,7 +54,7 @@ struct GateTests {
         // The stored record keeps the statistic, threshold and calibration.
         let record = clean.record
         #expect(record.verdict == "pass" && record.scores["statistic"] == statistic && record.thresholds["statistic"] == threshold)
-        #expect(record.thresholds["clean_share.0"] == c.cleanShares[0])
+        #expect(record.thresholds["clean_share_relative.0"] == c.cleanShares[0] && record.scores["share"] == nil)
         #expect(clean.html().contains("PASS"))
     }
 

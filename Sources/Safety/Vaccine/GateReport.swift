@@ -121,9 +121,11 @@ public struct GateReport: Sendable, Equatable, Codable {
             scores["layer\(l.layer).\(l.module).signature_score"] = l.signatureScore
         }
         scores["seconds"] = timings.total
-        if let share { scores["share"] = share }
+        // Stored under a new name since the share became relative, so a record holding the
+        // old raw fraction (`share`) is never read as the new statistic.
+        if let share { scores["share_relative"] = share }
         if let alignment { scores["alignment"] = alignment }
-        if let shareThreshold { thresholds["share"] = shareThreshold }
+        if let shareThreshold { thresholds["share_relative"] = shareThreshold }
         if let alignmentThreshold { thresholds["alignment"] = alignmentThreshold }
         if let residual { scores["residual"] = residual }
         if let residualThreshold { thresholds["residual"] = residualThreshold }
@@ -144,8 +146,8 @@ public struct GateReport: Sendable, Equatable, Codable {
             thresholds["clean_mean"] = c.cleanMean
             thresholds["clean_std"] = c.cleanStd
             thresholds["k"] = c.k
-            for (i, s) in c.cleanShares.enumerated() { thresholds["clean_share.\(i)"] = s }
-            for (i, s) in c.backdooredShares.enumerated() { thresholds["backdoored_share.\(i)"] = s }
+            for (i, s) in c.cleanShares.enumerated() { thresholds["clean_share_relative.\(i)"] = s }
+            for (i, s) in c.backdooredShares.enumerated() { thresholds["backdoored_share_relative.\(i)"] = s }
         }
         return GateRecord(verdict: verdict.rawValue, scores: scores, thresholds: thresholds, date: date)
     }
