@@ -135,11 +135,13 @@ public final class GuardedDecoder: AnswerDecoder {
         if options.enabled {
             for k in policies.indices { try apply(policies[k].start(pMalicious: run.initialP, budget: budget), policy: k) }
         }
+        // Checks of one step, shared by the policies (kept across steps for its storage).
+        var probed: [SignalWindow: Float] = [:]
         while result.tokens.count < budget {
             if !rewrite && options.enabled && !insertions.isEmpty && !insertions.contains(where: { $0 == nil }) { break }
             let step = result.tokens.count
             if options.enabled && step > 0 {
-                var probed: [SignalWindow: Float] = [:]
+                probed.removeAll(keepingCapacity: true)
                 func probe(_ w: SignalWindow) throws(ModelError) -> Float {
                     if let p = probed[w] { return p }
                     let p = try run.probe(w)
