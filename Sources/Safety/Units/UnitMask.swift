@@ -45,9 +45,12 @@ public struct UnitMask: Sendable, Equatable, Codable {
         }
     }
 
+    /// The flags of one module kind, `[layer][unit]`.
+    public func flags(_ module: UnitModule) -> [[Bool]] { module == .mlp ? mlp : attn }
+
     /// Indices of the selected units of one module of one layer.
     public func units(layer: Int, module: UnitModule) -> [Int] {
-        let flags = module == .mlp ? mlp[layer] : attn[layer]
+        let flags = flags(module)[layer]
         return flags.indices.filter { flags[$0] }
     }
 

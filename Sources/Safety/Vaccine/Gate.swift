@@ -88,8 +88,8 @@ public struct Gate: Sendable {
         }
         let frozen = configuration.frozen
         if let frozen, !shapeBlocks.allSatisfy({ b in
-            b.layer < (b.module == .mlp ? frozen.mlp : frozen.attn).count
-                && (b.module == .mlp ? frozen.mlp : frozen.attn)[b.layer].count == b.units
+            let layers = frozen.flags(b.module)
+            return b.layer < layers.count && layers[b.layer].count == b.units
         }) {
             throw VaccineError.shapeMismatch(file: checkpoint, reason: "the run's unit mask does not fit the checkpoint's channels")
         }

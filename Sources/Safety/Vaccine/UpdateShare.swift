@@ -39,15 +39,22 @@ public struct UpdateShare: Sendable, Equatable, Codable {
         for entry in signature.entries {
             guard let b = blocks.firstIndex(where: { $0.layer == entry.layer && $0.module == entry.module }) else { continue }
             let e = energies[b]
-            let open = frozen.map { mask in Set(e.indices).subtracting(mask.units(layer: entry.layer, module: entry.module)) }
-                ?? Set(e.indices)
-            let total = open.reduce(0.0) { $0 + e[$1] }
-            let selectedUnits = entry.units.filter(open.contains)
-            let selected = selectedUnits.reduce(0.0) { $0 + e[$1] }
+            let frozenFlags = frozen?.flags(entry.module)[entry.layer]
+            func isOpen(_ j: Int) -> Bool { j < e.count && frozenFlags?[j] != true }
+            var total = 0.0, openCount = 0
+            for j in e.indices where isOpen(j) {
+                total += e[j]
+                openCount += 1
+            }
+            var selected = 0.0, selectedCount = 0
+            for j in entry.units where isOpen(j) {
+                selected += e[j]
+                selectedCount += 1
+            }
             layers.append(Layer(layer: entry.layer, module: entry.module, share: total > 0 ? selected / total : 0, energy: total))
             all += total
-            guard !selectedUnits.isEmpty else { continue }
-            relative += selected / (Double(selectedUnits.count) / Double(open.count))
+            guard selectedCount > 0 else { continue }
+            relative += selected / (Double(selectedCount) / Double(openCount))
             counted += total
         }
         share = counted > 0 ? relative / counted : 0
