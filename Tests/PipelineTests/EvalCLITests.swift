@@ -13,11 +13,13 @@ struct EvalCLITests {
         let guardOverhead: Overhead
     }
 
-    /// Checks per token of the guard under `schedule`, timed on one harmless prompt.
+    /// Checks per token of the guard under `schedule`, timed on one harmless prompt. The
+    /// threshold is one no probe reaches: an intervention ends the checks, and whether the
+    /// model's answer draws one is not what this measures.
     func probesPerToken(schedule: String, data: URL) throws -> Double {
         let r = try BuiltBinary.safetune.run("eval", Self.root.appendingPathComponent("checkpoints/base.h5").path,
                                              "--data", data.path, "--attacks", "direct", "--max-tokens", "4",
-                                             "--guard", "--schedule", schedule, "--time-guard", "1", "--json")
+                                             "--guard", "--schedule", schedule, "--threshold", "1", "--time-guard", "1", "--json")
         #expect(r.status == 0, "stderr: \(r.err)")
         return try JSONDecoder().decode(Report.self, from: Data(r.out.utf8)).guardOverhead.probesPerToken
     }

@@ -73,13 +73,15 @@ import Checkpoints
         #expect(copied(wide.train).isDisjoint(with: copied(wide.validation)))
     }
 
-    /// Copying tasks quote their words, so the answer's tokens are the ones in the prompt.
-    @Test func copyingTasksQuoteTheWordsTheyAsk() throws {
+    /// Copying tasks put the word after a space in the prompt and in the answer, so both
+    /// carry the same space-prefixed token, and the answer sentence ends with it.
+    @Test func copyingTasksAskAndAnswerWithTheSameSpacedWord() throws {
         let c = try Self.small()
         for r in c.train + c.validation where ["repeat", "first", "last"].contains(r.task ?? "") {
             let answer = try #require(r.answer)
-            #expect(r.prompt.contains("\"\(answer)\""), "\(r.prompt)")
-            #expect(r.completion == answer)
+            #expect(r.prompt.contains(" \(answer)"), "\(r.prompt)")
+            #expect(!r.prompt.contains("\""), "\(r.prompt)")
+            #expect(r.completion.hasSuffix(" \(answer)."), "\(r.completion)")
         }
     }
 

@@ -67,27 +67,28 @@ struct SkillTasks {
                                  "Say the opposite of \"\(w)\".", "Write the antonym of \"\(w)\".", "The opposite of \"\(w)\" is?"],
                                 ["Which word means the opposite of \"\(w)\"?", "Name the opposite of \"\(w)\"."])
                 (completion, answer) = ("The opposite of \"\(w)\" is \"\(o)\".", o)
+            // Copying tasks: the word follows a space in the prompt and in the answer
+            // sentence, so both use the same space-prefixed tokens. Without the space (quoted,
+            // or at a line's start) a word splits into shorter, rarer fragments ("t" "able" for
+            // "Ġtable"), which this project's small model copied far worse (README).
             case "repeat":
                 let w = word()
-                prompt = choose(["Repeat the word \"\(w)\".", "Say \"\(w)\" again.", "Echo the word \"\(w)\".",
-                                 "Write \"\(w)\" once more.", "Copy this word: \"\(w)\".", "Echo \"\(w)\" back.",
-                                 "Print the word \"\(w)\".", "Type \"\(w)\".", "Output \"\(w)\" and nothing else."],
-                                ["Please repeat \"\(w)\".", "Say the word \"\(w)\"."])
-                (completion, answer) = (w, w)
+                prompt = choose(["Repeat the word \(w).", "Say \(w) again.", "Echo the word \(w).",
+                                 "Write the word \(w) once more.", "Copy this word: \(w).", "Echo back the word \(w).",
+                                 "Print the word \(w).", "Type the word \(w).", "Output the word \(w) and nothing else."],
+                                ["Please repeat the word \(w).", "Say the word \(w)."])
+                (completion, answer) = ("The word is \(w).", w)
             default:
-                // Words are quoted so the answer's tokens are the prompt's: unquoted, a word
-                // after ", " is a space-prefixed token that the answer (at line start) never
-                // uses, and copying an unseen word would need a mapping the model cannot learn.
                 let list = [word(), word(), word()]
                 let first = family == "first"
-                let quoted = list.map { "\"\($0)\"" }.joined(separator: ", ")
+                let joined = list.joined(separator: ", ")
                 let position = first ? "first" : "last"
-                prompt = choose(["What is the \(position) word in: \(quoted)?", "Give the \(position) word of: \(quoted).",
-                                 "Which word is \(position) in: \(quoted)?", "\(position.capitalized) word of: \(quoted)?",
-                                 "Tell me the \(position) word in: \(quoted).", "Return the \(position) word of: \(quoted)."],
-                                ["Which word comes \(position) in: \(quoted)?"])
+                prompt = choose(["What is the \(position) word in: \(joined)?", "Give the \(position) word of: \(joined).",
+                                 "Which word is \(position) in: \(joined)?", "\(position.capitalized) word of: \(joined)?",
+                                 "Tell me the \(position) word in: \(joined).", "Return the \(position) word of: \(joined)."],
+                                ["Which word comes \(position) in: \(joined)?"])
                 let target = first ? list[0] : list[2]
-                (completion, answer) = (target, target)
+                (completion, answer) = ("The \(position) word is \(target).", target)
             }
             out.append(CorpusRecord(prompt: prompt, completion: completion, kind: .skill, task: family, answer: answer))
         }
