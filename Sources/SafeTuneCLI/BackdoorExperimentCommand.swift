@@ -60,8 +60,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Option(help: "Purification signature size per layer.")
     var purifyTau = PurifierSettings().tau
 
-    @Option(help: "Fluency restoration learning rate.")
-    var fluencyLr = PurifierSettings().fluencyLearningRate
+    @OptionGroup var fluency: FluencyFlags
 
     func run() throws {
         do {
@@ -91,7 +90,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
                 s.gate.direction = stage
             }
             s.purifier.variants = s.gate.variants
-            s.purifier.fluencyLearningRate = fluencyLr
+            fluency.apply(to: &s.purifier)
             s.purifier.tau = purifyTau
             let experiment = BackdoorExperiment(base: URL(fileURLWithPath: base), train: URL(fileURLWithPath: train),
                                                 validation: URL(fileURLWithPath: val), output: URL(fileURLWithPath: output), settings: s)

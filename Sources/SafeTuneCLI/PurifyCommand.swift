@@ -23,14 +23,7 @@ struct PurifyCommand: ParsableCommand {
     @Option(help: "Signature size per layer (fraction of channels neutralised).")
     var tau = PurifierSettings().tau
 
-    @Option(help: "Fluency restoration learning rate.")
-    var fluencyLr = PurifierSettings().fluencyLearningRate
-
-    @Option(help: "Fluency restoration epochs over its clean samples.")
-    var fluencyEpochs = PurifierSettings().fluencyEpochs
-
-    @Option(help: "Clean samples for fluency restoration.")
-    var fluencySamples = PurifierSettings().fluencySamples
+    @OptionGroup var fluency: FluencyFlags
 
     @Flag(help: "Print a JSON summary.")
     var json = false
@@ -40,9 +33,7 @@ struct PurifyCommand: ParsableCommand {
             var settings = PurifierSettings()
             settings.variants = try variantOptions.settings()
             settings.tau = tau
-            settings.fluencyLearningRate = fluencyLr
-            settings.fluencyEpochs = fluencyEpochs
-            settings.fluencySamples = fluencySamples
+            fluency.apply(to: &settings)
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
