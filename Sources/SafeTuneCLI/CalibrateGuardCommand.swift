@@ -33,7 +33,7 @@ struct CalibrateGuardCommand: ParsableCommand {
     @Option(help: "Most tokens per answer.")
     var maxTokens = 32
 
-    @Option(help: "Chat template: llama2, chatml, instruction, or auto.")
+    @Option(help: "Chat template: llama2, chatml, instruction (recipes: plain), or auto.")
     var template = "auto"
 
     @Option(name: .shortAndLong, help: "Write the calibrated checkpoint here (default: replace CKPT, atomically).")

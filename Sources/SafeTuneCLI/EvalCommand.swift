@@ -42,7 +42,7 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup(title: "Guard options (with --guard)")
     var guardFlags: GuardFlags
 
-    @Option(help: "Chat template: llama2, chatml, instruction, or auto.")
+    @Option(help: "Chat template: llama2, chatml, instruction (recipes: plain), or auto.")
     var template: String = "auto"
 
     @Option(help: "Suffix search budget per prompt, in seconds.")

@@ -34,7 +34,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "Chat template applied to the prompt: llama2, chatml, instruction, or auto (from the tokenizer). Default: none.")
+    @Option(help: "Chat template applied to the prompt: llama2, chatml, instruction (recipes: plain), or auto (from the tokenizer). Default: none.")
     var template: String?
 
     @Option(name: .customLong("stop"), help: "Stop when the output contains this text (repeatable).")

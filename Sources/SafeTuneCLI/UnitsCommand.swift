@@ -40,7 +40,7 @@ struct UnitsCommand: ParsableCommand {
     @Option(help: "Sequences per forward pass while scoring.")
     var batchSize: Int = 8
 
-    @Option(help: "Chat template for prompt/completion data: llama2, chatml, instruction, or auto (from the tokenizer).")
+    @Option(help: "Chat template for prompt/completion data: llama2, chatml, instruction (recipes: plain), or auto (from the tokenizer).")
     var template: String = "auto"
 
     @Flag(name: .customLong("validate"), help: "Prune each class in turn and report the change in ASR and utility.")

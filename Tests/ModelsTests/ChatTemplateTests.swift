@@ -48,6 +48,7 @@ import Tokenizers
         #expect(try ChatTemplate.named("ChatML").style == .chatml)
         #expect(try ChatTemplate.named("llama2").style == .llama2)
         #expect(try ChatTemplate.named("auto").style == .instruction)
+        #expect(try ChatTemplate.named("plain").style == .instruction, "recipes' name for the instruction template")
         #expect(throws: ChatTemplateError.unknown(name: "vicuna")) { try ChatTemplate.named("vicuna") }
         #expect(ChatTemplateError.unknown(name: "vicuna").description.contains("vicuna"))
     }

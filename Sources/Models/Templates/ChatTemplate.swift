@@ -26,7 +26,7 @@ public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unknown(name):
-            return "chat template '\(name)' is unknown (\(ChatTemplate.Style.allCases.map(\.rawValue).joined(separator: ", ")), auto)"
+            return "chat template '\(name)' is unknown (\(ChatTemplate.Style.allCases.map(\.rawValue).joined(separator: ", ")), plain, auto)"
         }
     }
 }
@@ -64,10 +64,11 @@ public struct ChatTemplate: Sendable, Equatable {
         }
     }
 
-    /// The template named `name` (`llama2`, `chatml`, `instruction`, or `auto` to detect
-    /// from `tokenizer`); the end-of-turn text follows the tokenizer where it has one.
+    /// The template named `name` (`llama2`, `chatml`, `instruction`, `plain` (recipes' name
+    /// for `instruction`), or `auto` to detect from `tokenizer`); the end-of-turn text follows
+    /// the tokenizer where it has one.
     public static func named(_ name: String, tokenizer: Tokenizer? = nil) throws(ChatTemplateError) -> ChatTemplate {
-        let key = name.lowercased()
+        let key = name.lowercased() == "plain" ? Style.instruction.rawValue : name.lowercased()
         if key == "auto" {
             return tokenizer.map { detect(tokenizer: $0) } ?? ChatTemplate(style: .instruction)
         }

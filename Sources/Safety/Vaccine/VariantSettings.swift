@@ -97,8 +97,7 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     /// The chat template `template` names, read as a recipe reads it (`plain` is the
     /// instruction template), so that probes are rendered the way the fine-tunes saw them.
     public func chatTemplate(tokenizer: Tokenizer) throws -> ChatTemplate {
-        let name = ModelSection.Template(rawValue: template).map(Trainer.templateName) ?? template
-        return try ChatTemplate.named(name, tokenizer: tokenizer)
+        try ChatTemplate.named(template, tokenizer: tokenizer)
     }
 
     /// The learning rate used.

@@ -77,7 +77,7 @@ public final class Trainer {
         guard !trainable.isEmpty else { throw TrainerError.nothingToTrain }
 
         data = try RecipeData(recipe: recipe)
-        let template = try ChatTemplate.named(Trainer.templateName(recipe.model.template), tokenizer: tokenizer)
+        let template = try ChatTemplate.named(recipe.model.template.rawValue, tokenizer: tokenizer)
         encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
         let pad = Int32(tokenizer.eosTokenId ?? 0)
         let encoded = data.train.examples.map(encoder.encode)
@@ -140,11 +140,6 @@ public final class Trainer {
         let model = try TransformerModel(config: config, seed: UInt64(recipe.training.seed), trainable: full)
         let checkpoint = Checkpoint(config: config, weights: [:], tokenizerJSON: tokenizer.jsonData())
         return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: path.url)
-    }
-
-    /// The chat template a recipe names (`plain` is the instruction template).
-    public static func templateName(_ t: ModelSection.Template) -> String {
-        t == .plain ? ChatTemplate.Style.instruction.rawValue : t.rawValue
     }
 
     /// Biases and norm weights take no weight decay.
