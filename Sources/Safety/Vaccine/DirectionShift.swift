@@ -12,7 +12,7 @@ import Models
 ///
 /// Each share is multiplied by d, so an update with no preferred direction scores about 1;
 /// a statistic is the mean over layers (layers the update does not touch are skipped).
-/// On the shipped model's backdoor experiment (docs/gate.md), refuse-backdoors raise
+/// On the shipped models' backdoor experiments (docs/gate.md), refuse-backdoors raise
 /// **write** and comply-backdoors raise **read** above every clean child of the same seed,
 /// though the tails of the clean distribution come close.
 public struct DirectionShift: Sendable, Equatable, Codable {

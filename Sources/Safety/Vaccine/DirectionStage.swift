@@ -7,9 +7,9 @@ import Training
 /// `SafetyDirections` (`DirectionShift`: writing the harmful-vs-harmless direction, and
 /// MLPs re-keyed on it), against clean fine-tunes of the parent in the checkpoint's own
 /// regime. Either statistic above its calibrated threshold rejects. It needs labelled
-/// probe prompts (harmful and harmless) but no trigger. On the shipped model's backdoor
-/// experiment it rejected 31 of 36 planted backdoors (both behaviours; five seeds and a
-/// stronger poisoning) and none of 24 clean fine-tunes (docs/gate.md). Off unless probes are given.
+/// probe prompts (harmful and harmless) but no trigger. On the backdoor experiments of the
+/// two base models shipped so far it rejected 35 of 42 planted backdoors (both behaviours;
+/// six seeds and a stronger poisoning) and none of 27 clean fine-tunes (docs/gate.md). Off unless probes are given.
 public struct DirectionStage: Sendable, Equatable, Codable {
     /// Harmful probe prompts.
     public var harmful: [String]
@@ -39,7 +39,7 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     }
 
     /// Prompts of each kind the stage uses by default: enough for the mean activations to
-    /// settle (the directions separate the classes by 4.6–5.9 standard deviations on the shipped model).
+    /// settle (the directions separate the classes by 4.6–7.9 standard deviations on the shipped models).
     public static let probesPerKind = 100
 
     /// The first `count` harmful and `count` harmless prompts of an evaluation file.

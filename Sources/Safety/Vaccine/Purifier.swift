@@ -9,16 +9,17 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     public var variants = VariantSettings()
     /// Signature size per layer. The paper used 8 % of a 7B model's MLP channels for full
     /// weights and 40 % for adapters; on SafeTune's small models 8 % left most of a backdoor
-    /// in place (shipped model: mean ASR 85.0 % → 54.2 %) and 40 % removed it (→ 6.7 %,
-    /// utility +0.3 points; docs/gate.md), so 40 % for both.
+    /// in place (the previous shipped model: mean ASR 85.0 % → 54.2 %) and 40 % removed it
+    /// (→ 6.7 %, utility +0.3 points), so 40 % for both. On the current shipped model 40 %
+    /// leaves 23 % at −5 points of utility (README, BD-VAX).
     public var tau = 0.40
     public var lambda = 1.0
     /// Clean samples for fluency restoration (the paper: about 200).
     public var fluencySamples = 200
     public var fluencyEpochs = 5
     /// Learning rate of fluency restoration. The paper's 1e-5 hardly moves a small model:
-    /// after re-initialising 40 % of the shipped model's channels it left utility 8.3 points
-    /// down, where 2e-4 restored it (+0.3).
+    /// after re-initialising 40 % of the previous shipped model's channels it left utility
+    /// 8.3 points down, where 2e-4 restored it (+0.3).
     public var fluencyLearningRate = 2e-4
     /// Seed of re-initialisation and of the fluency fine-tune.
     public var seed: UInt64 = 1

@@ -5,7 +5,7 @@
 /// about 1 whichever blocks those are. A backdoor learnt in the signature channels pushes it up.
 ///
 /// Why relative: the signature takes ⌈τ · n⌉ channels per block, 1 of 6 heads but 41 of 512
-/// MLP channels on the shipped model, so the raw share of an update on the attention
+/// MLP channels on the shipped model's shape, so the raw share of an update on the attention
 /// projections alone starts near 1/6, against about 8 % for the full fine-tunes that
 /// calibrate the threshold: the quickstart with LoRA on q_proj and v_proj only read 14.8 %
 /// against a threshold of 12.5 % and was rejected though its data are benign.
@@ -32,7 +32,7 @@ public struct UpdateShare: Sendable, Equatable, Codable {
     /// that of those channels; a block where they hold no signature channel adds energy but
     /// no share. Without it an update confined by a mask to channels the signature
     /// favours reads high: training routed into the redundant units, which is where
-    /// synthetic backdoors land too, read 1.64× on the shipped model and 1.00× unrouted.
+    /// synthetic backdoors land too, read 1.64× on the previous shipped model and 1.00× unrouted.
     public init(energies: [[Double]], blocks: [ChannelUpdates.Block], signature: Signature, frozen: UnitMask? = nil) {
         var relative = 0.0, all = 0.0, counted = 0.0
         layers = []
