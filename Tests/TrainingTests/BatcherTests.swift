@@ -43,4 +43,30 @@ import Testing
         for i in b.permutation(epoch: 0) { expected += Self.examples[i].ids + [9] }
         #expect(stream == Array(expected[0..<stream.count]))
     }
+
+    @Test func weightsSetHowOftenAnEpochShowsEachExample() {
+        // Examples 0–4 weigh 3, 5–9 weigh 0.5: each epoch holds 15 + 2.5 → 18 (rounded) rows.
+        let weighted = Self.examples.enumerated().map { i, e in
+            var w = e
+            w.weight = i < 5 ? 3 : 0.5
+            return w
+        }
+        let b = Batcher(examples: weighted, batchSize: 3, seqLen: 64, packing: false, seed: 7, padId: 0, separatorId: 0)
+        #expect(b.batchesPerEpoch == 6)
+        var seen = [Int](repeating: 0, count: weighted.count)
+        let epochs = 8
+        for epoch in 0..<epochs {
+            let order = b.permutation(epoch: epoch)
+            #expect(order.count == 18)
+            for i in order { seen[i] += 1 }
+        }
+        // Over 8 epochs: 24 showings for weight 3 and 4 for weight 0.5, give or take the
+        // few rows the fixed epoch length adds or drops.
+        for i in 0..<5 { #expect((22...26).contains(seen[i]), "example \(i): \(seen[i])") }
+        for i in 5..<10 { #expect((2...6).contains(seen[i]), "example \(i): \(seen[i])") }
+        #expect(seen[0..<5].reduce(0, +) > 4 * seen[5...].reduce(0, +))
+        // Weight 1 everywhere is the plain permutation (unweighted runs are unchanged).
+        let plain = Batcher(examples: Self.examples, batchSize: 3, seqLen: 64, packing: false, seed: 7, padId: 0, separatorId: 0)
+        #expect(plain.permutation(epoch: 2).sorted() == Array(0..<10))
+    }
 }

@@ -76,6 +76,16 @@ import Tokenizers
         #expect(checkpoint.provenance?.steps == 60)
     }
 
+    @Test func aFilesWeightSetsHowOftenAnEpochShowsIt() throws {
+        // Eight examples, batch 4, grad_accum 2: one step an epoch at weight 1, three at weight 3.
+        let (files, url) = try Self.makeRun(kind: "full", steps: 1)
+        let epochs = ["training.steps=null", "training.epochs=2"]
+        let plain = try Trainer(recipe: Self.load(url, epochs)).plan
+        let weighted = try Trainer(recipe: Self.load(url, epochs + ["data.train=[{path: \(files.path("train.jsonl")), weight: 3}]"])).plan
+        #expect(plain.totalSteps == 2)
+        #expect(weighted.totalSteps == 6)
+    }
+
     @Test func sameRecipeSameWeights() throws {
         let (files, url) = try Self.makeRun(kind: "lora", steps: 5)
         try Trainer(recipe: Self.load(url)).run()

@@ -7,6 +7,11 @@ import Engine
 /// the longest row of its batch (rounded up to a multiple of 8) (causal attention never lets real tokens see the padding
 /// that follows them, and padding carries no loss). With packing, examples are joined
 /// (each ends with `separatorId`) into a stream cut into full `seqLen` rows.
+///
+/// An example's `weight` (its file's `weight` in the recipe) is how many times an epoch
+/// shows it on average: ⌊w⌋ times, plus once more in a share w − ⌊w⌋ of the epochs, spread
+/// evenly from a phase drawn per example, so weight 0.5 means every other epoch, not a
+/// coin flip each time. An epoch then holds the weights' sum, rounded, of examples.
 public struct Batcher: Sendable {
     public let examples: [EncodedExample]
     public let batchSize: Int
@@ -32,12 +37,20 @@ public struct Batcher: Sendable {
 
     /// Micro-batches in one epoch (the last, partial batch is dropped unless it is the only one).
     public var batchesPerEpoch: Int {
-        let rows = packing ? packedRowCount : examples.count
+        let rows = packing ? packedRowCount : epochExamples
         return max(1, rows / batchSize)
     }
 
     private var packedRowCount: Int {
-        max(1, examples.reduce(0) { $0 + $1.ids.count + 1 } / seqLen)
+        max(1, Int(examples.reduce(0) { $0 + $1.weight * Double($1.ids.count + 1) } / Double(seqLen)))
+    }
+
+    /// Whether every example has weight 1 (each epoch is then a plain permutation).
+    private var unweighted: Bool { examples.allSatisfy { $0.weight == 1 } }
+
+    /// Examples in one epoch: the weights' sum, rounded.
+    private var epochExamples: Int {
+        unweighted ? examples.count : max(1, Int(examples.reduce(0) { $0 + $1.weight }.rounded()))
     }
 
     /// The `index`-th micro-batch of `epoch`.
@@ -95,13 +108,34 @@ public struct Batcher: Sendable {
                      safetyClasses: Array(repeating: nil, count: rows))
     }
 
+    /// The epoch's example indices (each as often as its weight gives), shuffled by
     /// Fisher–Yates with a generator seeded from `(seed, epoch)`.
     func permutation(epoch: Int) -> [Int] {
         var rng = SeededRandom(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
-        var order = Array(examples.indices)
+        var order = unweighted ? Array(examples.indices) : weightedDraw(epoch: epoch)
+        if order.isEmpty { order = Array(examples.indices) }
         if order.count > 1 {
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         }
-        return order
+        // Fractional weights make epochs differ by a few examples; a fixed epoch length
+        // keeps the step count, the schedule and resumption exact.
+        let target = epochExamples
+        while order.count < target { order += order.prefix(target - order.count) }
+        return Array(order.prefix(target))
+    }
+
+    /// Each example's copies in `epoch`: how many multiples of 1 its running total
+    /// `phase + w·e` crosses during the epoch, so the copies over epochs 0..<E add up to
+    /// w·E within one.
+    private func weightedDraw(epoch: Int) -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(epochExamples + examples.count / 4)
+        for (i, e) in examples.enumerated() {
+            var draw = SeededRandom(seed: seed ^ (UInt64(i) &+ 1) &* 0xD6E8_FEB8_6659_FD93)
+            let phase = Double(draw.next() >> 11) / Double(1 << 53)
+            let copies = Int((phase + e.weight * Double(epoch + 1)).rounded(.down)) - Int((phase + e.weight * Double(epoch)).rounded(.down))
+            for _ in 0..<copies { out.append(i) }
+        }
+        return out
     }
 }

@@ -9,12 +9,15 @@ public struct EncodedExample: Sendable, Equatable {
     public var safetyClass: Int32?
     /// Number of leading tokens before the first trained token (the prompt span).
     public var promptLength: Int
+    /// Times the example is seen per epoch, on average (its file's `weight` in the recipe).
+    public var weight: Double
 
-    public init(ids: [Int32], labels: [Int32], safetyClass: Int32? = nil, promptLength: Int) {
+    public init(ids: [Int32], labels: [Int32], safetyClass: Int32? = nil, promptLength: Int, weight: Double = 1) {
         self.ids = ids
         self.labels = labels
         self.safetyClass = safetyClass
         self.promptLength = promptLength
+        self.weight = weight
     }
 
     /// Tokens the loss covers.

@@ -21,7 +21,7 @@ public struct ExampleEncoder: Sendable {
             let text = example.segments.map(\.text).joined()
             // Raw text is trained on throughout.
             let ids = tokenizer.encode(text).map(Int32.init)
-            return EncodedExample(ids: ids, labels: ids, safetyClass: safetyClass, promptLength: 0)
+            return EncodedExample(ids: ids, labels: ids, safetyClass: safetyClass, promptLength: 0, weight: example.weight)
         }
         var messages: [ChatMessage] = []
         var trainedMessage: [Bool] = []
@@ -48,7 +48,8 @@ public struct ExampleEncoder: Sendable {
                 for t in begin..<max(begin, end) { labels[t] = full[t] }
             }
         }
-        return EncodedExample(ids: full, labels: labels, safetyClass: safetyClass, promptLength: promptLength)
+        return EncodedExample(ids: full, labels: labels, safetyClass: safetyClass, promptLength: promptLength,
+                              weight: example.weight)
     }
 
     /// Number of leading tokens of `full` produced by `messages` alone (with the generation

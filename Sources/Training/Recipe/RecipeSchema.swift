@@ -41,7 +41,7 @@ public enum RecipeSchema {
         key("data.train", "list of data files", "(required)", "at least one", "Training files. An item is a path or a mapping with path, label, weight."),
         key("data.train[].path", "path", "(required)", "a JSONL file", "Data file, relative to the recipe that names it."),
         key("data.train[].label", "choice", "(none)", "benign, malicious", "Safety label for every line that has no label of its own."),
-        key("data.train[].weight", "number", "1.0", "0 < x <= 1000", "Sampling weight of this file relative to the others."),
+        key("data.train[].weight", "number", "1.0", "0 < x <= 1000", "Times each line of this file is seen per epoch (0.5: every other epoch; 3: three times)."),
         key("data.eval", "list of data files", "(none)", "same items as data.train", "Held-out files for the eval loss."),
         key("data.format", "choice", "auto", "auto, text, prompt_completion, messages", "Line format; auto decides per line from its fields."),
 
