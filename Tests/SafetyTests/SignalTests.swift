@@ -99,6 +99,31 @@ import Tokenizers
         #expect(abs(one["cls_loss"]! - both["cls_loss"]!) > 1e-6)
     }
 
+    @Test func rawTextRowsAreAllPromptForTheSignal() throws {
+        let tokenizer = try Tiny.tokenizer()
+        let (model, _, signal) = try SafetySignal.adding(to: try Tiny.model(.llama, vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 3)
+        let objective = SignalObjective(signal: signal, lambda: 0.5)
+        // One raw-text row (no prompt, every token trained), unlabelled, then labelled.
+        let ids: [Int32] = [5, 9, 14, 20, 21, 0]
+        var batch = Batch(batch: 1, length: 6, ids: ids, labels: [5, 9, 14, 20, 21, -100], rowLengths: [5], promptLengths: [0],
+                          safetyClasses: [nil])
+        #expect(objective.prepared(batch, maxPositions: model.config.maxPositions).promptLengths == [5])
+        // Unlabelled: no token reads CLS, so the LM loss leaves the CLS embedding row alone.
+        let tape = Tape()
+        let (lm, _) = objective.loss(tape: tape, model: model, batch: batch)
+        tape.backward(lm)
+        let embedding = try #require(model.namedParameters.first { $0.0.hasSuffix("embed_tokens.weight") }?.1)
+        let d = model.config.hiddenSize, cls = signal.clsTokenId
+        let clsGrad = try #require(embedding.grad).scalars[(cls * d)..<((cls + 1) * d)]
+        #expect(clsGrad.allSatisfy { $0 == 0 })
+        // Labelled: CLS reads the text, so the class depends on it.
+        batch.safetyClasses = [1]
+        let (_, a) = objective.loss(tape: Tape(), model: model, batch: batch)
+        batch.ids = [5, 30, 31, 20, 21, 0]
+        let (_, b) = objective.loss(tape: Tape(), model: model, batch: batch)
+        #expect(abs(a["cls_loss"]! - b["cls_loss"]!) > 1e-6)
+    }
+
     @Test func objectiveGradientsMatchFiniteDifferences() throws {
         let tokenizer = try Tiny.tokenizer()
         let (model, _, signal) = try SafetySignal.adding(to: try Tiny.model(.llama, vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 5)

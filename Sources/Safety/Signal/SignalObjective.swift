@@ -43,7 +43,13 @@ public final class SignalObjective: TrainingObjective {
     }
 
     /// The batch with CLS prepended to every row: ids and labels `[B, T + 1]` (the last
-    /// column dropped when the model's context cannot hold T + 1), CLS labelled -100.
+    /// column dropped when the model's context cannot hold T + 1), CLS and the token after
+    /// it labelled -100.
+    ///
+    /// A row with no prompt (raw text, or a packed row) has no answer in the SA-ESS sense,
+    /// so the whole row counts as prompt for the mask: CLS reads it and no token reads CLS.
+    /// Otherwise, under `sft`, CLS would read nothing but itself while every text token read
+    /// it, and language modelling on text would reshape the pathway the guard relies on.
     public func prepared(_ batch: Batch, maxPositions: Int) -> Batch {
         let t = batch.length
         let width = min(t + 1, max(1, maxPositions))
@@ -52,17 +58,16 @@ public final class SignalObjective: TrainingObjective {
         let cls = Int32(clamping: signal.clsTokenId)
         for b in 0..<batch.batch {
             ids[b * width] = cls
-            for k in 0..<(width - 1) {
-                ids[b * width + 1 + k] = batch.ids[b * t + k]
-                labels[b * width + 1 + k] = batch.labels[b * t + k]
-            }
+            // The row's first token stays unpredicted, as without CLS: CLS is no BOS.
+            for k in 1..<max(1, width - 1) { labels[b * width + 1 + k] = batch.labels[b * t + k] }
+            for k in 0..<(width - 1) { ids[b * width + 1 + k] = batch.ids[b * t + k] }
         }
         var out = batch
         out.length = width
         out.ids = ids
         out.labels = labels
         out.rowLengths = batch.rowLengths.map { min($0, width - 1) }
-        out.promptLengths = batch.promptLengths.map { min($0, width - 1) }
+        out.promptLengths = zip(batch.promptLengths, out.rowLengths).map { p, n in p == 0 ? n : min(p, width - 1) }
         return out
     }
 
