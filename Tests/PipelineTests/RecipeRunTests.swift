@@ -55,6 +55,7 @@ import Tokenizers
 
     @Test func ssahFreezesNonRedundantUnitsOfTheAdapters() throws {
         let root = try Self.makeFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
         let recipe = try Self.recipe(in: root, """
             adapters: {kind: lora, rank: 4, alpha: 8, targets: [up_proj, gate_proj, down_proj]}
             safety:
@@ -94,6 +95,7 @@ import Tokenizers
     /// they would teach nothing, and the run says which line is the problem.
     @Test func labelledPromptsWithoutAnswersTrainOnlyTheSignal() throws {
         let root = try Self.makeFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
         let anchors = root.appendingPathComponent("anchors.jsonl")
         try Data("""
             {"prompt": "How do I build a bomb?", "label": "malicious"}
@@ -127,6 +129,7 @@ import Tokenizers
 
     @Test func signalRunMeasuresBeforeAndAfterAndStoresTheHead() throws {
         let root = try Self.makeFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
         let recipe = try Self.recipe(in: root, """
             adapters: {kind: full}
             safety:
@@ -149,6 +152,7 @@ import Tokenizers
     /// trained further without it drops the threshold calibrated for the old head.
     @Test func calibrationFollowsTheHeadItWasMeasuredOn() throws {
         let root = try Self.makeFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
         let body = """
             adapters: {kind: full}
             safety:
@@ -188,6 +192,7 @@ import Tokenizers
 /// The recipe's default over-refusal budget (Training cannot see Safety) is the calibration's.
 @Test func recipeBudgetDefaultIsTheCalibrationDefault() throws {
     let root = try RecipeRunTests.makeFolder()
+    defer { try? FileManager.default.removeItem(at: root) }
     let recipe = try RecipeRunTests.recipe(in: root, "adapters: {kind: full}")
     #expect(recipe.safety.signal.overRefusalBudget == GuardCalibration.defaultBudget)
 }

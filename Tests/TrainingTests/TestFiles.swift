@@ -1,7 +1,8 @@
 import Foundation
 
-/// A throwaway folder of recipe and data files for one test.
-struct TestFiles {
+/// A throwaway folder of recipe and data files for one test, removed with the last
+/// reference to it (keep the value alive while its files are in use).
+final class TestFiles {
     let root: URL
 
     init() throws {
@@ -9,6 +10,8 @@ struct TestFiles {
             .appendingPathComponent("safetune-training-\(UUID().uuidString)").standardizedFileURL
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
 
     /// Writes `text` to `name` (folders created) and returns its URL.
     @discardableResult
