@@ -20,6 +20,10 @@ public struct Batcher: Sendable {
     public let seed: UInt64
     public let padId: Int32
     public let separatorId: Int32
+    /// Whether every example has weight 1 (each epoch is then a plain permutation).
+    private let unweighted: Bool
+    /// Examples in one epoch: the weights' sum, rounded.
+    private let epochExamples: Int
 
     public init(examples: [EncodedExample], batchSize: Int, seqLen: Int, packing: Bool, seed: UInt64,
                 padId: Int32, separatorId: Int32) {
@@ -30,6 +34,8 @@ public struct Batcher: Sendable {
         self.seed = seed
         self.padId = padId
         self.separatorId = separatorId
+        unweighted = examples.allSatisfy { $0.weight == 1 }
+        epochExamples = unweighted ? examples.count : max(1, Int(examples.reduce(0) { $0 + $1.weight }.rounded()))
     }
 
     /// Examples longer than `seqLen` (truncated).
@@ -45,13 +51,6 @@ public struct Batcher: Sendable {
         max(1, Int(examples.reduce(0) { $0 + $1.weight * Double($1.ids.count + 1) } / Double(seqLen)))
     }
 
-    /// Whether every example has weight 1 (each epoch is then a plain permutation).
-    private var unweighted: Bool { examples.allSatisfy { $0.weight == 1 } }
-
-    /// Examples in one epoch: the weights' sum, rounded.
-    private var epochExamples: Int {
-        unweighted ? examples.count : max(1, Int(examples.reduce(0) { $0 + $1.weight }.rounded()))
-    }
 
     /// The `index`-th micro-batch of `epoch`.
     public func batch(epoch: Int, index: Int) -> Batch {
