@@ -68,7 +68,8 @@ public struct ChatTemplate: Sendable, Equatable {
     /// for `instruction`), or `auto` to detect from `tokenizer`); the end-of-turn text follows
     /// the tokenizer where it has one.
     public static func named(_ name: String, tokenizer: Tokenizer? = nil) throws(ChatTemplateError) -> ChatTemplate {
-        let key = name.lowercased() == "plain" ? Style.instruction.rawValue : name.lowercased()
+        let lower = name.lowercased()
+        let key = lower == "plain" ? Style.instruction.rawValue : lower
         if key == "auto" {
             return tokenizer.map { detect(tokenizer: $0) } ?? ChatTemplate(style: .instruction)
         }
