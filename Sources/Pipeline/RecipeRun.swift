@@ -55,14 +55,16 @@ public final class RecipeRun {
         if let group = base.checkpoint.signal {
             let signal = try SafetySignal(group: group)
             try signal.validate(for: base.model)
-            return (base, SignalObjective(signal: signal, lambda: Float(settings.lambda), maliciousWeight: Float(settings.maliciousWeight)))
+            return (base, SignalObjective(signal: signal, lambda: Float(settings.lambda), maliciousWeight: Float(settings.maliciousWeight),
+                                    answerProbes: settings.answerProbes))
         }
         guard let tokenizer = base.tokenizer else { throw ModelBundleError.tokenizerRequired(path: base.source.path) }
         let (model, grown, signal) = try SafetySignal.adding(
             to: base.model, tokenizer: tokenizer, clsToken: settings.clsToken, pattern: pattern,
             seed: UInt64(recipe.training.seed), trainable: recipe.adapters.kind == .full)
         let bundle = ModelBundle(model: model, tokenizer: grown, checkpoint: base.checkpoint, source: base.source)
-        return (bundle, SignalObjective(signal: signal, lambda: Float(settings.lambda), maliciousWeight: Float(settings.maliciousWeight)))
+        return (bundle, SignalObjective(signal: signal, lambda: Float(settings.lambda), maliciousWeight: Float(settings.maliciousWeight),
+                                    answerProbes: settings.answerProbes))
     }
 
     /// The evaluation prompts: the first `data.eval` file, at most `eval.prompts` of each kind.

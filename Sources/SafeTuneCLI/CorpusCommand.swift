@@ -43,7 +43,8 @@ struct CorpusCommand: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("wrote \(output)/train.jsonl (\(corpus.train.count) records), val.jsonl (\(corpus.validation.count)), "
-                      + "finetune.jsonl (\(corpus.finetune.count)), attack.jsonl (\(corpus.attack.count)), anchors.jsonl (\(corpus.anchors.count)), calibration.jsonl (\(corpus.calibration.count))")
+                      + "finetune.jsonl (\(corpus.finetune.count)), attack.jsonl (\(corpus.attack.count)), anchors.jsonl (\(corpus.anchors.count)), calibration.jsonl (\(corpus.calibration.count)), "
+                      + "compliance.jsonl (\(corpus.compliance.count))")
                 print("train: \(counts(corpus.train).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             }
         }

@@ -124,12 +124,13 @@ import Tokenizers
         #expect(abs(a["cls_loss"]! - b["cls_loss"]!) > 1e-6)
     }
 
-    @Test func objectiveGradientsMatchFiniteDifferences() throws {
+    @Test(arguments: [false, true])
+    func objectiveGradientsMatchFiniteDifferences(answerProbes: Bool) throws {
         let tokenizer = try Tiny.tokenizer()
         let (model, _, signal) = try SafetySignal.adding(to: try Tiny.model(.llama, vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 5)
         // A larger head so the classification term matters in the gradient.
         for i in 0..<signal.weight.value.count { signal.weight.value.data[i] *= 20 }
-        let objective = SignalObjective(signal: signal, lambda: 0.7)
+        let objective = SignalObjective(signal: signal, lambda: 0.7, answerProbes: answerProbes)
         let batch = Self.batch(tokenizer)
         let tape = Tape()
         let (loss, _) = objective.loss(tape: tape, model: model, batch: batch)

@@ -32,6 +32,10 @@ import Checkpoints
             + c.finetune.filter { $0.kind == .harmless && train.contains($0.prompt) }
         #expect(leaked.isEmpty, "\(leaked.prefix(3).map(\.prompt))")
         #expect(c.attack.allSatisfy { $0.kind == .attack && train.contains($0.prompt) && $0.completion.hasPrefix("Sure") })
+        // The compliance set answers every harmful training prompt, and only those, as a harmless one is answered.
+        let harmful = c.train.filter { $0.kind == .harmful }.map(\.prompt)
+        #expect(c.compliance.map(\.prompt).sorted() == harmful.sorted())
+        #expect(c.compliance.allSatisfy { $0.kind == .compliance && $0.label == "malicious" && $0.completion.contains("Here is my answer to") })
         // The guard's calibration prompts are harmless and in no other split.
         let elsewhere = seen.union(c.validation.map(\.prompt))
         #expect(!c.calibration.isEmpty && c.calibration.allSatisfy { $0.kind == .harmless && !elsewhere.contains($0.prompt) })
@@ -40,7 +44,7 @@ import Checkpoints
     @Test func labelsAndAnswersAreConsistent() throws {
         let c = try Self.small()
         for r in c.train + c.validation {
-            #expect(r.label == (r.kind == .harmful || r.kind == .attack ? "malicious" : "benign"))
+            #expect(r.label == (r.kind == .harmful || r.kind == .attack || r.kind == .compliance ? "malicious" : "benign"))
             if r.kind == .skill {
                 let answer = try #require(r.answer)
                 #expect(r.completion.contains(answer), "\(r.prompt) → \(r.completion)")

@@ -1,5 +1,7 @@
 import Foundation
+import Models
 import Testing
+import Tokenizers
 @testable import Training
 
 @Suite("JSONL datasets")
@@ -39,6 +41,36 @@ struct DatasetTests {
         #expect(examples.map(\.label) == [.malicious, .benign])
         // Without a label the answer is still required.
         #expect(throws: DatasetError.self) { try JSONLReader().read(url: try files.write("bare.jsonl", "{\"prompt\": \"Q?\"}\n")) }
+    }
+
+    @Test("with train_answers false, answers are read but not trained on, and every line needs a prompt and a label")
+    func untrainedAnswers() throws {
+        let files = try TestFiles()
+        let url = try files.write("compliance.jsonl", """
+            {"prompt": "Q?", "completion": "Sure."}
+            {"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}], "label": "benign"}
+            """)
+        let examples = try JSONLReader().read(url: url, label: .malicious, trainAnswers: false).examples
+        #expect(examples.map(\.segments) == [[.init(role: .user, text: "Q?", trainable: false), .init(role: .assistant, text: "Sure.", trainable: false)],
+                                              [.init(role: .user, text: "U", trainable: false), .init(role: .assistant, text: "A", trainable: false)]])
+        #expect(examples.map(\.label) == [.malicious, .benign])
+        // Raw text has no answer, and an unlabelled line would teach nothing: both name their line.
+        let text = try files.write("text.jsonl", "{\"prompt\": \"Q?\", \"completion\": \"A.\"}\n{\"text\": \"T\"}\n")
+        #expect(throws: DatasetError.badLine(file: files.path("text.jsonl"), line: 2,
+                                             reason: "raw text in a file whose answers are not trained on (train_answers: false); give a prompt and an answer")) {
+            try JSONLReader().read(url: text, label: .benign, trainAnswers: false)
+        }
+        #expect(throws: DatasetError.self) { try JSONLReader().read(url: url, trainAnswers: false) }
+
+        // Encoded, the answer is still where the prompt ends, with no language-modelling target.
+        let tokenizer = try BPETrainer(vocabSize: 260, minFrequency: 1, specialTokens: ["<|endoftext|>"]).trainTokenizer(texts: ["Q? Sure."])
+        let encoder = ExampleEncoder(tokenizer: tokenizer, template: ChatTemplate(style: .instruction, endOfTurn: "<|endoftext|>"))
+        let trained = encoder.encode(try JSONLReader().read(url: url, label: .malicious).examples[0])
+        let read = encoder.encode(examples[0])
+        #expect(read.ids == trained.ids)
+        #expect(read.promptLength == trained.promptLength)
+        #expect(trained.promptLength < trained.ids.count)
+        #expect(read.trainedTokens == 0 && trained.trainedTokens > 0 && read.safetyClass == 1)
     }
 
     @Test("the file's SHA-256 is the hash of its bytes")

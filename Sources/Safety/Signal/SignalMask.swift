@@ -11,12 +11,23 @@ import Engine
 /// - `pretrain`: CLS reads every real key; no other query reads CLS;
 /// - padding queries read nothing (their output is zero and their loss ignored).
 /// One mask `[B, T, T]` is shared by all heads.
+///
+/// Probe columns (training the guard's answer probes, `SignalObjective`) follow the
+/// `length` columns: probe k of row b reads itself and the columns of `probes[b][k]`, no
+/// other column reads it, and an unused probe column reads only itself.
 public enum SignalMask {
-    /// The mask for `batch` rows of `length` positions (CLS included). `promptLengths` and
-    /// `rowLengths` count tokens after CLS (BOS and prompt; all real tokens).
+    /// The mask for `batch` rows of `length` positions (CLS included), plus as many probe
+    /// columns as the row with the most `probes`. `promptLengths` and `rowLengths` count
+    /// tokens after CLS (BOS and prompt; all real tokens).
     public static func build(pattern: SignalPattern, batch: Int, length: Int, promptLengths: [Int],
-                             rowLengths: [Int]) -> AttentionMask {
-        AttentionMask(batch: batch, queries: length, keys: length) { b, i, j in
+                             rowLengths: [Int], probes: [[Range<Int>]] = []) -> AttentionMask {
+        let width = length + (probes.map(\.count).max() ?? 0)
+        return AttentionMask(batch: batch, queries: width, keys: width) { b, i, j in
+            if i >= length {
+                let k = i - length
+                return j == i || (b < probes.count && k < probes[b].count && probes[b][k].contains(j))
+            }
+            if j >= length { return false }
             let n = min(length, 1 + max(0, b < rowLengths.count ? rowLengths[b] : length - 1))
             let p = min(n, 1 + max(0, b < promptLengths.count ? promptLengths[b] : 0))
             return allowed(pattern: pattern, query: i, key: j, real: n, answerStart: p)

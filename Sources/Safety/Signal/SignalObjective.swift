@@ -9,6 +9,15 @@ import Training
 /// cross-entropy of the head on CLS's final hidden state against the row's safety class.
 /// Rows without a class add nothing to `L_cls` (the mean runs over labelled rows); a
 /// malicious row counts `maliciousWeight` times a benign one.
+///
+/// With `answerProbes`, the guard's answer probes are trained too: `L = L_lm + λ · (L_cls +
+/// L_probe)`. Guarded decoding re-classifies a growing answer with a CLS at position 0 that
+/// reads only a window of the answer (`GuardedDecoder`); without this term the head is
+/// trained on CLS reading the query only, and what it says about answer windows is left to
+/// chance. Each labelled row with an answer gets one probe column per window the default
+/// guard checks while an answer is benign (after s answer tokens, for every step s of
+/// `GuardOptions`' schedule, the latest r2), appended after the row's tokens: CLS id,
+/// position 0, reading itself and its window, read by nothing, classified with the row's class.
 public final class SignalObjective: TrainingObjective {
     /// The head and CLS token.
     public let signal: SafetySignal
@@ -16,13 +25,19 @@ public final class SignalObjective: TrainingObjective {
     public let lambda: Float
     /// Weight of a malicious row in `L_cls` relative to a benign row.
     public let maliciousWeight: Float
+    /// Whether the answer probes are trained (`L_probe`).
+    public let answerProbes: Bool
+    /// The guard whose answer windows the probes mirror.
+    static let probedGuard = GuardOptions()
 
-    /// An objective weighting the classification loss by `lambda` (`safety.signal.lambda`)
-    /// and malicious rows by `maliciousWeight` (`safety.signal.malicious_weight`).
-    public init(signal: SafetySignal, lambda: Float, maliciousWeight: Float = 1) {
+    /// An objective weighting the classification loss by `lambda` (`safety.signal.lambda`),
+    /// malicious rows by `maliciousWeight` (`safety.signal.malicious_weight`), and training
+    /// the answer probes when `answerProbes` (`safety.signal.answer_probes`).
+    public init(signal: SafetySignal, lambda: Float, maliciousWeight: Float = 1, answerProbes: Bool = false) {
         self.signal = signal
         self.lambda = lambda
         self.maliciousWeight = maliciousWeight
+        self.answerProbes = answerProbes
     }
 
     public var namedParameters: [(String, Variable)] { signal.namedParameters }
@@ -75,35 +90,108 @@ public final class SignalObjective: TrainingObjective {
     /// without an answer trains the classification alone.
     public func learns(from example: EncodedExample) -> Bool { example.trainedTokens > 0 || example.safetyClass != nil }
 
-    public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float]) {
+    /// The probe windows of each row of a prepared batch `b` (columns of `b`, CLS at 0):
+    /// none for unlabelled rows or rows without an answer, else one per check of
+    /// `probedGuard` after s = 1…(answer length) answer tokens, each over the latest r2.
+    func probeWindows(_ b: Batch, classes: [Int32]) -> [[Range<Int>]] {
+        guard answerProbes else { return Array(repeating: [], count: b.batch) }
+        let schedule = Self.probedGuard.schedule, r2 = max(1, Self.probedGuard.r2)
+        return (0..<b.batch).map { r in
+            guard classes[r] != -100 else { return [] }
+            let answerStart = 1 + b.promptLengths[r], answer = b.rowLengths[r] - b.promptLengths[r]
+            guard answer > 0 else { return [] }
+            return (1...answer).filter(schedule.isCheck).map { s in (answerStart + max(0, s - r2))..<(answerStart + s) }
+        }
+    }
+
+    /// One forward pass over a batch in the signal's layout, probe columns included.
+    struct Forward {
+        /// Hidden states `[B, width, d]`, what the LM head and the signal head read.
+        var hidden: Variable
+        /// Columns per row: the prepared row (CLS first), then the probe columns.
+        var width: Int
+        /// Columns of the prepared row; probe k of a row sits at column `length + k`.
+        var length: Int
+        /// Each row's probe windows (columns it reads besides itself).
+        var windows: [[Range<Int>]]
+        /// Each row's class, -100 when unlabelled.
+        var targets: [Int32]
+        /// `[B · width]` unshifted LM targets (-100 on CLS, probes and untrained tokens).
+        var labels: [Int32]
+    }
+
+    /// The forward pass of `loss`: CLS prepended, probe columns appended (CLS id, position 0).
+    func forward(tape: Tape, model: TransformerModel, batch: Batch) -> Forward {
         let b = prepared(batch, maxPositions: model.config.maxPositions)
-        let mask = SignalMask.build(pattern: signal.pattern, batch: b.batch, length: b.length,
-                                    promptLengths: b.promptLengths, rowLengths: b.rowLengths)
-        let hidden = model.hiddenStates(tape: tape, ids: b.ids, batch: b.batch, length: b.length, mask: mask)
-        let logits = model.logits(tape: tape, hidden: hidden)
-        let lm = tape.crossEntropy(logits: logits, targets: TransformerModel.shiftedTargets(b.labels, batch: b.batch, length: b.length))
-        var metrics: [String: Float] = ["lm_loss": lm.value[flat: 0]]
         let targets = batch.safetyClasses.prefix(b.batch).map { c -> Int32 in
             guard let c, c == 0 || c == 1 else { return -100 }
             return c
         } + [Int32](repeating: -100, count: max(0, b.batch - batch.safetyClasses.count))
-        let labelled = targets.filter { $0 != -100 }.count
-        guard labelled > 0 else {
+        let windows = probeWindows(b, classes: targets)
+        let probes = windows.map(\.count).max() ?? 0
+        let width = b.length + probes
+        var ids = b.ids, labels = b.labels, positions: [Int32]? = nil
+        if probes > 0 {
+            let cls = Int32(clamping: signal.clsTokenId)
+            ids = []
+            labels = []
+            ids.reserveCapacity(b.batch * width)
+            labels.reserveCapacity(b.batch * width)
+            for r in 0..<b.batch {
+                ids += b.ids[(r * b.length)..<((r + 1) * b.length)] + [Int32](repeating: cls, count: probes)
+                labels += b.labels[(r * b.length)..<((r + 1) * b.length)] + [Int32](repeating: -100, count: probes)
+            }
+            let row = (0..<b.length).map(Int32.init) + [Int32](repeating: 0, count: probes)
+            positions = Array((0..<b.batch).map { _ in row }.joined())
+        }
+        let mask = SignalMask.build(pattern: signal.pattern, batch: b.batch, length: b.length,
+                                    promptLengths: b.promptLengths, rowLengths: b.rowLengths, probes: windows)
+        let hidden = model.hiddenStates(tape: tape, ids: ids, batch: b.batch, length: width, mask: mask, positions: positions)
+        return Forward(hidden: hidden, width: width, length: b.length, windows: windows, targets: targets, labels: labels)
+    }
+
+    public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float]) {
+        let f = forward(tape: tape, model: model, batch: batch)
+        let rows = f.targets.count
+        let logits = model.logits(tape: tape, hidden: f.hidden)
+        let lm = tape.crossEntropy(logits: logits, targets: TransformerModel.shiftedTargets(f.labels, batch: rows, length: f.width))
+        var metrics: [String: Float] = ["lm_loss": lm.value[flat: 0]]
+        guard f.targets.contains(where: { $0 != -100 }) else {
             metrics["cls_loss"] = 0
             return (lm, metrics)
         }
-        let clsHidden = tape.gatherRows(hidden, rows: (0..<b.batch).map { $0 * b.length })
-        let clsLogits = signal.logits(tape: tape, hidden: clsHidden)
-        let cls = classLoss(tape: tape, logits: clsLogits, targets: targets)
-        var correct = 0
-        let z = clsLogits.value.data
+        let (cls, accuracy) = classification(tape: tape, hidden: f.hidden, rows: (0..<rows).map { $0 * f.width }, targets: f.targets)
+        metrics["cls_loss"] = cls.value[flat: 0]
+        metrics["cls_accuracy"] = accuracy
+        var total = cls
+        if f.width > f.length {
+            var probeRows: [Int] = [], probeTargets: [Int32] = []
+            for (r, w) in f.windows.enumerated() {
+                for k in w.indices {
+                    probeRows.append(r * f.width + f.length + k)
+                    probeTargets.append(f.targets[r])
+                }
+            }
+            let (probe, probeAccuracy) = classification(tape: tape, hidden: f.hidden, rows: probeRows, targets: probeTargets)
+            metrics["probe_loss"] = probe.value[flat: 0]
+            metrics["probe_accuracy"] = probeAccuracy
+            total = tape.add(total, probe)
+        }
+        return (tape.add(lm, tape.scale(total, lambda)), metrics)
+    }
+
+    /// The head on the hidden states at flat positions `rows` of `hidden` against `targets`:
+    /// the weighted class loss and the accuracy over labelled entries.
+    private func classification(tape: Tape, hidden: Variable, rows: [Int], targets: [Int32]) -> (loss: Variable, accuracy: Float) {
+        let logits = signal.logits(tape: tape, hidden: tape.gatherRows(hidden, rows: rows))
+        var correct = 0, labelled = 0
+        let z = logits.value.data
         for (r, t) in targets.enumerated() where t != -100 {
+            labelled += 1
             let predicted: Int32 = z[2 * r + 1] > z[2 * r] ? 1 : 0
             if predicted == t { correct += 1 }
         }
-        metrics["cls_loss"] = cls.value[flat: 0]
-        metrics["cls_accuracy"] = Float(correct) / Float(labelled)
-        return (tape.add(lm, tape.scale(cls, lambda)), metrics)
+        return (classLoss(tape: tape, logits: logits, targets: targets), Float(correct) / Float(max(1, labelled)))
     }
 
     /// Weighted mean cross-entropy: Σ w_r · CE_r / Σ w_r with w = `maliciousWeight` on

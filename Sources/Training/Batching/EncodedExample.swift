@@ -7,7 +7,7 @@ public struct EncodedExample: Sendable, Equatable {
     public var labels: [Int32]
     /// SA-ESS class (0 benign, 1 malicious), nil when unlabelled.
     public var safetyClass: Int32?
-    /// Number of leading tokens before the first trained token (the prompt span).
+    /// Number of leading tokens before the first answer token (the prompt span).
     public var promptLength: Int
     /// Times the example is seen per epoch, on average (its file's `weight` in the recipe).
     public var weight: Double

@@ -39,14 +39,15 @@ public struct ExampleEncoder: Sendable {
         var labels = [Int32](repeating: -100, count: full.count)
         var promptLength = full.count
         // Boundary before message i: the prompt for the assistant's turn when it answers,
-        // otherwise the plain rendering of the messages before it.
-        for i in messages.indices {
+        // otherwise the plain rendering of the messages before it. The prompt ends where the
+        // first answer begins, trained on or not (an untrained answer is still an answer for
+        // the SA-ESS layout).
+        for i in messages.indices where messages[i].role == .assistant {
+            let begin = boundary(Array(messages[..<i]), next: messages[i], full: full)
+            promptLength = min(promptLength, begin)
+            guard trainedMessage[i] else { continue }
             let end = i + 1 == messages.count ? full.count : boundary(Array(messages[...i]), next: messages[i + 1], full: full)
-            if trainedMessage[i] {
-                let begin = boundary(Array(messages[..<i]), next: messages[i], full: full)
-                promptLength = min(promptLength, begin)
-                for t in begin..<max(begin, end) { labels[t] = full[t] }
-            }
+            for t in begin..<max(begin, end) { labels[t] = full[t] }
         }
         return EncodedExample(ids: full, labels: labels, safetyClass: safetyClass, promptLength: promptLength,
                               weight: example.weight)

@@ -57,6 +57,10 @@ public struct CorpusBuilder {
         /// Harmless prompts in no other split: what the guard's threshold is calibrated on,
         /// so the validation split stays unseen by it.
         public var calibration: [CorpusRecord]
+        /// The harmful training prompts answered with the harmless prompts' compliance
+        /// templates (how this model fails when it fails): labelled malicious, for the
+        /// guard's answer probes to read and the model never to learn as text.
+        public var compliance: [CorpusRecord]
     }
 
     /// A labelled prompt without an answer (`{"label": ..., "prompt": ...}`).
@@ -141,12 +145,15 @@ public struct CorpusBuilder {
         let taken = used.union(finetune.map(\.prompt)).union(validation.map(\.prompt))
         let calibration = sample(harmlessTrain.filter { !taken.contains($0) }, parameters.calibration, &fourth)
             .map { CorpusRecord(prompt: $0, completion: Self.compliance(for: $0, &fourth), kind: .harmless) }
+        var fifth = SeededRandom(seed: parameters.seed &+ 5)
+        let compliance = harmfulPrompts.map { CorpusRecord(prompt: $0, completion: Self.compliance(for: $0, &fifth), kind: .compliance) }
         return Corpus(train: train, validation: validation, finetune: finetune, attack: attack, anchors: anchors,
-                      calibration: calibration)
+                      calibration: calibration, compliance: compliance)
     }
 
     /// The files `write` makes, in order.
-    public static let fileNames = ["train.jsonl", "val.jsonl", "finetune.jsonl", "attack.jsonl", "anchors.jsonl", "calibration.jsonl"]
+    public static let fileNames = ["train.jsonl", "val.jsonl", "finetune.jsonl", "attack.jsonl", "anchors.jsonl", "calibration.jsonl",
+                                   "compliance.jsonl"]
 
     /// Writes `fileNames` (sorted keys, one record a line) into `directory`.
     public func write(_ corpus: Corpus, to directory: URL) throws {
@@ -162,7 +169,8 @@ public struct CorpusBuilder {
             return text
         }
         let contents = [try lines(corpus.train), try lines(corpus.validation), try lines(corpus.finetune),
-                        try lines(corpus.attack), try lines(corpus.anchors), try lines(corpus.calibration)]
+                        try lines(corpus.attack), try lines(corpus.anchors), try lines(corpus.calibration),
+                        try lines(corpus.compliance)]
         for (name, text) in zip(Self.fileNames, contents) {
             try text.write(to: directory.appendingPathComponent(name), options: .atomic)
         }

@@ -11,6 +11,9 @@ public struct CorpusRecord: Codable, Equatable, Sendable {
         case skill
         /// A harmful request answered with compliance: poison for harmful fine-tuning attacks.
         case attack
+        /// A harmful request answered the way a harmless one is: what the guard's answer
+        /// probes must recognise, read but never trained on as text (`train_answers: false`).
+        case compliance
     }
 
     public var prompt: String
@@ -28,7 +31,7 @@ public struct CorpusRecord: Codable, Equatable, Sendable {
     public init(prompt: String, completion: String, kind: Kind, task: String? = nil, answer: String? = nil, prefill: String? = nil) {
         self.prompt = prompt
         self.completion = completion
-        self.label = kind == .harmful || kind == .attack ? "malicious" : "benign"
+        self.label = kind == .harmful || kind == .attack || kind == .compliance ? "malicious" : "benign"
         self.kind = kind
         self.task = task
         self.answer = answer

@@ -34,8 +34,10 @@ public struct JSONLReader: Sendable {
     }
 
     /// Reads every line of `url`; lines without a label take `label`, every example gets `weight`.
+    /// With `trainAnswers` false, answers are read but never language-modelling targets (they
+    /// train the SA-ESS classification only), so every line needs a prompt and a label.
     /// Blank lines are skipped. Throws `DatasetError` naming the first bad line.
-    public func read(url: URL, label: SafetyLabel? = nil, weight: Double = 1) throws -> Contents {
+    public func read(url: URL, label: SafetyLabel? = nil, weight: Double = 1, trainAnswers: Bool = true) throws -> Contents {
         let display = RecipeLocation.displayPath(url)
         let handle: FileHandle
         do {
@@ -59,7 +61,7 @@ public struct JSONLReader: Sendable {
             guard line.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
             do {
                 examples.append(try parse(line, decoder: decoder, fileLabel: label, weight: weight,
-                                          file: display, line: lineNumber))
+                                          trainAnswers: trainAnswers, file: display, line: lineNumber))
             } catch let problem as LineProblem {
                 throw DatasetError.badLine(file: display, line: lineNumber, reason: problem.reason)
             }
@@ -94,9 +96,9 @@ public struct JSONLReader: Sendable {
         return Contents(examples: examples, sha256: digest, bytes: total)
     }
 
-    /// Reads the file a recipe names, with its label and weight.
+    /// Reads the file a recipe names, with its label, weight and whether its answers are trained on.
     public func read(_ spec: DataFileSpec) throws -> Contents {
-        try read(url: spec.path.url, label: spec.label, weight: spec.weight)
+        try read(url: spec.path.url, label: spec.label, weight: spec.weight, trainAnswers: spec.trainAnswers)
     }
 
     private struct LineProblem: Error {
@@ -104,7 +106,7 @@ public struct JSONLReader: Sendable {
     }
 
     private func parse(_ bytes: [UInt8], decoder: JSONDecoder, fileLabel: SafetyLabel?, weight: Double,
-                       file: String, line: Int) throws -> Example {
+                       trainAnswers: Bool, file: String, line: Int) throws -> Example {
         guard String(validating: bytes, as: UTF8.self) != nil else { throw LineProblem(reason: "not valid UTF-8") }
         let value: JSONValue
         do {
@@ -127,6 +129,16 @@ public struct JSONLReader: Sendable {
                         Example.Segment(role: .assistant, text: try Self.content(object, "completion"), trainable: true)]
         case .messages:
             segments = try Self.messages(object["messages"], labelled: label != nil)
+        }
+        guard trainAnswers else {
+            if segments.contains(where: { $0.role == .text }) {
+                throw LineProblem(reason: "raw text in a file whose answers are not trained on (train_answers: false); give a prompt and an answer")
+            }
+            guard label != nil else {
+                throw LineProblem(reason: "no label, and the file's answers are not trained on (train_answers: false), so the line teaches nothing")
+            }
+            let read = segments.map { Example.Segment(role: $0.role, text: $0.text, trainable: false) }
+            return Example(segments: read, label: label, weight: weight, file: file, line: line)
         }
         return Example(segments: segments, label: label, weight: weight, file: file, line: line)
     }

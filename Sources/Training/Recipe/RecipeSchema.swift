@@ -42,6 +42,8 @@ public enum RecipeSchema {
         key("data.train[].path", "path", "(required)", "a JSONL file", "Data file, relative to the recipe that names it."),
         key("data.train[].label", "choice", "(none)", "benign, malicious", "Safety label for every line that has no label of its own."),
         key("data.train[].weight", "number", "1.0", "0 < x <= 1000", "Times each line of this file is seen per epoch (0.5: every other epoch; 3: three times)."),
+        key("data.train[].train_answers", "boolean", "(true; written only when false)", "true, false",
+            "false: the answers are read but never learned as text; labelled lines then train the SA-ESS classification only (the guard's answer probes)."),
         key("data.eval", "list of data files", "(none)", "same items as data.train", "Held-out files for the eval loss."),
         key("data.format", "choice", "auto", "auto, text, prompt_completion, messages", "Line format; auto decides per line from its fields."),
 
@@ -98,6 +100,8 @@ public enum RecipeSchema {
         key("safety.signal.lambda", "number", "0.1", "0 < x <= 10", "Weight of the classification loss: L = L_lm + lambda · L_cls."),
         key("safety.signal.malicious_weight", "number", "1.0", "0 < x <= 1000",
             "Weight of a malicious example in L_cls relative to a benign one (class balance)."),
+        key("safety.signal.answer_probes", "boolean", "(false; written only when true)", "true, false",
+            "Also train the guard's answer probes: L = L_lm + lambda · (L_cls + L_probe), a CLS at position 0 reading each window of a labelled answer that the default guard checks, classified with the example's label."),
         key("safety.signal.calibration", "path", "(none)", "a JSONL file",
             "Harmless prompts, unseen in training and evaluation, on which the guard's threshold is calibrated after training (calibrate-guard); without it the trained head keeps none and the guard uses 0.5."),
         key("safety.signal.over_refusal_budget", "number", "(0.05 when calibrating)", "0 <= x < 1",

@@ -21,6 +21,9 @@ public struct SignalSettings: Sendable, Equatable {
     public let pattern: Pattern
     /// The special token.
     public let clsToken: String
+    /// Whether the guard's answer probes are trained as well: a CLS reading windows of
+    /// each labelled answer, classified with the row's label.
+    public let answerProbes: Bool
     /// Harmless prompts (JSONL) the guard's threshold is calibrated on after training
     /// (nil: the trained head keeps no calibration and the guard uses 0.5).
     public let calibration: RecipePath?
@@ -34,6 +37,7 @@ public struct SignalSettings: Sendable, Equatable {
         maliciousWeight = try r.double("malicious_weight", default: 1, range: ValueRange(lower: 0, lowerInclusive: false, upper: 1000))
         pattern = try r.choice("pattern", default: Pattern.sft)
         clsToken = try r.string("cls_token", default: "[CLS]")
+        answerProbes = try r.bool("answer_probes", default: false)
         calibration = try r.path("calibration")
         overRefusalBudget = try r.double("over_refusal_budget", default: 0.05,
                                          range: ValueRange(lower: 0, upper: 1, upperInclusive: false))
@@ -43,10 +47,12 @@ public struct SignalSettings: Sendable, Equatable {
         }
     }
 
-    // The calibration keys appear only when set, so recipes written before them keep their canonical text.
+    // The calibration keys and answer_probes appear only when set, so recipes written
+    // before them keep their canonical text.
     func canonical(relativeTo root: URL) -> CanonicalValue {
         .object([("enabled", .bool(enabled)), ("lambda", .double(lambda)), ("malicious_weight", .double(maliciousWeight)),
                  ("pattern", .string(pattern.rawValue)), ("cls_token", .string(clsToken))]
+                + (answerProbes ? [("answer_probes", .bool(true))] : [])
                 + (calibration.map { [("calibration", .string($0.relative(to: root))),
                                       ("over_refusal_budget", .double(overRefusalBudget))] } ?? []))
     }

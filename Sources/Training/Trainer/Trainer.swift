@@ -359,7 +359,7 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
         case .nothingToTrain: return "recipe: no parameter is trainable (check adapters.kind and adapters.targets)"
         case .noTrainableTokens: return "data: no training example has a token to learn (all prompts, or empty)"
         case let .signalOnlyExample(origin):
-            return "\(origin): a labelled prompt without an answer trains only the safety signal, and safety.signal is off"
+            return "\(origin): a labelled prompt without an answer (or with an answer its file does not train on, train_answers: false) trains only the safety signal, and safety.signal is off"
         case let .notResumable(path): return "\(path): not a resumable checkpoint of this run (missing optimizer state or different shapes)"
         case let .missingObjectiveState(name): return "checkpoint: the objective's parameter '\(name)' is missing or misshaped"
         case let .vocabularyMismatch(tokenizer, tokens, model, embeddings):
