@@ -39,6 +39,13 @@ struct RecipeDefaultsTests {
         let on = try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.enabled=true", "safety.signal.calibration=harmless.jsonl"])
         #expect(on.safety.signal.overRefusalBudget == 0.05)
         #expect(on.missingFiles().contains { "\($0)".contains("safety.signal.calibration") })
+        // Answer probes train a guard, so they need the signal too.
+        let probes = try #require(throws: RecipeError.self) {
+            try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.answer_probes=true"])
+        }
+        #expect("\(probes)".contains("safety.signal.answer_probes") && "\(probes)".contains("safety.signal.enabled"))
+        #expect(try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.enabled=true", "safety.signal.answer_probes=true"])
+            .safety.signal.answerProbes)
     }
 
     @Test("the documented defaults in the schema match what the loader fills in")

@@ -41,6 +41,10 @@ public struct SignalSettings: Sendable, Equatable {
         calibration = try r.path("calibration")
         overRefusalBudget = try r.double("over_refusal_budget", default: 0.05,
                                          range: ValueRange(lower: 0, upper: 1, upperInclusive: false))
+        if answerProbes, !enabled {
+            throw RecipeError.conflict(r.location(of: "answer_probes"), keyPath: r.full("answer_probes"),
+                                       message: "trains the guard of a safety signal; set safety.signal.enabled, or drop it (--set safety.signal.answer_probes=false)")
+        }
         if calibration != nil, !enabled {
             throw RecipeError.conflict(r.location(of: "calibration"), keyPath: r.full("calibration"),
                                        message: "calibrates the guard of a safety signal; set safety.signal.enabled, or drop it (--set safety.signal.calibration=null)")
