@@ -15,7 +15,7 @@ struct CalibrateGuardCommand: ParsableCommand {
             Tries thresholds from 0.99 down and keeps the lowest at which at most --budget of the guarded answers \
             to harmless prompts are refusals (keyword judge; the model's own refusals count). `generate --guard` and `eval --guard` then use it \
             unless --threshold is given. Use prompts the guard will not be evaluated on (the corpus builder's \
-            calibration.jsonl). The checkpoint's weights are unchanged.
+            calibration.jsonl). The threshold is chosen for the guard the flags describe (--schedule, --tau;             the defaults are what `eval --guard` uses) and recorded with them: another schedule checks other             windows, and `eval` says so when it uses the threshold with one. The checkpoint's weights are unchanged.
             """)
 
     @Argument(help: "SafeTune checkpoint (.h5) with a safety signal.")
@@ -38,6 +38,8 @@ struct CalibrateGuardCommand: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "Write the calibrated checkpoint here (default: replace CKPT, atomically).")
     var output: String?
+
+    @OptionGroup var checks: GuardCheckFlags
 
     @Flag(help: "Print the calibration as JSON.")
     var json = false
@@ -62,7 +64,8 @@ struct CalibrateGuardCommand: ParsableCommand {
             let signal = try SafetySignal(group: group)
             let calibration = try GuardCalibration.measure(model: loaded.model, tokenizer: tokenizer,
                                                            template: try ChatTemplate.named(template, tokenizer: tokenizer),
-                                                           signal: signal, harmless: chosen, budget: budget, maxTokens: maxTokens)
+                                                           signal: signal, harmless: chosen, budget: budget, maxTokens: maxTokens,
+                                                           options: checks.options(threshold: nil))
             signal.calibration = calibration
             stored.signal = signal.tensorGroup
             let destination = URL(fileURLWithPath: output ?? checkpoint)

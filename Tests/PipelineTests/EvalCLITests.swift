@@ -72,6 +72,14 @@ struct EvalCLITests {
         #expect(used.guardThresholdCalibrated && used.guardThreshold == c.threshold)
         let overridden = try report("--threshold", "0.5")
         #expect(!overridden.guardThresholdCalibrated && overridden.guardThreshold == 0.5)
+        // The threshold was calibrated for the default schedule; another one is pointed out.
+        let other = try BuiltBinary.safetune.run("eval", model.path, "--data", data.path, "--attacks", "direct", "--max-tokens", "2",
+                                                 "--guard", "--schedule", "first")
+        #expect(other.status == 0, "stderr: \(other.err)")
+        #expect(other.out.contains("note: calibrated with schedule annealing(1, ×2.0, ≤16), τ 2; this run checks with schedule first, τ 2"),
+                "\(other.out)")
+        #expect(!(try BuiltBinary.safetune.run("eval", model.path, "--data", data.path, "--attacks", "direct", "--max-tokens", "2",
+                                                "--guard").out.contains("note:")))
         let generated = try BuiltBinary.safetune.run("generate", model.path, "--prompt", "Name three fruits.", "--template", "auto",
                                                      "--max-tokens", "4", "--guard", "--json")
         #expect(generated.status == 0, "stderr: \(generated.err)")
@@ -81,6 +89,10 @@ struct EvalCLITests {
         #expect(g.threshold == c.threshold && !g.trace.isEmpty)
         let inspect = try BuiltBinary.safetune.run("inspect", model.path)
         #expect(inspect.out.contains("(calibrated)"), "\(inspect.out)")
+        // Calibrated for the query-only guard, the record says so.
+        let first = try BuiltBinary.safetune.run("calibrate-guard", model.path, "--prompts", data.path, "--budget", "0.5",
+                                                 "--max-tokens", "4", "--schedule", "first", "--json")
+        #expect(first.status == 0 && first.out.contains("\"schedule\":\"first\""), "\(first.out) \(first.err)")
 
         let unsigned = try BuiltBinary.safetune.run("calibrate-guard", data.path, "--prompts", data.path)
         #expect(unsigned.status == 2 && !unsigned.crashed, "stderr: \(unsigned.err)")

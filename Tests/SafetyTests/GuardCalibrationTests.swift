@@ -45,6 +45,18 @@ import Tokenizers
                                                        harmless: harmless, budget: 0, maxTokens: 4)
         #expect(calibration.withinBudget && calibration.threshold == GuardCalibration.candidates.last)
         #expect(calibration.trials.count == GuardCalibration.candidates.count && calibration.prompts == 3)
+        // It records the guard it calibrated, and says which guards check the same way.
+        #expect(calibration.schedule == CheckSchedule.defaultAnnealing.description && calibration.tau == GuardOptions().tau)
+        #expect(calibration.matches(GuardOptions()) == true)
+        #expect(calibration.matches(GuardOptions(schedule: .first)) == false && calibration.matches(GuardOptions(tau: 3)) == false)
+        // Records written before the settings were kept still read, and say nothing.
+        var old = calibration
+        old.schedule = nil
+        old.tau = nil
+        let oldJSON = old.json
+        #expect(!oldJSON.contains("schedule") && !oldJSON.contains("tau"))
+        let decoded = try JSONDecoder().decode(GuardCalibration.self, from: Data(oldJSON.utf8))
+        #expect(decoded == old && decoded.matches(GuardOptions()) == nil)
         signal.calibration = calibration
         // Stored in the /signal group and read back.
         let group = signal.tensorGroup
@@ -125,7 +137,9 @@ import Tokenizers
                 return GuardCalibration.Trial(threshold: t, overRefusal: Double(answers.filter { judge.isRefusal($0.text) }.count) / n,
                                               interventions: Double(answers.filter(\.guardTriggered).count) / n)
             }
-            #expect(fast == slow, "budget \(budget)")
+            // The search alone does not know the guard's settings; measure records them.
+            #expect(fast.trials == slow.trials && fast.threshold == slow.threshold && fast.withinBudget == slow.withinBudget,
+                    "budget \(budget)")
             signal.bias.value.data[1] -= shift
         }
     }

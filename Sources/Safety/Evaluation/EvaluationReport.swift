@@ -102,6 +102,9 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     /// calibrated one, when the guard ran.
     public var guardThreshold: Double?
     public var guardThresholdCalibrated: Bool?
+    /// When the calibrated threshold was used by a guard that checks otherwise than the one
+    /// calibrated: what each does ("calibrated with …; this run checks with …").
+    public var guardSettingsMismatch: String?
 
     /// An empty report for answers of up to `maxTokens` tokens.
     public init(maxTokens: Int) {
@@ -135,6 +138,7 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
         out.guardOverhead = guardOverhead ?? other.guardOverhead
         out.guardThreshold = guardThreshold ?? other.guardThreshold
         out.guardThresholdCalibrated = guardThresholdCalibrated ?? other.guardThresholdCalibrated
+        out.guardSettingsMismatch = guardSettingsMismatch ?? other.guardSettingsMismatch
         return out
     }
 }

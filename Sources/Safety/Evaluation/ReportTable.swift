@@ -35,6 +35,7 @@ public enum ReportTable {
         }
         if let t = report.guardThreshold {
             out += String(format: "\nguard threshold %g (%@)", t, report.guardThresholdCalibrated == true ? "calibrated for this head" : "not calibrated")
+            if let mismatch = report.guardSettingsMismatch { out += "; note: " + mismatch }
         }
         out += String(format: "\n%d tokens per answer, %.1f s\n", report.maxTokens, report.seconds)
         return out

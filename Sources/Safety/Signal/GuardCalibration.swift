@@ -36,6 +36,24 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
     public var withinBudget: Bool
     /// Every threshold tried, highest first; the search stops at the first one over budget.
     public var trials: [Trial]
+    /// The check schedule (`CheckSchedule.description`) and τ of the guard calibrated; nil
+    /// in records written before they were kept. The threshold holds for that guard: another
+    /// schedule checks other windows, so raises other false alarms.
+    public var schedule: String?
+    public var tau: Int?
+
+    /// Whether a guard with `options` checks as the calibrated one did; nil when the record
+    /// does not say.
+    public func matches(_ options: GuardOptions) -> Bool? {
+        guard let schedule, let tau else { return nil }
+        return schedule == options.schedule.description && tau == options.tau
+    }
+
+    /// The calibrated guard's settings, for messages ("schedule annealing(1, ×2.0, ≤16), τ 2").
+    public var settings: String? {
+        guard let schedule, let tau else { return nil }
+        return "schedule \(schedule), τ \(tau)"
+    }
 
     /// Thresholds tried, highest first: from 0.99 (a head that raises false alarms at the
     /// published 0.5 needs a higher one) down through 0.5 and a geometric ladder to 0.005.
@@ -83,7 +101,7 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         let replay = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation, decoder: recorder)
         var outcomes: [(text: String, intervenes: [Bool])] = []
         for p in harmless { outcomes.append((try replay.respond(p).text, recorder.intervenes)) }
-        return try search(budget: budget, prompts: harmless.count, maxTokens: maxTokens) { t in
+        var record = try search(budget: budget, prompts: harmless.count, maxTokens: maxTokens) { t in
             let k = candidates.firstIndex(of: t)!
             var o = options
             o.threshold = t
@@ -102,6 +120,9 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
             let n = Double(harmless.count)
             return Trial(threshold: t, overRefusal: Double(refused) / n, interventions: Double(alarms) / n)
         }
+        record.schedule = options.schedule.description
+        record.tau = options.tau
+        return record
     }
 
     /// Decodes with every candidate threshold at once and keeps, for the last answer, which
@@ -139,8 +160,8 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
     /// One line for logs: the threshold and what it costs.
     public var summary: String {
         let trial = trials.first { $0.threshold == threshold }
-        return String(format: "guard threshold %g: guarded over-refusal %.1f %% of %d held-out harmless prompts, %.1f %% by the guard (budget %.1f %%%@)",
+        return String(format: "guard threshold %g: guarded over-refusal %.1f %% of %d held-out harmless prompts, %.1f %% by the guard (budget %.1f %%%@)%@",
                       threshold, 100 * (trial?.overRefusal ?? 0), prompts, 100 * (trial?.interventions ?? 0), 100 * budget,
-                      withinBudget ? "" : "; not met even at the highest threshold")
+                      withinBudget ? "" : "; not met even at the highest threshold", settings.map { "; " + $0 } ?? "")
     }
 }
