@@ -44,8 +44,14 @@ struct RecipeDefaultsTests {
             try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.answer_probes=true"])
         }
         #expect("\(probes)".contains("safety.signal.answer_probes") && "\(probes)".contains("safety.signal.enabled"))
-        #expect(try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.enabled=true", "safety.signal.answer_probes=true"])
-            .safety.signal.answerProbes)
+        let probed = try RecipeLoader().load(contentsOf: url, overrides: [
+            "safety.signal.enabled=true", "safety.signal.answer_probes=true",
+            "data.train=[train.jsonl, {path: compliance.jsonl, label: malicious, train_answers: false}]"])
+        #expect(probed.safety.signal.answerProbes && probed.data.train.map(\.trainAnswers) == [true, false])
+        // Written only when set, so recipes from before these keys keep their canonical text.
+        #expect(probed.canonicalText.contains("\"answer_probes\": true") && probed.canonicalText.contains("\"train_answers\": false"))
+        let plain = try RecipeLoader().load(contentsOf: url).canonicalText
+        #expect(!plain.contains("answer_probes") && !plain.contains("train_answers"))
     }
 
     @Test("the documented defaults in the schema match what the loader fills in")
