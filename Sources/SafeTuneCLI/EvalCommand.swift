@@ -124,10 +124,7 @@ struct EvalCommand: ParsableCommand {
         if let decoder = guardedEvaluator?.decoder as? GuardedDecoder {
             report.guardThreshold = GuardCalibration.decimal(decoder.threshold)
             report.guardThresholdCalibrated = guardFlags.threshold == nil && decoder.signal.calibration != nil
-            if report.guardThresholdCalibrated == true, let calibration = decoder.signal.calibration,
-               calibration.matches(decoder.options) == false, let settings = calibration.settings {
-                report.guardSettingsMismatch = "calibrated with \(settings); this run checks with schedule \(decoder.options.schedule), τ \(decoder.options.tau)"
-            }
+            report.guardSettingsMismatch = decoder.calibrationMismatch
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -73,6 +73,9 @@ struct GenerateCommand: ParsableCommand {
 
     private func runGuarded(_ loaded: ModelBundle, tokenizer: Tokenizer, text: String, options: GenerationOptions) throws {
         let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
+        if let mismatch = decoder.calibrationMismatch {
+            FileHandle.standardError.write(Data("note: the guard's threshold was \(mismatch)\n".utf8))
+        }
         let promptIds = tokenizer.encode(text)
         let start = Date()
         let result = try decoder.generate(prompt: promptIds, options: options)

@@ -80,6 +80,9 @@ struct EvalCLITests {
                 "\(other.out)")
         #expect(!(try BuiltBinary.safetune.run("eval", model.path, "--data", data.path, "--attacks", "direct", "--max-tokens", "2",
                                                 "--guard").out.contains("note:")))
+        let noted = try BuiltBinary.safetune.run("generate", model.path, "--prompt", "Name three fruits.", "--template", "auto",
+                                                 "--max-tokens", "2", "--guard", "--schedule", "first")
+        #expect(noted.status == 0 && noted.err.contains("note: the guard's threshold was calibrated with schedule annealing"), "\(noted.err)")
         let generated = try BuiltBinary.safetune.run("generate", model.path, "--prompt", "Name three fruits.", "--template", "auto",
                                                      "--max-tokens", "4", "--guard", "--json")
         #expect(generated.status == 0, "stderr: \(generated.err)")

@@ -67,6 +67,12 @@ import Tokenizers
         // The guard uses it unless its options name a threshold.
         #expect(try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored).threshold == calibration.threshold)
         #expect(try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored, options: GuardOptions(threshold: 0.3)).threshold == 0.3)
+        // A guard that checks otherwise than the calibrated one is told so; one with its own threshold is not.
+        #expect(try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored).calibrationMismatch == nil)
+        #expect(try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored, options: GuardOptions(schedule: .first))
+            .calibrationMismatch == "calibrated with schedule annealing(1, ×2.0, ≤16), τ 2; this run checks with schedule first, τ 2")
+        #expect(try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored, options: GuardOptions(threshold: 0.3, schedule: .first))
+            .calibrationMismatch == nil)
         // A head that makes every check malicious refuses at once under the calibrated threshold too.
         restored.bias.value.data[1] = 50
         let refused = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored).generate(prompt: prompt, options: GenerationOptions(maxTokens: 8))

@@ -62,6 +62,14 @@ public final class GuardedDecoder: AnswerDecoder {
 
     public var isGuarded: Bool { options.enabled }
 
+    /// When the threshold in use is the head's calibrated one but these options check
+    /// otherwise than the calibrated guard did: what each does, for a note to the user.
+    public var calibrationMismatch: String? {
+        guard options.threshold == nil, let calibration = signal.calibration, calibration.matches(options) == false,
+              let settings = calibration.settings else { return nil }
+        return "calibrated with \(settings); this run checks with schedule \(options.schedule), τ \(options.tau)"
+    }
+
     public func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
         let r = try generate(prompt: prompt, options: options)
         return DecodedAnswer(tokens: r.tokens, text: r.text, guardTriggered: r.refusalAt != nil)
