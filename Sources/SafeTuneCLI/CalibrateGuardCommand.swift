@@ -15,7 +15,10 @@ struct CalibrateGuardCommand: ParsableCommand {
             Tries thresholds from 0.99 down and keeps the lowest at which at most --budget of the guarded answers \
             to harmless prompts are refusals (keyword judge; the model's own refusals count). `generate --guard` and `eval --guard` then use it \
             unless --threshold is given. Use prompts the guard will not be evaluated on (the corpus builder's \
-            calibration.jsonl). The threshold is chosen for the guard the flags describe (--schedule, --tau;             the defaults are what `eval --guard` uses) and recorded with them: another schedule checks other             windows, and `eval` says so when it uses the threshold with one. The checkpoint's weights are unchanged.
+            calibration.jsonl). The threshold is chosen for the guard the flags describe (--schedule, --tau; \
+            the defaults are what `eval --guard` uses) and recorded with them: another schedule checks other \
+            windows, and `eval` and `generate` say so when they use the threshold with one. The checkpoint's \
+            weights are unchanged.
             """)
 
     @Argument(help: "SafeTune checkpoint (.h5) with a safety signal.")

@@ -138,8 +138,10 @@ public final class SignalObjective: TrainingObjective {
             ids.reserveCapacity(b.batch * width)
             labels.reserveCapacity(b.batch * width)
             for r in 0..<b.batch {
-                ids += b.ids[(r * b.length)..<((r + 1) * b.length)] + [Int32](repeating: cls, count: probes)
-                labels += b.labels[(r * b.length)..<((r + 1) * b.length)] + [Int32](repeating: -100, count: probes)
+                ids.append(contentsOf: b.ids[(r * b.length)..<((r + 1) * b.length)])
+                ids.append(contentsOf: repeatElement(cls, count: probes))
+                labels.append(contentsOf: b.labels[(r * b.length)..<((r + 1) * b.length)])
+                labels.append(contentsOf: repeatElement(Int32(-100), count: probes))
             }
             let row = (0..<b.length).map(Int32.init) + [Int32](repeating: 0, count: probes)
             positions = Array((0..<b.batch).map { _ in row }.joined())
