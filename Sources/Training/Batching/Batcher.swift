@@ -51,7 +51,6 @@ public struct Batcher: Sendable {
         max(1, Int(examples.reduce(0) { $0 + $1.weight * Double($1.ids.count + 1) } / Double(seqLen)))
     }
 
-
     /// The `index`-th micro-batch of `epoch`.
     public func batch(epoch: Int, index: Int) -> Batch {
         let order = permutation(epoch: epoch)

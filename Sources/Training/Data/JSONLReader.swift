@@ -118,7 +118,7 @@ public struct JSONLReader: Sendable {
             throw LineProblem(reason: "expected a JSON object, got \(value.typeName)")
         }
         let label = try Self.label(object["label"]) ?? fileLabel
-        let segments: [Example.Segment]
+        var segments: [Example.Segment]
         switch try lineFormat(object) {
         case .text, .auto:
             segments = [Example.Segment(role: .text, text: try Self.content(object, "text"), trainable: true)]
@@ -130,15 +130,14 @@ public struct JSONLReader: Sendable {
         case .messages:
             segments = try Self.messages(object["messages"], labelled: label != nil)
         }
-        guard trainAnswers else {
+        if !trainAnswers {
             if segments.contains(where: { $0.role == .text }) {
                 throw LineProblem(reason: "raw text in a file whose answers are not trained on (train_answers: false); give a prompt and an answer")
             }
             guard label != nil else {
                 throw LineProblem(reason: "no label, and the file's answers are not trained on (train_answers: false), so the line teaches nothing")
             }
-            let read = segments.map { Example.Segment(role: $0.role, text: $0.text, trainable: false) }
-            return Example(segments: read, label: label, weight: weight, file: file, line: line)
+            segments = segments.map { Example.Segment(role: $0.role, text: $0.text, trainable: false) }
         }
         return Example(segments: segments, label: label, weight: weight, file: file, line: line)
     }
