@@ -34,7 +34,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "Chat template applied to the prompt: llama2, chatml, instruction (recipes: plain), or auto (from the tokenizer). Default: none.")
+    @Option(help: "Chat template applied to the prompt: llama2, chatml, instruction (recipes: plain), auto (from the tokenizer), or none (the prompt as it is). Default: the template a SafeTune checkpoint was trained with, else none.")
     var template: String?
 
     @Option(name: .customLong("stop"), help: "Stop when the output contains this text (repeatable).")
@@ -111,7 +111,8 @@ struct GenerateCommand: ParsableCommand {
         }
         var text = prompt
         var stopTokens: Set<Int> = []
-        if let template {
+        // A checkpoint answers as it was trained to only behind its training template.
+        if let template = template ?? loaded.checkpoint.provenance?.template, template.lowercased() != "none" {
             let chat = try ChatTemplate.named(template, tokenizer: tokenizer)
             text = chat.prompt(prompt)
             if let end = tokenizer.id(of: chat.endOfTurn) { stopTokens.insert(end) }
@@ -132,8 +133,10 @@ struct GenerateCommand: ParsableCommand {
             ]
             try printJSON(object)
         } else {
+            // The token that ends the answer is not part of it.
+            let ends = stopTokens.union([tokenizer.eosTokenId].compactMap { $0 })
             let result = try generator.generate(prompt: promptIds, options: options) { step in
-                if let delta = step.textDelta, !delta.isEmpty {
+                if !ends.contains(step.token), let delta = step.textDelta, !delta.isEmpty {
                     FileHandle.standardOutput.write(Data(delta.utf8))
                 }
                 return true

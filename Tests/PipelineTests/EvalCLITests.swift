@@ -40,6 +40,25 @@ struct EvalCLITests {
         #expect(bad.status != 0 && !bad.crashed && bad.err.contains("--schedule must be every, first, periodic or annealing"), "stderr: \(bad.err)")
     }
 
+    /// `generate` renders the prompt with the template the checkpoint was trained with
+    /// unless told otherwise; `--template none` passes it as it is.
+    @Test func generateUsesTheTrainingTemplate() throws {
+        struct Generated: Decodable { let prompt: String }
+        func prompt(_ extra: String...) throws -> String {
+            let r = try BuiltBinary.safetune.run(["generate", Self.root.appendingPathComponent("checkpoints/base.h5").path,
+                                                  "--prompt", "What is 2 + 3?", "--max-tokens", "1", "--json"] + extra)
+            #expect(r.status == 0, "stderr: \(r.err)")
+            return try JSONDecoder().decode(Generated.self, from: Data(r.out.utf8)).prompt
+        }
+        let trained = try prompt(), plain = try prompt("--template", "plain"), raw = try prompt("--template", "none")
+        #expect(trained == plain && trained != raw && trained.contains("What is 2 + 3?"), "\(trained)")
+        #expect(raw == "What is 2 + 3?")
+        // The token that ends the answer is not printed.
+        let text = try BuiltBinary.safetune.run("generate", Self.root.appendingPathComponent("checkpoints/base.h5").path,
+                                                "--prompt", "What is 2 + 3?", "--max-tokens", "24")
+        #expect(text.status == 0 && text.out.contains("5") && !text.out.contains("<|endoftext|>"), "\(text.out)")
+    }
+
     /// `calibrate-guard` on a copy of the shipped model: the threshold it stores is the one
     /// `eval --guard` and `generate --guard` then report using, `--threshold` overrides it,
     /// and `inspect` shows it.

@@ -1,3 +1,4 @@
+import Foundation
 import Engine
 
 /// A generic checkpoint section: named float32 tensors, attributes, and nested groups.
@@ -77,6 +78,13 @@ public struct Provenance: Sendable, Equatable, Codable {
     /// does not say for an epoch-based run; the gate calibrates in the same number).
     public var steps: Int64?
     public var safetuneVersion: String
+
+    /// The chat template the recipe's `model.template` names (`plain`, `llama2`, `chatml` or
+    /// `auto`), the way the model saw its prompts in training; nil without a recorded recipe.
+    public var template: String? {
+        guard let recipe, let root = try? JSONSerialization.jsonObject(with: Data(recipe.utf8)) as? [String: Any] else { return nil }
+        return (root["model"] as? [String: Any])?["template"] as? String
+    }
 
     public init(recipe: String? = nil, recipeSHA256: String? = nil, dataSHA256: [String: String] = [:],
                 parentSHA256: String? = nil, seed: Int64? = nil, steps: Int64? = nil, safetuneVersion: String = SafeTuneVersion.current) {

@@ -66,7 +66,7 @@ public struct VariantSettings: Sendable, Equatable, Codable {
         guard let text = provenance?.recipe,
               let root = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return (s, applied) }
         let adapters = root["adapters"] as? [String: Any], optimizer = root["optimizer"] as? [String: Any]
-        let training = root["training"] as? [String: Any], model = root["model"] as? [String: Any]
+        let training = root["training"] as? [String: Any]
         if let kind = (adapters?["kind"] as? String).flatMap(Kind.init(rawValue:)) {
             s.kind = kind
             applied.append("kind \(kind.rawValue)")
@@ -87,7 +87,7 @@ public struct VariantSettings: Sendable, Equatable, Codable {
             s.steps = steps
             applied.append("\(steps) steps")
         }
-        if let template = model?["template"] as? String {
+        if let template = provenance?.template {
             s.template = template
             applied.append("template \(template)")
         }
