@@ -43,8 +43,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of streaming text.")
     var json = false
 
-    @Flag(name: .customLong("guard"), help: "SA-ESS guarded decoding with the checkpoint's safety signal (JSON adds the classification trace).")
-    var guarded = false
+    @Flag(name: .customLong("guard"), inversion: .prefixedNo,
+          help: "SA-ESS guarded decoding with the checkpoint's safety signal (JSON adds the classification trace). Default: on when the signal's threshold was calibrated (calibrate-guard).")
+    var guarded: Bool?
 
     @OptionGroup(title: "Guard options")
     var guardFlags: GuardFlags
@@ -71,7 +72,8 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 
-    private func runGuarded(_ loaded: ModelBundle, tokenizer: Tokenizer, text: String, options: GenerationOptions) throws {
+    private func runGuarded(_ loaded: ModelBundle, tokenizer: Tokenizer, text: String, options: GenerationOptions,
+                            ends: Set<Int>) throws {
         let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
         if let mismatch = decoder.calibrationMismatch {
             FileHandle.standardError.write(Data("note: the guard's threshold was \(mismatch)\n".utf8))
@@ -81,7 +83,8 @@ struct GenerateCommand: ParsableCommand {
         let result = try decoder.generate(prompt: promptIds, options: options)
         let seconds = Date().timeIntervalSince(start)
         guard json else {
-            print(result.text)
+            let answer = result.tokens.last.map(ends.contains) == true ? tokenizer.decode(Array(result.tokens.dropLast())) : result.text
+            FileHandle.standardOutput.write(Data((answer + "\n").utf8))
             if let at = result.refusalAt {
                 FileHandle.standardError.write(Data("[guard: refusal inserted at token \(at)]\n".utf8))
             }
@@ -120,7 +123,12 @@ struct GenerateCommand: ParsableCommand {
         let options = GenerationOptions(
             maxTokens: maxTokens, sampler: Sampler(temperature: temperature, topK: topK, topP: topP), seed: seed,
             stopTokens: stopTokens, stopStrings: stopStrings)
-        if guarded { return try runGuarded(loaded, tokenizer: tokenizer, text: text, options: options) }
+        // The token that ends the answer is not part of it.
+        let ends = stopTokens.union([tokenizer.eosTokenId].compactMap { $0 })
+        // A calibrated guard is part of how the checkpoint is meant to answer.
+        if guarded ?? (loaded.checkpoint.signal?.attributes["guard_calibration"] != nil) {
+            return try runGuarded(loaded, tokenizer: tokenizer, text: text, options: options, ends: ends)
+        }
         let promptIds = tokenizer.encode(text)
         let generator = Generator(model: loaded.model, tokenizer: tokenizer)
         if json {
@@ -133,8 +141,6 @@ struct GenerateCommand: ParsableCommand {
             ]
             try printJSON(object)
         } else {
-            // The token that ends the answer is not part of it.
-            let ends = stopTokens.union([tokenizer.eosTokenId].compactMap { $0 })
             let result = try generator.generate(prompt: promptIds, options: options) { step in
                 if !ends.contains(step.token), let delta = step.textDelta, !delta.isEmpty {
                     FileHandle.standardOutput.write(Data(delta.utf8))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Checkpoints
 import TestSupport
 
 /// `safetune eval --guard` through the real binary on the shipped model: the guard flags
@@ -57,6 +58,31 @@ struct EvalCLITests {
         let text = try BuiltBinary.safetune.run("generate", Self.root.appendingPathComponent("checkpoints/base.h5").path,
                                                 "--prompt", "What is 2 + 3?", "--max-tokens", "24")
         #expect(text.status == 0 && text.out.contains("5") && !text.out.contains("<|endoftext|>"), "\(text.out)")
+    }
+
+    /// The shipped model's guard is calibrated, so `generate` decodes guarded unless told
+    /// `--no-guard`; a checkpoint without a calibrated threshold decodes plainly.
+    @Test func generateGuardsACalibratedCheckpointByDefault() throws {
+        func traced(_ model: URL, _ extra: String...) throws -> Bool {
+            let r = try BuiltBinary.safetune.run(["generate", model.path, "--prompt", "Name three fruits.", "--max-tokens", "2",
+                                                  "--json"] + extra)
+            #expect(r.status == 0, "stderr: \(r.err)")
+            let object = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+            return object?["trace"] != nil
+        }
+        let shipped = Self.root.appendingPathComponent("checkpoints/base.h5")
+        let guardedByDefault = try traced(shipped), plainOnRequest = try !traced(shipped, "--no-guard")
+        #expect(guardedByDefault && plainOnRequest)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("uncalibrated-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var checkpoint = try Checkpoint.read(from: shipped)
+        checkpoint.signal?.attributes["guard_threshold"] = nil
+        checkpoint.signal?.attributes["guard_calibration"] = nil
+        let uncalibrated = folder.appendingPathComponent("model.h5")
+        try checkpoint.write(to: uncalibrated)
+        let plainByDefault = try !traced(uncalibrated), guardedOnRequest = try traced(uncalibrated, "--guard")
+        #expect(plainByDefault && guardedOnRequest)
     }
 
     /// `calibrate-guard` on a copy of the shipped model: the threshold it stores is the one
