@@ -35,6 +35,7 @@ struct SafeTuneCommand: ParsableCommand {
     /// Checkpoints come from strangers: every one is read in a helper process first, so a
     /// damaged file that crashes libhdf5 becomes an error instead of killing the command.
     static func main() {
+        BLASCore.restartWithSupportedKernelsIfNeeded()
         ReadIsolation.bootstrap()
         // Every core for the engine's kernels; `train` (training.threads) and `bench`
         // (--threads) set their own count.
