@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Testing
 import TestSupport
@@ -27,6 +28,26 @@ struct BenchCLITests {
             #expect(abs(row.achieved_gflops - row.gflop_per_step / row.median_s) < 1e-6 * row.achieved_gflops + 1e-9)
             #expect(abs(row.percent_of_sgemm - 100 * row.achieved_gflops / row.sgemm_gflops) < 1e-6 * row.percent_of_sgemm + 1e-9)
             #expect(row.peak_rss_mb > 0 && row.loadavg_1m.count == 2)
+        }
+    }
+
+    /// On a CPU whose flags allow faster kernels, the binary never runs OpenBLAS's generic
+    /// ones (it restarts itself with `OPENBLAS_CORETYPE` set), and a kernel set the user
+    /// names is kept.
+    @Test func runsTheKernelsTheCPUSupports() throws {
+        func blas(_ environment: [String: String] = [:]) throws -> String {
+            let r = try BuiltBinary.safetune.run(["bench", "--configs", "1m", "--modes", "forward", "--steps", "1", "--warmup", "0",
+                                                  "--json"], environment: environment)
+            #expect(r.status == 0, "stderr: \(r.err)")
+            struct Row: Decodable { let blas: String }
+            return try JSONDecoder().decode([Row].self, from: Data(r.out.utf8)).first?.blas ?? ""
+        }
+        #expect(try blas(["OPENBLAS_CORETYPE": "Prescott"]).contains("Prescott"))
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }.map { $0.split(separator: " ").map(String.init) } ?? [])
+        if BLASCore.supported(flags: flags) != nil, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {
+            let chosen = try blas()
+            #expect(!chosen.contains("Prescott"), "\(chosen)")
         }
     }
 
