@@ -126,7 +126,7 @@ struct GenerateCommand: ParsableCommand {
         // The token that ends the answer is not part of it.
         let ends = stopTokens.union([tokenizer.eosTokenId].compactMap { $0 })
         // A calibrated guard is part of how the checkpoint is meant to answer.
-        if guarded ?? (loaded.checkpoint.signal?.attributes["guard_calibration"] != nil) {
+        if guarded ?? (loaded.checkpoint.signal.map(SafetySignal.isCalibrated) ?? false) {
             return try runGuarded(loaded, tokenizer: tokenizer, text: text, options: options, ends: ends)
         }
         let promptIds = tokenizer.encode(text)

@@ -43,9 +43,7 @@ struct BenchCLITests {
             return try JSONDecoder().decode([Row].self, from: Data(r.out.utf8)).first?.blas ?? ""
         }
         #expect(try blas(["OPENBLAS_CORETYPE": "Prescott"]).contains("Prescott"))
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }.map { $0.split(separator: " ").map(String.init) } ?? [])
-        if BLASCore.supported(flags: flags) != nil, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {
+        if BLASCore.supported(flags: BLASCore.cpuFlags()) != nil, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {
             let chosen = try blas()
             #expect(!chosen.contains("Prescott"), "\(chosen)")
         }

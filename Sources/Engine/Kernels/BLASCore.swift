@@ -24,14 +24,19 @@ public enum BLASCore {
         return nil
     }
 
+    /// The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read).
+    public static func cpuFlags() -> Set<String> {
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+        return Set(line.split(separator: " ").map(String.init))
+    }
+
     /// When OpenBLAS runs its generic kernels on a CPU that supports faster ones, and the user
     /// has not chosen (`OPENBLAS_CORETYPE` unset), runs this program again from the start with
     /// `OPENBLAS_CORETYPE` set. Returns when nothing needs doing or the restart fails.
     public static func restartWithSupportedKernelsIfNeeded() {
         guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, name == "Prescott",
-              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let core = supported(flags: Set(line.split(separator: " ").map(String.init))) else { return }
+              let core = supported(flags: cpuFlags()) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // Only reached when exec failed: carry on with the slower kernels.

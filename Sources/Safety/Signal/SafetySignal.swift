@@ -30,6 +30,12 @@ public final class SafetySignal {
     /// Name of the section in a checkpoint.
     public static let groupName = "signal"
 
+    /// The attribute that holds the guard's `GuardCalibration` record.
+    static let calibrationKey = "guard_calibration"
+
+    /// Whether the head stored in `group` carries a calibrated guard threshold.
+    public static func isCalibrated(_ group: TensorGroup) -> Bool { group.attributes[calibrationKey] != nil }
+
     /// A fresh head for hidden size `hiddenSize`: normal(0, 0.02) weights, zero bias.
     public init(clsToken: String, clsTokenId: Int, hiddenSize: Int, pattern: SignalPattern = .sft, seed: UInt64 = 0) {
         self.clsToken = clsToken
@@ -65,10 +71,10 @@ public final class SafetySignal {
         self.pattern = pattern
         weight = Variable(w.copy(), requiresGrad: true, name: "signal.head.weight")
         bias = Variable(b.copy(), requiresGrad: true, name: "signal.head.bias")
-        if let text = group.attributes["guard_calibration"]?.stringValue {
+        if let text = group.attributes[Self.calibrationKey]?.stringValue {
             guard let record = try? JSONDecoder().decode(GuardCalibration.self, from: Data(text.utf8)),
                   record.threshold > 0, record.threshold <= 1 else {
-                throw .invalidGroup(key: "guard_calibration", reason: "is not a guard calibration with a threshold in (0, 1]")
+                throw .invalidGroup(key: Self.calibrationKey, reason: "is not a guard calibration with a threshold in (0, 1]")
             }
             calibration = record
         }
@@ -80,7 +86,7 @@ public final class SafetySignal {
                                                     "pattern": .string(pattern.rawValue)]
         if let calibration {
             attributes["guard_threshold"] = .double(GuardCalibration.decimal(calibration.threshold))
-            attributes["guard_calibration"] = .string(calibration.json)
+            attributes[Self.calibrationKey] = .string(calibration.json)
         }
         return TensorGroup(tensors: ["head.weight": weight.value.copy(), "head.bias": bias.value.copy()], attributes: attributes)
     }
