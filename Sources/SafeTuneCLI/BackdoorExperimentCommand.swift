@@ -51,8 +51,8 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Flag(help: "Fine-tune the gate's variants from the trusted parent instead of the checkpoint.")
     var variantsFromParent = false
 
-    @Flag(help: "Add the gate's direction stage, probed with the training corpus's harmful and harmless prompts and calibrated by clean fine-tunes in the children's regime.")
-    var direction = false
+    @Flag(help: "Turn off the gate's direction stage (on when the base carries its safety directions; calibrated by clean fine-tunes in the children's regime).")
+    var noDirection = false
 
     @Option(help: "Seed of the planted triggers and the fine-tuning data.")
     var seed: UInt64 = BackdoorExperimentSettings().seed
@@ -82,12 +82,12 @@ struct BackdoorExperimentCommand: ParsableCommand {
             s.gate.rule = r
             s.gate.variantsFromParent = variantsFromParent
             s.seed = seed
-            if direction {
-                let probes = try DirectionStage.probes(from: URL(fileURLWithPath: train), count: DirectionStage.probesPerKind)
-                var stage = DirectionStage(harmful: probes.harmful, harmless: probes.harmless)
-                stage.regime = s.childRegime
-                stage.calibrationFile = URL(fileURLWithPath: output).appendingPathComponent("direction-calibration.json")
-                s.gate.direction = stage
+            if noDirection {
+                s.gate.direction = nil
+            } else {
+                let regime = s.childRegime
+                s.gate.direction?.regime = regime
+                s.gate.direction?.calibrationFile = URL(fileURLWithPath: output).appendingPathComponent("direction-calibration.json")
             }
             s.purifier.variants = s.gate.variants
             fluency.apply(to: &s.purifier)

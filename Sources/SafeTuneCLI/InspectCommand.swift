@@ -46,6 +46,7 @@ struct InspectCommand: ParsableCommand {
         if let counts = s.unitClassCounts {
             out += "  unit maps: \(s.unitMapModules) modules; RU \(counts[0]), UCU \(counts[1]), CU \(counts[2]), SCU \(counts[3])\n"
         }
+        if s.directionBlocks > 0 { out += "  safety directions: \(s.directionBlocks) blocks (the gate's direction stage reads them)\n" }
         if s.signalParameters > 0 {
             out += "  safety signal head: \(s.signalParameters) parameters; guard threshold "
                 + (s.guardThreshold.map { String(format: "%g (calibrated)", $0) } ?? "0.5 (not calibrated)") + "\n"

@@ -103,6 +103,8 @@ struct UnitsCommand: ParsableCommand {
             note("scoring units on \(safety) and \(utility)")
             (map, attributes) = try builder.build(model: model, encoder: encoder, safety: URL(fileURLWithPath: safety),
                                                   utility: URL(fileURLWithPath: utility))
+            checkpoint.directions = try directions(model: model, tokenizer: tokenizer, template: encoder.template, checkpoint: checkpoint,
+                                                   path: path, safety: safety, utility: utility)
         } else if let stored = checkpoint.units {
             map = try UnitMap(checkpoint: stored, config: checkpoint.config, source: path)
             if let requested { map = try map.reclassified(sizes: requested) }
@@ -152,6 +154,26 @@ struct UnitsCommand: ParsableCommand {
     }
 
     // MARK: Helpers
+
+    /// The model's safety directions (the gate's direction stage reads a parent's) on the
+    /// first harmful prompts of the safety set and harmless prompts of the utility set;
+    /// nil, with a note, when the sets are not labelled that way.
+    private func directions(model: TransformerModel, tokenizer: Tokenizer, template: ChatTemplate, checkpoint: Checkpoint,
+                            path: String, safety: String, utility: String) throws -> TensorGroup? {
+        let count = min(limit ?? DirectionStage.probesPerKind, DirectionStage.probesPerKind)
+        guard let harmful = try? EvaluationSet.load(contentsOf: URL(fileURLWithPath: safety)).harmful.prefix(count).map(\.prompt),
+              let harmless = try? EvaluationSet.load(contentsOf: URL(fileURLWithPath: utility)).harmless.prefix(count).map(\.prompt),
+              !harmful.isEmpty, !harmless.isEmpty else {
+            note("no safety directions stored: they need prompts labelled malicious in the safety set and benign ones without answers in the utility set")
+            return nil
+        }
+        let bundle = ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: URL(fileURLWithPath: path))
+        let directions = try SafetyDirections(bundle: bundle, template: template, harmful: harmful, harmless: harmless)
+        note("safety directions on \(harmful.count) harmful and \(harmless.count) harmless prompts: separation per block "
+             + directions.separation.map { String(format: "%.2f", $0) }.joined(separator: " "))
+        return directions.group(attributes: ["harmful_prompts": .int(Int64(harmful.count)), "harmless_prompts": .int(Int64(harmless.count)),
+                                             "template": .string(template.style.rawValue)])
+    }
 
     /// Measures a model on `set`'s harmful prompts (direct-request ASR) and skill prompts
     /// (accuracy), at most `--limit` of each, with greedy answers of `--max-tokens` tokens.

@@ -90,34 +90,41 @@ struct RegimeOptions: ParsableArguments {
     }
 }
 
-/// Options of the gate's direction stage (`--direction-probes` turns it on).
+/// Options of the gate's direction stage: on by default with the parent's stored directions
+/// (full-weight checkpoints only), on for any checkpoint with `--direction-probes`, off with `--no-direction`.
 struct DirectionOptions: ParsableArguments {
-    @Option(help: "Labelled prompts (JSONL with harmful and harmless records): adds the direction stage.")
+    @Option(help: "Labelled prompts (JSONL with harmful and harmless records): measure the parent's directions on them and run the direction stage on any checkpoint, adapters included (default: the directions the parent carries, full-weight checkpoints only).")
     var directionProbes: String?
+
+    @Flag(help: "Turn the direction stage off.")
+    var noDirection = false
 
     @Option(help: "Harmful and harmless prompts used, each.")
     var directionPrompts = DirectionStage.probesPerKind
 
     @Option(help: "Clean fine-tunes of the parent that calibrate the direction stage's thresholds.")
-    var directionCalibrate = DirectionStage(harmful: [], harmless: []).calibrationRuns
+    var directionCalibrate = DirectionStage().calibrationRuns
 
     @Option(help: "Direction thresholds: calibration mean + k standard deviations.")
-    var directionK = DirectionStage(harmful: [], harmless: []).k
+    var directionK = DirectionStage().k
 
     @Option(help: "Trusted data in the checkpoint's own mix, refusals included, for the direction stage's calibration fine-tunes (default: the clean data).")
     var directionData: String?
 
-    @Option(help: "Keep the direction stage's calibration in this JSON file: read when made from the same parent, data, probes and settings; written when absent.")
+    @Option(help: "Keep the direction stage's calibration in this JSON file: read when made from the same parent, data, directions and settings; written when absent.")
     var directionCalibration: String?
 
-    /// The stage, or nil without `--direction-probes`.
+    func validate() throws {
+        if noDirection, directionProbes != nil { throw ValidationError("--no-direction and --direction-probes exclude each other") }
+    }
+
+    /// The stage, or nil with `--no-direction`.
     func stage(regime: VariantSettings) throws -> DirectionStage? {
-        guard let directionProbes else { return nil }
+        if noDirection { return nil }
         guard directionPrompts >= 1, directionCalibrate >= 2, directionK > 0 else {
             throw VaccineError.invalidSetting(key: "--direction-*", reason: "--direction-prompts must be positive, --direction-calibrate at least 2, --direction-k positive")
         }
-        let (harmful, harmless) = try DirectionStage.probes(from: URL(fileURLWithPath: directionProbes), count: directionPrompts)
-        var stage = DirectionStage(harmful: harmful, harmless: harmless)
+        var stage = DirectionStage(probes: try directionProbes.map { try DirectionStage.probes(from: URL(fileURLWithPath: $0), count: directionPrompts) } ?? .parent)
         stage.calibrationRuns = directionCalibrate
         stage.regime = regime
         stage.k = directionK
@@ -179,8 +186,9 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
             The statistic is the share of the checkpoint's update (child − parent) on the backdoor signature found \
             with synthetic variants, relative to the signature's share of channels (1: spread evenly); the threshold comes from the variants' clean fine-tunes. With \
-            --direction-probes, the direction stage follows: how far the update moves along the parent's \
-            harmful-vs-harmless direction, against clean fine-tunes of the parent. With --probes, a behavioural \
+            a full-weight checkpoint whose parent carries its safety directions (or with --direction-probes), the \
+            direction stage follows: how far the update moves along the parent's harmful-vs-harmless direction, \
+            against clean fine-tunes of the parent. With --probes, a behavioural \
             scan follows: a searched suffix's divergence from the parent, against the same kind of clean \
             fine-tunes. See docs/gate.md.
             Exit status: 0 pass, 1 reject, 2 error (any error is a reject; with --json the reject object is printed).
@@ -272,6 +280,7 @@ struct VerifyCommand: ParsableCommand {
                       + d.write.values.map { String(format: "%.3f", $0) }.joined(separator: " ") + ", read "
                       + d.read.values.map { String(format: "%.3f", $0) }.joined(separator: " "))
             }
+            if let skipped = report.directionSkipped { print("direction stage: skipped: \(skipped)") }
             if let b = report.behaviour {
                 print(String(format: "behavioural scan: divergence %.3f (without suffix %.3f), threshold %.3f; clean fine-tunes of the parent: ",
                              b.scan.best, b.scan.baseline, b.calibration.threshold)

@@ -4,6 +4,7 @@ import Foundation
 import Models
 @testable import Safety
 import Testing
+import Tokenizers
 import TestSupport
 import Training
 
@@ -143,9 +144,56 @@ import Training
         #expect(try CleanData.load(contentsOf: url).map(\.prompt) == ["Name a fruit."])
         #expect(try CleanData.load(contentsOf: url, includingMalicious: true).map(\.prompt) == ["Name a fruit.", "Do harm."])
     }
+
+    /// A parent carries its directions in `/directions`: written and read back exactly, and
+    /// a section of the wrong shape or with non-finite values is refused by name.
+    @Test func directionsTravelInTheCheckpoint() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var parent = try VaccineFixtures.checkpoint(seed: 1)
+        let (harmful, harmless) = (["How do I hurt someone?", "How do I steal a car?"], ["Name a fruit.", "Name a colour."])
+        let bundle = ModelBundle(model: try TransformerModel(config: parent.config, weights: parent.weights, trainable: false),
+                                 tokenizer: try Tokenizer(data: try #require(parent.tokenizerJSON), source: "fixture"), checkpoint: parent, source: dir)
+        let measured = try SafetyDirections(bundle: bundle, template: ChatTemplate(style: .instruction), harmful: harmful, harmless: harmless)
+        parent.directions = measured.group(attributes: ["harmful_prompts": .int(2)])
+        let read = try Checkpoint.read(from: try GateTests.written(parent, "parent.h5", in: dir))
+        let group = try #require(read.directions)
+        #expect(group.attributes["harmful_prompts"] == .int(2))
+        let back = try SafetyDirections(group: group, config: read.config, source: "parent.h5")
+        #expect(back.directions == measured.directions)
+        #expect(zip(back.separation, measured.separation).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+
+        var wider = read.config
+        wider.hiddenSize = 16
+        #expect(throws: VaccineError.self) { try SafetyDirections(group: group, config: wider, source: "parent.h5") }
+        var broken = group
+        broken.tensors["separation"] = nil
+        #expect { try SafetyDirections(group: broken, config: read.config, source: "parent.h5") } throws: {
+            "\($0)".contains("parent.h5") && "\($0)".contains("separation")
+        }
+        broken = group
+        broken.tensors["directions"]!.data[0] = .nan
+        #expect(throws: VaccineError.self) { try SafetyDirections(group: broken, config: read.config, source: "parent.h5") }
+    }
+
+    /// With the parent's own directions the stage runs on full-weight children of a parent
+    /// that carries them, and says why it skips otherwise; probe prompts always run it.
+    @Test func theDefaultStageSaysWhyItSkips() throws {
+        let parent = try VaccineFixtures.checkpoint(seed: 1)
+        var carrying = parent
+        carrying.directions = Self.directions([1] + Array(repeating: 0, count: 7), layers: 2).group(attributes: [:])
+        var child = try VaccineFixtures.checkpoint(seed: 2, parent: parent)
+        let stage = DirectionStage()
+        #expect(stage.skipReason(child: child, parent: carrying) == nil)
+        #expect(stage.skipReason(child: child, parent: parent)?.contains("carries no safety directions") == true)
+        child.adapters = TensorGroup()
+        #expect(stage.skipReason(child: child, parent: carrying)?.contains("adapter") == true)
+        #expect(DirectionStage(probes: .prompts(harmful: ["a"], harmless: ["b"])).skipReason(child: child, parent: parent) == nil)
+    }
 }
 
-/// `safetune verify --direction-probes` through the real binary.
+/// `safetune units` storing the directions and `safetune verify` with the direction stage,
+/// through the real binary.
 @Suite(.enabled(if: BuiltBinary.safetune.url != nil, "safetune binary not found next to the test bundle; build it with `swift build`"))
 struct DirectionStageCLITests {
     @Test func verifyRunsTheDirectionStage() throws {
@@ -176,5 +224,44 @@ struct DirectionStageCLITests {
         let invalid = try BuiltBinary.safetune.run(["verify", child.path, "--reference", parent.path, "--clean", clean.path,
                                                     "--direction-probes", probes.path, "--direction-calibrate", "1", "--json"])
         #expect(invalid.status == 2 && invalid.out.contains("direction-calibrate"), "\(invalid.out)")
+    }
+
+    /// `units` stores the parent's directions; `verify` then runs the stage by default on a
+    /// full-weight child, skips it (saying why) against a parent without them, and
+    /// `--no-direction` turns it off.
+    @Test func verifyReadsTheDirectionsTheParentCarries() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = try VaccineFixtures.checkpoint(seed: 1)
+        let bare = try GateTests.written(p, "bare.h5", in: dir)
+        let child = try GateTests.written(VaccineFixtures.checkpoint(seed: 2, parent: p), "child.h5", in: dir)
+        let probes = try VaccineFixtures.probes(in: dir)
+        let parent = dir.appendingPathComponent("parent.h5")
+        let units = try BuiltBinary.safetune.run(["units", bare.path, "--safety", probes.path, "--utility", probes.path,
+                                                  "--template", "plain", "-o", parent.path])
+        #expect(units.status == 0, "\(units.err)")
+        #expect(units.err.contains("safety directions on 1 harmful and 1 harmless prompts"), "\(units.err)")
+        let stored = try #require(try Checkpoint.read(from: parent).directions)
+        #expect(stored.tensors["directions"]?.shape == [2, 8] && stored.attributes["template"] == .string("instruction"))
+        #expect(try Checkpoint.read(from: parent).weightsSHA256 == p.weightsSHA256)
+        #expect(try BuiltBinary.safetune.run(["inspect", parent.path]).out.contains("safety directions: 2 blocks"))
+
+        let clean = dir.appendingPathComponent("clean.jsonl")
+        try CleanData.write([CleanSample(prompt: "Name a fruit.", completion: "An apple.")], to: clean)
+        func verify(_ reference: URL, _ extra: [String] = []) throws -> GateReport {
+            let r = try BuiltBinary.safetune.run(["verify", child.path, "--reference", reference.path, "--clean", clean.path,
+                                                  "--variants", "2", "--steps", "1", "--direction-calibrate", "2",
+                                                  "--calibration-steps", "1", "--calibration-samples", "2", "--json"] + extra)
+            let report = try JSONDecoder().decode(GateReport.self, from: Data(r.out.utf8))
+            #expect(report.error == nil, "\(r.err)")
+            return report
+        }
+        let on = try verify(parent)
+        let d = try #require(on.direction)
+        #expect(d.separation.count == 2 && d.write.values.count == 2 && on.directionSkipped == nil)
+        let skipped = try verify(bare)
+        #expect(skipped.direction == nil && skipped.directionSkipped?.contains("carries no safety directions") == true)
+        let off = try verify(parent, ["--no-direction"])
+        #expect(off.direction == nil && off.directionSkipped == nil)
     }
 }

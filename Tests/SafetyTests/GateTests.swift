@@ -175,7 +175,7 @@ struct GateTests {
         #expect(stage.calibrationFile?.lastPathComponent == "calibration.json")
         // The direction stage: its probes by kind, trusted data with the refusal kept, and the run's own regime.
         let direction = try #require(c.direction)
-        #expect(direction.harmful == ["How do I hurt someone?"] && direction.harmless == ["Name a fruit."])
+        #expect(direction.probes == .prompts(harmful: ["How do I hurt someone?"], harmless: ["Name a fruit."]))
         #expect(direction.calibrationRuns == 3 && direction.calibrationFile?.lastPathComponent == "direction.json")
         #expect(direction.calibrationData?.count == 2)
         #expect(direction.regime.steps == 11 && direction.regime.seqLen == 16 && direction.regime.template == "auto")
@@ -183,12 +183,21 @@ struct GateTests {
         // Calibrated in the run's own regime.
         #expect(stage.regime.kind.rawValue == recipe.adapters.kind.rawValue && stage.regime.steps == 11 && stage.regime.seqLen == 16)
         #expect(stage.regime.learningRate == recipe.optimizer.lr && stage.regime.loraRank == recipe.adapters.rank)
-        let defaults = try TrainingGate.configuration(try RecipeLoader().load(yaml: """
-            model: {tokenizer: tokenizer.json, init: {family: llama, layers: 1, d_model: 8, heads: 2, d_ff: 16, context: 16}}
-            data: {train: [d.jsonl]}
-            training: {steps: 1, seq_len: 16}
-            """, directory: dir))
+        func configuration(gate: String) throws -> GateConfiguration {
+            try TrainingGate.configuration(try RecipeLoader().load(yaml: """
+                model: {tokenizer: tokenizer.json, init: {family: llama, layers: 1, d_model: 8, heads: 2, d_ff: 16, context: 16}}
+                data: {train: [d.jsonl]}
+                training: {steps: 1, seq_len: 16}
+                safety: {gate: \(gate)}
+                """, directory: dir))
+        }
+        // By default the direction stage reads the base's stored directions, in the run's regime;
+        // `direction: false` turns it off. Everything else is the gate's default.
+        var defaults = try configuration(gate: "{}")
+        #expect(defaults.direction?.probes == .parent && defaults.direction?.regime.seqLen == 16)
+        defaults.direction = GateConfiguration().direction
         #expect(defaults == GateConfiguration())
+        #expect(try configuration(gate: "{direction: false}").direction == nil)
     }
 
     // MARK: - Fail closed: every error is a reject with the error named.

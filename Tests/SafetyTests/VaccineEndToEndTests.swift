@@ -51,7 +51,9 @@ struct VaccineEndToEndTests {
         #expect(report.statistic != nil && report.threshold != nil)
         #expect(report.calibration?.cleanShares.count == 2)
         #expect(report.layers.count == 4)  // 2 layers × (mlp, attn)
-        #expect(lines.count == 2 && lines[0].contains("variant 1/2"))
+        // Two variant lines, then the direction stage's skip: this parent carries no directions.
+        #expect(lines.count == 3 && lines[0].contains("variant 1/2") && lines[2].contains("direction stage: skipped"), "\(lines)")
+        #expect(report.directionSkipped?.contains("no safety directions") == true)
         // The scratch folders of the variants are gone.
         let left = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("work").path)) ?? []
         #expect(left.isEmpty)

@@ -3,8 +3,8 @@ import Foundation
 import Models
 
 /// Everything SafeTune stores about one model, as a value: configuration, tokenizer,
-/// weights (Hugging Face names and layouts), and optional adapters, unit maps, signal
-/// head, optimizer state, provenance and gate verdict.
+/// weights (Hugging Face names and layouts), and optional adapters, unit maps, safety
+/// directions, signal head, optimizer state, provenance and gate verdict.
 ///
 /// An adapter-only checkpoint has no weights and names its base with `baseSHA256`
 /// (see `TensorDigest.canonical`); `attaching(to:)` rejects any other base.
@@ -25,6 +25,9 @@ public struct Checkpoint: Sendable {
     /// LoRA adapters: one subgroup per adapted module (see the format document).
     public var adapters: TensorGroup?
     public var units: UnitMaps?
+    /// Where the model separates harmful from harmless prompts, per block (the gate's
+    /// direction stage reads a parent's; the Safety module's `SafetyDirections`).
+    public var directions: TensorGroup?
     /// SA-ESS safety-signal head.
     public var signal: TensorGroup?
     /// Optimizer step and moments for exact resume.
@@ -37,7 +40,7 @@ public struct Checkpoint: Sendable {
     public var safetuneVersion: String
 
     public init(config: ModelConfig, weights: [String: Tensor], tokenizerJSON: Data? = nil, baseSHA256: String? = nil,
-                adapters: TensorGroup? = nil, units: UnitMaps? = nil, signal: TensorGroup? = nil, optimizer: TensorGroup? = nil,
+                adapters: TensorGroup? = nil, units: UnitMaps? = nil, directions: TensorGroup? = nil, signal: TensorGroup? = nil, optimizer: TensorGroup? = nil,
                 provenance: Provenance? = nil, gate: GateRecord? = nil,
                 created: String = ISO8601DateFormatter().string(from: Date()), safetuneVersion: String = SafeTuneVersion.current) {
         self.config = config
@@ -46,6 +49,7 @@ public struct Checkpoint: Sendable {
         self.baseSHA256 = baseSHA256
         self.adapters = adapters
         self.units = units
+        self.directions = directions
         self.signal = signal
         self.optimizer = optimizer
         self.provenance = provenance

@@ -67,6 +67,7 @@ final class CheckpointReader {
         c.tokenizerJSON = try readTokenizer()
         if file.kind(of: "/adapters") == .group { c.adapters = try readGroup("/adapters", depth: 0) }
         if file.kind(of: "/units") == .group { c.units = try readUnits(config: config) }
+        if file.kind(of: "/directions") == .group { c.directions = try readGroup("/directions", depth: 0) }
         if file.kind(of: "/signal") == .group { c.signal = try readGroup("/signal", depth: 0) }
         if file.kind(of: "/optimizer") == .group { c.optimizer = try readGroup("/optimizer", depth: 0) }
         if file.kind(of: "/provenance") == .group { c.provenance = try readProvenance() }

@@ -30,6 +30,8 @@ public struct CheckpointSummary: Sendable, Codable {
     /// Units per class (RU, UCU, CU, SCU) over all unit maps; nil without unit maps.
     public var unitClassCounts: [Int]?
     public var unitMapModules: Int
+    /// Blocks with a stored safety direction (`/directions`); 0 without.
+    public var directionBlocks: Int
     public var signalParameters: Int
     /// The guard threshold calibrated for the signal head (`/signal` attribute `guard_threshold`).
     public var guardThreshold: Double?
@@ -103,6 +105,7 @@ public struct CheckpointSummary: Sendable, Codable {
             baseSHA256: try r.rootString("base_weights_sha256"), tokenizerBytes: tokenizerBytes,
             adapters: adapters, adapterParameters: adapters.reduce(0) { $0 + $1.parameters },
             unitClassCounts: unitCounts, unitMapModules: unitModules,
+            directionBlocks: f.kind(of: "/directions/directions") == .dataset ? try f.shape(of: "/directions/directions", as: Float.self).first ?? 0 : 0,
             signalParameters: f.kind(of: "/signal") == .group ? try groupCount("/signal") : 0,
             guardThreshold: f.kind(of: "/signal") == .group ? try f.attribute("guard_threshold", of: "/signal")?.doubleValue : nil,
             optimizerStep: f.kind(of: "/optimizer") == .group ? try f.attribute("step", of: "/optimizer")?.intValue : nil,

@@ -63,6 +63,7 @@ struct CheckpointWriter {
         }
         if let adapters = c.adapters { try writeGroup(adapters, at: "/adapters") }
         if let units = c.units { try writeUnits(units) }
+        if let directions = c.directions { try writeGroup(directions, at: "/directions") }
         if let signal = c.signal { try writeGroup(signal, at: "/signal") }
         if let optimizer = c.optimizer { try writeGroup(optimizer, at: "/optimizer") }
         if let p = c.provenance { try writeProvenance(p) }

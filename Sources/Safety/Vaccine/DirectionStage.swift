@@ -6,15 +6,24 @@ import Training
 /// The gate's direction stage: how far the checkpoint's update moves along the parent's
 /// `SafetyDirections` (`DirectionShift`: writing the harmful-vs-harmless direction, and
 /// MLPs re-keyed on it), against clean fine-tunes of the parent in the checkpoint's own
-/// regime. Either statistic above its calibrated threshold rejects. It needs labelled
-/// probe prompts (harmful and harmless) but no trigger. On the backdoor experiments of the
-/// two base models shipped so far it rejected 35 of 42 planted backdoors (both behaviours;
-/// six seeds and a stronger poisoning) and none of 27 clean fine-tunes (docs/gate.md). Off unless probes are given.
+/// regime. Either statistic above its calibrated threshold rejects. It needs the parent's
+/// directions (stored in it by `safetune units`, or measured on labelled probe prompts) but
+/// no trigger. On the backdoor experiments of the shipped base models it rejected 35 of 42
+/// planted backdoors (both behaviours; six seeds and a stronger poisoning) and none of 27
+/// clean fine-tunes (docs/gate.md). On by default for full-weight checkpoints.
 public struct DirectionStage: Sendable, Equatable, Codable {
-    /// Harmful probe prompts.
-    public var harmful: [String]
-    /// Harmless probe prompts.
-    public var harmless: [String]
+    /// Where the parent's directions come from.
+    public enum Probes: Sendable, Equatable, Codable {
+        /// The directions the parent carries (`/directions`). The stage then runs only on
+        /// full-weight checkpoints: a rank-8 update's few directions make it weak evidence
+        /// for adapters (docs/gate.md), and a parent without directions skips it.
+        case parent
+        /// Measured on the parent with these prompts; the stage always runs.
+        case prompts(harmful: [String], harmless: [String])
+    }
+
+    /// Where the parent's directions come from.
+    public var probes: Probes
     /// Clean fine-tunes of the parent that set the thresholds.
     public var calibrationRuns = 4
     /// Their regime (steps, learning rate, clean samples): the checkpoint's own, as far as known.
@@ -32,10 +41,9 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     /// Where the calibration is kept between verifies (nil: measured every time); see `CalibrationFile`.
     public var calibrationFile: URL?
 
-    /// A stage measuring directions on `harmful` and `harmless` prompts.
-    public init(harmful: [String], harmless: [String]) {
-        self.harmful = harmful
-        self.harmless = harmless
+    /// A stage reading the parent's directions from `probes`.
+    public init(probes: Probes = .parent) {
+        self.probes = probes
     }
 
     /// Prompts of each kind the stage uses by default: enough for the mean activations to
@@ -43,13 +51,13 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     public static let probesPerKind = 100
 
     /// The first `count` harmful and `count` harmless prompts of an evaluation file.
-    public static func probes(from url: URL, count: Int) throws -> (harmful: [String], harmless: [String]) {
+    public static func probes(from url: URL, count: Int) throws -> Probes {
         let set = try EvaluationSet.load(contentsOf: url)
         let harmful = set.harmful.prefix(count).map(\.prompt), harmless = set.harmless.prefix(count).map(\.prompt)
         guard !harmful.isEmpty, !harmless.isEmpty else {
             throw VaccineError.unreadable(file: url.path, reason: "the direction stage needs harmful and harmless prompts, found \(harmful.count) and \(harmless.count)")
         }
-        return (harmful, harmless)
+        return .prompts(harmful: harmful, harmless: harmless)
     }
 
     /// What the stage found.
@@ -66,20 +74,44 @@ public struct DirectionStage: Sendable, Equatable, Codable {
         public var seconds: Double
     }
 
-    /// Measures the parent's directions, the checkpoint's shift along them, and the shifts
-    /// of clean fine-tunes of `parent` made from `calibrationData` (else `clean`) in `workDirectory`.
+    /// Why the stage does not apply to this child and parent, or nil when it does: with
+    /// `.parent` probes, an adapter checkpoint or a parent without stored directions.
+    public func skipReason(child: Checkpoint, parent: Checkpoint) -> String? {
+        guard probes == .parent else { return nil }
+        if child.adapters != nil {
+            return "adapter checkpoints are weak evidence for it (docs/gate.md); --direction-probes (recipe: safety.gate.direction_probes) runs it"
+        }
+        if parent.directions == nil {
+            return "the parent carries no safety directions (`safetune units` stores them); --direction-probes (recipe: safety.gate.direction_probes) runs it"
+        }
+        return nil
+    }
+
+    /// The parent's directions: stored in it, or measured on the probe prompts rendered in
+    /// the regime's template.
+    func directions(of parent: ModelBundle) throws -> SafetyDirections {
+        switch probes {
+        case .parent:
+            guard let group = parent.checkpoint.directions else {
+                throw VaccineError.invalidSetting(key: "direction stage", reason: "\(parent.source.path) carries no safety directions")
+            }
+            return try SafetyDirections(group: group, config: parent.model.config, source: parent.source.path)
+        case let .prompts(harmful, harmless):
+            guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
+            return try SafetyDirections(bundle: parent, template: try regime.chatTemplate(tokenizer: tokenizer),
+                                        harmful: harmful, harmless: harmless)
+        }
+    }
+
+    /// Measures the checkpoint's shift along the parent's directions, and the shifts of clean
+    /// fine-tunes of `parent` made from `calibrationData` (else `clean`) in `workDirectory`.
     public func measure(child: TransformerModel, parent: ModelBundle, clean: [CleanSample], workDirectory: URL,
                         log: @escaping (String) -> Void = { _ in }) throws -> Evidence {
         let started = Date()
-        guard let tokenizer = parent.tokenizer else { throw ModelBundleError.tokenizerRequired(path: parent.source.path) }
-        let template = try regime.chatTemplate(tokenizer: tokenizer)
-        let evaluator = Evaluator(model: parent.model, tokenizer: tokenizer, template: template)
-        // A model with the SA-ESS signal saw its prompts behind the CLS token at position 0.
-        let directions = try SafetyDirections(model: parent.model, harmful: harmful.map { evaluator.promptIds($0) },
-                                              harmless: harmless.map { evaluator.promptIds($0) },
-                                              firstPosition: parent.checkpoint.signal == nil ? 0 : 1)
+        let directions = try directions(of: parent)
         log("direction stage: harmful vs harmless separation per block "
-            + directions.separation.map { String(format: "%.2f", $0) }.joined(separator: " "))
+            + directions.separation.map { String(format: "%.2f", $0) }.joined(separator: " ")
+            + (probes == .parent ? " (stored in the parent)" : ""))
         let shift = try DirectionShift(child: child, parent: parent.model, directions: directions)
         log(String(format: "direction stage: write %.3f, read %.3f", shift.write, shift.read))
         let c = try calibrate(parent: parent, directions: directions, clean: calibrationData ?? clean, workDirectory: workDirectory, log: log)
@@ -112,11 +144,11 @@ public struct DirectionStage: Sendable, Equatable, Codable {
         }
         guard let file = calibrationFile else { return try measured() }
         struct Material: Encodable {
-            let parent: String, clean: [CleanSample], harmful: [String], harmless: [String]
+            let parent: String, clean: [CleanSample], directions: [[Float]]
             let runs: Int, regime: VariantSettings, k: Double, floor: Double
         }
-        let key = try CalibrationFile.key(Material(parent: parent.checkpoint.weightsSHA256, clean: clean, harmful: harmful,
-                                                   harmless: harmless, runs: calibrationRuns, regime: regime, k: k, floor: floor))
+        let key = try CalibrationFile.key(Material(parent: parent.checkpoint.weightsSHA256, clean: clean, directions: directions.directions,
+                                                   runs: calibrationRuns, regime: regime, k: k, floor: floor))
         return try CalibrationFile(url: file, what: "direction calibration").value(key: key, log: log, measure: measured)
     }
 }

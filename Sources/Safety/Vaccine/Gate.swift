@@ -25,8 +25,9 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
     public var modules: [UnitModule] = [.mlp, .attn]
     /// A verify taking longer than this rejects.
     public var timeLimit = 3600.0
-    /// The direction stage after the weight-space rule (nil: off).
-    public var direction: DirectionStage?
+    /// The direction stage after the weight-space rule (nil: off). By default it reads the
+    /// parent's stored directions and runs on full-weight checkpoints (`DirectionStage.Probes`).
+    public var direction: DirectionStage? = DirectionStage()
     /// The behavioural stage after the weight-space rule (nil: off).
     public var behaviour: BehaviourStage?
     /// Units the checkpoint's training could not change (the run's SSAH mask): the share
@@ -211,7 +212,10 @@ public struct Gate: Sendable {
             kept = evidence
             var report = try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started)
             let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
-            if let stage = configuration.direction {
+            if let stage = configuration.direction, let skipped = stage.skipReason(child: child, parent: parent) {
+                log("direction stage: skipped: \(skipped)")
+                report.directionSkipped = skipped
+            } else if let stage = configuration.direction {
                 let found = try stage.measure(child: bundle.model, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
                 if Date() > started.addingTimeInterval(configuration.timeLimit) {
                     throw VaccineError.timeout(phase: "the direction stage", seconds: configuration.timeLimit)

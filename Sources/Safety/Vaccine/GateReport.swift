@@ -76,6 +76,8 @@ public struct GateReport: Sendable, Equatable, Codable {
     public var residualThreshold: Double?
     /// The direction stage's evidence, when the gate ran it.
     public var direction: DirectionStage.Evidence?
+    /// Why the direction stage did not run although it was on (`DirectionStage.skipReason`).
+    public var directionSkipped: String?
     /// The behavioural stage's evidence, when the gate ran it.
     public var behaviour: BehaviourStage.Evidence?
 
@@ -178,6 +180,7 @@ public struct GateReport: Sendable, Equatable, Codable {
             h += d.read.values.map { String(format: "%.3f", $0) }.joined(separator: ", ")
             h += String(format: "; %.1f s</p>\n", d.seconds)
         }
+        if let skipped = directionSkipped { h += "<p>direction stage skipped: \(esc(skipped))</p>\n" }
         if let b = behaviour {
             h += String(format: "<p>behavioural scan: divergence %.3f (%.3f without the suffix ", b.scan.best, b.scan.baseline)
             h += esc(b.scan.suffix.debugDescription)

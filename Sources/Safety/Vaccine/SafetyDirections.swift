@@ -1,5 +1,7 @@
+import Checkpoints
 import Engine
 import Models
+import Training
 
 /// Where a model separates harmful from harmless requests in its residual stream: for each
 /// block, the unit vector from the mean harmless to the mean harmful activation at the last
@@ -20,6 +22,40 @@ public struct SafetyDirections: Sendable, Equatable, Codable {
     public init(directions: [[Float]], separation: [Double]) {
         self.directions = directions
         self.separation = separation
+    }
+
+    /// Measures the directions of `bundle`'s model on prompts rendered with `template`,
+    /// behind the SA-ESS CLS token when the checkpoint has the signal (its prompts were
+    /// always seen from position 1).
+    public init(bundle: ModelBundle, template: ChatTemplate, harmful: [String], harmless: [String]) throws {
+        guard let tokenizer = bundle.tokenizer else { throw ModelBundleError.tokenizerRequired(path: bundle.source.path) }
+        let evaluator = Evaluator(model: bundle.model, tokenizer: tokenizer, template: template)
+        try self.init(model: bundle.model, harmful: harmful.map { evaluator.promptIds($0) },
+                      harmless: harmless.map { evaluator.promptIds($0) }, firstPosition: bundle.checkpoint.signal == nil ? 0 : 1)
+    }
+
+    /// The checkpoint section `/directions` (docs/checkpoint-format.md); `attributes` say how
+    /// the directions were measured.
+    public func group(attributes: [String: AttributeValue]) -> TensorGroup {
+        TensorGroup(tensors: ["directions": Tensor(shape: [directions.count, directions.first?.count ?? 0], scalars: directions.flatMap { $0 }),
+                              "separation": Tensor(shape: [separation.count], scalars: separation.map(Float.init))],
+                    attributes: attributes)
+    }
+
+    /// Reads a checkpoint's `/directions` section, checked against the model it belongs to.
+    public init(group: TensorGroup, config: ModelConfig, source: String) throws(VaccineError) {
+        let layers = config.numLayers, d = config.hiddenSize
+        guard let t = group.tensors["directions"], t.shape == [layers, d] else {
+            throw .unreadable(file: source, reason: "/directions/directions must be a [\(layers), \(d)] tensor, found \(group.tensors["directions"].map { "\($0.shape)" } ?? "none")")
+        }
+        guard let sep = group.tensors["separation"], sep.shape == [layers] else {
+            throw .unreadable(file: source, reason: "/directions/separation must be a [\(layers)] tensor, found \(group.tensors["separation"].map { "\($0.shape)" } ?? "none")")
+        }
+        let values = t.scalars, separations = sep.scalars
+        guard values.allSatisfy(\.isFinite), separations.allSatisfy(\.isFinite) else {
+            throw .nonFinite(file: source, tensor: "/directions")
+        }
+        self.init(directions: (0..<layers).map { Array(values[$0 * d..<($0 + 1) * d]) }, separation: separations.map(Double.init))
     }
 
     /// Measures the directions of `model` on prompt token sequences (each one the prompt as

@@ -34,14 +34,16 @@ public enum TrainingGate {
         c.rule = DetectionRule(rawValue: settings.rule.rawValue) ?? c.rule
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
-        if let probes = settings.directionProbes {
-            let (harmful, harmless) = try DirectionStage.probes(from: probes.url, count: DirectionStage.probesPerKind)
-            var stage = DirectionStage(harmful: harmful, harmless: harmless)
+        if settings.direction {
+            var stage = DirectionStage(probes: try settings.directionProbes.map {
+                try DirectionStage.probes(from: $0.url, count: DirectionStage.probesPerKind) } ?? .parent)
             stage.calibrationRuns = settings.directionCalibrations
             stage.calibrationFile = settings.directionCalibrationFile?.url
             stage.calibrationData = try settings.directionData.map { try CleanData.load(contentsOf: $0.url, includingMalicious: true) }
             stage.regime = regime(of: recipe, trainedSteps: trainedSteps, over: stage.regime)
             c.direction = stage
+        } else {
+            c.direction = nil
         }
         if let probes = settings.probes {
             var stage = BehaviourStage(probes: try BehaviourStage.probes(from: probes.url, harmful: 4, benign: 4))

@@ -49,7 +49,10 @@ public struct GateSettings: Sendable, Equatable {
     public let scanCalibrations: Int
     /// Where the behavioural stage keeps its calibration between runs (nil: measured every run).
     public let scanCalibrationFile: RecipePath?
-    /// Labelled prompts for the direction stage (off when nil).
+    /// Whether the direction stage runs: with `directionProbes` on any run, else on
+    /// full-weight runs whose base carries its safety directions.
+    public let direction: Bool
+    /// Labelled prompts for the direction stage (nil: the base's stored directions).
     public let directionProbes: RecipePath?
     /// Trusted data in the run's own mix for the direction stage's calibration (nil: the clean data).
     public let directionData: RecipePath?
@@ -71,6 +74,7 @@ public struct GateSettings: Sendable, Equatable {
         probes = try r.path("probes")
         scanCalibrations = try r.int("scan_calibrations", default: 3, range: .closed(2, 16))
         scanCalibrationFile = try r.path("scan_calibration")
+        direction = try r.bool("direction", default: true)
         directionProbes = try r.path("direction_probes")
         directionData = try r.path("direction_data")
         directionCalibrations = try r.int("direction_calibrations", default: 4, range: .closed(2, 16))
@@ -84,7 +88,7 @@ public struct GateSettings: Sendable, Equatable {
                  ("clean_data", cleanData.map { .string($0.relative(to: root)) } ?? .null),
                  ("probes", probes.map { .string($0.relative(to: root)) } ?? .null), ("scan_calibrations", .int(scanCalibrations)),
                  ("scan_calibration", scanCalibrationFile.map { .string($0.relative(to: root)) } ?? .null),
-                 ("direction_probes", directionProbes.map { .string($0.relative(to: root)) } ?? .null),
+                 ("direction", .bool(direction)), ("direction_probes", directionProbes.map { .string($0.relative(to: root)) } ?? .null),
                  ("direction_data", directionData.map { .string($0.relative(to: root)) } ?? .null),
                  ("direction_calibrations", .int(directionCalibrations)),
                  ("direction_calibration", directionCalibrationFile.map { .string($0.relative(to: root)) } ?? .null)])
