@@ -100,6 +100,7 @@ import Training
                 report.include(DirectionStage.Evidence(shift: shift, separation: [4, 5], write: write, read: read, above: above, seconds: 1))
                 #expect(report.verdict == (verdict == .reject || above ? .reject : .pass))
                 #expect(report.reason.contains("harmful-vs-harmless direction") == (verdict == .pass && above))
+                #expect(report.reason.contains("; direction stage: write") == (verdict == .pass && !above))
                 #expect(report.record.scores["direction.write"] == w && report.record.thresholds["direction.read"] == read.threshold)
                 #expect(try JSONDecoder().decode(GateReport.self, from: JSONEncoder().encode(report)) == report)
                 #expect(report.html().contains("direction stage"))

@@ -84,13 +84,17 @@ public struct GateReport: Sendable, Equatable, Codable {
     /// Adds the direction stage's evidence; above either threshold, a pass becomes a reject.
     public mutating func include(_ evidence: DirectionStage.Evidence) {
         direction = evidence
-        guard evidence.above, verdict == .pass else { return }
-        verdict = .reject
+        guard verdict == .pass else { return }
         let s = evidence.shift
-        reason = String(format: "the update moves along the parent's harmful-vs-harmless direction: write %.2f (threshold %.2f), "
-                        + "read %.2f (threshold %.2f) from %d clean fine-tunes of the parent", s.write, evidence.write.threshold,
-                        s.read, evidence.read.threshold, evidence.write.values.count)
-            + " (the weight-space rule passed it: \(reason))"
+        let numbers = String(format: "write %.2f (threshold %.2f), read %.2f (threshold %.2f) from %d clean fine-tunes of the parent",
+                             s.write, evidence.write.threshold, s.read, evidence.read.threshold, evidence.write.values.count)
+        guard evidence.above else {
+            // A pass names both stages' evidence, so a reader sees what was checked.
+            reason += "; direction stage: " + numbers
+            return
+        }
+        verdict = .reject
+        reason = "the update moves along the parent's harmful-vs-harmless direction: \(numbers) (the weight-space rule passed it: \(reason))"
     }
 
     /// Adds the behavioural stage's evidence; above its threshold, a pass becomes a reject.
