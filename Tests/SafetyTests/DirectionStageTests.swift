@@ -197,12 +197,16 @@ import Training
 /// through the real binary.
 @Suite(.enabled(if: BuiltBinary.safetune.url != nil, "safetune binary not found next to the test bundle; build it with `swift build`"))
 struct DirectionStageCLITests {
+    /// A tiny parent written as `name` and a full-weight child of it, in `dir`.
+    static func family(in dir: URL, parentName name: String) throws -> (parent: Checkpoint, parentURL: URL, child: URL) {
+        let p = try VaccineFixtures.checkpoint(seed: 1)
+        return (p, try GateTests.written(p, name, in: dir), try GateTests.written(VaccineFixtures.checkpoint(seed: 2, parent: p), "child.h5", in: dir))
+    }
+
     @Test func verifyRunsTheDirectionStage() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let p = try VaccineFixtures.checkpoint(seed: 1)
-        let parent = try GateTests.written(p, "parent.h5", in: dir)
-        let child = try GateTests.written(VaccineFixtures.checkpoint(seed: 2, parent: p), "child.h5", in: dir)
+        let (_, parent, child) = try Self.family(in: dir, parentName: "parent.h5")
         let clean = dir.appendingPathComponent("clean.jsonl")
         try CleanData.write([CleanSample(prompt: "Name a fruit.", completion: "An apple.")], to: clean)
         let probes = try VaccineFixtures.probes(in: dir)
@@ -233,9 +237,7 @@ struct DirectionStageCLITests {
     @Test func verifyReadsTheDirectionsTheParentCarries() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let p = try VaccineFixtures.checkpoint(seed: 1)
-        let bare = try GateTests.written(p, "bare.h5", in: dir)
-        let child = try GateTests.written(VaccineFixtures.checkpoint(seed: 2, parent: p), "child.h5", in: dir)
+        let (p, bare, child) = try Self.family(in: dir, parentName: "bare.h5")
         let probes = try VaccineFixtures.probes(in: dir)
         let parent = dir.appendingPathComponent("parent.h5")
         let units = try BuiltBinary.safetune.run(["units", bare.path, "--safety", probes.path, "--utility", probes.path,
