@@ -198,6 +198,9 @@ struct GateTests {
         defaults.direction = GateConfiguration().direction
         #expect(defaults == GateConfiguration())
         #expect(try configuration(gate: "{direction: false}").direction == nil)
+        #expect { try configuration(gate: "{direction: false, direction_probes: probes.jsonl}") } throws: {
+            "\($0)".contains("safety.gate.direction_probes")
+        }
     }
 
     // MARK: - Fail closed: every error is a reject with the error named.

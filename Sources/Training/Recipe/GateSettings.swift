@@ -76,6 +76,10 @@ public struct GateSettings: Sendable, Equatable {
         scanCalibrationFile = try r.path("scan_calibration")
         direction = try r.bool("direction", default: true)
         directionProbes = try r.path("direction_probes")
+        if !direction, directionProbes != nil {
+            throw RecipeError.conflict(r.location(of: "direction_probes"), keyPath: r.full("direction_probes"),
+                                       message: "measures directions for the direction stage, which direction: false turns off")
+        }
         directionData = try r.path("direction_data")
         directionCalibrations = try r.int("direction_calibrations", default: 4, range: .closed(2, 16))
         directionCalibrationFile = try r.path("direction_calibration")
