@@ -161,9 +161,8 @@ struct UnitsCommand: ParsableCommand {
     private func directions(model: TransformerModel, tokenizer: Tokenizer, template: ChatTemplate, checkpoint: Checkpoint,
                             path: String, safety: String, utility: String) throws -> TensorGroup? {
         let count = min(limit ?? DirectionStage.probesPerKind, DirectionStage.probesPerKind)
-        guard let harmful = try? EvaluationSet.load(contentsOf: URL(fileURLWithPath: safety)).harmful.prefix(count).map(\.prompt),
-              let harmless = try? EvaluationSet.load(contentsOf: URL(fileURLWithPath: utility)).harmless.prefix(count).map(\.prompt),
-              !harmful.isEmpty, !harmless.isEmpty else {
+        guard case let .prompts(harmful, harmless)? = try? DirectionStage.probes(
+            harmfulFrom: URL(fileURLWithPath: safety), harmlessFrom: URL(fileURLWithPath: utility), count: count) else {
             note("no safety directions stored: they need prompts labelled malicious in the safety set and benign ones without answers in the utility set")
             return nil
         }

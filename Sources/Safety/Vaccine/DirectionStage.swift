@@ -52,10 +52,18 @@ public struct DirectionStage: Sendable, Equatable, Codable {
 
     /// The first `count` harmful and `count` harmless prompts of an evaluation file.
     public static func probes(from url: URL, count: Int) throws -> Probes {
-        let set = try EvaluationSet.load(contentsOf: url)
-        let harmful = set.harmful.prefix(count).map(\.prompt), harmless = set.harmless.prefix(count).map(\.prompt)
+        try probes(harmfulFrom: url, harmlessFrom: url, count: count)
+    }
+
+    /// The first `count` harmful prompts of one evaluation file and `count` harmless prompts
+    /// of another (read once when they are the same file).
+    public static func probes(harmfulFrom: URL, harmlessFrom: URL, count: Int) throws -> Probes {
+        let first = try EvaluationSet.load(contentsOf: harmfulFrom)
+        let second = harmlessFrom == harmfulFrom ? first : try EvaluationSet.load(contentsOf: harmlessFrom)
+        let harmful = first.harmful.prefix(count).map(\.prompt), harmless = second.harmless.prefix(count).map(\.prompt)
         guard !harmful.isEmpty, !harmless.isEmpty else {
-            throw VaccineError.unreadable(file: url.path, reason: "the direction stage needs harmful and harmless prompts, found \(harmful.count) and \(harmless.count)")
+            let file = harmful.isEmpty ? harmfulFrom : harmlessFrom
+            throw VaccineError.unreadable(file: file.path, reason: "the direction stage needs harmful and harmless prompts, found \(harmful.count) and \(harmless.count)")
         }
         return .prompts(harmful: harmful, harmless: harmless)
     }
