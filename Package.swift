@@ -11,7 +11,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // System libraries: a module map plus a shim header each.
@@ -25,15 +24,11 @@ let package = Package(
         // GPT-2 and Llama families, LoRA, generation.
         .target(name: "Models", dependencies: ["Engine", "Tokenizers"]),
         // HDF5 checkpoints, safetensors and Hugging Face import/export.
-        .target(name: "Checkpoints", dependencies: [
-            "Engine", "Models", "Tokenizers", "CHDF5",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(name: "Checkpoints", dependencies: ["Engine", "Models", "Tokenizers", "CHDF5"]),
         // Recipes, datasets, batching, the trainer loop (objectives plug in), the corpus builder.
         .target(name: "Training", dependencies: [
             "Engine", "Models", "Tokenizers", "Checkpoints",
             .product(name: "Yams", package: "Yams"),
-            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Evaluation, SSAH unit maps, SA-ESS signal and guarded decoding, BD-VAX purification and gate.
         .target(name: "Safety", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training"]),

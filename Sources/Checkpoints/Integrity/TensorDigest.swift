@@ -1,4 +1,3 @@
-import Crypto
 import Engine
 import Foundation
 
@@ -35,7 +34,8 @@ public enum TensorDigest {
         return hex(hasher.finalize())
     }
 
-    static func hex<S: Sequence>(_ digest: S) -> String where S.Element == UInt8 {
+    /// A digest's bytes as lowercase hex.
+    public static func hex<S: Sequence>(_ digest: S) -> String where S.Element == UInt8 {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for b in digest {

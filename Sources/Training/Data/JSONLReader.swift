@@ -1,4 +1,4 @@
-import Crypto
+import Checkpoints
 import Foundation
 
 /// Reads a JSONL data file into `Example`s with bounded memory per line, hashing the
@@ -92,7 +92,7 @@ public struct JSONLReader: Sendable {
         }
         if !line.isEmpty { try finishLine() }
         guard !examples.isEmpty else { throw DatasetError.empty(file: display) }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = TensorDigest.hex(hasher.finalize())
         return Contents(examples: examples, sha256: digest, bytes: total)
     }
 

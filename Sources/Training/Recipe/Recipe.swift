@@ -1,4 +1,4 @@
-import Crypto
+import Checkpoints
 import Foundation
 
 /// A validated, fully resolved fine-tuning recipe: every default filled in, every
@@ -79,7 +79,7 @@ public struct Recipe: Sendable {
         canonicalText = Self.canonicalValue(summary: summary, model: model, data: data, adapters: adapters,
                                             optimizer: optimizer, schedule: schedule, training: training, eval: eval,
                                             safety: safety, output: output, root: directory).jsonText()
-        sha256 = SHA256.hash(data: Data(canonicalText.utf8)).map { String(format: "%02x", $0) }.joined()
+        sha256 = TensorDigest.sha256(bytes: Data(canonicalText.utf8))
     }
 
     /// The resolved recipe as a value tree (what `canonicalText` renders).
