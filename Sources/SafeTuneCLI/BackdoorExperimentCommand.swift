@@ -60,7 +60,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Option(help: "Purification signature size per layer.")
     var purifyTau = PurifierSettings().tau
 
-    @OptionGroup var purification: PurificationFlags
+    @OptionGroup var fluency: FluencyFlags
 
     func run() throws {
         do {
@@ -90,7 +90,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
                 s.gate.direction?.calibrationFile = URL(fileURLWithPath: output).appendingPathComponent("direction-calibration.json")
             }
             s.purifier.variants = s.gate.variants
-            purification.apply(to: &s.purifier)
+            fluency.apply(to: &s.purifier)
             s.purifier.tau = purifyTau
             let experiment = BackdoorExperiment(base: URL(fileURLWithPath: base), train: URL(fileURLWithPath: train),
                                                 validation: URL(fileURLWithPath: val), output: URL(fileURLWithPath: output), settings: s)

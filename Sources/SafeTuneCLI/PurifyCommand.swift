@@ -18,15 +18,12 @@ struct PurifyCommand: ParsableCommand {
     @Option(help: "Base checkpoint of an adapter-only checkpoint.")
     var base: String?
 
-    @Option(help: "The parent checkpoint, for --neutralise parent (default: the parent its provenance names, found as verify finds it).")
-    var reference: String?
-
     @OptionGroup var variantOptions: VariantOptions
 
     @Option(help: "Signature size per layer (fraction of channels neutralised).")
     var tau = PurifierSettings().tau
 
-    @OptionGroup var purification: PurificationFlags
+    @OptionGroup var fluency: FluencyFlags
 
     @Flag(help: "Print a JSON summary.")
     var json = false
@@ -36,15 +33,14 @@ struct PurifyCommand: ParsableCommand {
             var settings = PurifierSettings()
             settings.variants = try variantOptions.settings()
             settings.tau = tau
-            purification.apply(to: &settings)
+            fluency.apply(to: &settings)
             let clean = try variantOptions.cleanSamples()
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
             let purifier = Purifier(settings: settings)
             if !json { purifier.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
             let report = try purifier.purify(URL(fileURLWithPath: checkpoint), clean: clean, output: URL(fileURLWithPath: output),
-                                             base: base.map { URL(fileURLWithPath: $0) },
-                                             reference: reference.map { URL(fileURLWithPath: $0) }, workDirectory: work)
+                                             base: base.map { URL(fileURLWithPath: $0) }, workDirectory: work)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -59,55 +59,19 @@ struct VaccineEndToEndTests {
         #expect(left.isEmpty)
     }
 
-    /// Settings for a purification of the tiny fixtures that fluency restoration hardly moves.
-    static func tinyPurifier(_ neutralisation: Neutralisation = .reinitialise) -> PurifierSettings {
-        var settings = PurifierSettings()
-        settings.variants = Self.tinySettings()
-        settings.fluencySamples = 4
-        settings.fluencyEpochs = 1
-        settings.tau = 0.125
-        settings.fluencyLearningRate = 1e-5
-        settings.neutralisation = neutralisation
-        return settings
-    }
-
-    /// Largest change of row `row` of an 8-wide matrix between `a` and `b`.
-    static func rowChange(_ a: [Float], _ b: [Float], _ row: Int) -> Float {
-        (0..<8).map { abs(a[row * 8 + $0] - b[row * 8 + $0]) }.max()!
-    }
-
-    /// `--neutralise parent` sets the signature's channels back to the parent's: the selected
-    /// gate row ends next to the parent's, far from the suspect's; without a parent it fails
-    /// with an error naming the checkpoint.
-    @Test func purifierSetsChannelsBackToTheParent() throws {
-        let dir = try VaccineFixtures.folder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let suspect = try VaccineFixtures.checkpoint(seed: 2), parent = try VaccineFixtures.checkpoint(seed: 5)
-        let url = dir.appendingPathComponent("suspect.h5"), parentURL = dir.appendingPathComponent("parent.h5")
-        let out = dir.appendingPathComponent("out/purified.h5")
-        try suspect.write(to: url)
-        try parent.write(to: parentURL)
-        let purifier = Purifier(settings: Self.tinyPurifier(.parent))
-        let report = try purifier.purify(url, clean: Self.clean, output: out, reference: parentURL, workDirectory: dir.appendingPathComponent("work"))
-        #expect(report.mode == "parent" && report.channels == 4)
-        let entry = try #require(report.signature.entries.first)
-        let name = "model.layers.\(entry.layer).mlp.gate_proj.weight"
-        let after = try #require(try Checkpoint.read(from: out).weights[name]).scalars
-        let fromParent = try #require(parent.weights[name]).scalars, fromSuspect = try #require(suspect.weights[name]).scalars
-        let j = entry.units[0]
-        #expect(Self.rowChange(after, fromParent, j) * 10 < Self.rowChange(after, fromSuspect, j))
-        #expect(throws: VaccineError.self) {
-            try purifier.purify(url, clean: Self.clean, output: dir.appendingPathComponent("out/none.h5"), workDirectory: dir.appendingPathComponent("work"))
-        }
-    }
-
     @Test func purifierWritesANeutralisedCheckpointWithItsProvenance() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let suspect = try VaccineFixtures.checkpoint(seed: 2)
         let url = dir.appendingPathComponent("suspect.h5"), out = dir.appendingPathComponent("out/purified.h5")
         try suspect.write(to: url)
-        let report = try Purifier(settings: Self.tinyPurifier()).purify(url, clean: Self.clean, output: out, workDirectory: dir.appendingPathComponent("work"))
+        var settings = PurifierSettings()
+        settings.variants = Self.tinySettings()
+        settings.fluencySamples = 4
+        settings.fluencyEpochs = 1
+        settings.tau = 0.125
+        settings.fluencyLearningRate = 1e-5
+        let report = try Purifier(settings: settings).purify(url, clean: Self.clean, output: out, workDirectory: dir.appendingPathComponent("work"))
         #expect(report.mode == "weights" && report.tau == 0.125)
         #expect(report.channels == 4)  // ⌈0.125 · 16⌉ = 2 per layer, MLP only
         #expect(report.signature.entries.allSatisfy { $0.module == .mlp })
@@ -118,8 +82,15 @@ struct VaccineEndToEndTests {
         let entry = try #require(report.signature.entries.first)
         let name = "model.layers.\(entry.layer).mlp.gate_proj.weight"
         let before = try #require(suspect.weights[name]).scalars, after = try #require(purified.weights[name]).scalars
+        let width = 8, j = entry.units[0]
+        func change(_ row: Int) -> Float {
+            var m: Float = 0
+            for c in 0..<width { m = max(m, abs(after[row * width + c] - before[row * width + c])) }
+            return m
+        }
         let other = (0..<16).first { !entry.units.contains($0) } ?? 0
-        #expect(Self.rowChange(after, before, entry.units[0]) > 10 * Self.rowChange(after, before, other))
+        let moved = change(j), kept = change(other)
+        #expect(moved > 10 * kept)
     }
 }
 

@@ -238,7 +238,7 @@ public final class BackdoorExperiment {
                 let purifier = Purifier(settings: s.purifier)
                 purifier.log = log
                 let work = folder.appendingPathComponent("work")
-                let report = try purifier.purify(model, clean: benign, output: purified, reference: base, workDirectory: work, evidence: settings.gate.variantsFromParent ? nil : lastEvidence)
+                let report = try purifier.purify(model, clean: benign, output: purified, workDirectory: work, evidence: settings.gate.variantsFromParent ? nil : lastEvidence)
                 let after = try SuspectLoader.load(purified).bundle
                 row.asrAfter = try behaviourRate(after, template: template, poison: poison, prompts: prompts, triggered: true)
                 row.utilityAfter = try utility(after)

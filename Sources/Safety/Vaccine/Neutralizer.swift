@@ -2,7 +2,7 @@ import Engine
 import Models
 
 /// Removes a signature from a model: full weights get the selected MLP channels
-/// re-initialised or set back to the parent's, adapters get the matching entries zeroed.
+/// re-initialised, adapters get the matching entries zeroed.
 public enum Neutralizer {
     /// Re-initialises the signature's MLP channels of `model` in place: each selected row of
     /// up/gate (`c_fc`) and column of down (`c_proj`) is redrawn from a normal distribution
@@ -25,34 +25,6 @@ public enum Neutralizer {
             for (linear, columns) in slices.inputColumns {
                 let std = Self.std(linear.weight.value), cols = linear.inFeatures, w = linear.weight.value.data
                 for r in 0..<linear.outFeatures { for c in columns { w[r * cols + c] = rng.normal(std: std) } }
-            }
-            count += units.count
-        }
-        return count
-    }
-
-    /// Sets the signature's MLP channels of `model` back to `parent`'s values, in place: each
-    /// selected row of up/gate (`c_fc`, with its bias entry) and column of down (`c_proj`).
-    /// For full weights this is what zeroing adapter entries is for an adapter: the channel
-    /// loses everything the fine-tune wrote into it and keeps what it could do before.
-    /// `parent` must have `model`'s shape. Returns the channels set back.
-    @discardableResult
-    public static func revert(_ model: TransformerModel, to parent: TransformerModel, signature: Signature) -> Int {
-        var count = 0
-        for (layer, (block, original)) in zip(model.blocks, parent.blocks).enumerated() {
-            let units = signature.units(layer: layer, module: .mlp).filter { $0 >= 0 && $0 < model.config.intermediateSize }
-            let slices = UnitSlices(block: block, module: .mlp, units: units)
-            let sources = UnitSlices(block: original, module: .mlp, units: units)
-            for ((linear, rows), (source, _)) in zip(slices.outputRows, sources.outputRows) {
-                let cols = linear.inFeatures, w = linear.weight.value.data, from = source.weight.value.data
-                for r in rows {
-                    (w + r * cols).update(from: from + r * cols, count: cols)
-                    if let bias = linear.bias, let sourceBias = source.bias { bias.value.data[r] = sourceBias.value.data[r] }
-                }
-            }
-            for ((linear, columns), (source, _)) in zip(slices.inputColumns, sources.inputColumns) {
-                let cols = linear.inFeatures, w = linear.weight.value.data, from = source.weight.value.data
-                for r in 0..<linear.outFeatures { for c in columns { w[r * cols + c] = from[r * cols + c] } }
             }
             count += units.count
         }

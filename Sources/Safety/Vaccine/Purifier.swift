@@ -21,8 +21,6 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     /// after re-initialising 40 % of the previous shipped model's channels it left utility
     /// 8.3 points down, where 2e-4 restored it (+0.3).
     public var fluencyLearningRate = 2e-4
-    /// What a full-weights checkpoint's signature channels are set to.
-    public var neutralisation = Neutralisation.reinitialise
     /// Seed of re-initialisation and of the fluency fine-tune.
     public var seed: UInt64 = 1
 
@@ -30,21 +28,9 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     public init() {}
 }
 
-/// What purification sets a full-weights checkpoint's signature channels to (an adapter
-/// checkpoint's entries are always zeroed).
-public enum Neutralisation: String, Sendable, Equatable, Codable, CaseIterable {
-    /// Fresh random values at the matrix's scale: the paper's choice, needing nothing but
-    /// the suspect.
-    case reinitialise
-    /// The parent's values (the checkpoint's provenance parent, or a given reference): the
-    /// full-weights counterpart of zeroing adapter entries.
-    case parent
-}
-
 /// What purification did.
 public struct PurificationReport: Sendable, Equatable, Codable {
-    /// `weights` (channels re-initialised), `parent` (channels set back to the parent's) or
-    /// `adapters` (adapter entries zeroed).
+    /// `weights` (channels re-initialised) or `adapters` (adapter entries zeroed).
     public var mode: String
     public var tau: Double
     /// Channels neutralised.
@@ -69,23 +55,15 @@ public final class Purifier {
 
     /// Purifies the checkpoint at `url` into `output` (a full-weights checkpoint whose
     /// provenance parent is the suspect). `base` is needed for an adapter-only checkpoint.
-    /// `reference` is the parent for `.parent` neutralisation (otherwise the provenance's
-    /// parent, found as the gate finds it). `evidence` reuses variants already fine-tuned
-    /// from this checkpoint (by the gate).
-    public func purify(_ url: URL, clean: [CleanSample], output: URL, base: URL? = nil, reference: URL? = nil,
-                       workDirectory: URL, evidence reused: VariantEvidence? = nil) throws -> PurificationReport {
+    /// `evidence` reuses variants already fine-tuned from this checkpoint (by the gate).
+    public func purify(_ url: URL, clean: [CleanSample], output: URL, base: URL? = nil, workDirectory: URL,
+                       evidence reused: VariantEvidence? = nil) throws -> PurificationReport {
         let started = Date()
         let baseCheckpoint = try base.map { try SuspectLoader.read($0) }
         let (bundle, checkpoint) = try SuspectLoader.load(url, base: baseCheckpoint)
         let adapterMode = !(checkpoint.adapters?.groups.isEmpty ?? true)
         let tau = settings.tau
         guard tau > 0, tau <= 1 else { throw VaccineError.invalidSetting(key: "tau", reason: "must lie in (0, 1], got \(tau)") }
-        // The parent is found before the variants are trained, so a missing one fails fast.
-        let parent = settings.neutralisation == .parent && !adapterMode
-            ? try SuspectLoader.parent(of: checkpoint, file: url, reference: reference) : nil
-        if let parent, parent.config != checkpoint.config {
-            throw VaccineError.shapeMismatch(file: url.path, reason: "its parent has another architecture")
-        }
 
         let evidence: VariantEvidence
         if let reused {
@@ -111,15 +89,10 @@ public final class Purifier {
             try LoRAGroup.attach(adapters, to: model, source: url.path)
             channels = Neutralizer.zeroAdapters(of: model, signature: signature)
             LoRA.merge(model)
-        } else if let parent {
-            let original = try TransformerModel(config: parent.config, weights: parent.weights, trainable: false)
-            channels = Neutralizer.revert(model, to: original, signature: signature)
         } else {
             channels = Neutralizer.reinitialize(model, signature: signature, seed: settings.seed)
         }
-        let mode = adapterMode ? "adapters" : settings.neutralisation == .parent ? "parent" : "weights"
-        let how = ["adapters": "adapter entries zeroed", "parent": "set back to the parent's", "weights": "re-initialised"][mode]!
-        log("neutralised \(channels) channels (\(how), τ = \(tau))")
+        log("neutralised \(channels) channels (\(adapterMode ? "adapter entries zeroed" : "re-initialised"), τ = \(tau))")
 
         // Fluency restoration with the trainer.
         let folder = workDirectory.appendingPathComponent("fluency")
@@ -142,7 +115,7 @@ public final class Purifier {
         result.gate = nil
         try FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
         try result.write(to: output)
-        return PurificationReport(mode: mode, tau: tau, channels: channels, signature: signature,
+        return PurificationReport(mode: adapterMode ? "adapters" : "weights", tau: tau, channels: channels, signature: signature,
                                   poisons: evidence.poisons, fluencySteps: steps, output: output.path,
                                   secondsVariants: evidence.seconds, secondsTotal: Date().timeIntervalSince(started))
     }

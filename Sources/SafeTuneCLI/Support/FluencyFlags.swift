@@ -1,16 +1,9 @@
 import ArgumentParser
 import Safety
 
-extension Neutralisation: ExpressibleByArgument {}
-
-/// How purification neutralises and restores fluency, as command-line options shared by
-/// `purify` and `vax-experiment` so the experiment can measure any setting `purify` offers.
-struct PurificationFlags: ParsableArguments {
-    @Option(help: ArgumentHelp("What a full-weights checkpoint's signature channels are set to: fresh random values (the paper's choice) or the parent's values.",
-                               valueName: Neutralisation.allCases.map(\.rawValue).joined(separator: "|")))
-    var neutralise = PurifierSettings().neutralisation
-
-
+/// Fluency restoration after purification as command-line options, shared by `purify` and
+/// `vax-experiment` so the experiment can measure any setting `purify` offers.
+struct FluencyFlags: ParsableArguments {
     @Option(help: "Fluency restoration learning rate.")
     var fluencyLr = PurifierSettings().fluencyLearningRate
 
@@ -22,7 +15,6 @@ struct PurificationFlags: ParsableArguments {
 
     /// Writes the flags into `settings`.
     func apply(to settings: inout PurifierSettings) {
-        settings.neutralisation = neutralise
         settings.fluencyLearningRate = fluencyLr
         settings.fluencyEpochs = fluencyEpochs
         settings.fluencySamples = fluencySamples
