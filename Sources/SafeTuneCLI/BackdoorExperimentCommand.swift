@@ -45,7 +45,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
     @Option(help: "Skill prompts for utility.")
     var utilityPrompts: Int = BackdoorExperimentSettings().utilityPrompts
 
-    @Option(help: "Gate rule: share or alignment.")
+    @Option(help: "Deciding statistic: \(DetectionRule.names).")
     var rule: String = GateConfiguration().rule.rawValue
 
     @Flag(help: "Fine-tune the gate's variants from the trusted parent instead of the checkpoint.")
@@ -76,10 +76,7 @@ struct BackdoorExperimentCommand: ParsableCommand {
             s.gate.variants.steps = variantSteps
             s.gate.variants.template = "plain"
             try s.gate.variants.validate()
-            guard let r = DetectionRule(rawValue: rule) else {
-                throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
-            }
-            s.gate.rule = r
+            s.gate.rule = try DetectionRule.parse(option: rule)
             s.gate.variantsFromParent = variantsFromParent
             s.seed = seed
             if noDirection {

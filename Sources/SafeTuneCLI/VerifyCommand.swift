@@ -211,7 +211,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Signature size per layer and module.")
     var tau: Double = 0.08
 
-    @Option(help: "Deciding statistic: share, alignment or residual.")
+    @Option(help: "Deciding statistic: \(DetectionRule.names).")
     var rule: String = GateConfiguration().rule.rawValue
 
     @Option(help: "Threshold: clean mean + k standard deviations.")
@@ -238,10 +238,7 @@ struct VerifyCommand: ParsableCommand {
             configuration.variants = try variantOptions.settings()
             configuration.tau = tau
             configuration.k = k
-            guard let r = DetectionRule(rawValue: rule) else {
-                throw VaccineError.invalidSetting(key: "--rule", reason: "must be share, alignment or residual, got '\(rule)'")
-            }
-            configuration.rule = r
+            configuration.rule = try DetectionRule.parse(option: rule)
             configuration.variantsFromParent = variantsFromParent
             configuration.timeLimit = timeLimit
             let log: (String) -> Void = { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }

@@ -47,6 +47,11 @@ struct GateCLITests {
         #expect(error.contains("garbage.h5") && error.contains("not an HDF5 file"))
     }
 
+    @Test func unknownRule() throws {
+        let error = try rejectedWithError([child.path, "--reference", parent.path, "--clean", clean.path, "--rule", "median"])
+        #expect(error.contains("--rule") && error.contains("residual") && error.contains("'median'"))
+    }
+
     @Test func noCleanDataGiven() throws {
         let error = try rejectedWithError([child.path, "--reference", parent.path])
         #expect(error.contains("--clean or --recipe"))
