@@ -80,12 +80,8 @@ public struct SHA256: Sendable {
 
     /// Runs the compression function over `count` consecutive 64-byte blocks.
     private mutating func compress(blocks: UnsafeRawPointer, count: Int) {
-        // The message schedule lives on the stack: no allocation per block.
-        var w: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        // The message schedule (64 words) lives on the stack: no allocation per block.
+        var w = (SIMD32<UInt32>.zero, SIMD32<UInt32>.zero)
         Self.k.withUnsafeBufferPointer { k in
             withUnsafeMutableBytes(of: &w) { raw in
                 let w = raw.bindMemory(to: UInt32.self)
