@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Written here rather than taken from a crypto package because SafeTune only ever hashes
 /// public bytes (no keys, so no constant-time concerns), and a crypto package made a clean
-/// release build on two cores 70 % longer. About 170 MB/s here; checked against the FIPS
+/// release build on two cores 70 % longer. About 210 MB/s here (sha256sum: 250); checked against the FIPS
 /// test vectors in the tests.
 public struct SHA256: Sendable {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
