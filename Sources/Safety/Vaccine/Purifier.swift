@@ -14,9 +14,12 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     /// 0.8–7.9 % over three planting seeds, at 1–7 points of utility (README, BD-VAX).
     public var tau = 0.40
     public var lambda = 1.0
-    /// Clean samples for fluency restoration (the paper: about 200).
-    public var fluencySamples = 200
-    public var fluencyEpochs = 5
+    /// Clean samples and epochs of fluency restoration. The paper's 200 samples for 5 epochs
+    /// left the shipped model's purified children 3–7 points of skill accuracy down; 400 for
+    /// 10 epochs (all 360 of the experiment's clean samples, 450 steps) gave back about half
+    /// of that on each of three planting seeds, at the same or lower ASR (docs/bdvax-experiment.md).
+    public var fluencySamples = 400
+    public var fluencyEpochs = 10
     /// Learning rate of fluency restoration. The paper's 1e-5 hardly moves a small model:
     /// after re-initialising 40 % of the previous shipped model's channels it left utility
     /// 8.3 points down, where 2e-4 restored it (+0.3).
