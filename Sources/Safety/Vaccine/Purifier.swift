@@ -10,8 +10,9 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     /// Signature size per layer. The paper used 8 % of a 7B model's MLP channels for full
     /// weights and 40 % for adapters; on SafeTune's small models 8 % left most of a backdoor
     /// in place (the previous shipped model: mean ASR 85.0 % → 54.2 %) and 40 % removed it
-    /// (→ 6.7 %, utility +0.3 points), so 40 % for both. On the model shipped now it leaves
-    /// 0.8–7.9 % over three planting seeds, at 1–7 points of utility (README, BD-VAX).
+    /// (→ 6.7 %, utility +0.3 points), so 40 % for both. On the model shipped now, with the
+    /// restoration defaults below, it leaves 0.0–6.2 % over three planting seeds, at 0.9–4.4
+    /// points of utility (README, BD-VAX).
     public var tau = 0.40
     public var lambda = 1.0
     /// Clean samples and epochs of fluency restoration. The paper's 200 samples for 5 epochs
