@@ -34,7 +34,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "Chat template applied to the prompt: llama2, chatml, instruction (recipes: plain), auto (from the tokenizer), or none (the prompt as it is). Default: the template a SafeTune checkpoint was trained with, else none.")
+    @Option(help: "Chat template applied to the prompt: llama2, chatml, instruction (recipes: plain), auto (from the tokenizer), or none (the prompt as it is). Default: the template a SafeTune checkpoint was trained with, else the model's own (GGUF, Hugging Face), else none.")
     var template: String?
 
     @Option(name: .customLong("stop"), help: "Stop when the output contains this text (repeatable).")
@@ -114,8 +114,10 @@ struct GenerateCommand: ParsableCommand {
         }
         var text = prompt
         var stopTokens: Set<Int> = []
-        // A checkpoint answers as it was trained to only behind its training template.
-        if let template = template ?? loaded.checkpoint.provenance?.template, template.lowercased() != "none" {
+        // A checkpoint answers as it was trained to only behind its training template; a
+        // model that ships its own chat template answers behind that one.
+        let stored = loaded.checkpoint.chatTemplate == nil ? nil : "auto"
+        if let template = template ?? loaded.checkpoint.provenance?.template ?? stored, template.lowercased() != "none" {
             let chat = try ChatTemplate.named(template, tokenizer: tokenizer)
             text = chat.prompt(prompt)
             if let end = tokenizer.id(of: chat.endOfTurn) { stopTokens.insert(end) }

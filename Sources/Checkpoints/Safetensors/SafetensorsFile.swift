@@ -1,10 +1,5 @@
 import Engine
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Element types that may appear in a `.safetensors` header.
 public enum SafetensorsDType: String, Sendable, CaseIterable {
@@ -49,7 +44,9 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Maps and validates the file at `url`.
     public convenience init(contentsOf url: URL) throws(SafetensorsError) {
-        try self.init(bytes: MappedBytes(url: url), path: url.path)
+        let bytes: MappedBytes
+        do { bytes = try MappedBytes(url: url) } catch { throw .io(file: url.path, reason: error.reason) }
+        try self.init(bytes: bytes, path: url.path)
     }
 
     /// Validates an in-memory safetensors image; `source` names it in errors.
@@ -170,45 +167,4 @@ public final class SafetensorsFile: @unchecked Sendable {
         for name in entries.keys { out[name] = try tensor(name) }
         return out
     }
-}
-
-/// Read-only bytes of a file, memory-mapped when the platform allows, otherwise copied.
-final class MappedBytes: @unchecked Sendable {
-    let base: UnsafeRawPointer
-    let count: Int
-    private let unmap: () -> Void
-
-    init(url: URL) throws(SafetensorsError) {
-        let path = url.path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw .io(file: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .io(file: path, reason: "cannot stat: \(String(cString: strerror(errno)))") }
-        let size = Int(info.st_size)
-        if size == 0 {
-            // mmap rejects empty files; an empty buffer gives the header check its error.
-            let p = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 8)
-            base = UnsafeRawPointer(p)
-            count = 0
-            unmap = { p.deallocate() }
-            return
-        }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw .io(file: path, reason: "cannot map: \(String(cString: strerror(errno)))")
-        }
-        base = UnsafeRawPointer(p)
-        count = size
-        unmap = { munmap(p, size) }
-    }
-
-    init(data: Data) {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 8)
-        data.copyBytes(to: p.assumingMemoryBound(to: UInt8.self), count: data.count)
-        base = UnsafeRawPointer(p)
-        count = data.count
-        unmap = { p.deallocate() }
-    }
-
-    deinit { unmap() }
 }

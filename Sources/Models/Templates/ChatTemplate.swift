@@ -19,14 +19,18 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     }
 }
 
-/// A template name that is not one SafeTune knows.
+/// A template name that is not one SafeTune knows, or a model's own template that it
+/// does not recognise.
 public enum ChatTemplateError: Error, Equatable, CustomStringConvertible {
     case unknown(name: String)
+    case unrecognised(reason: String)
 
     public var description: String {
         switch self {
         case let .unknown(name):
             return "chat template '\(name)' is unknown (\(ChatTemplate.Style.allCases.map(\.rawValue).joined(separator: ", ")), plain, auto)"
+        case let .unrecognised(reason):
+            return "the model's chat template is not recognised (\(reason)); choose one with --template (chatml, llama2, plain)"
         }
     }
 }
@@ -52,11 +56,15 @@ public struct ChatTemplate: Sendable, Equatable {
     public let style: Style
     /// Text that ends an assistant turn (and should stop generation); empty for none.
     public let endOfTurn: String
+    /// The system message a ChatML template inserts when a conversation starts without one
+    /// (SmolLM2's "You are a helpful AI assistant named SmolLM, trained by Hugging Face").
+    public let defaultSystem: String?
 
     /// A template of `style`; `endOfTurn` defaults to the style's own (`</s>`, `<|im_end|>`,
     /// and nothing for `instruction`, which uses the tokenizer's end-of-sequence token when detected).
-    public init(style: Style, endOfTurn: String? = nil) {
+    public init(style: Style, endOfTurn: String? = nil, defaultSystem: String? = nil) {
         self.style = style
+        self.defaultSystem = style == .chatml ? defaultSystem : nil
         switch style {
         case .llama2: self.endOfTurn = endOfTurn ?? "</s>"
         case .chatml: self.endOfTurn = endOfTurn ?? "<|im_end|>"
@@ -65,12 +73,14 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     /// The template named `name` (`llama2`, `chatml`, `instruction`, `plain` (recipes' name
-    /// for `instruction`), or `auto` to detect from `tokenizer`); the end-of-turn text follows
-    /// the tokenizer where it has one.
+    /// for `instruction`), or `auto`: the model's own template when its tokenizer carries
+    /// one (an unrecognised one is an error), else detected from the tokenizer's special
+    /// tokens); the end-of-turn text follows the tokenizer where it has one.
     public static func named(_ name: String, tokenizer: Tokenizer? = nil) throws(ChatTemplateError) -> ChatTemplate {
         let lower = name.lowercased()
         let key = lower == "plain" ? Style.instruction.rawValue : lower
         if key == "auto" {
+            if let source = tokenizer?.chatTemplate { return try ChatTemplate(jinja: source) }
             return tokenizer.map { detect(tokenizer: $0) } ?? ChatTemplate(style: .instruction)
         }
         guard let style = Style(rawValue: key) else { throw .unknown(name: name) }
@@ -91,6 +101,49 @@ public struct ChatTemplate: Sendable, Equatable {
         return ChatTemplate(style: .instruction, endOfTurn: eosText(tokenizer))
     }
 
+    /// Recognises a model's Jinja chat template as one of the families SafeTune renders,
+    /// with its parameters read from the text, instead of interpreting Jinja:
+    /// - ChatML (`<|im_start|>role\n…<|im_end|>\n`, generation prompt
+    ///   `<|im_start|>assistant\n`); when the template tests that the first message is not a
+    ///   system message and holds a literal `<|im_start|>system\n…<|im_end|>`, that text is
+    ///   the default system message (SmolLM2's and Qwen2's templates).
+    /// - Llama-2 chat (`[INST]`, `<<SYS>>`).
+    /// Templates that use tools, documents or other inputs that these families do not model
+    /// are not recognised: rendering them without those would be a different prompt.
+    public init(jinja source: String) throws(ChatTemplateError) {
+        for feature in ["tools", "documents", "tool_calls", "enable_thinking", "namespace("] where source.contains(feature) {
+            throw .unrecognised(reason: "it uses '\(feature)'")
+        }
+        if source.contains("<|im_start|>"), source.contains("<|im_end|>") {
+            guard source.contains("add_generation_prompt") else { throw .unrecognised(reason: "a ChatML template without a generation prompt") }
+            self.init(style: .chatml, defaultSystem: Self.defaultSystemMessage(source))
+        } else if source.contains("[INST]"), source.contains("[/INST]") {
+            self.init(style: .llama2)
+        } else {
+            throw .unrecognised(reason: "neither ChatML nor Llama-2 chat")
+        }
+    }
+
+    /// The literal system message a ChatML template inserts when the first message is not
+    /// a system message, if it has one.
+    static func defaultSystemMessage(_ source: String) -> String? {
+        // Jinja text may hold the newline itself or the escape `\n`.
+        let text = source.replacingOccurrences(of: "\\n", with: "\n")
+        let testsFirst = ["messages[0]['role'] != 'system'", "messages[0][\"role\"] != \"system\"", "messages[0].role != 'system'",
+                          "messages[0]['role'] == 'system'", "messages[0][\"role\"] == \"system\"", "messages[0].role == 'system'"]
+        guard testsFirst.contains(where: text.contains) else { return nil }
+        let opening = "<|im_start|>system\n"
+        var search = text.startIndex..<text.endIndex
+        while let start = text.range(of: opening, range: search) {
+            search = start.upperBound..<text.endIndex
+            guard let end = text.range(of: "<|im_end|>", range: start.upperBound..<text.endIndex) else { return nil }
+            let message = text[start.upperBound..<end.lowerBound]
+            // A literal, not the place where the conversation's own system message goes.
+            if !message.contains("'"), !message.contains("\""), !message.contains("{"), !message.isEmpty { return String(message) }
+        }
+        return nil
+    }
+
     private static func eosText(_ tokenizer: Tokenizer) -> String {
         tokenizer.eosTokenId.flatMap { tokenizer.token(of: $0) } ?? ""
     }
@@ -101,6 +154,9 @@ public struct ChatTemplate: Sendable, Equatable {
         var out = ""
         var system: String?
         var turns = 0
+        if let defaultSystem, let first = messages.first, first.role != .system {
+            out += "<|im_start|>system\n\(defaultSystem)<|im_end|>\n"
+        }
         for message in messages {
             switch message.role {
             case .system:

@@ -23,7 +23,7 @@ public enum SuspectLoader {
             try LoRAGroup.attach(adapters, to: model, source: url.path)
             LoRA.merge(model)
         }
-        let tokenizer = try checkpoint.tokenizerJSON.map { try Tokenizer(data: $0, source: url.path + " (tokenizer.json)") }
+        let tokenizer = try checkpoint.tokenizer(source: url.path)
         return (ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url), checkpoint)
     }
 

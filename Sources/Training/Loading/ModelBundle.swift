@@ -41,9 +41,7 @@ public final class ModelBundle {
             try LoRAGroup.attach(adapters, to: model, source: url.path)
             LoRA.merge(model)
         }
-        let tokenizer = try checkpoint.tokenizerJSON.map { (data) throws in
-            try Tokenizer(data: data, source: url.path + " (tokenizer.json)")
-        }
+        let tokenizer = try checkpoint.tokenizer(source: url.path)
         return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url)
     }
 

