@@ -7,8 +7,8 @@ import Foundation
 /// Byte-level BPE (`tokenizer.ggml.model = gpt2`) only. The pre-tokenizer follows
 /// `tokenizer.ggml.pre` as llama.cpp does; an unknown value is an error, never a guess.
 enum GGUFTokenizer {
-    /// The `tokenizer.ggml.pre` values SafeTune knows.
-    static let knownPre = ["default", "gpt2", "llama-bpe", "qwen2", "smollm"]
+    /// The `tokenizer.ggml.pre` values SafeTune knows; a file without the key is GPT-2's.
+    static let knownPre = ["gpt2", "llama-bpe", "qwen2", "smollm"]
 
     /// The `tokenizer.json` pre-tokenizer that a `tokenizer.ggml.pre` value stands for.
     static func preTokenizer(_ pre: String) -> [String: Any]? {
@@ -22,7 +22,7 @@ enum GGUFTokenizer {
         let qwen2 = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
         switch pre {
         // GPT-2's regex inside ByteLevel.
-        case "gpt2", "default": return byteLevel(regex: true)
+        case "gpt2": return byteLevel(regex: true)
         // SmolLM: every digit alone, then GPT-2's regex.
         case "smollm": return ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel(regex: true)]]
         case "llama-bpe": return ["type": "Sequence", "pretokenizers": [split(llama3), byteLevel(regex: false)]]
@@ -45,7 +45,7 @@ enum GGUFTokenizer {
         guard model == "gpt2" else {
             throw .unsupported(file: path, reason: "tokenizer.ggml.model '\(model)'; SafeTune imports byte-level BPE ('gpt2') tokenizers")
         }
-        let pre = try file.string("tokenizer.ggml.pre") ?? "default"
+        let pre = try file.string("tokenizer.ggml.pre") ?? "gpt2"
         guard let preTokenizer = preTokenizer(pre) else {
             throw .metadata(file: path, key: "tokenizer.ggml.pre", reason: "'\(pre)' is not known (SafeTune knows \(knownPre.joined(separator: ", ")))")
         }
@@ -111,5 +111,68 @@ enum GGUFTokenizer {
         } catch {
             throw .invalid(file: path, reason: "cannot encode the tokenizer as JSON: \(error)")
         }
+    }
+
+    /// The `tokenizer.ggml.*` metadata for a byte-level BPE `tokenizer.json` (the inverse of
+    /// `tokenizerJSON`): tokens in id order, their types, merges, the pre-tokenizer's name.
+    static func metadata(_ data: Data, vocabSize: Int, file: String) throws(GGUFError) -> [(String, GGUFValue)] {
+        func fail(_ reason: String) -> GGUFError { .unsupported(file: file, reason: "tokenizer: \(reason)") }
+        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let model = root["model"] as? [String: Any], model["type"] as? String == "BPE",
+              let vocab = model["vocab"] as? [String: Int] else {
+            throw fail("not a BPE tokenizer.json")
+        }
+        // Offsets do not change ids, so `trim_offsets` does not take part in the comparison.
+        func withoutOffsets(_ value: Any) -> Any {
+            if let object = value as? [String: Any] {
+                return object.filter { $0.key != "trim_offsets" }.mapValues(withoutOffsets)
+            }
+            if let array = value as? [Any] { return array.map(withoutOffsets) }
+            return value
+        }
+        let found = withoutOffsets(root["pre_tokenizer"] ?? NSNull())
+        guard let pre = knownPre.first(where: { name in
+            (withoutOffsets(preTokenizer(name)!) as? NSDictionary)?.isEqual(found) ?? false
+        }) else {
+            throw fail("its pre-tokenizer has no GGUF name (SafeTune writes \(knownPre.joined(separator: ", ")))")
+        }
+        var tokens = [String?](repeating: nil, count: vocabSize)
+        var types = [GGUFValue](repeating: .int32(Int32(TokenType.normal.rawValue)), count: vocabSize)
+        for (token, id) in vocab where id >= 0 && id < vocabSize { tokens[id] = token }
+        for added in root["added_tokens"] as? [[String: Any]] ?? [] {
+            guard let id = added["id"] as? Int, id >= 0, id < vocabSize, let content = added["content"] as? String else { continue }
+            tokens[id] = content
+            types[id] = .int32(Int32((added["special"] as? Bool ?? false ? TokenType.control : .userDefined).rawValue))
+        }
+        var names: [GGUFValue] = []
+        names.reserveCapacity(vocabSize)
+        for (id, token) in tokens.enumerated() {
+            // Ids the tokenizer never produces (embedding rows past its vocabulary) are unused.
+            if token == nil { types[id] = .int32(Int32(TokenType.unused.rawValue)) }
+            names.append(.string(token ?? "[PAD\(id)]"))
+        }
+        var merges: [GGUFValue] = []
+        for merge in model["merges"] as? [Any] ?? [] {
+            if let pair = merge as? [String], pair.count == 2 {
+                merges.append(.string(pair[0] + " " + pair[1]))
+            } else if let text = merge as? String {
+                merges.append(.string(text))
+            } else {
+                throw fail("a merge is neither a pair nor a string")
+            }
+        }
+        var addBOS = false
+        if let post = root["post_processor"] as? [String: Any], post["type"] as? String == "TemplateProcessing",
+           let single = post["single"] as? [[String: Any]], single.first?["SpecialToken"] != nil {
+            addBOS = true
+        }
+        return [
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.pre", .string(pre)),
+            ("tokenizer.ggml.tokens", .array(.string, names)),
+            ("tokenizer.ggml.token_type", .array(.int32, types)),
+            ("tokenizer.ggml.merges", .array(.string, merges)),
+            ("tokenizer.ggml.add_bos_token", .bool(addBOS)),
+        ]
     }
 }
