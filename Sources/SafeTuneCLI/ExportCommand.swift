@@ -1,13 +1,14 @@
 import ArgumentParser
 import Checkpoints
 import Foundation
+import Training
 
-/// `safetune export hf|peft CKPT -o DIR`: a SafeTune checkpoint as files other tools load.
+/// `safetune export hf|peft|gguf CKPT -o OUT`: a SafeTune checkpoint as files other tools load.
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Export a checkpoint as a Hugging Face model folder or its adapters as a PEFT folder.",
-        subcommands: [HF.self, PEFT.self]
+        abstract: "Export a checkpoint as a Hugging Face model folder, its adapters as a PEFT folder, or the model as a GGUF file.",
+        subcommands: [HF.self, PEFT.self, GGUF.self]
     )
 
     /// `safetune export hf`: config.json + model.safetensors (+ tokenizer.json).
@@ -75,6 +76,47 @@ struct ExportCommand: ParsableCommand {
                 try printJSON(["output": output, "modules": modules, "files": ["adapter_config.json", "adapter_model.safetensors"]])
             } else {
                 print("wrote \(output): adapter_config.json, adapter_model.safetensors (\(modules) modules)")
+            }
+        }
+    }
+
+    /// `safetune export gguf`: the model, LoRA merged, as a GGUF file for llama.cpp and ollama.
+    struct GGUF: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gguf",
+            abstract: "Write the model, LoRA adapters merged, as a GGUF file (llama.cpp, ollama, transformers).",
+            discussion: "Matrices are stored as --type (norms and biases as F32), with the tokenizer and chat template "
+                + "in the metadata. Llama-family models only. Exit status: 0 written, 2 error (one line on standard error).")
+
+        @Argument(help: "The checkpoint (.h5), a GGUF file or a Hugging Face folder.")
+        var checkpoint: String
+
+        @Option(name: .shortAndLong, help: "The .gguf file to write.")
+        var output: String
+
+        @Option(help: "Storage type of the matrices: F32, F16 or Q8_0.")
+        var type = "F16"
+
+        @Flag(help: "Print a JSON summary.")
+        var json = false
+
+        func run() throws {
+            let (tensors, bytes) = try CommandFailure.guarding { () throws -> (Int, Int) in
+                guard let stored = GGMLType.writable.first(where: { $0.name == type.uppercased() }) else {
+                    throw CommandFailure.report("--type \(type): expected one of \(GGMLType.writable.map(\.name).joined(separator: ", "))")
+                }
+                let bundle = try ModelBundle.load(path: checkpoint)
+                var merged = bundle.checkpoint
+                merged.weights = bundle.model.huggingFaceWeights()
+                let url = URL(fileURLWithPath: output)
+                try GGUFModel.export(merged, to: url, type: stored)
+                let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+                return (merged.weights.count, size)
+            }
+            if json {
+                try printJSON(["output": output, "type": type.uppercased(), "tensors": tensors, "bytes": bytes])
+            } else {
+                print("wrote \(output): \(tensors) tensors, \(type.uppercased()), \(bytes / 1_000_000) MB")
             }
         }
     }

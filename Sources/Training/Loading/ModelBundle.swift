@@ -27,14 +27,16 @@ public final class ModelBundle {
         self.source = source
     }
 
-    /// Reads a Hugging Face folder (`config.json`, safetensors, `tokenizer.json`) or a
-    /// SafeTune checkpoint file; `trainable` decides whether base weights take gradients.
+    /// Reads a Hugging Face folder (`config.json`, safetensors, `tokenizer.json`), a GGUF
+    /// file (`.gguf`, imported on the fly) or a SafeTune checkpoint file; `trainable`
+    /// decides whether base weights take gradients.
     public static func load(_ url: URL, trainable: Bool = false) throws -> ModelBundle {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw ModelBundleError.notFound(path: url.path)
         }
-        let checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url) : try Checkpoint.read(from: url)
+        let checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url)
+            : url.pathExtension.lowercased() == "gguf" ? try GGUFModel.importModel(from: url) : try Checkpoint.read(from: url)
         if checkpoint.isAdapterOnly { throw ModelBundleError.adapterOnly(path: url.path) }
         let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: trainable)
         if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
@@ -45,9 +47,17 @@ public final class ModelBundle {
         return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url)
     }
 
-    /// `load(_:trainable:)` for a path string.
+    /// `load(_:trainable:)` for a path string, or the name of a pinned base model
+    /// (`smollm2`: the fetched file in the model cache).
     public static func load(path: String, trainable: Bool = false) throws -> ModelBundle {
-        try load(URL(fileURLWithPath: path), trainable: trainable)
+        try load(resolve(path), trainable: trainable)
+    }
+
+    /// The file a model reference names: a pinned base model's cached file (an error that
+    /// names the missing file and the command that fetches it), else the path itself.
+    public static func resolve(_ reference: String) throws -> URL {
+        if let base = BaseModel.named(reference) { return try base.locate() }
+        return URL(fileURLWithPath: reference)
     }
 }
 
