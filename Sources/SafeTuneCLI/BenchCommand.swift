@@ -15,7 +15,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time LoRA / full training steps, forward and generation; compare with raw SGEMM."
     )
 
-    @Option(help: "Comma list of configurations: 7m, 1m, 124m, shipped.") var configs = "7m,1m"
+    @Option(help: "Comma list of configurations: 7m, 1m, 124m, shipped, smollm2 (the real base model from the model cache).") var configs = "7m,1m"
     @Option(help: "Comma list of modes: lora, full, forward, generate.") var modes = "lora,full,forward,generate"
     @Option(help: "Threads for BLAS and engine kernels (default: all cores).") var threads: Int?
     @Option(help: "Timed repetitions (the median is reported).") var steps = 5

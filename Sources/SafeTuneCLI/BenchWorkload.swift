@@ -37,6 +37,8 @@ struct BenchWorkload {
         let context: Int
         /// Where the configuration came from (built in, a checkpoint, or the recipe fallback).
         let source: String
+        /// A GGUF file whose real weights the model gets (random weights otherwise).
+        var weights: URL? = nil
     }
 
     static let loraRank = 8
@@ -47,10 +49,11 @@ struct BenchWorkload {
     /// as the reference's `target_modules` (the LM head stays plain).
     static let loraTargets: Set<String> = ["c_attn", "c_proj", "c_fc", "q_proj", "k_proj", "v_proj", "o_proj",
                                            "gate_proj", "up_proj", "down_proj"]
-    static let shapeNames = ["7m", "1m", "124m", "shipped"]
+    static let shapeNames = ["7m", "1m", "124m", "shipped", "smollm2"]
 
     /// The named shapes; `shipped` reads its configuration from `checkpoint` when the file
-    /// exists, and otherwise uses the architecture in `recipes/base.yaml`.
+    /// exists, and otherwise uses the architecture in `recipes/base.yaml`; `smollm2` is the
+    /// real base model with its weights, from the model cache.
     static func shape(named name: String, checkpoint: String) throws(BenchError) -> Shape {
         func gpt2(_ layers: Int, _ d: Int, _ heads: Int, _ vocab: Int, _ context: Int, _ batch: Int) -> Shape {
             // Positions sized like the reference (n_positions = context), so parameter counts match.
@@ -75,6 +78,14 @@ struct BenchWorkload {
             let c = ModelConfig(family: .llama, vocabSize: 2048, hiddenSize: 192, numLayers: 4, numHeads: 6, numKVHeads: 2,
                                 intermediateSize: 512, maxPositions: 256)
             return Shape(name: name, config: c, batch: 8, context: 128, source: "recipes/base.yaml architecture (\(checkpoint) absent)")
+        case "smollm2":
+            do {
+                let url = try BaseModel.smolLM2.locate()
+                let config = try GGUFModel.configuration(GGUFFile(contentsOf: url))
+                return Shape(name: name, config: config, batch: 8, context: 128, source: url.lastPathComponent, weights: url)
+            } catch {
+                throw .unreadableCheckpoint(path: BaseModel.smolLM2.file, reason: error.description)
+            }
         default:
             throw .unknownShape(name)
         }
@@ -99,9 +110,13 @@ struct BenchWorkload {
             throw .contextTooShort(shape: shape.name, positions: c.maxPositions)
         }
         do {
-            model = try TransformerModel(config: c, seed: 42, trainable: mode == .full)
+            if let file = shape.weights {
+                model = try TransformerModel(config: c, weights: GGUFModel.importModel(from: file).weights, trainable: mode == .full)
+            } else {
+                model = try TransformerModel(config: c, seed: 42, trainable: mode == .full)
+            }
         } catch {
-            throw .invalidModel(shape: shape.name, reason: error.description)
+            throw .invalidModel(shape: shape.name, reason: "\(error)")
         }
         var trainable: [Variable] = []
         switch mode {

@@ -22,6 +22,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case checkpoint
     /// `ModelConfig.huggingFace(json:file:)` on a `config.json`.
     case config
+    /// `GGUFFile` on `scratch/input.gguf`, every tensor dequantised; for a model file, then
+    /// `GGUFModel.importModel`, the tokenizer it builds and its chat template.
+    case gguf
 
     /// Name of the file the input is written to inside the scratch folder.
     public var inputName: String {
@@ -31,6 +34,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .recipe: return "input.yaml"
         case .jsonl: return "input.jsonl"
         case .checkpoint: return "input.h5"
+        case .gguf: return "input.gguf"
         }
     }
 
@@ -57,6 +61,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             return ["\n", ": ", "- ", "[", "]", "{", "}", "&a ", "*a", "<<: *a\n", "!!binary ", "!!str ", "? ", "|\n  ", ">\n  ",
                     "'", "\"", "#", "~", "null", "extends: ", "extends: input.yaml\n", "  ", "\t", "---\n", "...\n", "%YAML 1.2\n",
                     "rank", "lr", "base: ", "targets: ", "1e999", ".inf", ".nan", "0o17", "0x1F"].map { Array($0.utf8) }
+        case .gguf:
+            // The magic, small and huge little-endian counts, type ids, and keys the importer reads.
+            let numbers: [[UInt8]] = [[0x47, 0x47, 0x55, 0x46], [3, 0, 0, 0], [2, 0, 0, 0], [0xFF, 0xFF, 0xFF, 0xFF],
+                                      [0, 0, 0, 0, 0, 0, 0, 0x80], [1, 0, 0, 0, 0, 0, 0, 0], [9, 0, 0, 0], [8, 0, 0, 0],
+                                      [12, 0, 0, 0], [14, 0, 0, 0], [30, 0, 0, 0], [0x20, 0, 0, 0]]
+            return numbers + ["general.architecture", "general.alignment", "llama", "qwen2", "tokenizer.ggml.tokens",
+                              "tokenizer.ggml.merges", "tokenizer.ggml.pre", "smollm", "tokenizer.chat_template", "blk.0.attn_q.weight",
+                              "token_embd.weight", "llama.embedding_length", "llama.block_count"].map { Array($0.utf8) }
         case .checkpoint:
             // HDF5 signatures and names the reader looks up.
             return ["\u{89}HDF\r\n\u{1A}\n", "OHDR", "OCHK", "BTHD", "FRHP", "FSHD", "TREE", "HEAP", "SNOD", "GCOL", "weights",
@@ -121,6 +133,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 _ = try JSONLReader().read(url: file)
                 return .accepted
             } catch { return .error(error, typed: error is DatasetError) }
+        case .gguf:
+            do {
+                let gguf = try GGUFFile(contentsOf: file)
+                for info in gguf.tensors { _ = gguf.floats(info) }
+                // Files that hold a model (the tiny llama seed) go on through the importer.
+                guard gguf.tensor(named: "token_embd.weight") != nil else { return .accepted }
+                let checkpoint = try GGUFModel.importModel(from: file)
+                _ = try checkpoint.tokenizer(source: inputName)?.encode("Hello 123 <|im_start|>")
+                _ = try? checkpoint.chatTemplate.map { try ChatTemplate(jinja: $0) }
+                return .accepted
+            } catch { return .error(error, typed: error is GGUFError || error is TokenizerError) }
         case .checkpoint:
             do {
                 _ = try CheckpointSummary.read(from: file)

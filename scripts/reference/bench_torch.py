@@ -26,11 +26,20 @@ Extra configurations (the shipped SafeTune model, Llama family) come as JSON thr
 `safetune bench --json` prints; scripts/bench-compare passes them). A Llama-family model is
 transformers' LlamaForCausalLM with LoRA on q/k/v/o_proj and gate/up/down_proj.
 
+Configuration `smollm2` is the real SmolLM2-135M-Instruct (30 blocks, d 576, 9 heads, 3 KV
+heads, FFN 1536, vocab 49152, tied embeddings), loaded from the cached GGUF that scripts/setup
+fetches ($SAFETUNE_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/safetune, then
+models/SmolLM2-135M-Instruct.Q4_1.gguf; --smollm2-gguf FILE overrides) through transformers'
+GGUF loader in float32: batch 8, context 128, the same LoRA (Llama targets), AdamW and
+generate settings as above. peak_rss_mb includes the GGUF load; peak_rss_after_load_mb is
+the peak right after it.
+
 Requirements:
     pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
     pip install transformers peft
 Usage (offline):
     HF_HUB_OFFLINE=1 python3 scripts/reference/bench_torch.py --threads 2 --configs 7m,1m --json
+    HF_HUB_OFFLINE=1 python3 scripts/reference/bench_torch.py --configs smollm2 --steps 3
 """
 
 import argparse
@@ -48,7 +57,11 @@ CONFIGS = {
     "1m": dict(layers=4, d_model=128, heads=4, vocab=2048, context=128, batch=8),
     "7m": dict(layers=6, d_model=256, heads=8, vocab=8192, context=256, batch=8),
     "124m": dict(layers=12, d_model=768, heads=12, vocab=50257, context=256, batch=2),
+    # The real model from its GGUF; the shape is the file's (checked after loading).
+    "smollm2": dict(family="llama", gguf=True, layers=30, d_model=576, heads=9, kv_heads=3, d_ff=1536,
+                    vocab=49152, context=128, batch=8, tie=True),
 }
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODES = ["lora_train", "full_train", "forward", "generate"]
 LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0, bias="none", fan_in_fan_out=True,
             target_modules=["c_attn", "c_proj", "c_fc"])
@@ -71,6 +84,45 @@ def add_shape(text):
     CONFIGS[name] = {k: v for k, v in shape.items() if k in SHAPE_KEYS}
 
 
+def default_smollm2_gguf():
+    """SafeTune's model cache: $SAFETUNE_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/safetune."""
+    base = os.environ.get("SAFETUNE_CACHE")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "safetune")
+    return os.path.join(base, "models", SMOLLM2_FILE)
+
+
+def missing_gguf_message(path):
+    return f"error: {path} not found; run scripts/setup to fetch it, or pass --smollm2-gguf FILE"
+
+
+def load_gguf_llama(path, c):
+    """Loads a Llama-family GGUF in float32 and checks its shape against the configuration."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder, name = os.path.split(os.path.abspath(path))
+    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    load_s = time.perf_counter() - start
+    cfg = model.config
+    found = dict(layers=cfg.num_hidden_layers, d_model=cfg.hidden_size, heads=cfg.num_attention_heads,
+                 kv_heads=cfg.num_key_value_heads, d_ff=cfg.intermediate_size, vocab=cfg.vocab_size,
+                 tie=bool(cfg.tie_word_embeddings))
+    wrong = {k: (c[k], v) for k, v in found.items() if c.get(k) != v}
+    if cfg.model_type != "llama" or wrong:
+        sys.exit(f"error: {path} is not the expected model (model_type {cfg.model_type}; expected, found: {wrong})")
+    # Llama has no dropout layers; attention dropout must be 0 so training measures arithmetic only.
+    cfg.attention_dropout = 0.0
+    for module in model.modules():
+        if hasattr(module, "attention_dropout"):
+            module.attention_dropout = 0.0
+        if isinstance(module, torch.nn.Dropout) and module.p != 0:
+            sys.exit(f"error: {path} has a dropout layer with p {module.p}")
+    return model, load_s
+
+
 def current_rss_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -79,7 +131,7 @@ def current_rss_mb():
     return float("nan")
 
 
-def worker(config_name, mode, threads, steps, warmup):
+def worker(config_name, mode, threads, steps, warmup, smollm2_gguf):
     """Runs one (configuration, mode) measurement and prints one JSON object."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -88,7 +140,17 @@ def worker(config_name, mode, threads, steps, warmup):
     torch.manual_seed(0)
     c = CONFIGS[config_name]
     lora_settings = dict(LORA)
-    if c.get("family", "gpt2") == "llama":
+    extra = {}
+    if c.get("gguf"):
+        if not os.path.isfile(smollm2_gguf):
+            sys.exit(missing_gguf_message(smollm2_gguf))
+        model, load_s = load_gguf_llama(smollm2_gguf, c)
+        lora_settings.update(fan_in_fan_out=False, target_modules=LLAMA_TARGETS)
+        extra = {"gguf": os.path.basename(smollm2_gguf), "load_s": round(load_s, 2),
+                 "kv_heads": c["kv_heads"], "d_ff": c["d_ff"], "tie": c["tie"],
+                 "peak_rss_after_load_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        torch.manual_seed(0)  # inputs independent of whatever the loader drew
+    elif c.get("family", "gpt2") == "llama":
         from transformers import LlamaConfig, LlamaForCausalLM
         config = LlamaConfig(
             vocab_size=c["vocab"], hidden_size=c["d_model"], intermediate_size=c["d_ff"],
@@ -113,6 +175,7 @@ def worker(config_name, mode, threads, steps, warmup):
     row = {"config": config_name, "mode": mode, "threads": threads, "layers": c["layers"],
            "d_model": c["d_model"], "heads": c["heads"], "vocab": c["vocab"],
            "params": total_params, "attn_implementation": model.config._attn_implementation}
+    row.update(extra)
 
     if mode in ("lora_train", "full_train"):
         if mode == "lora_train":
@@ -188,7 +251,7 @@ def worker(config_name, mode, threads, steps, warmup):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="PyTorch + PEFT GPT-2 CPU benchmark")
+    parser = argparse.ArgumentParser(description="PyTorch + PEFT CPU benchmark (GPT-2 shapes, Llama shapes, SmolLM2-135M)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--configs", default="7m,1m", help=f"comma list of {','.join(CONFIGS)}")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {','.join(MODES)}")
@@ -198,27 +261,34 @@ def main():
     parser.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
     parser.add_argument("--shape", action="append", default=[], metavar="NAME=JSON",
                         help="add a configuration (e.g. the shipped Llama-family model); repeatable")
+    parser.add_argument("--smollm2-gguf", default=default_smollm2_gguf(), metavar="FILE",
+                        help=f"the smollm2 configuration's model (default: the SafeTune model cache's {SMOLLM2_FILE})")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     for text in args.shape:
         add_shape(text)
 
     if args.worker:
-        worker(args.worker[0], args.worker[1], args.threads, args.steps, args.warmup)
+        worker(args.worker[0], args.worker[1], args.threads, args.steps, args.warmup, args.smollm2_gguf)
         return
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     rows = []
-    for name in [n for n in args.configs.split(",") if n]:
+    names = [n for n in args.configs.split(",") if n]
+    for name in names:
         if name not in CONFIGS:
             sys.exit(f"unknown configuration '{name}' (known: {', '.join(CONFIGS)})")
+        if CONFIGS[name].get("gguf") and not os.path.isfile(args.smollm2_gguf):
+            sys.exit(missing_gguf_message(args.smollm2_gguf))
+    for name in names:
         for mode in [m for m in args.modes.split(",") if m]:
             if mode not in MODES:
                 sys.exit(f"unknown mode '{mode}' (known: {', '.join(MODES)})")
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, mode,
                    "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup)]
             cmd += [f"--shape={text}" for text in args.shape]
+            cmd += ["--smollm2-gguf", args.smollm2_gguf]
             try:
                 done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
             except subprocess.TimeoutExpired:

@@ -99,7 +99,7 @@ public enum GGUFModel {
     }
 
     /// The model configuration from `general.architecture` and `<arch>.*` metadata.
-    static func configuration(_ file: GGUFFile) throws(GGUFError) -> ModelConfig {
+    public static func configuration(_ file: GGUFFile) throws(GGUFError) -> ModelConfig {
         let path = file.path
         guard let arch = try file.string("general.architecture") else {
             throw .metadata(file: path, key: "general.architecture", reason: "is missing")
