@@ -55,12 +55,15 @@ struct CheckpointWriter {
             try file.setAttribute("sha256", .string(TensorDigest.sha256(bytes: tok)), on: "/tokenizer")
         }
         if !c.weights.isEmpty {
+            // The canonical digest reads every weight byte once more: on the other core,
+            // while the tensors (and their own digests) are written.
+            let canonical = Background { c.weightsSHA256 }
             try file.createGroup("/weights")
             for name in c.weights.keys.sorted() {
                 try Checkpoint.checkName(name)
                 try writeTensor(c.weights[name]!, at: "/weights/\(name)")
             }
-            try file.setAttribute("canonical_sha256", .string(c.weightsSHA256), on: "/weights")
+            try file.setAttribute("canonical_sha256", .string(canonical.value), on: "/weights")
         }
         if let adapters = c.adapters { try writeGroup(adapters, at: "/adapters") }
         if let units = c.units { try writeUnits(units) }
@@ -153,5 +156,24 @@ struct CheckpointWriter {
         try file.setAttribute("date", .string(g.date), on: "/gate")
         for (k, v) in g.scores { try file.setAttribute("score.\(k)", .double(v), on: "/gate") }
         for (k, v) in g.thresholds { try file.setAttribute("threshold.\(k)", .double(v), on: "/gate") }
+    }
+}
+
+/// A value computed on a background thread; `value` waits for it.
+private final class Background<T: Sendable>: @unchecked Sendable {
+    private var result: T?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ work: @escaping @Sendable () -> T) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = work()
+            self.done.signal()
+        }
+    }
+
+    var value: T {
+        done.wait()
+        done.signal()
+        return result!
     }
 }

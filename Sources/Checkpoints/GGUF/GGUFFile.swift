@@ -226,10 +226,19 @@ public final class GGUFFile: @unchecked Sendable {
         UnsafeRawBufferPointer(start: bytes.base + dataOffset + info.offset, count: info.byteCount)
     }
 
-    /// A tensor decoded to float32, in its row-major shape.
-    public func floats(_ info: GGUFTensorInfo) -> Tensor {
+    /// A tensor decoded to float32, in its row-major shape. With `rowOrder`, file row `r`
+    /// lands in row `rowOrder(r)` (rows are whole blocks, so each decodes on its own).
+    public func floats(_ info: GGUFTensorInfo, rowOrder: ((Int) -> Int)? = nil) -> Tensor {
         let out = Tensor(zeros: info.shape)
-        info.type.dequantize(bytes.base + dataOffset + info.offset, count: info.count, into: out.data)
+        let source = bytes.base + dataOffset + info.offset
+        guard let rowOrder else {
+            info.type.dequantize(source, count: info.count, into: out.data)
+            return out
+        }
+        let width = info.dims[0], rowBytes = info.type.byteCount(values: width)!
+        for r in 0..<(info.count / width) {
+            info.type.dequantize(source + r * rowBytes, count: width, into: out.data + rowOrder(r) * width)
+        }
         return out
     }
 

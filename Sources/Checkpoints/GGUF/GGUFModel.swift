@@ -76,13 +76,12 @@ public enum GGUFModel {
             guard info.shape == expected else {
                 throw .tensor(file: path, tensor: info.name, reason: "shape \(info.shape) disagrees with the metadata, expected \(expected)")
             }
-            var tensor = file.floats(info)
+            // llama.cpp's q/k row order is undone while decoding, so no tensor is held twice.
+            let heads = try permutesQK(file) ? rotaryHeads(name, config) : nil
+            let tensor = file.floats(info, rowOrder: heads.map { h in { huggingFaceRow(ofGGUFRow: $0, rows: info.shape[0], heads: h) } })
             let p = tensor.data
             for i in 0..<tensor.count where !p[i].isFinite {
                 throw .tensor(file: path, tensor: info.name, reason: "non-finite value (NaN or Inf) at element \(i)")
-            }
-            if try permutesQK(file), let heads = rotaryHeads(name, config) {
-                tensor = permuteRows(tensor, heads: heads, inverse: true)
             }
             weights[name] = tensor
         }
@@ -152,19 +151,19 @@ public enum GGUFModel {
         return nil
     }
 
-    /// llama.cpp's q/k row permutation and its inverse. Within each head of `hd` rows,
-    /// Hugging Face row `t·hd/2 + i` (half t, position i) is GGUF row `2i + t`.
-    static func permuteRows(_ t: Tensor, heads: Int, inverse: Bool) -> Tensor {
-        let rows = t.shape[0], width = t.count / rows, hd = rows / heads, half = hd / 2
+    /// llama.cpp's q/k row order: within each head of `hd` rows, Hugging Face row
+    /// `t·hd/2 + i` (half t, position i) is GGUF row `2i + t`.
+    static func huggingFaceRow(ofGGUFRow row: Int, rows: Int, heads: Int) -> Int {
+        let hd = rows / heads, h = row / hd, within = row % hd
+        return h * hd + (within % 2) * (hd / 2) + within / 2
+    }
+
+    /// A q or k projection in llama.cpp's row order (for export).
+    static func ggufRowOrder(_ t: Tensor, heads: Int) -> Tensor {
+        let rows = t.shape[0], width = t.count / rows
         let out = Tensor(zeros: t.shape)
-        for h in 0..<heads {
-            for part in 0..<2 {
-                for i in 0..<half {
-                    let hf = h * hd + part * half + i, gguf = h * hd + 2 * i + part
-                    let (from, to) = inverse ? (gguf, hf) : (hf, gguf)
-                    (out.data + to * width).update(from: t.data + from * width, count: width)
-                }
-            }
+        for r in 0..<rows {
+            (out.data + r * width).update(from: t.data + huggingFaceRow(ofGGUFRow: r, rows: rows, heads: heads) * width, count: width)
         }
         return out
     }

@@ -146,7 +146,7 @@ extension GGUFModel {
             guard let name = ggufName(parameter.name) else { continue }
             var tensor = checkpoint.weights[parameter.name]!
             if arch == "llama", let heads = rotaryHeads(parameter.name, c) {
-                tensor = permuteRows(tensor, heads: heads, inverse: false)
+                tensor = ggufRowOrder(tensor, heads: heads)
             }
             var stored = tensor.shape.count == 1 ? GGMLType.f32 : type
             if tensor.shape.last! % stored.blockValues != 0 { stored = .f16 }

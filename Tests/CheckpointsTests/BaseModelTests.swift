@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+@testable import Checkpoints
+
+@Suite("The pinned base model")
+struct BaseModelTests {
+    /// `scripts/fetch-base-model` reads `scripts/base-model.env`; the Swift side states the same pin.
+    @Test func pinMatchesTheFetchScript() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("scripts/base-model.env"), encoding: .utf8)
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
+        }
+        let m = BaseModel.smolLM2
+        #expect(values["MODEL_PACKAGE"] == m.package)
+        #expect(values["MODEL_VERSION"] == m.version)
+        #expect(values["MODEL_MEMBER"] == m.member)
+        #expect(values["MODEL_FILE"] == m.file)
+        #expect(values["MODEL_SHA256"] == m.sha256)
+    }
+
+    @Test func cacheFollowsTheEnvironment() {
+        #expect(BaseModel.cacheDirectory(environment: ["SAFETUNE_CACHE": "/c", "XDG_CACHE_HOME": "/x", "HOME": "/h"]).path == "/c")
+        #expect(BaseModel.cacheDirectory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]).path == "/x/safetune")
+        #expect(BaseModel.cacheDirectory(environment: ["HOME": "/h"]).path == "/h/.cache/safetune")
+        #expect(BaseModel.smolLM2.cachedURL(environment: ["SAFETUNE_CACHE": "/c"]).path == "/c/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    }
+
+    @Test func aMissingModelNamesTheFileAndTheFetchCommand() {
+        do {
+            _ = try BaseModel.smolLM2.locate(environment: ["SAFETUNE_CACHE": "/nonexistent-safetune-cache"])
+            Issue.record("found a model in a folder that does not exist")
+        } catch {
+            #expect(error.description.contains("/nonexistent-safetune-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+            #expect(error.description.contains("scripts/setup"))
+        }
+        #expect(BaseModel.named("smollm2") == .smolLM2)
+        #expect(BaseModel.named("gpt2") == nil)
+    }
+}
