@@ -22,6 +22,19 @@ private enum GGUFFixtures {
     }
 }
 
+/// Checks each reference conversation (`messages`, `add_generation_prompt`) renders to the
+/// reference's `apply_chat_template` text and ids.
+func expectRenders(_ conversations: [String: [String: Any]], template: ChatTemplate, tokenizer: Tokenizer) throws {
+    for (name, c) in conversations {
+        let messages = try #require(c["messages"] as? [[String: String]]).map {
+            ChatMessage(role: ChatMessage.Role(rawValue: $0["role"]!)!, content: $0["content"]!)
+        }
+        let text = template.render(messages, addGenerationPrompt: c["add_generation_prompt"] as? Bool ?? false)
+        #expect(text == c["text"] as? String, "\(name)")
+        #expect(tokenizer.encode(text) == c["ids"] as? [Int], "\(name)")
+    }
+}
+
 @Suite("GGUF dequantisation equals gguf-py bit for bit")
 struct GGMLTypeTests {
     @Test(arguments: [GGMLType.f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q6_K])
@@ -102,15 +115,8 @@ struct GGUFTinyModelTests {
         let template = try ChatTemplate.named("auto", tokenizer: tokenizer)
         #expect(template.style == .chatml)
         #expect(template.defaultSystem == "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
-        let cases = try #require(try GGUFFixtures.json("tiny/expected.json")["chat_template"] as? [String: [String: Any]])
-        for (name, c) in cases {
-            let messages = try #require(c["messages"] as? [[String: String]]).map {
-                ChatMessage(role: ChatMessage.Role(rawValue: $0["role"]!)!, content: $0["content"]!)
-            }
-            let text = template.render(messages, addGenerationPrompt: c["add_generation_prompt"] as? Bool ?? false)
-            #expect(text == c["text"] as? String, "\(name)")
-            #expect(tokenizer.encode(text) == c["ids"] as? [Int], "\(name)")
-        }
+        try expectRenders(try #require(try GGUFFixtures.json("tiny/expected.json")["chat_template"] as? [String: [String: Any]]),
+                          template: template, tokenizer: tokenizer)
     }
 
     @Test func greedyContinuationMatches() throws {

@@ -52,6 +52,8 @@ import subprocess
 import sys
 import time
 
+from common import SMOLLM2_FILE, smollm2_gguf_path
+
 CONFIGS = {
     # name: layers, d_model, heads, vocab, context, batch
     "1m": dict(layers=4, d_model=128, heads=4, vocab=2048, context=128, batch=8),
@@ -61,7 +63,6 @@ CONFIGS = {
     "smollm2": dict(family="llama", gguf=True, layers=30, d_model=576, heads=9, kv_heads=3, d_ff=1536,
                     vocab=49152, context=128, batch=8, tie=True),
 }
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODES = ["lora_train", "full_train", "forward", "generate"]
 LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0, bias="none", fan_in_fan_out=True,
             target_modules=["c_attn", "c_proj", "c_fc"])
@@ -82,15 +83,6 @@ def add_shape(text):
     if not name or missing:
         sys.exit(f"--shape {name or '?'}: missing {', '.join(sorted(missing)) or 'a NAME= prefix'}")
     CONFIGS[name] = {k: v for k, v in shape.items() if k in SHAPE_KEYS}
-
-
-def default_smollm2_gguf():
-    """SafeTune's model cache: $SAFETUNE_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/safetune."""
-    base = os.environ.get("SAFETUNE_CACHE")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "safetune")
-    return os.path.join(base, "models", SMOLLM2_FILE)
 
 
 def missing_gguf_message(path):
@@ -261,7 +253,7 @@ def main():
     parser.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
     parser.add_argument("--shape", action="append", default=[], metavar="NAME=JSON",
                         help="add a configuration (e.g. the shipped Llama-family model); repeatable")
-    parser.add_argument("--smollm2-gguf", default=default_smollm2_gguf(), metavar="FILE",
+    parser.add_argument("--smollm2-gguf", default=smollm2_gguf_path(), metavar="FILE",
                         help=f"the smollm2 configuration's model (default: the SafeTune model cache's {SMOLLM2_FILE})")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -40,6 +40,8 @@ from gguf import GGMLQuantizationType as Q
 from gguf.constants import GGML_QUANT_SIZES
 from tokenizers import Tokenizer, pre_tokenizers
 
+from common import fixture_main
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
@@ -654,33 +656,7 @@ PARTS = {"quant": write_quant, "tiny": write_tiny}
 
 
 def main():
-    default_out = os.path.join(ROOT, "Tests", "CheckpointsTests", "Fixtures", "gguf")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=default_out)
-    parser.add_argument("--only", default=",".join(PARTS))
-    parser.add_argument("--check", action="store_true",
-                        help="regenerate into a temporary folder and compare byte for byte")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one thread: a fixed summation order, reproducible bytes
-    torch.use_deterministic_algorithms(True)
-    names = [n for n in args.only.split(",") if n]
-    out = tempfile.mkdtemp() if args.check else args.out
-    for name in names:
-        PARTS[name](out)
-    if args.check:
-        failed = []
-        for name in names:
-            mine, theirs = os.path.join(out, name), os.path.join(args.out, name)
-            if sorted(os.listdir(mine)) != sorted(os.listdir(theirs)):
-                failed.append(f"{name}/ (file list)")
-            for f in sorted(os.listdir(mine)):
-                other = os.path.join(theirs, f)
-                if not os.path.exists(other) or not filecmp.cmp(os.path.join(mine, f), other, shallow=False):
-                    failed.append(f"{name}/{f}")
-        shutil.rmtree(out)
-        if failed:
-            sys.exit("differs from committed fixtures: " + ", ".join(failed))
-        print("committed fixtures match")
+    fixture_main(__doc__.splitlines()[0], os.path.join(ROOT, "Tests", "CheckpointsTests", "Fixtures", "gguf"), PARTS)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from common import fixture_main
+
 VOCAB = 128
 BATCH, SEQ = 2, 9
 PROMPT_LEN, NEW_TOKENS = 5, 12
@@ -300,29 +302,8 @@ FIXTURES = {
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    default_out = os.path.join(here, "..", "..", "Tests", "ModelsTests", "Fixtures")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=default_out)
-    parser.add_argument("--only", default=",".join(FIXTURES))
-    parser.add_argument("--check", action="store_true",
-                        help="regenerate into a temporary folder and compare byte for byte")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one thread: a fixed summation order, reproducible bytes
-    torch.use_deterministic_algorithms(True)
-    names = [n for n in args.only.split(",") if n]
-    out = tempfile.mkdtemp() if args.check else args.out
-    for name in names:
-        write_fixture(out, name, **FIXTURES[name])
-    if args.check:
-        failed = []
-        for name in names:
-            for f in sorted(os.listdir(os.path.join(out, name))):
-                if not filecmp.cmp(os.path.join(out, name, f), os.path.join(args.out, name, f), shallow=False):
-                    failed.append(f"{name}/{f}")
-        shutil.rmtree(out)
-        if failed:
-            sys.exit("differs from committed fixtures: " + ", ".join(failed))
-        print("committed fixtures match")
+    parts = {name: (lambda out, name=name: write_fixture(out, name, **FIXTURES[name])) for name in FIXTURES}
+    fixture_main(__doc__.splitlines()[0], os.path.join(here, "..", "..", "Tests", "ModelsTests", "Fixtures"), parts)
 
 
 if __name__ == "__main__":

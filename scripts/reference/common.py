@@ -1,0 +1,54 @@
+"""Helpers shared by the reference scripts: the model cache's SmolLM2 path and the
+`--out/--only/--check` driver of the fixture writers."""
+
+import argparse
+import filecmp
+import os
+import shutil
+import sys
+import tempfile
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_path():
+    """SafeTune's model cache: $SAFETUNE_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/safetune."""
+    base = os.environ.get("SAFETUNE_CACHE")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "safetune")
+    return os.path.join(base, "models", SMOLLM2_FILE)
+
+
+def fixture_main(description, default_out, parts):
+    """Writes the fixture folders `parts` names (name → function of the output folder), or
+    with --check regenerates them into a temporary folder and compares byte for byte."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--only", default=",".join(parts))
+    parser.add_argument("--check", action="store_true",
+                        help="regenerate into a temporary folder and compare byte for byte")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one thread: a fixed summation order, reproducible bytes
+    torch.use_deterministic_algorithms(True)
+    names = [n for n in args.only.split(",") if n]
+    out = tempfile.mkdtemp() if args.check else args.out
+    for name in names:
+        parts[name](out)
+    if not args.check:
+        return
+    failed = []
+    for name in names:
+        mine, theirs = os.path.join(out, name), os.path.join(args.out, name)
+        if sorted(os.listdir(mine)) != sorted(os.listdir(theirs)):
+            failed.append(f"{name}/ (file list)")
+        for f in sorted(os.listdir(mine)):
+            other = os.path.join(theirs, f)
+            if not os.path.exists(other) or not filecmp.cmp(os.path.join(mine, f), other, shallow=False):
+                failed.append(f"{name}/{f}")
+    shutil.rmtree(out)
+    if failed:
+        sys.exit("differs from committed fixtures: " + ", ".join(failed))
+    print("committed fixtures match")
