@@ -6,11 +6,9 @@ import Testing
 
 /// A SafeTune checkpoint read by h5py: names, shapes, values, attributes and digests.
 @Suite struct H5pyInteropTests {
-    @Test func h5pyReadsACheckpoint() throws {
-        guard let python = PythonH5py.interpreter() else {
-            print("SKIPPED h5pyReadsACheckpoint: python3 with h5py not found (Debian: apt install python3-h5py)")
-            return
-        }
+    @Test(.enabled(if: PythonH5py.enabled, "python3 with h5py not found (Debian: apt install python3-h5py)"))
+    func h5pyReadsACheckpoint() throws {
+        let python = try #require(PythonH5py.python)
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("c.h5")
@@ -58,11 +56,9 @@ import Testing
 
 /// The documented layout is enough to write a checkpoint without SafeTune.
 @Suite struct H5pyWrittenCheckpointTests {
-    @Test func checkpointWrittenByH5pyIsAccepted() throws {
-        guard let python = PythonH5py.interpreter() else {
-            print("SKIPPED checkpointWrittenByH5pyIsAccepted: python3 with h5py not found (Debian: apt install python3-h5py)")
-            return
-        }
+    @Test(.enabled(if: PythonH5py.enabled, "python3 with h5py not found (Debian: apt install python3-h5py)"))
+    func checkpointWrittenByH5pyIsAccepted() throws {
+        let python = try #require(PythonH5py.python)
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("py.h5")

@@ -72,11 +72,9 @@ import Testing
         #expect(throws: HDF5Error.cannotOpen(file: absent.path, reason: "no such file")) { try HDF5File.open(absent) }
     }
 
-    @Test func readsAttributesWrittenByH5py() throws {
-        guard let python = PythonH5py.interpreter() else {
-            print("SKIPPED readsAttributesWrittenByH5py: python3 with h5py not found")
-            return
-        }
+    @Test(.enabled(if: PythonH5py.enabled, "python3 with h5py not found (Debian: apt install python3-h5py)"))
+    func readsAttributesWrittenByH5py() throws {
+        let python = try #require(PythonH5py.python)
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("py.h5")

@@ -52,6 +52,12 @@ func writeUnchecked(_ checkpoint: Checkpoint, to url: URL) throws {
 
 /// Finds and runs a Python interpreter that has h5py (the Debian python3-h5py package).
 enum PythonH5py {
+    /// The interpreter, found once.
+    static let python = interpreter()
+    /// Whether the h5py tests run: where h5py is installed, and always in CI (where
+    /// `scripts/setup` installs it, so a missing h5py fails them instead of skipping).
+    static var enabled: Bool { python != nil || ProcessInfo.processInfo.environment["CI"] != nil }
+
     static func interpreter() -> String? {
         for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] where FileManager.default.isExecutableFile(atPath: candidate) {
             if (try? run(candidate, "import h5py", arguments: [])) != nil { return candidate }

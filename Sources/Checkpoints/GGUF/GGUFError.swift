@@ -11,7 +11,14 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible {
     /// A well-formed file that asks for something SafeTune does not implement.
     case unsupported(file: String, reason: String)
 
+    /// One line, whatever the file put in its keys and names (line breaks come out escaped).
     public var description: String {
+        var line = ""
+        for c in text { line += c.isNewline ? c.unicodeScalars.map { "\\u{\(String($0.value, radix: 16))}" }.joined() : String(c) }
+        return line
+    }
+
+    private var text: String {
         switch self {
         case let .io(file, reason): return "\(file): \(reason)"
         case let .invalid(file, reason): return "\(file): invalid GGUF: \(reason)"
