@@ -1,8 +1,9 @@
 import ArgumentParser
+import Checkpoints
 import Foundation
-import Training
 import Models
 import Safety
+import Training
 
 /// `safetune eval CKPT --suite safety|utility --data VAL.jsonl`: attack success rates and
 /// over-refusal (safety), or skill accuracy and over-refusal (utility), as a table and JSON.

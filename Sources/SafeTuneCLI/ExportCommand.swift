@@ -1,7 +1,6 @@
 import ArgumentParser
 import Checkpoints
 import Foundation
-import Training
 
 /// `safetune export hf|peft|gguf CKPT -o OUT`: a SafeTune checkpoint as files other tools load.
 struct ExportCommand: ParsableCommand {

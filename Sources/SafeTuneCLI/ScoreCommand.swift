@@ -1,8 +1,9 @@
 import ArgumentParser
+import Checkpoints
 import Engine
 import Foundation
-import Training
 import Models
+import Training
 
 /// `safetune score MODEL --text TEXT`: log-probability of each token given the ones before it.
 struct ScoreCommand: ParsableCommand {

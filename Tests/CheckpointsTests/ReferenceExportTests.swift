@@ -21,7 +21,6 @@ import Testing
               FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else { return nil }
         return (python, script)
     }()
-    static let needsReference = "set SAFETUNE_REFERENCE_PYTHON to a python3 with torch, transformers and peft"
 
     static func runReference(_ arguments: [String]) throws -> [String: Any] {
         let (python, script) = try #require(reference)
@@ -85,7 +84,7 @@ import Testing
         _ = try Self.roundTrip(name, in: dir)
     }
 
-    @Test(.enabled(if: reference != nil, needsReference), arguments: ["gpt2", "llama", "qwen2"])
+    @Test(.enabled(if: reference != nil, "set SAFETUNE_REFERENCE_PYTHON to a python3 with torch, transformers and peft"), arguments: ["gpt2", "llama", "qwen2"])
     func transformersReloadsTheExportWithExactLogits(name: String) throws {
         let dir = try temporaryFolder(name)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -102,7 +101,7 @@ import Testing
         try Self.peftFolders(name, in: dir)
     }
 
-    @Test(.enabled(if: reference != nil, needsReference), arguments: ["gpt2", "llama"])
+    @Test(.enabled(if: reference != nil, "set SAFETUNE_REFERENCE_PYTHON to a python3 with torch, transformers and peft"), arguments: ["gpt2", "llama"])
     func peftAdapterLoadsAndMatchesAManualMerge(name: String) throws {
         let dir = try temporaryFolder("peft" + name)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,3 +1,4 @@
+import Checkpoints
 import Engine
 import Foundation
 import Models

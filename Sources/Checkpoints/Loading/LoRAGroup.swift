@@ -1,4 +1,3 @@
-import Checkpoints
 import Engine
 import Models
 

@@ -1,4 +1,3 @@
-import Checkpoints
 import Engine
 import Foundation
 import Models
