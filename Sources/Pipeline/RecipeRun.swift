@@ -51,7 +51,11 @@ public final class RecipeRun {
     static func prepareSignal(_ recipe: Recipe, base: ModelBundle) throws -> (ModelBundle, TrainingObjective) {
         let settings = recipe.safety.signal
         guard settings.enabled else { return (base, LanguageModelObjective()) }
-        let pattern: SignalPattern = settings.pattern == .pretrain ? .pretrain : .sft
+        let pattern: SignalPattern
+        switch settings.pattern {
+        case .sft: pattern = .sft
+        case .pretrain: pattern = .pretrain
+        }
         if let group = base.checkpoint.signal {
             let signal = try SafetySignal(group: group)
             try signal.validate(for: base.model)

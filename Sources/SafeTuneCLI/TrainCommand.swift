@@ -47,7 +47,7 @@ struct TrainCommand: ParsableCommand {
                     "tokens_per_s": s.tokensPerSecond, "checkpoint": result.checkpoint.path,
                     "report": result.report?.path as Any, "output": result.outputDirectory.path,
                     "before": numbers(result.before), "after": numbers(result.after),
-                    "gate": result.gate.map { ["verdict": $0.report.verdict.rawValue, "action": $0.action,
+                    "gate": result.gate.map { ["verdict": $0.report.verdict.rawValue, "action": $0.action.rawValue,
                                                "statistic": $0.report.statistic as Any, "threshold": $0.report.threshold as Any] } as Any,
                     "guard_threshold": result.guardCalibration.map { GuardCalibration.decimal($0.threshold) } as Any,
                 ])

@@ -153,8 +153,6 @@ struct GateTests {
     }
 
     @Test func recipeSettingsReachTheGate() throws {
-        // Every recipe rule names a detection rule (no silent fallback to the default).
-        #expect(GateSettings.Rule.allCases.map(\.rawValue) == DetectionRule.allCases.map(\.rawValue))
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data(#"{"prompt": "Name a fruit.", "completion": "An apple."}"#.utf8).write(to: dir.appendingPathComponent("d.jsonl"))

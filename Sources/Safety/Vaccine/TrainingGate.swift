@@ -6,11 +6,21 @@ import Training
 /// checkpoint against its base, store the verdict in it, and on reject quarantine it or
 /// purify it as the recipe asks.
 public enum TrainingGate {
+    /// What the gate did with the checkpoint.
+    public enum Action: String, Sendable {
+        /// It passed.
+        case passed
+        /// Rejected and marked as such (the recipe's `on_reject: quarantine` or `fail`).
+        case quarantined
+        /// Rejected and purified into a new checkpoint (`Outcome.purified`).
+        case purified
+    }
+
     /// What happened.
     public struct Outcome: Sendable {
         public var report: GateReport
-        /// `passed`, `quarantined`, `purified` (then `purified` names the new checkpoint) or `failed`.
-        public var action: String
+        public var action: Action
+        /// The purified checkpoint, when `action` is `purified`.
         public var purified: URL?
         /// Whether the run must exit non-zero.
         public var rejected: Bool { report.verdict == .reject }
@@ -18,7 +28,7 @@ public enum TrainingGate {
         /// and the reason.
         public var summary: String {
             let verdict = report.verdict.rawValue
-            return "\(action == "passed" ? verdict : "\(verdict), \(action)"): \(report.reason)"
+            return "\(action == .passed ? verdict : "\(verdict), \(action.rawValue)"): \(report.reason)"
         }
     }
 
@@ -30,8 +40,11 @@ public enum TrainingGate {
         var c = GateConfiguration()
         c.variants.pairs = settings.variants
         if let steps = settings.steps { c.variants.steps = steps }
-        // The recipe's choices are the rules' names.
-        c.rule = DetectionRule(rawValue: settings.rule.rawValue) ?? c.rule
+        switch settings.rule {
+        case .share: c.rule = .share
+        case .alignment: c.rule = .alignment
+        case .residual: c.rule = .residual
+        }
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
         if settings.direction {
@@ -86,7 +99,7 @@ public enum TrainingGate {
             (report, evidence) = (GateReport.failure(error, checkpoint: checkpoint.path, reference: parent.path, seconds: 0), nil)
         }
         var record = report.record
-        var outcome = Outcome(report: report, action: report.verdict == .pass ? "passed" : "quarantined", purified: nil)
+        var outcome = Outcome(report: report, action: report.verdict == .pass ? .passed : .quarantined, purified: nil)
         if report.verdict == .reject {
             switch settings.onReject {
             case .quarantine, .fail:
@@ -99,7 +112,7 @@ public enum TrainingGate {
                 purifier.log = log
                 _ = try purifier.purify(checkpoint, clean: CleanData.load(recipe: recipe), output: out, workDirectory: work, evidence: evidence)
                 record.scores["purified"] = 1
-                outcome.action = "purified"
+                outcome.action = .purified
                 outcome.purified = out
             }
         }
