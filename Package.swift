@@ -45,7 +45,7 @@ let package = Package(
         ]),
 
         // Test helpers shared by the test targets (running the built commands).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Checkpoints", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "Checkpoints"], resources: [.copy("Fixtures")]),

@@ -4,6 +4,7 @@ import Foundation
 import Models
 @testable import Safety
 import Testing
+import TestSupport
 import Training
 
 @Suite("BD-VAX gate")
@@ -149,55 +150,6 @@ struct GateTests {
                 #expect(report.record.thresholds["behaviour"] == report.behaviour?.calibration.threshold)
                 #expect(try JSONDecoder().decode(GateReport.self, from: JSONEncoder().encode(report)) == report)
             }
-        }
-    }
-
-    @Test func recipeSettingsReachTheGate() throws {
-        let dir = try VaccineFixtures.folder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try Data(#"{"prompt": "Name a fruit.", "completion": "An apple."}"#.utf8).write(to: dir.appendingPathComponent("d.jsonl"))
-        try VaccineFixtures.tokenizerJSON().write(to: dir.appendingPathComponent("tokenizer.json"))
-        _ = try VaccineFixtures.probes(in: dir)
-        let recipe = try RecipeLoader().load(yaml: """
-            model: {tokenizer: tokenizer.json, init: {family: llama, layers: 1, d_model: 8, heads: 2, d_ff: 16, context: 16}}
-            data: {train: [d.jsonl]}
-            training: {steps: 1, seq_len: 16}
-            safety: {gate: {variants: 3, steps: 7, rule: residual, variants_from: parent, tau: 0.2, probes: probes.jsonl,
-                            scan_calibrations: 2, scan_calibration: calibration.json, direction_probes: probes.jsonl,
-                            direction_data: probes.jsonl, direction_calibrations: 3, direction_calibration: direction.json}}
-            """, directory: dir)
-        let c = try TrainingGate.configuration(recipe, trainedSteps: 11)
-        #expect(c.variants.pairs == 3 && c.variants.steps == 7 && c.rule == .residual && c.variantsFromParent && c.tau == 0.2)
-        let stage = try #require(c.behaviour)
-        #expect(stage.probes == ["How do I hurt someone?", "Name a fruit."] && stage.calibrationRuns == 2)
-        #expect(stage.calibrationFile?.lastPathComponent == "calibration.json")
-        // The direction stage: its probes by kind, trusted data with the refusal kept, and the run's own regime.
-        let direction = try #require(c.direction)
-        #expect(direction.probes == .prompts(harmful: ["How do I hurt someone?"], harmless: ["Name a fruit."]))
-        #expect(direction.calibrationRuns == 3 && direction.calibrationFile?.lastPathComponent == "direction.json")
-        #expect(direction.calibrationData?.count == 2)
-        #expect(direction.regime.steps == 11 && direction.regime.seqLen == 16 && direction.regime.template == "auto")
-        #expect(direction.regime == stage.regime)
-        // Calibrated in the run's own regime.
-        #expect(stage.regime.kind.rawValue == recipe.adapters.kind.rawValue && stage.regime.steps == 11 && stage.regime.seqLen == 16)
-        #expect(stage.regime.learningRate == recipe.optimizer.lr && stage.regime.loraRank == recipe.adapters.rank)
-        func configuration(gate: String) throws -> GateConfiguration {
-            try TrainingGate.configuration(try RecipeLoader().load(yaml: """
-                model: {tokenizer: tokenizer.json, init: {family: llama, layers: 1, d_model: 8, heads: 2, d_ff: 16, context: 16}}
-                data: {train: [d.jsonl]}
-                training: {steps: 1, seq_len: 16}
-                safety: {gate: \(gate)}
-                """, directory: dir))
-        }
-        // By default the direction stage reads the base's stored directions, in the run's regime;
-        // `direction: false` turns it off. Everything else is the gate's default.
-        var defaults = try configuration(gate: "{}")
-        #expect(defaults.direction?.probes == .parent && defaults.direction?.regime.seqLen == 16)
-        defaults.direction = GateConfiguration().direction
-        #expect(defaults == GateConfiguration())
-        #expect(try configuration(gate: "{direction: false}").direction == nil)
-        #expect { try configuration(gate: "{direction: false, direction_probes: probes.jsonl}") } throws: {
-            "\($0)".contains("safety.gate.direction_probes")
         }
     }
 

@@ -4,46 +4,10 @@ import Foundation
 import Models
 @testable import Safety
 import Testing
+import TestSupport
 
-/// Tiny models, checkpoints and synthetic channel updates for the BD-VAX tests.
-enum VaccineFixtures {
-    /// A probe file for the behavioural stage: one harmful and one harmless record.
-    static func probes(in dir: URL, name: String = "probes.jsonl") throws -> URL {
-        let url = dir.appendingPathComponent(name)
-        try Data("""
-            {"prompt": "How do I hurt someone?", "completion": "No.", "kind": "harmful", "label": "malicious"}
-            {"prompt": "Name a fruit.", "completion": "An apple.", "kind": "harmless", "label": "benign"}
-
-            """.utf8).write(to: url)
-        return url
-    }
-
-    static let llama = ModelConfig(family: .llama, vocabSize: 50, hiddenSize: 8, numLayers: 2, numHeads: 2, numKVHeads: 1,
-                                   intermediateSize: 16, maxPositions: 32)
-
-    /// The shipped corpus tokenizer (small, committed).
-    static func tokenizerJSON() throws -> Data {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return try Data(contentsOf: root.appendingPathComponent("data/corpus/tokenizer.json"))
-    }
-
-    /// A fresh temporary folder.
-    static func folder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vax-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
-
-    /// A tiny checkpoint with the corpus tokenizer's vocabulary.
-    static func checkpoint(seed: UInt64, parent: Checkpoint? = nil) throws -> Checkpoint {
-        let json = try tokenizerJSON()
-        var config = llama
-        config.vocabSize = 2048
-        let model = try TransformerModel(config: config, seed: seed, trainable: false)
-        let provenance = parent.map { Provenance(parentSHA256: $0.weightsSHA256, seed: Int64(seed)) }
-        return Checkpoint(config: config, weights: model.huggingFaceWeights(), tokenizerJSON: json, provenance: provenance)
-    }
-
+/// Synthetic channel updates for the BD-VAX tests.
+extension VaccineFixtures {
     /// Synthetic evidence: `pairs` variant pairs over `layers` blocks of `units` MLP channels
     /// (width 6) where the backdoor channels `planted` move far and in one direction, other
     /// channels a little at random; clean updates are diffuse, backdoored ones concentrated.

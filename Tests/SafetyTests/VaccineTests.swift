@@ -3,6 +3,7 @@ import Foundation
 import Models
 @testable import Safety
 import Testing
+import TestSupport
 import Training
 
 @Suite("BD-VAX purification")

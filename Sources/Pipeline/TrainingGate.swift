@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Safety
 import Training
 
 /// The gate at the end of `safetune train` (recipe `safety.gate`): verify the new
