@@ -90,7 +90,7 @@ public final class RecipeRun {
     /// Runs to the end; throws on any error (the checkpoint of the last completed save survives).
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
         progress(.phase("loading \(recipe.model.base?.written ?? "a fresh model")"))
-        let base = try Trainer.loadBase(recipe)
+        let base = try recipe.loadBase()
         let baseHasSignal = base.checkpoint.signal != nil
         let (bundle, objective) = try Self.prepareSignal(recipe, base: base)
         let trainer = try Trainer(recipe: recipe, bundle: bundle, objective: objective, parameters: parameters.trainer)

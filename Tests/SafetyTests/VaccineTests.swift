@@ -205,22 +205,23 @@ struct VaccineTests {
         }
     }
 
-    @Test func variantRecipesLoadWithTheirSettings() throws {
+    @Test func variantFineTunesTakeTheirSettings() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(#"{"prompt": "Name a fruit.", "completion": "An apple."}"#.utf8).write(to: dir.appendingPathComponent("clean.jsonl"))
         var s = VariantSettings()
         s.kind = .lora
         s.steps = 7
         s.loraRank = 4
-        let yaml = VariantFactory.recipeYAML(settings: s, base: dir.appendingPathComponent("suspect \"x\".h5").path,
-                                             files: ["clean.jsonl", "poison.jsonl"], output: "bd", seed: 3)
-        let recipe = try RecipeLoader().load(yaml: yaml, directory: dir)
-        #expect(recipe.adapters.kind == .lora && recipe.adapters.rank == 4)
-        #expect(recipe.training.length == .steps(7) && recipe.training.seed == 3)
-        #expect(recipe.data.train.map { $0.path.url.lastPathComponent } == ["clean.jsonl", "poison.jsonl"])
-        #expect(recipe.adapters.targets(module: "model.layers.0.mlp.down_proj"))
-        #expect(recipe.model.base?.url.lastPathComponent == "suspect \"x\".h5")
-        #expect(recipe.optimizer.lr == 2e-3)
+        let setup = try s.trainerSetup(files: [dir.appendingPathComponent("clean.jsonl")], output: dir.appendingPathComponent("bd"), seed: 3)
+        guard case let .lora(rank, alpha, dropout, targets) = setup.adapters else { Issue.record("not LoRA"); return }
+        #expect(rank == 4 && alpha == 16 && dropout == 0)
+        #expect(targets("model.layers.0.mlp.down_proj") && targets("transformer.h.1.attn.c_proj") && !targets("lm_head"))
+        #expect(setup.length == .steps(7) && setup.seed == 3 && setup.evalEvery == 0 && setup.saveEvery == 0)
+        #expect(setup.train.examples.count == 1 && setup.train.files.map(\.file).last?.hasSuffix("clean.jsonl") == true)
+        #expect(setup.learningRate == 2e-3 && setup.gradClip == 1 && setup.recipe == nil)
+        guard case let .adamw(_, _, _, weightDecay) = setup.optimizer else { Issue.record("not AdamW"); return }
+        #expect(weightDecay == 0)
     }
 }
 

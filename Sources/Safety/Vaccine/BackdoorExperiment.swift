@@ -285,10 +285,10 @@ public final class BackdoorExperiment {
 
     /// Full fine-tune of the base on `files` with `Trainer`; returns the checkpoint written.
     private func fineTune(_ base: ModelBundle, files: [String], folder: URL, seed: Int) throws -> URL {
-        let yaml = VariantFactory.recipeYAML(settings: settings.childRegime, base: self.base.path, files: files, output: "run", seed: seed)
-        let recipe = try RecipeLoader().load(yaml: yaml, directory: folder, name: "finetune.yaml")
+        let setup = try settings.childRegime.trainerSetup(files: files.map { folder.appendingPathComponent($0) },
+                                                          output: folder.appendingPathComponent("run"), seed: seed)
         let copy = try TransformerModel(config: base.model.config, weights: base.model.huggingFaceWeights(), trainable: true)
-        let trainer = try Trainer(recipe: recipe, bundle: ModelBundle(model: copy, tokenizer: base.tokenizer, checkpoint: base.checkpoint,
+        let trainer = try Trainer(setup: setup, bundle: ModelBundle(model: copy, tokenizer: base.tokenizer, checkpoint: base.checkpoint,
                                                                       source: base.source))
         return URL(fileURLWithPath: try trainer.run().checkpoint)
     }

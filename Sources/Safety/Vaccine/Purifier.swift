@@ -110,10 +110,9 @@ public final class Purifier {
         v.kind = .full
         let samples = min(settings.fluencySamples, clean.count)
         let steps = max(1, settings.fluencyEpochs * ((samples + v.batchSize - 1) / v.batchSize))
-        let yaml = VariantFactory.recipeYAML(settings: v, base: url.path, files: ["fluency.jsonl"], output: "out",
-                                             seed: Int(settings.seed % 1_000_000), steps: steps, learningRate: settings.fluencyLearningRate)
-        let recipe = try RecipeLoader().load(yaml: yaml, directory: folder, name: "fluency.yaml")
-        let trainer = try Trainer(recipe: recipe, bundle: ModelBundle(model: model, tokenizer: bundle.tokenizer, checkpoint: checkpoint, source: url))
+        let setup = try v.trainerSetup(files: [folder.appendingPathComponent("fluency.jsonl")], output: folder.appendingPathComponent("out"),
+                                       seed: Int(settings.seed % 1_000_000), steps: steps, learningRate: settings.fluencyLearningRate)
+        let trainer = try Trainer(setup: setup, bundle: ModelBundle(model: model, tokenizer: bundle.tokenizer, checkpoint: checkpoint, source: url))
         try trainer.run()
         log("fluency restored: \(steps) steps on \(samples) clean samples")
         var result = trainer.checkpoint(step: steps, includeOptimizer: false)

@@ -102,42 +102,15 @@ public final class VariantFactory {
         if let deadline, Date() > deadline.date {
             throw VaccineError.timeout(phase: "fine-tuning variants", seconds: deadline.limit)
         }
-        let recipe = try RecipeLoader().load(yaml: Self.recipeYAML(settings: settings, base: suspect.source.path, files: files,
-                                                                    output: name, seed: seed), directory: folder,
-                                             name: "\(name).yaml")
+        let setup = try settings.trainerSetup(files: files.map { folder.appendingPathComponent($0) },
+                                              output: folder.appendingPathComponent(name), seed: seed)
         let copy = try TransformerModel(config: suspect.model.config, weights: suspect.model.huggingFaceWeights(),
                                         trainable: settings.kind == .full)
         let bundle = ModelBundle(model: copy, tokenizer: suspect.tokenizer, checkpoint: suspect.checkpoint, source: suspect.source)
-        let trainer = try Trainer(recipe: recipe, bundle: bundle)
+        let trainer = try Trainer(setup: setup, bundle: bundle)
         try trainer.run()
         LoRA.merge(trainer.model)
         return trainer.model
-    }
-
-    /// The in-memory recipe of one variant fine-tune.
-    public static func recipeYAML(settings s: VariantSettings, base: String, files: [String], output: String, seed: Int,
-                                  steps: Int? = nil, learningRate: Double? = nil) -> String {
-        let adapters = s.kind == .full ? "{kind: full}" : """
-            {kind: lora, rank: \(s.loraRank), alpha: \(s.loraAlpha), dropout: 0, targets: [q_proj, k_proj, v_proj, o_proj, \
-            gate_proj, up_proj, down_proj, c_attn, attn.c_proj, c_fc, mlp.c_proj]}
-            """
-        return """
-            model: {base: \(quoted(base)), template: \(s.template)}
-            data: {train: [\(files.map(quoted).joined(separator: ", "))]}
-            adapters: \(adapters)
-            optimizer: {name: adamw, lr: \(learningRate ?? s.effectiveLearningRate), weight_decay: 0.0, grad_clip: 1.0}
-            schedule: {kind: constant, warmup_steps: 0}
-            training: {steps: \(steps ?? s.steps), batch_size: \(s.batchSize), seq_len: \(s.seqLen), seed: \(seed), threads: \(s.threads)}
-            eval: {every: 0}
-            safety: {gate: {enabled: false}}
-            output: {dir: \(quoted(output)), save_every: 0, report: false}
-
-            """
-    }
-
-    /// A YAML double-quoted string.
-    static func quoted(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
     /// `count` samples drawn without replacement while possible, then with.

@@ -100,6 +100,29 @@ public struct VariantSettings: Sendable, Equatable, Codable {
         try ChatTemplate.named(template, tokenizer: tokenizer)
     }
 
+    /// LoRA targets of a variant fine-tune: every block projection of either family.
+    static let loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                              "c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"].compactMap { TargetPattern(validating: $0) }
+
+    /// One fine-tune in this regime: AdamW without weight decay, gradients clipped at 1, a
+    /// constant learning rate, no evaluation and no periodic checkpoints, on the JSONL
+    /// `files`; `steps` and `learningRate` override the regime's.
+    public func trainerSetup(files: [URL], output: URL, seed: Int, steps: Int? = nil, learningRate: Double? = nil) throws -> Trainer.Setup {
+        let adapters: Trainer.Setup.Adapters = kind == .full ? .full : .lora(
+            rank: loraRank, alpha: Float(loraAlpha), dropout: 0,
+            targets: { name in Self.loraTargets.contains { $0.matches(module: name) } })
+        var s = Trainer.Setup(train: try Dataset.load(files: files), adapters: adapters, length: .steps(steps ?? self.steps),
+                              outputDirectory: output)
+        s.template = template
+        s.batchSize = batchSize
+        s.seqLen = seqLen
+        s.seed = UInt64(seed)
+        s.threads = threads
+        s.learningRate = Float(learningRate ?? effectiveLearningRate)
+        s.evalEvery = 0
+        return s
+    }
+
     /// The learning rate used.
     public var effectiveLearningRate: Double { learningRate ?? (kind == .full ? 5e-4 : 2e-3) }
 

@@ -22,6 +22,17 @@ public struct Dataset: Sendable {
         return Dataset(examples: examples, files: files)
     }
 
+    /// Reads JSONL files of the library's own making (no recipe names them; errors name the file).
+    public static func load(files: [URL]) throws -> Dataset {
+        try load(files.map { url in
+            DataFileSpec(path: RecipePath(written: url.path, location: RecipeLocation(file: url.path, line: 0, column: 0,
+                                                                                      baseDirectory: url.deletingLastPathComponent())))
+        })
+    }
+
+    /// No examples (a run without evaluation data).
+    public static let empty = Dataset(examples: [], files: [])
+
     /// Examples that carry a label (what the SA-ESS head can learn from).
     public var labelledCount: Int { examples.count { $0.label != nil } }
 }

@@ -32,6 +32,12 @@ public struct TargetPattern: Sendable, Equatable, CustomStringConvertible {
         return (TargetPattern(text), "", nil)
     }
 
+    /// A valid pattern, or nil (`parse` says why).
+    public init?(validating text: String) {
+        guard let pattern = Self.parse(text).0 else { return nil }
+        self = pattern
+    }
+
     private init(_ text: String) {
         pattern = text
         scalars = Array(text.unicodeScalars)

@@ -4,18 +4,18 @@ import Foundation
 import Models
 import Tokenizers
 
-/// Runs the fine-tuning a `Recipe` describes: LoRA or full fine-tuning of a base model
-/// (or training from scratch), with gradient accumulation, clipping, a learning-rate
-/// schedule, periodic evaluation, atomic checkpoints and exact resume.
+/// Runs a fine-tuning (`Setup`, which a recipe maps onto): LoRA or full fine-tuning of a
+/// base model (or training from scratch), with gradient accumulation, clipping, a
+/// learning-rate schedule, periodic evaluation, atomic checkpoints and exact resume.
 ///
 /// Setting up and running are separate so that the safety methods can act in between:
 /// SSAH masks units of `model` and `adapters` after `init` and before `run`.
 ///
 /// Determinism: batch order, adapter initialisation and dropout all derive from the
-/// recipe's seed and the step number, so the same recipe on the same machine gives the same
+/// setup's seed and the step number, so the same setup on the same machine gives the same
 /// weights, and a run interrupted and resumed ends where an uninterrupted one does.
 public final class Trainer {
-    /// How to run (what to train is the recipe's business).
+    /// How to run (what to train is the setup's business).
     public struct Parameters: Sendable {
         /// Continue from the newest checkpoint in the output folder, if there is one.
         public var resume = false
@@ -24,7 +24,7 @@ public final class Trainer {
         public init() {}
     }
 
-    public let recipe: Recipe
+    public let setup: Setup
     public let parameters: Parameters
     public let bundle: ModelBundle
     public let tokenizer: Tokenizer
@@ -34,14 +34,10 @@ public final class Trainer {
     /// LoRA adapters by module path (empty for full fine-tuning).
     public let adapters: [(String, LoRAAdapter)]
     /// Where checkpoints, metrics and the report go.
-    public let outputDirectory: URL
-    /// Extra evaluation run at every evaluation point and at the end (safety and utility
-    /// suites); its metrics are logged and reported beside the eval loss.
-    public var evaluationHook: ((TransformerModel, Int) throws -> [String: Double])?
+    public var outputDirectory: URL { setup.outputDirectory }
 
     public var model: TransformerModel { bundle.model }
 
-    private let data: RecipeData
     private let batcher: Batcher
     private let evalExamples: [EncodedExample]
     private let trainable: [Variable]
@@ -50,96 +46,71 @@ public final class Trainer {
     private let totalSteps: Int
     private let microBatches: Int
 
-    /// Loads the base (unless `bundle` is given), attaches adapters, encodes the data and
-    /// builds the optimizer. Nothing is trained yet.
-    public init(recipe: Recipe, bundle: ModelBundle? = nil, objective: TrainingObjective = LanguageModelObjective(),
+    /// Attaches adapters to `bundle`'s model, encodes the data and builds the optimizer.
+    /// Nothing is trained yet.
+    public init(setup: Setup, bundle: ModelBundle, objective: TrainingObjective = LanguageModelObjective(),
                 parameters: Parameters = .init()) throws {
-        self.recipe = recipe
+        self.setup = setup
         self.parameters = parameters
         self.objective = objective
-        Parallel.setThreads(recipe.training.threads > 0 ? recipe.training.threads : ProcessInfo.processInfo.activeProcessorCount)
-        let bundle = try bundle ?? Trainer.loadBase(recipe)
+        Self.setThreads(setup.threads)
         self.bundle = bundle
         guard let tokenizer = bundle.tokenizer else { throw ModelBundleError.tokenizerRequired(path: bundle.source.path) }
         self.tokenizer = tokenizer
-        outputDirectory = recipe.output.dir.url
 
-        let seed = UInt64(recipe.training.seed)
-        if recipe.adapters.kind == .lora {
-            adapters = try LoRA.attach(to: bundle.model, LoRA.Parameters(
-                rank: recipe.adapters.rank, alpha: Float(recipe.adapters.alpha),
-                dropout: Float(recipe.adapters.dropout), seed: seed)) { recipe.adapters.targets(module: $0) }
+        switch setup.adapters {
+        case let .lora(rank, alpha, dropout, targets):
+            adapters = try LoRA.attach(to: bundle.model, LoRA.Parameters(rank: rank, alpha: alpha, dropout: dropout, seed: setup.seed),
+                                       where: targets)
             trainable = adapters.flatMap { $0.1.namedParameters.map(\.1) } + objective.namedParameters.map(\.1)
-        } else {
+        case .full:
             adapters = []
             trainable = bundle.model.namedParameters.map(\.1).filter(\.requiresGrad) + objective.namedParameters.map(\.1)
         }
         guard !trainable.isEmpty else { throw TrainerError.nothingToTrain }
 
-        data = try RecipeData(recipe: recipe)
-        let template = try ChatTemplate.named(recipe.model.template.rawValue, tokenizer: tokenizer)
-        encoder = ExampleEncoder(tokenizer: tokenizer, template: template)
+        encoder = ExampleEncoder(tokenizer: tokenizer, template: try ChatTemplate.named(setup.template, tokenizer: tokenizer))
         let pad = Int32(tokenizer.eosTokenId ?? 0)
-        let encoded = data.train.examples.map(encoder.encode)
+        let encoded = setup.train.examples.map(encoder.encode)
         // A labelled prompt without an answer is there for the signal; dropping it silently
         // would train a different run than the data describes.
         if let i = encoded.indices.first(where: { encoded[$0].trainedTokens == 0 && encoded[$0].safetyClass != nil && !objective.learns(from: encoded[$0]) }) {
-            throw TrainerError.signalOnlyExample(origin: data.train.examples[i].origin)
+            throw TrainerError.signalOnlyExample(origin: setup.train.examples[i].origin)
         }
         let train = encoded.filter(objective.learns(from:))
         guard !train.isEmpty else { throw TrainerError.noTrainableTokens }
-        let seqLen = min(recipe.training.seqLen, bundle.model.config.maxPositions)
-        batcher = Batcher(examples: train, batchSize: recipe.training.batchSize, seqLen: seqLen,
-                          packing: recipe.training.packing, seed: seed, padId: pad, separatorId: pad)
-        evalExamples = data.eval.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
+        let seqLen = min(setup.seqLen, bundle.model.config.maxPositions)
+        batcher = Batcher(examples: train, batchSize: setup.batchSize, seqLen: seqLen,
+                          packing: setup.packing, seed: setup.seed, padId: pad, separatorId: pad)
+        evalExamples = setup.eval.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
 
-        microBatches = recipe.training.gradAccum
-        switch recipe.training.length {
+        microBatches = setup.gradAccum
+        switch setup.length {
         case let .steps(n): totalSteps = n
         case let .epochs(e): totalSteps = max(1, (e * batcher.batchesPerEpoch + microBatches - 1) / microBatches)
         }
-        let o = recipe.optimizer
-        switch o.name {
-        case .adamw:
-            optimizer = AdamW(parameters: trainable, learningRate: Float(o.lr), beta1: Float(o.betas.0), beta2: Float(o.betas.1),
-                              eps: Float(o.eps), weightDecay: Float(o.weightDecay), excludeFromDecay: Trainer.isNormOrBias)
-        case .sgd:
-            optimizer = SGD(parameters: trainable, learningRate: Float(o.lr), momentum: Float(o.momentum), weightDecay: Float(o.weightDecay))
+        switch setup.optimizer {
+        case let .adamw(beta1, beta2, eps, weightDecay):
+            optimizer = AdamW(parameters: trainable, learningRate: setup.learningRate, beta1: beta1, beta2: beta2,
+                              eps: eps, weightDecay: weightDecay, excludeFromDecay: Trainer.isNormOrBias)
+        case let .sgd(momentum, weightDecay):
+            optimizer = SGD(parameters: trainable, learningRate: setup.learningRate, momentum: momentum, weightDecay: weightDecay)
         }
-        let kind: LearningRateSchedule.Kind
-        switch recipe.schedule.kind {
-        case .constant: kind = .constant
-        case .linear: kind = .linear
-        case .cosine: kind = .cosine
-        }
-        schedule = LearningRateSchedule(kind, warmupSteps: recipe.schedule.warmupSteps)
+        schedule = setup.schedule
     }
 
-    /// The base model a recipe names: a checkpoint, a Hugging Face folder, or a fresh model
-    /// of `model.init`'s shape with `model.tokenizer`'s vocabulary.
-    public static func loadBase(_ recipe: Recipe) throws -> ModelBundle {
-        let full = recipe.adapters.kind == .full
-        if let base = recipe.model.base {
-            let bundle = try ModelBundle.load(base.url, trainable: full)
-            let tokenizer = try recipe.model.tokenizer.map { try Tokenizer(contentsOf: $0.url) } ?? bundle.tokenizer
-            // Ids the embedding lacks would stop the process inside the first forward.
-            if let tokenizer, tokenizer.vocabSize > bundle.model.config.vocabSize {
-                throw TrainerError.vocabularyMismatch(tokenizer: recipe.model.tokenizer?.url.path ?? base.url.path + " (tokenizer.json)",
-                                                      tokens: tokenizer.vocabSize, model: base.url.path,
-                                                      embeddings: bundle.model.config.vocabSize)
-            }
-            return ModelBundle(model: bundle.model, tokenizer: tokenizer, checkpoint: bundle.checkpoint, source: bundle.source)
-        }
-        guard let shape = recipe.model.initShape, let path = recipe.model.tokenizer else { throw TrainerError.noBaseModel }
-        let tokenizer = try Tokenizer(contentsOf: path.url)
-        let config = ModelConfig(
-            family: shape.family == .gpt2 ? .gpt2 : .llama, vocabSize: tokenizer.vocabSize, hiddenSize: shape.dModel,
-            numLayers: shape.layers, numHeads: shape.heads, numKVHeads: shape.kvHeads, intermediateSize: shape.dFF,
-            maxPositions: shape.context, tieWordEmbeddings: true,
-            bosTokenId: tokenizer.bosTokenId, eosTokenId: tokenizer.eosTokenId)
-        let model = try TransformerModel(config: config, seed: UInt64(recipe.training.seed), trainable: full)
-        let checkpoint = Checkpoint(config: config, weights: [:], tokenizerJSON: tokenizer.jsonData())
-        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: path.url)
+    /// The run a recipe describes, on `bundle` or else on the base the recipe names.
+    public convenience init(recipe: Recipe, bundle: ModelBundle? = nil, objective: TrainingObjective = LanguageModelObjective(),
+                            parameters: Parameters = .init()) throws {
+        // Threads first: loading the base already multiplies matrices (merging adapters).
+        Self.setThreads(recipe.training.threads)
+        let base = try bundle ?? recipe.loadBase()
+        try self.init(setup: recipe.trainerSetup(), bundle: base, objective: objective, parameters: parameters)
+    }
+
+    /// `threads` compute threads, 0 for every core.
+    static func setThreads(_ threads: Int) {
+        Parallel.setThreads(threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
     }
 
     /// Biases and norm weights take no weight decay.
@@ -175,13 +146,13 @@ public final class Trainer {
         let log = try MetricsLog(url: outputDirectory.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: startStep)
 
         let tape = Tape()
-        let seed = UInt64(recipe.training.seed)
+        let seed = setup.seed
         let started = Date()
         var tokensSeen = 0
         var lastLoss = Double.nan, evalLoss: Double?
         let stop = min(totalSteps, parameters.stopAfterStep ?? totalSteps)
         for step in startStep..<stop {
-            optimizer.learningRate = Float(recipe.optimizer.lr) * schedule.multiplier(step: step, totalSteps: totalSteps)
+            optimizer.learningRate = setup.learningRate * schedule.multiplier(step: step, totalSteps: totalSteps)
             for (i, (_, adapter)) in adapters.enumerated() { adapter.reseedDropout(seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)) }
             var lossSum = 0.0, tokens = 0
             var metricSums: [String: Double] = [:]
@@ -195,8 +166,7 @@ public final class Trainer {
                 tape.reset()
                 tokens += batch.tokenCount
             }
-            let clip = recipe.optimizer.gradClip
-            let norm = clipGradNorm(trainable, maxNorm: clip > 0 ? Float(clip) : .infinity)
+            let norm = clipGradNorm(trainable, maxNorm: setup.gradClip > 0 ? setup.gradClip : .infinity)
             optimizer.step()
             optimizer.zeroGrad()
 
@@ -213,13 +183,13 @@ public final class Trainer {
             progress(.step(report))
 
             let completed = step + 1
-            if recipe.eval.every > 0, completed % recipe.eval.every == 0, completed < totalSteps {
+            if setup.evalEvery > 0, completed % setup.evalEvery == 0, completed < totalSteps {
                 let metrics = try evaluate(step: completed, tape: tape)
                 evalLoss = metrics["eval_loss"] ?? evalLoss
                 try log.append(step: completed, metrics: metrics)
                 progress(.evaluated(step: completed, metrics: metrics))
             }
-            if recipe.output.saveEvery > 0, completed % recipe.output.saveEvery == 0 || completed == stop, completed < totalSteps {
+            if setup.saveEvery > 0, completed % setup.saveEvery == 0 || completed == stop, completed < totalSteps {
                 let url = periodic.appendingPathComponent(String(format: "step-%08d.h5", completed))
                 try checkpoint(step: completed, includeOptimizer: true).write(to: url)
                 try pruneCheckpoints(in: periodic)
@@ -238,7 +208,7 @@ public final class Trainer {
                 try checkpoint(step: totalSteps, includeOptimizer: false).adapterOnly()
                     .write(to: outputDirectory.appendingPathComponent("adapters.h5"))
             }
-        } else if recipe.output.saveEvery == 0 {
+        } else if setup.saveEvery == 0 {
             // An interrupted run without periodic saves still leaves a resumable checkpoint.
             try checkpoint(step: stop, includeOptimizer: true)
                 .write(to: periodic.appendingPathComponent(String(format: "step-%08d.h5", stop)))
@@ -250,13 +220,13 @@ public final class Trainer {
         return summary
     }
 
-    /// Mean loss over up to `eval.max_batches` evaluation batches, plus the evaluation hook's metrics.
+    /// Mean loss over up to `evalMaxBatches` evaluation batches.
     public func evaluate(step: Int, tape: Tape = Tape()) throws -> [String: Double] {
         var metrics: [String: Double] = [:]
         if !evalExamples.isEmpty {
-            let eval = Batcher(examples: evalExamples, batchSize: recipe.training.batchSize, seqLen: batcher.seqLen,
+            let eval = Batcher(examples: evalExamples, batchSize: setup.batchSize, seqLen: batcher.seqLen,
                                packing: false, seed: 0, padId: batcher.padId, separatorId: batcher.separatorId)
-            let count = min(eval.batchesPerEpoch, recipe.eval.maxBatches > 0 ? recipe.eval.maxBatches : .max)
+            let count = min(eval.batchesPerEpoch, setup.evalMaxBatches > 0 ? setup.evalMaxBatches : .max)
             var sum = 0.0
             tape.withoutGrad {
                 for i in 0..<count {
@@ -265,9 +235,6 @@ public final class Trainer {
                 }
             }
             metrics["eval_loss"] = sum / Double(count)
-        }
-        if let hook = evaluationHook {
-            for (k, v) in try hook(model, step) { metrics[k] = v }
         }
         return metrics
     }
@@ -285,9 +252,9 @@ public final class Trainer {
         }
         let parent = bundle.checkpoint.weights.isEmpty ? nil : bundle.checkpoint.weightsSHA256
         let provenance = Provenance(
-            recipe: recipe.canonicalText, recipeSHA256: recipe.sha256,
-            dataSHA256: Dictionary(data.train.files.map { ($0.file, $0.sha256) }, uniquingKeysWith: { a, _ in a }),
-            parentSHA256: parent, seed: Int64(recipe.training.seed), steps: Int64(step))
+            recipe: setup.recipe?.text, recipeSHA256: setup.recipe?.sha256,
+            dataSHA256: Dictionary(setup.train.files.map { ($0.file, $0.sha256) }, uniquingKeysWith: { a, _ in a }),
+            parentSHA256: parent, seed: Int64(setup.seed), steps: Int64(step))
         return Checkpoint(
             config: model.config, weights: model.huggingFaceWeights(), tokenizerJSON: tokenizer.jsonData(),
             adapters: adapters.isEmpty ? nil : LoRAGroup.make(adapters),
@@ -333,9 +300,9 @@ public final class Trainer {
         return names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".h5") }.sorted().last.map { folder.appendingPathComponent($0) }
     }
 
-    /// Keeps the newest `output.keep_last` periodic checkpoints.
+    /// Keeps the newest `keepLast` periodic checkpoints.
     private func pruneCheckpoints(in folder: URL) throws {
-        let keep = recipe.output.keepLast
+        let keep = setup.keepLast
         guard keep > 0 else { return }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
             .filter { $0.hasPrefix("step-") && $0.hasSuffix(".h5") }.sorted()
