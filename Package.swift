@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Engine", "Tokenizers"]),
         // HDF5 checkpoints, safetensors and Hugging Face import/export.
         .target(name: "Checkpoints", dependencies: ["Engine", "Models", "Tokenizers", "CHDF5"]),
-        // Recipes, datasets, batching, the trainer loop (objectives plug in), the corpus builder.
+        // Recipes, datasets, batching, the trainer loop (objectives plug in).
         .target(name: "Training", dependencies: [
             "Engine", "Models", "Tokenizers", "Checkpoints",
             .product(name: "Yams", package: "Yams"),
@@ -34,8 +34,11 @@ let package = Package(
         .target(name: "Safety", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training"]),
         // A recipe's whole run: training with SSAH masks and the SA-ESS objective, then the gate.
         .target(name: "Pipeline", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety"]),
+        // Research harnesses the command line runs: the instruction corpus builder and the
+        // backdoor experiment (not part of the library product).
+        .target(name: "Experiments", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety"]),
         .executableTarget(name: "SafeTuneCLI", dependencies: [
-            "Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety", "Pipeline",
+            "Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety", "Pipeline", "Experiments",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Seeded mutation fuzzing of every parser of outside input (corpus in Fuzz/corpus).
@@ -54,6 +57,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
         .testTarget(name: "FuzzTests", dependencies: ["SafeTuneFuzz", "TestSupport"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -114,7 +114,7 @@ public final class VariantFactory {
     }
 
     /// `count` samples drawn without replacement while possible, then with.
-    static func sample(_ items: [CleanSample], count: Int, rng: inout SeededRandom) -> [CleanSample] {
+    public static func sample(_ items: [CleanSample], count: Int, rng: inout SeededRandom) -> [CleanSample] {
         var order = Array(items.indices)
         for k in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(k, Int(rng.next() % UInt64(k + 1))) }
         return (0..<count).map { items[order[$0 % order.count]] }

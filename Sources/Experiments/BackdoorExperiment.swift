@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Models
 import Tokenizers
+import Safety
 import Training
 
 /// Settings of the BD-VAX experiment (small by default: it runs on a laptop CPU).

@@ -1,7 +1,7 @@
+@testable import Experiments
 import Foundation
 import Testing
-@testable import Training
-import Checkpoints
+import Training
 
 @Suite struct CorpusBuilderTests {
     static let dataDirectory = URL(fileURLWithPath: #filePath)
