@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
         .testTarget(name: "FuzzTests", dependencies: ["SafeTuneFuzz", "TestSupport"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "Checkpoints"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import Checkpoints
 @testable import Experiments
 import Foundation
 import Testing
