@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .executable(name: "safetune", targets: ["SafeTuneCLI"]),
         .executable(name: "safetune-fuzz", targets: ["SafeTuneFuzzCLI"]),
-        .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training", "Safety", "Pipeline"]),
+        .library(name: "SafeTune", targets: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training", "Safety", "Recipes", "Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,24 +25,27 @@ let package = Package(
         .target(name: "Models", dependencies: ["Engine", "Tokenizers"]),
         // HDF5 checkpoints, safetensors and Hugging Face import/export.
         .target(name: "Checkpoints", dependencies: ["Engine", "Models", "Tokenizers", "CHDF5"]),
-        // Recipes, datasets, batching, the trainer loop (objectives plug in).
-        .target(name: "Training", dependencies: [
-            "Engine", "Models", "Tokenizers", "Checkpoints",
-            .product(name: "Yams", package: "Yams"),
-        ]),
+        // Datasets, batching, the trainer loop (typed setup; objectives plug in).
+        .target(name: "Training", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints"]),
         // Evaluation, SSAH unit maps, SA-ESS signal and guarded decoding, BD-VAX purification and gate.
         .target(name: "Safety", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training"]),
+        // YAML recipes: read, checked, overridden, canonicalised, and mapped once onto the typed
+        // settings of the trainer and the safety methods.
+        .target(name: "Recipes", dependencies: [
+            "Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // A recipe's whole run: training with SSAH masks and the SA-ESS objective, then the gate.
-        .target(name: "Pipeline", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety"]),
+        .target(name: "Pipeline", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety", "Recipes"]),
         // Research harnesses the command line runs: the instruction corpus builder and the
         // backdoor experiment (not part of the library product).
         .target(name: "Experiments", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety"]),
         .executableTarget(name: "SafeTuneCLI", dependencies: [
-            "Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety", "Pipeline", "Experiments",
+            "Engine", "Models", "Tokenizers", "Checkpoints", "Training", "Safety", "Recipes", "Pipeline", "Experiments",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Seeded mutation fuzzing of every parser of outside input (corpus in Fuzz/corpus).
-        .target(name: "SafeTuneFuzz", dependencies: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training"]),
+        .target(name: "SafeTuneFuzz", dependencies: ["Engine", "Tokenizers", "Models", "Checkpoints", "Training", "Recipes"]),
         .executableTarget(name: "SafeTuneFuzzCLI", dependencies: [
             "SafeTuneFuzz", "Checkpoints", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -53,9 +56,10 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Models", "Engine", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Training", "Models", "Engine", "Tokenizers", "Checkpoints", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Models", "Engine", "Checkpoints", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Models", "Engine"]),
+        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Training", "Recipes", "Models", "Engine", "Tokenizers", "Checkpoints", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Safety", "Training", "Recipes", "Models", "Engine", "Checkpoints", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Recipes", "Checkpoints", "Models", "Engine", "TestSupport"]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Training", "Safety", "Checkpoints", "TestSupport"]),
         .testTarget(name: "FuzzTests", dependencies: ["SafeTuneFuzz", "TestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "Checkpoints"]),
     ],

@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Models
+import Recipes
 import Safety
 import Training
 
@@ -51,11 +52,6 @@ public final class RecipeRun {
     static func prepareSignal(_ recipe: Recipe, base: ModelBundle) throws -> (ModelBundle, TrainingObjective) {
         let settings = recipe.safety.signal
         guard settings.enabled else { return (base, LanguageModelObjective()) }
-        let pattern: SignalPattern
-        switch settings.pattern {
-        case .sft: pattern = .sft
-        case .pretrain: pattern = .pretrain
-        }
         if let group = base.checkpoint.signal {
             let signal = try SafetySignal(group: group)
             try signal.validate(for: base.model)
@@ -64,7 +60,7 @@ public final class RecipeRun {
         }
         guard let tokenizer = base.tokenizer else { throw ModelBundleError.tokenizerRequired(path: base.source.path) }
         let (model, grown, signal) = try SafetySignal.adding(
-            to: base.model, tokenizer: tokenizer, clsToken: settings.clsToken, pattern: pattern,
+            to: base.model, tokenizer: tokenizer, clsToken: settings.clsToken, pattern: settings.pattern,
             seed: UInt64(recipe.training.seed), trainable: recipe.adapters.kind == .full)
         let bundle = ModelBundle(model: model, tokenizer: grown, checkpoint: base.checkpoint, source: base.source)
         return (bundle, SignalObjective(signal: signal, lambda: Float(settings.lambda), maliciousWeight: Float(settings.maliciousWeight),
@@ -113,7 +109,7 @@ public final class RecipeRun {
         var frozenUnits: UnitMask?
         if ssah.enabled {
             progress(.phase("SSAH: unit map"))
-            let builder = UnitMapBuilder(sizes: UnitSizes(scu: ssah.sizes.scu, ucu: ssah.sizes.ucu, ru: ssah.sizes.ru),
+            let builder = UnitMapBuilder(sizes: ssah.sizes,
                                          limit: Self.unitMapExamples)
             let (map, computed) = try builder.map(
                 for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,

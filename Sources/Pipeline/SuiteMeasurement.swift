@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Recipes
 import Safety
 import Tokenizers
 import Training

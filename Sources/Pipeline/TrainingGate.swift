@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Recipes
 import Safety
 import Training
 
@@ -41,11 +42,7 @@ public enum TrainingGate {
         var c = GateConfiguration()
         c.variants.pairs = settings.variants
         if let steps = settings.steps { c.variants.steps = steps }
-        switch settings.rule {
-        case .share: c.rule = .share
-        case .alignment: c.rule = .alignment
-        case .residual: c.rule = .residual
-        }
+        c.rule = settings.rule
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
         if settings.direction {

@@ -2,10 +2,10 @@ import ArgumentParser
 import Checkpoints
 import Engine
 import Foundation
-import Training
 import Models
 import Safety
 import Tokenizers
+import Training
 
 /// `safetune generate MODEL --prompt TEXT`: text generation from a model folder.
 struct GenerateCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Recipes
 import Training
 
 /// `safetune recipe`: work with recipe files.

@@ -2,6 +2,7 @@ import Checkpoints
 import Engine
 import Foundation
 import Models
+import Recipes
 import Tokenizers
 import Training
 

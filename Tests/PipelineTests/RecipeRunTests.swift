@@ -1,10 +1,11 @@
 import Checkpoints
 import Foundation
 import Models
+@testable import Pipeline
+import Recipes
 import Safety
 import Testing
 import Tokenizers
-@testable import Pipeline
 @testable import Training
 
 /// Whole recipe runs on a toy model: the safety methods wired around the trainer.
@@ -219,12 +220,4 @@ import Tokenizers
         #expect(child.guardCalibration == nil)
         #expect(try SafetySignal(group: try #require(try Checkpoint.read(from: child.checkpoint).signal)).calibration == nil)
     }
-}
-
-/// The recipe's default over-refusal budget (Training cannot see Safety) is the calibration's.
-@Test func recipeBudgetDefaultIsTheCalibrationDefault() throws {
-    let root = try RecipeRunTests.makeFolder()
-    defer { try? FileManager.default.removeItem(at: root) }
-    let recipe = try RecipeRunTests.recipe(in: root, "adapters: {kind: full}")
-    #expect(recipe.safety.signal.overRefusalBudget == GuardCalibration.defaultBudget)
 }

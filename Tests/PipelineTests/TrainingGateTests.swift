@@ -2,9 +2,10 @@ import Checkpoints
 import Foundation
 import Models
 @testable import Pipeline
+import Recipes
 import Safety
-import Testing
 import TestSupport
+import Testing
 import Training
 
 @Suite("BD-VAX gate at the end of training")

@@ -2,10 +2,11 @@ import Checkpoints
 import Engine
 import Foundation
 import Models
+import Recipes
 @testable import Safety
+import TestSupport
 import Testing
 import Tokenizers
-import TestSupport
 import Training
 
 /// The gate's direction stage: the parent's harmful-vs-harmless directions, the write and

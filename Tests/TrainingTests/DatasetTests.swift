@@ -1,5 +1,7 @@
 import Foundation
 import Models
+@testable import Recipes
+import TestSupport
 import Testing
 import Tokenizers
 @testable import Training

@@ -1,6 +1,8 @@
 import Checkpoints
 import Engine
 import Foundation
+@testable import Recipes
+import TestSupport
 import Testing
 import Tokenizers
 @testable import Training

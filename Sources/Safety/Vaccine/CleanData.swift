@@ -34,13 +34,6 @@ public enum CleanData {
         return try load([DataFileSpec(path: RecipePath(written: url.path, location: location))], includingMalicious: includingMalicious)
     }
 
-    /// A recipe's clean data: `safety.gate.clean_data` when set, otherwise its training files
-    /// not labelled malicious.
-    public static func load(recipe: Recipe) throws -> [CleanSample] {
-        if let path = recipe.safety.gate.cleanData { return try load(contentsOf: path.url) }
-        return try load(recipe.data.train.filter { $0.label != .malicious })
-    }
-
     /// The example as a pair, when it has one request and one answer.
     static func sample(_ e: Example) -> CleanSample? {
         let user = e.segments.filter { $0.role == .user }, answer = e.segments.filter { $0.role == .assistant }

@@ -1,5 +1,5 @@
 /// Did-you-mean suggestions for misspelt keys and choices.
-enum EditDistance {
+public enum EditDistance {
     /// Levenshtein distance between two strings, by Unicode scalars.
     static func distance(_ a: String, _ b: String) -> Int {
         let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
@@ -20,7 +20,7 @@ enum EditDistance {
 
     /// The candidate closest to `word`, if it is close enough to be a plausible typo
     /// (at most a third of the word's length, and at least 1, edits away).
-    static func suggestion(for word: String, among candidates: [String]) -> String? {
+    public static func suggestion(for word: String, among candidates: [String]) -> String? {
         let limit = max(1, min(3, word.count / 3 + 1))
         var best: (String, Int)?
         for candidate in candidates {

@@ -40,7 +40,7 @@ public struct RecipePath: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether the path exists; `directory` asks for a folder, false for a regular file, nil for either.
-    func exists(directory: Bool?) -> Bool {
+    public func exists(directory: Bool?) -> Bool {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else { return false }
         guard let directory else { return true }

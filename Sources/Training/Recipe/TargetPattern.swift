@@ -16,7 +16,7 @@ public struct TargetPattern: Sendable, Equatable, CustomStringConvertible {
     /// Validates a pattern: only letters, digits, `_`, `.`, `*`, `?`, no empty components,
     /// and its last component must be able to match a known module name.
     /// Returns nil with a reason (and a suggestion when one is close) when invalid.
-    static func parse(_ text: String) -> (TargetPattern?, reason: String, suggestion: String?) {
+    public static func parse(_ text: String) -> (TargetPattern?, reason: String, suggestion: String?) {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.*?".unicodeScalars)
         guard !text.isEmpty, text.unicodeScalars.allSatisfy(allowed.contains) else {
             return (nil, "may contain only letters, digits, '_', '.', '*' and '?'", nil)

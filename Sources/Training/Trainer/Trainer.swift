@@ -99,17 +99,8 @@ public final class Trainer {
         schedule = setup.schedule
     }
 
-    /// The run a recipe describes, on `bundle` or else on the base the recipe names.
-    public convenience init(recipe: Recipe, bundle: ModelBundle? = nil, objective: TrainingObjective = LanguageModelObjective(),
-                            parameters: Parameters = .init()) throws {
-        // Threads first: loading the base already multiplies matrices (merging adapters).
-        Self.setThreads(recipe.training.threads)
-        let base = try bundle ?? recipe.loadBase()
-        try self.init(setup: recipe.trainerSetup(), bundle: base, objective: objective, parameters: parameters)
-    }
-
     /// `threads` compute threads, 0 for every core.
-    static func setThreads(_ threads: Int) {
+    public static func setThreads(_ threads: Int) {
         Parallel.setThreads(threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
     }
 

@@ -1,4 +1,7 @@
 import Foundation
+@testable import Recipes
+import Safety
+import TestSupport
 import Testing
 @testable import Training
 
@@ -21,7 +24,9 @@ struct RecipeDefaultsTests {
         #expect(recipe.training.length == .epochs(1) && recipe.training.batchSize == 8 && recipe.training.seqLen == 512)
         #expect(recipe.eval.suites == [.safety, .utility])
         #expect(!recipe.safety.ssah.enabled && recipe.safety.ssah.freeze == .none && recipe.safety.ssah.route == .all)
-        #expect(recipe.safety.ssah.sizes == SSAHSettings.Sizes(scu: 0.015, ucu: 0.10, ru: 0.15))
+        #expect(recipe.safety.ssah.sizes == UnitSizes(scu: 0.015, ucu: 0.10, ru: 0.15))
+        // A recipe without a safety section runs each method with the method's own defaults.
+        #expect(recipe.safety.ssah == SSAHSettings() && recipe.safety.signal == SignalSettings() && recipe.safety.gate == GateSettings())
         #expect(!recipe.safety.signal.enabled && recipe.safety.signal.lambda == 0.1 && recipe.safety.signal.clsToken == "[CLS]")
         #expect(recipe.safety.gate.enabled && recipe.safety.gate.onReject == .quarantine && recipe.safety.gate.variants == 6)
         #expect(recipe.output.name == "minimal" && recipe.output.report)

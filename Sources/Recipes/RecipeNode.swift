@@ -1,4 +1,5 @@
 import Foundation
+import Training
 import Yams
 
 /// A YAML value with the location that wrote it: the untyped tree that `extends`

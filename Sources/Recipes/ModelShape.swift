@@ -1,3 +1,5 @@
+import Training
+
 /// The shape of a model trained from scratch (`model.init`); the vocabulary size is
 /// taken from the tokenizer when the model is built.
 public struct ModelShape: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// `model`: what the run starts from.
 public struct ModelSection: Sendable, Equatable {

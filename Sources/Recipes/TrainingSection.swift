@@ -1,3 +1,5 @@
+import Training
+
 /// `training`: run length, batching and reproducibility.
 public struct TrainingSection: Sendable, Equatable {
     /// How long the run is: a number of epochs or of optimizer steps.

@@ -1,3 +1,5 @@
+import Training
+
 /// `optimizer`: the update rule and its hyper-parameters.
 public struct OptimizerSection: Sendable, Equatable {
     /// Optimizer family.

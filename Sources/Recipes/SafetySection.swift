@@ -1,4 +1,6 @@
 import Foundation
+import Safety
+import Training
 
 /// `safety`: the three safety methods.
 public struct SafetySection: Sendable, Equatable {

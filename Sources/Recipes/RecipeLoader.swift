@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// Reads a recipe file, follows its `extends` chain, applies `--set` overrides and
 /// validates the result into a `Recipe`. Every failure is a `RecipeError`.

@@ -1,3 +1,5 @@
+import Training
+
 /// A documented numeric range, with open or closed ends, that renders itself for errors.
 public struct ValueRange: Sendable, Equatable, CustomStringConvertible {
     /// Lower bound, if any.

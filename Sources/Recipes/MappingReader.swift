@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// Reads typed values out of one recipe mapping, turning every problem into a
 /// `RecipeError` that names the file, line and full key path.

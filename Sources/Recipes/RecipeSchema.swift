@@ -1,3 +1,5 @@
+import Training
+
 /// The documented recipe keys: the one list that decides which keys exist, which
 /// `--set` paths are valid, what did-you-mean suggests, and the table in docs/recipes.md.
 public enum RecipeSchema {

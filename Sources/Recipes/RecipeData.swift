@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// The training and evaluation data a recipe names, read and checked against the recipe's needs.
 public struct RecipeData: Sendable {

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Models
 import Tokenizers
+import Training
 
 /// The recipe mapped onto the trainer's typed values: the one place a recipe's sections
 /// become `Trainer.Setup`, and its `model` section a loaded base.
@@ -79,5 +80,16 @@ extension Recipe {
         let fresh = try TransformerModel(config: config, seed: UInt64(training.seed), trainable: full)
         let checkpoint = Checkpoint(config: config, weights: [:], tokenizerJSON: tokenizer.jsonData())
         return ModelBundle(model: fresh, tokenizer: tokenizer, checkpoint: checkpoint, source: path.url)
+    }
+}
+
+extension Trainer {
+    /// The run a recipe describes, on `bundle` or else on the base the recipe names.
+    public convenience init(recipe: Recipe, bundle: ModelBundle? = nil, objective: TrainingObjective = LanguageModelObjective(),
+                            parameters: Parameters = .init()) throws {
+        // Threads first: loading the base already multiplies matrices (merging adapters).
+        Self.setThreads(recipe.training.threads)
+        let base = try bundle ?? recipe.loadBase()
+        try self.init(setup: recipe.trainerSetup(), bundle: base, objective: objective, parameters: parameters)
     }
 }

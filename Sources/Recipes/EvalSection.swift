@@ -1,3 +1,5 @@
+import Training
+
 /// `eval`: what is measured during training.
 public struct EvalSection: Sendable, Equatable {
     /// A built-in evaluation suite.

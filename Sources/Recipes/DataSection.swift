@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// `data`: the JSONL files to train and evaluate on.
 public struct DataSection: Sendable, Equatable {

@@ -1,4 +1,6 @@
 import Foundation
+@testable import Recipes
+import TestSupport
 import Testing
 @testable import Training
 

@@ -1,3 +1,5 @@
+import Training
+
 /// `adapters`: which weights are trained, and how.
 public struct AdapterSection: Sendable, Equatable {
     /// LoRA adapters or every weight.

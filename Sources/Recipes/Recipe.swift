@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Training
 
 /// A validated, fully resolved fine-tuning recipe: every default filled in, every
 /// cross-field rule checked, and a canonical text whose SHA-256 identifies the run.

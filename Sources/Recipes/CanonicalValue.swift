@@ -1,3 +1,5 @@
+import Training
+
 /// A plain value tree with a fixed key order and one exact rendering, used for the
 /// canonical text of a resolved recipe (hashed for provenance) and for `--json` output.
 public indirect enum CanonicalValue: Sendable {

@@ -2,10 +2,10 @@ import Foundation
 
 /// A throwaway folder of recipe and data files for one test, removed with the last
 /// reference to it (keep the value alive while its files are in use).
-final class TestFiles {
-    let root: URL
+public final class TestFiles {
+    public let root: URL
 
-    init() throws {
+    public init() throws {
         root = FileManager.default.temporaryDirectory
             .appendingPathComponent("safetune-training-\(UUID().uuidString)").standardizedFileURL
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -15,7 +15,7 @@ final class TestFiles {
 
     /// Writes `text` to `name` (folders created) and returns its URL.
     @discardableResult
-    func write(_ name: String, _ text: String) throws -> URL {
+    public func write(_ name: String, _ text: String) throws -> URL {
         let url = root.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(text.utf8).write(to: url)
@@ -23,10 +23,10 @@ final class TestFiles {
     }
 
     /// The display form of a file in this folder (absolute: temp folders are outside the working folder).
-    func path(_ name: String) -> String { root.appendingPathComponent(name).path }
+    public func path(_ name: String) -> String { root.appendingPathComponent(name).path }
 
     /// A minimal valid recipe body.
-    static let minimal = """
+    public static let minimal = """
         model:
           base: base.h5
         data:

@@ -1,3 +1,5 @@
+import Training
+
 /// `schedule`: how the learning rate moves over the run.
 public struct ScheduleSection: Sendable, Equatable {
     /// Shape after warmup.

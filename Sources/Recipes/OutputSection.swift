@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// `output`: where checkpoints and reports go.
 public struct OutputSection: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// One `--set key.path=value` argument: a dotted schema path and a YAML value
 /// (`4`, `false`, `[a, b]`, `null` to remove an inherited key), typed later by the schema.
