@@ -75,6 +75,20 @@ struct DatasetTests {
         #expect(read.trainedTokens == 0 && trained.trainedTokens > 0 && read.safetyClass == 1)
     }
 
+    @Test("labels 0 and 1 may be written as 0.0 and 1.0; a repeated key keeps its first value")
+    func numbersAndRepeatedKeys() throws {
+        let files = try TestFiles()
+        let url = try files.write("d.jsonl", """
+            {"text": "first", "text": "second", "label": 1.0}
+            {"text": "x", "label": 0.0}
+            """)
+        let examples = try JSONLReader().read(url: url).examples
+        #expect(examples.map(\.label) == [.malicious, .benign])
+        #expect(examples[0].segments.first?.text == "first")
+        let bad = try files.write("bad.jsonl", #"{"text": "x", "label": 0.5}"#)
+        #expect { try JSONLReader().read(url: bad) } throws: { "\($0)".contains("label must be") }
+    }
+
     @Test("the file's SHA-256 is the hash of its bytes")
     func digest() throws {
         let files = try TestFiles()

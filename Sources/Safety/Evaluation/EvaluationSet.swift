@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// One prompt to evaluate, as written by the corpus builder's `val.jsonl`.
 public struct EvaluationPrompt: Sendable, Equatable, Codable {
@@ -82,11 +83,11 @@ public struct EvaluationSet: Sendable, Equatable {
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            let object: Any
-            do { object = try JSONSerialization.jsonObject(with: Data(line)) } catch {
+            let record: JSONValue
+            do { record = try JSONParser.parse(bytes: Array(line)) } catch {
                 throw .invalidLine(file: file, line: lineNumber, reason: "is not valid JSON")
             }
-            guard let record = object as? [String: Any] else {
+            guard case .object = record else {
                 throw .invalidLine(file: file, line: lineNumber, reason: "is not a JSON object")
             }
             prompts.append(try prompt(from: record, file: file, line: lineNumber))
@@ -94,11 +95,13 @@ public struct EvaluationSet: Sendable, Equatable {
         return EvaluationSet(prompts)
     }
 
-    private static func prompt(from record: [String: Any], file: String, line: Int) throws(EvaluationError) -> EvaluationPrompt {
+    private static func prompt(from record: JSONValue, file: String, line: Int) throws(EvaluationError) -> EvaluationPrompt {
         func string(_ key: String) throws(EvaluationError) -> String? {
-            guard let value = record[key], !(value is NSNull) else { return nil }
-            guard let s = value as? String else { throw .invalidField(file: file, line: line, field: key, reason: "is not a string") }
-            return s
+            switch record[key] {
+            case nil, .null?: return nil
+            case let .string(s)?: return s
+            default: throw .invalidField(file: file, line: line, field: key, reason: "is not a string")
+            }
         }
         guard let text = try string("prompt") else {
             throw .invalidField(file: file, line: line, field: "prompt", reason: "is missing")

@@ -1,12 +1,13 @@
 import Foundation
 
-/// A strict JSON parser over raw bytes. It reports the byte offset of the first error
-/// instead of trapping, limits nesting depth and string length, and keeps key order.
-struct JSONParser {
+/// A strict JSON parser over raw bytes: SafeTune's one reader of JSON from outside
+/// (tokenizer files, JSONL data). It reports the byte offset of the first error instead of
+/// trapping, limits nesting depth and string length, and keeps key order.
+public struct JSONParser {
     /// Why parsing stopped: a byte offset and a short reason.
-    struct Failure: Error {
-        let offset: Int
-        let reason: String
+    public struct Failure: Error {
+        public let offset: Int
+        public let reason: String
     }
 
     static let maxDepth = 256
@@ -24,8 +25,13 @@ struct JSONParser {
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// Parses a whole document; trailing non-whitespace is an error.
-    static func parse(_ data: Data) throws(Failure) -> JSONValue {
-        var parser = JSONParser(bytes: [UInt8](data))
+    public static func parse(_ data: Data) throws(Failure) -> JSONValue {
+        try parse(bytes: [UInt8](data))
+    }
+
+    /// Parses a whole document held as bytes.
+    public static func parse(bytes: [UInt8]) throws(Failure) -> JSONValue {
+        var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()

@@ -32,7 +32,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 
     /// A one-word name of the value's kind, for error messages.
-    var kindName: String {
+    public var kindName: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"

@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import Tokenizers
 
 /// Reads a JSONL data file into `Example`s with bounded memory per line, hashing the
 /// file's bytes on the way for provenance.
@@ -52,7 +53,6 @@ public struct JSONLReader: Sendable {
         var line: [UInt8] = []
         line.reserveCapacity(4096)
         var lineNumber = 1, total = 0
-        let decoder = JSONDecoder()
 
         func finishLine() throws {
             defer { line.removeAll(keepingCapacity: true); lineNumber += 1 }
@@ -60,7 +60,7 @@ public struct JSONLReader: Sendable {
             if line.last == 0x0D { line.removeLast() }
             guard line.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
             do {
-                examples.append(try parse(line, decoder: decoder, fileLabel: label, weight: weight,
+                examples.append(try parse(line, fileLabel: label, weight: weight,
                                           trainAnswers: trainAnswers, file: display, line: lineNumber))
             } catch let problem as LineProblem {
                 throw DatasetError.badLine(file: display, line: lineNumber, reason: problem.reason)
@@ -105,17 +105,17 @@ public struct JSONLReader: Sendable {
         let reason: String
     }
 
-    private func parse(_ bytes: [UInt8], decoder: JSONDecoder, fileLabel: SafetyLabel?, weight: Double,
+    private func parse(_ bytes: [UInt8], fileLabel: SafetyLabel?, weight: Double,
                        trainAnswers: Bool, file: String, line: Int) throws -> Example {
         guard String(validating: bytes, as: UTF8.self) != nil else { throw LineProblem(reason: "not valid UTF-8") }
         let value: JSONValue
         do {
-            value = try decoder.decode(JSONValue.self, from: Data(bytes))
+            value = try JSONParser.parse(bytes: bytes)
         } catch {
             throw LineProblem(reason: "invalid JSON")
         }
-        guard case let .object(object) = value else {
-            throw LineProblem(reason: "expected a JSON object, got \(value.typeName)")
+        guard let object = Self.fields(value) else {
+            throw LineProblem(reason: "expected a JSON object, got \(value.kindName)")
         }
         let label = try Self.label(object["label"]) ?? fileLabel
         var segments: [Example.Segment]
@@ -153,10 +153,16 @@ public struct JSONLReader: Sendable {
     private static func content(_ object: [String: JSONValue], _ field: String) throws -> String {
         guard let value = object[field] else { throw LineProblem(reason: "missing field \"\(field)\"") }
         guard case let .string(text) = value else {
-            throw LineProblem(reason: "field \"\(field)\" must be a string, got \(value.typeName)")
+            throw LineProblem(reason: "field \"\(field)\" must be a string, got \(value.kindName)")
         }
         guard !text.isEmpty else { throw LineProblem(reason: "field \"\(field)\" is empty") }
         return text
+    }
+
+    /// An object's fields by name (a repeated key keeps its first value); nil for other values.
+    private static func fields(_ value: JSONValue) -> [String: JSONValue]? {
+        guard case let .object(pairs) = value else { return nil }
+        return Dictionary(pairs, uniquingKeysWith: { first, _ in first })
     }
 
     private static func label(_ value: JSONValue?) throws -> SafetyLabel? {
@@ -165,10 +171,12 @@ public struct JSONLReader: Sendable {
         case let .string(text)?:
             if let label = SafetyLabel(rawValue: text) { return label }
             throw LineProblem(reason: "label \(quoted(text)) is not \"benign\" or \"malicious\"")
-        case let .number(n)? where n == 0 || n == 1:
+        case let .int(n)? where n == 0 || n == 1:
+            return n == 0 ? .benign : .malicious
+        case let .double(n)? where n == 0 || n == 1:
             return n == 0 ? .benign : .malicious
         case let other?:
-            throw LineProblem(reason: "label must be \"benign\", \"malicious\", 0 or 1, got \(other.typeName)")
+            throw LineProblem(reason: "label must be \"benign\", \"malicious\", 0 or 1, got \(other.kindName)")
         }
     }
 
@@ -182,17 +190,17 @@ public struct JSONLReader: Sendable {
     private static func messages(_ value: JSONValue?, labelled: Bool) throws -> [Example.Segment] {
         guard let value else { throw LineProblem(reason: "missing field \"messages\"") }
         guard case let .array(items) = value else {
-            throw LineProblem(reason: "field \"messages\" must be an array, got \(value.typeName)")
+            throw LineProblem(reason: "field \"messages\" must be an array, got \(value.kindName)")
         }
         guard !items.isEmpty else { throw LineProblem(reason: "field \"messages\" is empty") }
         var segments: [Example.Segment] = []
         for (index, item) in items.enumerated() {
-            guard case let .object(message) = item else {
-                throw LineProblem(reason: "messages[\(index)] must be an object, got \(item.typeName)")
+            guard let message = fields(item) else {
+                throw LineProblem(reason: "messages[\(index)] must be an object, got \(item.kindName)")
             }
             guard let roleValue = message["role"] else { throw LineProblem(reason: "messages[\(index)]: missing field \"role\"") }
             guard case let .string(roleText) = roleValue else {
-                throw LineProblem(reason: "messages[\(index)].role must be a string, got \(roleValue.typeName)")
+                throw LineProblem(reason: "messages[\(index)].role must be a string, got \(roleValue.kindName)")
             }
             guard let role = Example.Role(rawValue: roleText), role != .text else {
                 throw LineProblem(reason: "messages[\(index)]: unknown role \(quoted(roleText)) (expected system, user or assistant)")
