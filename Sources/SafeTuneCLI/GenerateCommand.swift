@@ -117,7 +117,7 @@ struct GenerateCommand: ParsableCommand {
         // A checkpoint answers as it was trained to only behind its training template; a
         // model that ships its own chat template answers behind that one.
         let stored = loaded.checkpoint.chatTemplate == nil ? nil : "auto"
-        if let template = template ?? loaded.checkpoint.provenance?.template ?? stored, template.lowercased() != "none" {
+        if let template = template ?? loaded.checkpoint.provenance?.regime?.template ?? stored, template.lowercased() != "none" {
             let chat = try ChatTemplate.named(template, tokenizer: tokenizer)
             text = chat.prompt(prompt)
             if let end = tokenizer.id(of: chat.endOfTurn) { stopTokens.insert(end) }

@@ -25,3 +25,18 @@ import Testing
         #expect(a.weightParameters == 0 && a.baseSHA256 == c.weightsSHA256)
     }
 }
+
+@Suite("The training regime a provenance records")
+struct TrainingRegimeTests {
+    @Test func readsTheCanonicalRecipe() throws {
+        let text = #"{"model": {"base": "../checkpoints/base.h5", "template": "plain"}, "adapters": {"kind": "lora", "rank": 8, "alpha": 16.0},"#
+            + #" "optimizer": {"lr": 0.001}, "training": {"batch_size": 16, "seq_len": 128, "steps": null}}"#
+        let regime = try #require(Provenance(recipe: text).regime)
+        #expect(regime.base == "../checkpoints/base.h5" && regime.template == "plain")
+        #expect(regime.adapterKind == "lora" && regime.loraRank == 8 && regime.loraAlpha == 16)
+        #expect(regime.learningRate == 0.001 && regime.batchSize == 16 && regime.seqLen == 128 && regime.steps == nil)
+        #expect(Provenance(recipe: "not json").regime == nil && Provenance().regime == nil)
+        #expect(TrainingRegime(recipeJSON: #"{"training": {"steps": 7.0, "seq_len": "x"}}"#)?.steps == 7)
+        #expect(TrainingRegime(recipeJSON: #"{"training": {"seq_len": "x"}}"#)?.seqLen == nil)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 import Engine
 
 /// A generic checkpoint section: named float32 tensors, attributes, and nested groups.
@@ -81,12 +82,8 @@ public struct Provenance: Sendable, Equatable, Codable {
     /// The file a model was imported from (a GGUF file), when it was imported.
     public var source: ImportSource?
 
-    /// The chat template the recipe's `model.template` names (`plain`, `llama2`, `chatml` or
-    /// `auto`), the way the model saw its prompts in training; nil without a recorded recipe.
-    public var template: String? {
-        guard let recipe, let root = try? JSONSerialization.jsonObject(with: Data(recipe.utf8)) as? [String: Any] else { return nil }
-        return (root["model"] as? [String: Any])?["template"] as? String
-    }
+    /// How the model was trained, read from the recorded recipe; nil without one.
+    public var regime: TrainingRegime? { recipe.flatMap(TrainingRegime.init(recipeJSON:)) }
 
     public init(recipe: String? = nil, recipeSHA256: String? = nil, dataSHA256: [String: String] = [:],
                 parentSHA256: String? = nil, seed: Int64? = nil, steps: Int64? = nil, safetuneVersion: String = SafeTuneVersion.current) {
@@ -97,6 +94,58 @@ public struct Provenance: Sendable, Equatable, Codable {
         self.seed = seed
         self.steps = steps
         self.safetuneVersion = safetuneVersion
+    }
+}
+
+/// How a checkpoint was trained, as the canonical recipe JSON in its provenance records it:
+/// the one place that reads that text back. A field the recipe lacks, or holds with another
+/// type, is nil.
+public struct TrainingRegime: Sendable, Equatable {
+    /// `model.base` as written (relative to the recipe's folder unless absolute).
+    public var base: String?
+    /// `model.template` (`plain`, `llama2`, `chatml` or `auto`): how prompts were rendered.
+    public var template: String?
+    /// `adapters.kind` (`lora` or `full`), `adapters.rank`, `adapters.alpha`.
+    public var adapterKind: String?
+    public var loraRank: Int?
+    public var loraAlpha: Double?
+    /// `optimizer.lr`.
+    public var learningRate: Double?
+    /// `training.batch_size`, `training.seq_len`, and `training.steps` when the run was step-based.
+    public var batchSize: Int?
+    public var seqLen: Int?
+    public var steps: Int?
+
+    public init() {}
+
+    /// The regime a canonical recipe JSON describes; nil when the text is not a JSON object.
+    public init?(recipeJSON text: String) {
+        guard let root = try? JSONParser.parse(Data(text.utf8)), case .object = root else { return nil }
+        func string(_ v: JSONValue?) -> String? { if case let .string(s)? = v { return s } else { return nil } }
+        func integer(_ v: JSONValue?) -> Int? {
+            switch v {
+            case let .int(i)?: return i
+            case let .double(d)? where d == d.rounded() && abs(d) < 1e15: return Int(d)
+            default: return nil
+            }
+        }
+        func number(_ v: JSONValue?) -> Double? {
+            switch v {
+            case let .int(i)?: return Double(i)
+            case let .double(d)?: return d
+            default: return nil
+            }
+        }
+        let model = root["model"], adapters = root["adapters"], training = root["training"]
+        base = string(model?["base"])
+        template = string(model?["template"])
+        adapterKind = string(adapters?["kind"])
+        loraRank = integer(adapters?["rank"])
+        loraAlpha = number(adapters?["alpha"])
+        learningRate = number(root["optimizer"]?["lr"])
+        batchSize = integer(training?["batch_size"])
+        seqLen = integer(training?["seq_len"])
+        steps = integer(training?["steps"])
     }
 }
 

@@ -76,9 +76,7 @@ public enum SuspectLoader {
 
     /// Where the provenance recipe's base may be.
     static func candidates(_ child: Checkpoint, file: URL) -> [URL] {
-        guard let text = child.provenance?.recipe, let data = text.data(using: .utf8),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let model = root["model"] as? [String: Any], let base = model["base"] as? String else { return [] }
+        guard let base = child.provenance?.regime?.base else { return [] }
         if base.hasPrefix("/") { return [URL(fileURLWithPath: base)] }
         var dirs = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
         var dir = file.deletingLastPathComponent()

@@ -63,31 +63,28 @@ public struct VariantSettings: Sendable, Equatable, Codable {
             s.steps = Int(steps)
             applied.append("\(steps) steps")
         }
-        guard let text = provenance?.recipe,
-              let root = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return (s, applied) }
-        let adapters = root["adapters"] as? [String: Any], optimizer = root["optimizer"] as? [String: Any]
-        let training = root["training"] as? [String: Any]
-        if let kind = (adapters?["kind"] as? String).flatMap(Kind.init(rawValue:)) {
+        guard let regime = provenance?.regime else { return (s, applied) }
+        if let kind = regime.adapterKind.flatMap(Kind.init(rawValue:)) {
             s.kind = kind
             applied.append("kind \(kind.rawValue)")
         }
-        if s.kind == .lora, let rank = adapters?["rank"] as? Int, let alpha = adapters?["alpha"] as? Double {
+        if s.kind == .lora, let rank = regime.loraRank, let alpha = regime.loraAlpha {
             (s.loraRank, s.loraAlpha) = (rank, alpha)
             applied.append("rank \(rank), alpha \(alpha)")
         }
-        if let lr = optimizer?["lr"] as? Double {
+        if let lr = regime.learningRate {
             s.learningRate = lr
             applied.append("lr \(lr)")
         }
-        if let batch = training?["batch_size"] as? Int, let seqLen = training?["seq_len"] as? Int {
+        if let batch = regime.batchSize, let seqLen = regime.seqLen {
             (s.batchSize, s.seqLen) = (batch, seqLen)
             applied.append("batch \(batch) × \(seqLen)")
         }
-        if provenance?.steps == nil, let steps = training?["steps"] as? Int {
+        if provenance?.steps == nil, let steps = regime.steps {
             s.steps = steps
             applied.append("\(steps) steps")
         }
-        if let template = provenance?.template {
+        if let template = regime.template {
             s.template = template
             applied.append("template \(template)")
         }
