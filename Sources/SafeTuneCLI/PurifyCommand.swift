@@ -47,7 +47,7 @@ struct PurifyCommand: ParsableCommand {
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
                 print("purified:  \(report.output)")
-                print("neutralised \(report.channels) channels (\(report.mode), τ = \(report.tau)), fluency \(report.fluencySteps) steps")
+                print("neutralised \(report.channels) channels (\(report.mode.rawValue), τ = \(report.tau)), fluency \(report.fluencySteps) steps")
                 print(String(format: "seconds:   %.1f", report.secondsTotal))
             }
         } catch let exit as ExitCode {

@@ -68,7 +68,7 @@ struct VaccineEndToEndTests {
         settings.tau = 0.125
         settings.fluencyLearningRate = 1e-5
         let report = try Purifier(settings: settings).purify(url, clean: Self.clean, output: out, workDirectory: dir.appendingPathComponent("work"))
-        #expect(report.mode == "weights" && report.tau == 0.125)
+        #expect(report.mode == .weights && report.tau == 0.125)
         #expect(report.channels == 4)  // ⌈0.125 · 16⌉ = 2 per layer, MLP only
         #expect(report.signature.entries.allSatisfy { $0.module == .mlp })
         #expect(report.poisons.count == 2 && report.fluencySteps == 2)

@@ -35,8 +35,15 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
 
 /// What purification did.
 public struct PurificationReport: Sendable, Equatable, Codable {
-    /// `weights` (channels re-initialised) or `adapters` (adapter entries zeroed).
-    public var mode: String
+    /// What was neutralised.
+    public enum Mode: String, Sendable, Codable {
+        /// An adapter checkpoint's LoRA entries, zeroed.
+        case adapters
+        /// Full-weight channels, re-initialised.
+        case weights
+    }
+
+    public var mode: Mode
     public var tau: Double
     /// Channels neutralised.
     public var channels: Int
@@ -119,7 +126,7 @@ public final class Purifier {
         result.gate = nil
         try FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
         try result.write(to: output)
-        return PurificationReport(mode: adapterMode ? "adapters" : "weights", tau: tau, channels: channels, signature: signature,
+        return PurificationReport(mode: adapterMode ? .adapters : .weights, tau: tau, channels: channels, signature: signature,
                                   poisons: evidence.poisons, fluencySteps: steps, output: output.path,
                                   secondsVariants: evidence.seconds, secondsTotal: Date().timeIntervalSince(started))
     }
