@@ -83,7 +83,10 @@ public final class RecipeRun {
         return "<table><tr><th>metric</th><th>before</th><th>after</th></tr>\(rows.joined())</table>"
     }
 
-    /// Runs to the end; throws on any error (the checkpoint of the last completed save survives).
+    /// Runs to the end, stage by stage; throws on any error (the checkpoint of the last
+    /// completed save survives): load the base and the SA-ESS objective, measure safety and
+    /// utility, apply SSAH's unit mask, train, calibrate the guard, measure again, run the
+    /// BD-VAX gate, write the report.
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
         progress(.phase("loading \(recipe.model.base?.written ?? "a fresh model")"))
         let base = try recipe.loadBase()
@@ -102,89 +105,113 @@ public final class RecipeRun {
         let before = parameters.trainer.resume ? nil : try measure("before training", guarded: baseHasSignal)
         // Training moves the head, so a threshold calibrated for the base's head no longer holds.
         signal?.calibration = nil
-        var sections: [RunReport.Section] = []
-        let ssah = recipe.safety.ssah
-        var parentMap: UnitMap?
-        // The gate measures the update where this run could change it.
-        var frozenUnits: UnitMask?
-        if ssah.enabled {
-            progress(.phase("SSAH: unit map"))
-            let builder = UnitMapBuilder(sizes: ssah.sizes,
-                                         limit: Self.unitMapExamples)
-            let (map, computed) = try builder.map(
-                for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,
-                encoder: trainer.encoder, safety: ssah.safetyData?.url, utility: ssah.utilityData?.url)
-            let mask = UnitMask(map: map, freeze: ssah.freeze, route: ssah.route)
-            frozenUnits = mask.isEmpty ? nil : mask
-            let frozen = try UnitFreezer.apply(mask, to: trainer.model)
-            progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route.rawValue): \(frozen)"))
-            parentMap = map
-            sections.append(RunReport.Section(title: "SSAH unit map (parent)",
-                                              html: "<pre>\(RunReport.escape(map.summaryTable))</pre>" + UnitMapSVG.render(map)))
-        }
+        let ssah = try applySSAH(to: trainer, progress: progress)
         let summary = try trainer.run { progress(.training($0)) }
         let finished = summary.steps == trainer.plan.totalSteps
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
-        var guardCalibration: GuardCalibration?
-        if finished, let signal, let prompts = recipe.safety.signal.calibration {
-            progress(.phase("calibrating the guard's threshold on \(prompts.written)"))
-            let calibration = try GuardCalibration.measure(
-                model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template, signal: signal,
-                harmless: EvaluationSet.load(contentsOf: prompts.url).harmless.map(\.prompt),
-                budget: recipe.safety.signal.overRefusalBudget, maxTokens: recipe.eval.maxTokens)
-            signal.calibration = calibration
-            var written = try Checkpoint.read(from: checkpoint)
-            written.signal = signal.tensorGroup
-            try written.write(to: checkpoint)
-            progress(.phase(calibration.summary))
-            guardCalibration = calibration
-        }
+        let guardCalibration = finished ? try calibrateGuard(signal, of: trainer, in: checkpoint, progress: progress) : nil
         let after = finished ? try measure("after training", guarded: true) : nil
-        var gate: TrainingGate.Outcome?
-        if finished, recipe.safety.gate.enabled {
-            progress(.phase("BD-VAX gate"))
-            gate = try withoutActuallyEscaping(progress) { report in
-                try TrainingGate.run(recipe: recipe, checkpoint: checkpoint, trainedSteps: summary.steps, frozen: frozenUnits) {
-                    report(.phase($0))
-                }
-            }
-            if let gate {
-                progress(.phase("BD-VAX gate: \(gate.summary)"))
-                sections.append(RunReport.Section(title: "BD-VAX gate", html: gate.report.html()))
-            }
-        }
-        var reportURL: URL?
-        if recipe.output.report {
-            var report = RunReport(title: "SafeTune run: \(recipe.output.name)")
-            report.summary = [
-                ("recipe", recipe.files.first?.lastPathComponent ?? "recipe"), ("recipe sha256", recipe.sha256),
-                ("steps", "\(summary.steps)"), ("final loss", String(format: "%.4f", summary.finalLoss)),
-                ("eval loss", summary.evalLoss.map { String(format: "%.4f", $0) } ?? "–"),
-                ("tokens/s", String(format: "%.0f", summary.tokensPerSecond)),
-                ("seconds", String(format: "%.1f", summary.seconds)), ("checkpoint", checkpoint.lastPathComponent),
-            ]
-            report.loadMetrics(from: trainer.outputDirectory.appendingPathComponent("metrics.jsonl"))
-            // Drift needs both scoring sets (a map cached in the base may come without them).
-            if let after {
-                sections.append(RunReport.Section(title: "Safety and utility", html: Self.suiteTable(before: before, after: after)))
-            }
-            if let parentMap, let safety = ssah.safetyData?.url, let utility = ssah.utilityData?.url, finished {
-                progress(.phase("SSAH: scoring the fine-tuned model's units for the drift"))
-                let child = try ModelBundle.load(checkpoint)
-                let builder = UnitMapBuilder(sizes: parentMap.sizes, limit: Self.unitMapExamples)
-                let (childMap, _) = try builder.build(model: child.model, encoder: trainer.encoder,
-                                                      safety: safety, utility: utility)
-                let drift = try UnitDrift(parent: parentMap, child: childMap)
-                progress(.phase("SSAH: unit drift: \(drift.headline)"))
-                sections.append(RunReport.Section(title: "SSAH unit drift (parent → fine-tuned)",
-                                                  html: "<pre>\(RunReport.escape(drift.table))</pre>"))
-            }
-            report.sections = sections
-            let url = trainer.outputDirectory.appendingPathComponent("report.html")
-            try report.write(to: url)
-            reportURL = url
-        }
+        let gate = finished ? try runGate(on: checkpoint, steps: summary.steps, frozen: ssah?.frozen, progress: progress) : nil
+        let report = try writeReport(summary: summary, checkpoint: checkpoint, finished: finished, trainer: trainer,
+                                     before: before, after: after, ssah: ssah, gate: gate, progress: progress)
         return Result(summary: summary, before: before, after: after, outputDirectory: trainer.outputDirectory,
-                      checkpoint: checkpoint, report: reportURL, gate: gate, guardCalibration: guardCalibration)
+                      checkpoint: checkpoint, report: report, gate: gate, guardCalibration: guardCalibration)
+    }
+
+    /// What SSAH did before training: the parent's unit map and the units the run could not change.
+    struct SSAHStage {
+        let map: UnitMap
+        /// Nil when the mask freezes nothing.
+        let frozen: UnitMask?
+    }
+
+    /// SSAH (`safety.ssah`): the base's unit map (cached in its checkpoint, else scored),
+    /// and the freeze/route mask applied to the trainer's model; nil when SSAH is off.
+    private func applySSAH(to trainer: Trainer, progress: (Progress) -> Void) throws -> SSAHStage? {
+        let ssah = recipe.safety.ssah
+        guard ssah.enabled else { return nil }
+        progress(.phase("SSAH: unit map"))
+        let builder = UnitMapBuilder(sizes: ssah.sizes, limit: Self.unitMapExamples)
+        let (map, computed) = try builder.map(
+            for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,
+            encoder: trainer.encoder, safety: ssah.safetyData?.url, utility: ssah.utilityData?.url)
+        let mask = UnitMask(map: map, freeze: ssah.freeze, route: ssah.route)
+        let frozen = try UnitFreezer.apply(mask, to: trainer.model)
+        progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route.rawValue): \(frozen)"))
+        return SSAHStage(map: map, frozen: mask.isEmpty ? nil : mask)
+    }
+
+    /// SA-ESS (`safety.signal.calibration`): the trained head's guard threshold, measured on
+    /// harmless prompts and stored in the checkpoint; nil without a signal or calibration file.
+    private func calibrateGuard(_ signal: SafetySignal?, of trainer: Trainer, in checkpoint: URL,
+                                progress: (Progress) -> Void) throws -> GuardCalibration? {
+        guard let signal, let prompts = recipe.safety.signal.calibration else { return nil }
+        progress(.phase("calibrating the guard's threshold on \(prompts.written)"))
+        let calibration = try GuardCalibration.measure(
+            model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template, signal: signal,
+            harmless: EvaluationSet.load(contentsOf: prompts.url).harmless.map(\.prompt),
+            budget: recipe.safety.signal.overRefusalBudget, maxTokens: recipe.eval.maxTokens)
+        signal.calibration = calibration
+        var written = try Checkpoint.read(from: checkpoint)
+        written.signal = signal.tensorGroup
+        try written.write(to: checkpoint)
+        progress(.phase(calibration.summary))
+        return calibration
+    }
+
+    /// BD-VAX (`safety.gate`): the verdict on the trained checkpoint, stored in it; nil when
+    /// the gate is off or the run has no parent.
+    private func runGate(on checkpoint: URL, steps: Int, frozen: UnitMask?, progress: (Progress) -> Void) throws -> TrainingGate.Outcome? {
+        guard recipe.safety.gate.enabled else { return nil }
+        progress(.phase("BD-VAX gate"))
+        let gate = try withoutActuallyEscaping(progress) { report in
+            try TrainingGate.run(recipe: recipe, checkpoint: checkpoint, trainedSteps: steps, frozen: frozen) {
+                report(.phase($0))
+            }
+        }
+        if let gate { progress(.phase("BD-VAX gate: \(gate.summary)")) }
+        return gate
+    }
+
+    /// `report.html` (unless `output.report` is off): the run's numbers, the loss curve, the
+    /// safety and utility table, SSAH's unit map and drift, the gate's verdict.
+    private func writeReport(summary: TrainingSummary, checkpoint: URL, finished: Bool, trainer: Trainer,
+                             before: SuiteMeasurement?, after: SuiteMeasurement?, ssah: SSAHStage?,
+                             gate: TrainingGate.Outcome?, progress: (Progress) -> Void) throws -> URL? {
+        guard recipe.output.report else { return nil }
+        var report = RunReport(title: "SafeTune run: \(recipe.output.name)")
+        report.summary = [
+            ("recipe", recipe.files.first?.lastPathComponent ?? "recipe"), ("recipe sha256", recipe.sha256),
+            ("steps", "\(summary.steps)"), ("final loss", String(format: "%.4f", summary.finalLoss)),
+            ("eval loss", summary.evalLoss.map { String(format: "%.4f", $0) } ?? "–"),
+            ("tokens/s", String(format: "%.0f", summary.tokensPerSecond)),
+            ("seconds", String(format: "%.1f", summary.seconds)), ("checkpoint", checkpoint.lastPathComponent),
+        ]
+        report.loadMetrics(from: trainer.outputDirectory.appendingPathComponent("metrics.jsonl"))
+        var sections: [RunReport.Section] = []
+        if let ssah {
+            sections.append(RunReport.Section(title: "SSAH unit map (parent)",
+                                              html: "<pre>\(RunReport.escape(ssah.map.summaryTable))</pre>" + UnitMapSVG.render(ssah.map)))
+        }
+        if let gate { sections.append(RunReport.Section(title: "BD-VAX gate", html: gate.report.html())) }
+        if let after {
+            sections.append(RunReport.Section(title: "Safety and utility", html: Self.suiteTable(before: before, after: after)))
+        }
+        // Drift needs both scoring sets (a map cached in the base may come without them).
+        let settings = recipe.safety.ssah
+        if let ssah, let safety = settings.safetyData?.url, let utility = settings.utilityData?.url, finished {
+            progress(.phase("SSAH: scoring the fine-tuned model's units for the drift"))
+            let child = try ModelBundle.load(checkpoint)
+            let builder = UnitMapBuilder(sizes: ssah.map.sizes, limit: Self.unitMapExamples)
+            let (childMap, _) = try builder.build(model: child.model, encoder: trainer.encoder, safety: safety, utility: utility)
+            let drift = try UnitDrift(parent: ssah.map, child: childMap)
+            progress(.phase("SSAH: unit drift: \(drift.headline)"))
+            sections.append(RunReport.Section(title: "SSAH unit drift (parent → fine-tuned)",
+                                              html: "<pre>\(RunReport.escape(drift.table))</pre>"))
+        }
+        report.sections = sections
+        let url = trainer.outputDirectory.appendingPathComponent("report.html")
+        try report.write(to: url)
+        return url
     }
 }
