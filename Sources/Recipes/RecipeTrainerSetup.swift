@@ -20,12 +20,7 @@ extension Recipe {
             adapters = .lora(rank: section.rank, alpha: Float(section.alpha), dropout: Float(section.dropout),
                              targets: { section.targets(module: $0) })
         }
-        let length: Trainer.Setup.Length
-        switch training.length {
-        case let .epochs(e): length = .epochs(e)
-        case let .steps(s): length = .steps(s)
-        }
-        var s = Trainer.Setup(train: data.train, eval: data.eval, adapters: adapters, length: length, outputDirectory: output.dir.url)
+        var s = Trainer.Setup(train: data.train, eval: data.eval, adapters: adapters, length: training.length, outputDirectory: output.dir.url)
         s.template = model.template.rawValue
         s.batchSize = training.batchSize
         s.gradAccum = training.gradAccum
@@ -40,13 +35,7 @@ extension Recipe {
         }
         s.learningRate = Float(o.lr)
         s.gradClip = Float(o.gradClip)
-        let kind: LearningRateSchedule.Kind
-        switch schedule.kind {
-        case .constant: kind = .constant
-        case .linear: kind = .linear
-        case .cosine: kind = .cosine
-        }
-        s.schedule = LearningRateSchedule(kind, warmupSteps: schedule.warmupSteps)
+        s.schedule = LearningRateSchedule(schedule.kind, warmupSteps: schedule.warmupSteps)
         s.evalEvery = eval.every
         s.evalMaxBatches = eval.maxBatches
         s.saveEvery = output.saveEvery

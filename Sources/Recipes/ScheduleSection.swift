@@ -1,19 +1,15 @@
+import Engine
 import Training
 
 /// `schedule`: how the learning rate moves over the run.
 public struct ScheduleSection: Sendable, Equatable {
     /// Shape after warmup.
-    public enum Kind: String, Sendable, CaseIterable {
-        case constant, linear, cosine
-    }
-
-    /// Shape after warmup.
-    public let kind: Kind
+    public let kind: LearningRateSchedule.Kind
     /// Linear warmup steps from 0 to the peak rate.
     public let warmupSteps: Int
 
     init(reading r: MappingReader) throws {
-        kind = try r.choice("kind", default: Kind.cosine)
+        kind = try r.choice("kind", default: LearningRateSchedule.Kind.cosine)
         warmupSteps = try r.int("warmup_steps", default: 0, range: .atLeast(0))
     }
 

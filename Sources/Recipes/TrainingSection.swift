@@ -2,14 +2,8 @@ import Training
 
 /// `training`: run length, batching and reproducibility.
 public struct TrainingSection: Sendable, Equatable {
-    /// How long the run is: a number of epochs or of optimizer steps.
-    public enum Length: Sendable, Equatable {
-        case epochs(Int)
-        case steps(Int)
-    }
-
     /// Run length.
-    public let length: Length
+    public let length: Trainer.Setup.Length
     /// Sequences per micro-batch.
     public let batchSize: Int
     /// Micro-batches per optimizer step.
