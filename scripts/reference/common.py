@@ -3,6 +3,7 @@
 
 import argparse
 import filecmp
+import json
 import os
 import shutil
 import sys
@@ -52,3 +53,15 @@ def fixture_main(description, default_out, parts):
     if failed:
         sys.exit("differs from committed fixtures: " + ", ".join(failed))
     print("committed fixtures match")
+
+
+def to_json(value, indent=0, ensure_ascii=True):
+    """json.dumps with one item per line, except lists of numbers (token ids), kept on one line."""
+    pad = " " * indent
+    if isinstance(value, dict) and value:
+        items = [f'{pad} {json.dumps(k, ensure_ascii=ensure_ascii)}: {to_json(v, indent + 1, ensure_ascii)}' for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and value and not all(isinstance(v, (int, float)) for v in value):
+        items = [pad + " " + to_json(v, indent + 1, ensure_ascii) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(value, ensure_ascii=ensure_ascii)

@@ -41,6 +41,7 @@ from gguf.constants import GGML_QUANT_SIZES
 from tokenizers import Tokenizer, pre_tokenizers
 
 from common import fixture_main
+from common import to_json as common_to_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -641,15 +642,8 @@ def folder_size(folder):
 
 
 def to_json(value, indent=0):
-    """json.dumps with one item per line, except lists of numbers, kept on one line."""
-    pad = " " * indent
-    if isinstance(value, dict) and value:
-        items = [f'{pad} {json.dumps(k, ensure_ascii=False)}: {to_json(v, indent + 1)}' for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, list) and value and not all(isinstance(v, (int, float)) for v in value):
-        items = [pad + " " + to_json(v, indent + 1) for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return json.dumps(value, ensure_ascii=False)
+    """JSON for the fixtures: one item per line, lists of numbers on one line, text kept as UTF-8."""
+    return common_to_json(value, indent, ensure_ascii=False)
 
 
 PARTS = {"quant": write_quant, "tiny": write_tiny}

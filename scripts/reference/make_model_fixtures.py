@@ -39,7 +39,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from common import fixture_main
+from common import fixture_main, to_json
 
 VOCAB = 128
 BATCH, SEQ = 2, 9
@@ -196,18 +196,6 @@ def compute_expected(model, input_ids, labels):
         "tensors": {k: {"shape": list(v.shape), "dtype": "float32"} for k, v in tensors.items()},
     }
     return tensors, info
-
-
-def to_json(value, indent=0):
-    """json.dumps with one item per line, except lists of numbers (token ids), kept on one line."""
-    pad = " " * indent
-    if isinstance(value, dict) and value:
-        items = [f'{pad} {json.dumps(k)}: {to_json(v, indent + 1)}' for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, list) and value and not all(isinstance(v, (int, float)) for v in value):
-        items = [pad + " " + to_json(v, indent + 1) for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return json.dumps(value)
 
 
 def make_older_style(config_path):
