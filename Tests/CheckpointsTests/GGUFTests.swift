@@ -143,6 +143,39 @@ struct GGUFTinyModelTests {
     }
 }
 
+@Suite("A qwen2 model through GGUF")
+struct GGUFQwen2Tests {
+    /// Qwen2's shape: q/k/v biases, no output or MLP bias; the Qwen2 tokenizer fixture.
+    @Test func exportsAndImportsUnpermutedWithTheQwen2PreTokenizer() throws {
+        let config = ModelConfig(family: .llama, vocabSize: 481, hiddenSize: 32, numLayers: 2, numHeads: 4, numKVHeads: 2,
+                                 intermediateSize: 48, maxPositions: 64, normEps: 1e-6, ropeTheta: 10_000, tieWordEmbeddings: true,
+                                 qkvBias: true, outputBias: false, mlpBias: false, eosTokenId: 0)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let tokenizerJSON = try Data(contentsOf: root.appendingPathComponent("TokenizersTests/Fixtures/qwen2.json"))
+        let checkpoint = Checkpoint(config: config, weights: randomWeights(config), tokenizerJSON: tokenizerJSON)
+        #expect(HuggingFaceModel.modelType(config) == "qwen2")
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("q.gguf")
+        try GGUFModel.export(checkpoint, to: url, type: .f32)
+
+        let file = try GGUFFile(contentsOf: url)
+        #expect(try file.string("general.architecture") == "qwen2")
+        #expect(try file.string("tokenizer.ggml.pre") == "qwen2")
+        // qwen2 files keep Hugging Face's q/k row order.
+        let q = try #require(file.tensor(named: "blk.0.attn_q.weight"))
+        let stored = file.floats(q), original = checkpoint.weights["model.layers.0.self_attn.q_proj.weight"]!
+        #expect(Array(UnsafeBufferPointer(start: stored.data, count: stored.count)) == Array(UnsafeBufferPointer(start: original.data, count: original.count)))
+
+        let back = try GGUFModel.importModel(from: url)
+        #expect(back.config == config)
+        #expect(sameWeights(back.weights, checkpoint.weights))
+        let text = "Hello world, it's 2026 and 12345 tokens\n"
+        let original2 = try Tokenizer(data: tokenizerJSON, source: "qwen2.json")
+        #expect(try #require(try back.tokenizer(source: "q.gguf")).encode(text) == original2.encode(text))
+    }
+}
+
 @Suite("The q/k row permutation")
 struct GGUFPermutationTests {
     @Test func rowOrderInterleavesHalves() {
