@@ -221,10 +221,6 @@ public final class GGUFFile: @unchecked Sendable {
     /// The tensor named `name`, if the file has one.
     public func tensor(named name: String) -> GGUFTensorInfo? { tensors.first { $0.name == name } }
 
-    /// The raw bytes of a tensor, inside the mapping.
-    public func rawData(_ info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: bytes.base + dataOffset + info.offset, count: info.byteCount)
-    }
 
     /// A tensor decoded to float32, in its row-major shape. With `rowOrder`, file row `r`
     /// lands in row `rowOrder(r)` (rows are whole blocks, so each decodes on its own).
