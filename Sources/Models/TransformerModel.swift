@@ -261,8 +261,20 @@ public final class TransformerModel {
     /// defaults to `ids`. Returns a scalar `[]`, matching Hugging Face's `loss`.
     public func loss(tape: Tape, ids: [Int32], labels: [Int32]? = nil, batch: Int, length: Int,
                      mask: AttentionMask? = nil, positions: [Int32]? = nil) -> Variable {
-        let logits = forward(tape: tape, ids: ids, batch: batch, length: length, mask: mask, positions: positions)
-        return tape.crossEntropy(logits: logits, targets: Self.shiftedTargets(labels ?? ids, batch: batch, length: length))
+        let hidden = hiddenStates(tape: tape, ids: ids, batch: batch, length: length, mask: mask, positions: positions)
+        return languageModelLoss(tape: tape, hidden: hidden, targets: Self.shiftedTargets(labels ?? ids, batch: batch, length: length))
+    }
+
+    /// Mean cross-entropy of the LM head on `hidden` (viewed as `[N, d]`) against `targets`
+    /// (`N` ids, -100 for none). The head runs only on the rows that have a target: with a
+    /// 49k vocabulary it is a small model's largest product, and prompts and padding need
+    /// none of it.
+    public func languageModelLoss(tape: Tape, hidden: Variable, targets: [Int32]) -> Variable {
+        let rows = targets.indices.filter { targets[$0] != -100 }
+        guard !rows.isEmpty, rows.count < targets.count else {
+            return tape.crossEntropy(logits: logits(tape: tape, hidden: hidden), targets: targets)
+        }
+        return tape.crossEntropy(logits: logits(tape: tape, hidden: hidden, rows: rows), targets: rows.map { targets[$0] })
     }
 
     /// Targets for position t = label at t + 1 in the same row; the last position of each row is ignored.

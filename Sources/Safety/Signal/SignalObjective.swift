@@ -155,8 +155,8 @@ public final class SignalObjective: TrainingObjective {
     public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float]) {
         let f = forward(tape: tape, model: model, batch: batch)
         let rows = f.targets.count
-        let logits = model.logits(tape: tape, hidden: f.hidden)
-        let lm = tape.crossEntropy(logits: logits, targets: TransformerModel.shiftedTargets(f.labels, batch: rows, length: f.width))
+        let lm = model.languageModelLoss(tape: tape, hidden: f.hidden,
+                                         targets: TransformerModel.shiftedTargets(f.labels, batch: rows, length: f.width))
         var metrics: [String: Float] = ["lm_loss": lm.value[flat: 0]]
         guard f.targets.contains(where: { $0 != -100 }) else {
             metrics["cls_loss"] = 0
