@@ -19,15 +19,15 @@ let package = Package(
 
         // Tensors, kernels, the reverse-mode tape, optimizers.
         .target(name: "Engine", dependencies: ["CBLAS"]),
-        // tokenizer.json: byte-level and Metaspace BPE, training.
+        // tokenizer.json: byte-level and Metaspace BPE, training; the strict JSON parser.
         .target(name: "Tokenizers"),
-        // GPT-2 and Llama families, LoRA, generation.
+        // GPT-2 and Llama families, LoRA, generation, chat templates.
         .target(name: "Models", dependencies: ["Engine", "Tokenizers"]),
-        // HDF5 checkpoints, safetensors and Hugging Face import/export.
+        // HDF5 checkpoints, model loading, safetensors, Hugging Face and GGUF import/export.
         .target(name: "Checkpoints", dependencies: ["Engine", "Models", "Tokenizers", "CHDF5"]),
         // Datasets, batching, the trainer loop (typed setup; objectives plug in).
         .target(name: "Training", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints"]),
-        // Evaluation, SSAH unit maps, SA-ESS signal and guarded decoding, BD-VAX purification and gate.
+        // Evaluation; SSAH, SA-ESS and BD-VAX, each with its own settings type.
         .target(name: "Safety", dependencies: ["Engine", "Models", "Tokenizers", "Checkpoints", "Training"]),
         // YAML recipes: read, checked, overridden, canonicalised, and mapped once onto the typed
         // settings of the trainer and the safety methods.
