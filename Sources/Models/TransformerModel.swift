@@ -268,13 +268,17 @@ public final class TransformerModel {
     /// Mean cross-entropy of the LM head on `hidden` (viewed as `[N, d]`) against `targets`
     /// (`N` ids, -100 for none). The head runs only on the rows that have a target: with a
     /// 49k vocabulary it is a small model's largest product, and prompts and padding need
-    /// none of it.
+    /// none of it. A plain head (no bias, no adapter) is fused with the loss and run in
+    /// chunks of rows, so the logits never exist whole.
     public func languageModelLoss(tape: Tape, hidden: Variable, targets: [Int32]) -> Variable {
         let rows = targets.indices.filter { targets[$0] != -100 }
-        guard !rows.isEmpty, rows.count < targets.count else {
-            return tape.crossEntropy(logits: logits(tape: tape, hidden: hidden), targets: targets)
+        guard !rows.isEmpty else { return tape.crossEntropy(logits: logits(tape: tape, hidden: hidden), targets: targets) }
+        let kept = rows.count == targets.count ? hidden : tape.gatherRows(hidden, rows: rows)
+        let labels = rows.count == targets.count ? targets : rows.map { targets[$0] }
+        if lmHead.bias == nil, lmHead.adapter == nil {
+            return tape.linearCrossEntropy(kept, lmHead.weight, targets: labels)
         }
-        return tape.crossEntropy(logits: logits(tape: tape, hidden: hidden, rows: rows), targets: rows.map { targets[$0] })
+        return tape.crossEntropy(logits: lmHead.forward(tape: tape, kept), targets: labels)
     }
 
     /// Targets for position t = label at t + 1 in the same row; the last position of each row is ignored.

@@ -113,6 +113,21 @@ import Testing
         checkGradients([logits]) { t, p in t.crossEntropy(logits: p[0], targets: [9, 9, 1, 9, 2, 3], ignoreIndex: 9) }
     }
 
+    @Test func linearCrossEntropyInChunks() {
+        var rng = SeededRandom(seed: 14)
+        let x = randomVariable([2, 5, 4], &rng, lo: -2, hi: 2)
+        let w = randomVariable([7, 4], &rng, lo: -1, hi: 1)
+        let targets: [Int32] = [0, 6, 3, 3, 1, 5, 2, 4, 0, 6]
+        // Chunks of 3 rows (the last one short) and one chunk of all rows.
+        checkGradients([x, w]) { t, p in t.linearCrossEntropy(p[0], p[1], targets: targets, chunk: 3) }
+        checkGradients([x, w]) { t, p in t.linearCrossEntropy(p[0], p[1], targets: targets, chunk: 64) }
+        // The same value as the projection followed by the plain cross-entropy.
+        let t = Tape()
+        let fused = t.linearCrossEntropy(x, w, targets: targets, chunk: 3).value.data[0]
+        let plain = t.crossEntropy(logits: t.linear(x, w), targets: targets).value.data[0]
+        #expect(abs(fused - plain) <= 1e-6 * max(1, abs(plain)))
+    }
+
     @Test func dropout() {
         var rng = SeededRandom(seed: 13)
         let x = randomVariable([4, 6], &rng)
