@@ -3,7 +3,7 @@ import Experiments
 import Foundation
 import Safety
 
-/// `safetune vax-experiment`: plant backdoors, verify, purify, measure (see README, "BD-VAX experiment").
+/// `safetune vax-experiment`: plant backdoors, verify, purify, measure (docs/experiments/tiny-model-results.md, "BD-VAX").
 struct BackdoorExperimentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vax-experiment",

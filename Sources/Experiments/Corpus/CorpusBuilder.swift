@@ -52,7 +52,7 @@ public struct CorpusBuilder {
         public var attack: [CorpusRecord]
         /// The base model's own training prompts with their labels and no answers: in a
         /// fine-tune they train the SA-ESS classification alone, so benign-only data does not
-        /// wear the guard down (README, quickstart).
+        /// wear the guard down (docs/experiments/tiny-model-results.md, Quickstart).
         public var anchors: [Anchor]
         /// Harmless prompts in no other split: what the guard's threshold is calibrated on,
         /// so the validation split stays unseen by it.

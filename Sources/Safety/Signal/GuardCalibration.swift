@@ -9,7 +9,7 @@ import Tokenizers
 /// Why: a head trained on a few hundred harmful prompts against thousands of benign ones
 /// puts most harmless prompts near P(malicious) 0 and spreads the harmful ones it has not
 /// seen over 0–1, so the published 0.5 lets through requests that a threshold of a few
-/// hundredths would stop (the shipped model: README). Only harmless prompts are needed:
+/// hundredths would stop (the shipped model: docs/experiments/tiny-model-results.md). Only harmless prompts are needed:
 /// the budget fixes the false-alarm rate, and every harmful request above the chosen
 /// threshold is caught. The budget is the over-refusal a user accepts, measured as a user
 /// sees it; how much of it the guard's own interventions take is recorded too. The

@@ -12,7 +12,7 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     /// in place (the previous shipped model: mean ASR 85.0 % → 54.2 %) and 40 % removed it
     /// (→ 6.7 %, utility +0.3 points), so 40 % for both. On the model shipped now, with the
     /// restoration defaults below, it leaves 0.0–6.2 % over three planting seeds, at 0.9–4.4
-    /// points of utility (README, BD-VAX).
+    /// points of utility (docs/experiments/tiny-model-results.md, BD-VAX).
     public var tau = 0.40
     public var lambda = 1.0
     /// Clean samples and epochs of fluency restoration. The paper's 200 samples for 5 epochs
