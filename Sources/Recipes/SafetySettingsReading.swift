@@ -11,7 +11,7 @@ extension SSAHSettings {
     init(reading r: MappingReader, model: ModelSection) throws {
         self.init()
         enabled = try r.bool("enabled", default: enabled)
-        freeze = try r.node("freeze").map { try Self.readFreeze($0, keyPath: r.full("freeze")) } ?? .none
+        freeze = try r.node("freeze").map { try Self.readFreeze($0, keyPath: r.full("freeze")) } ?? freeze
         route = try r.choice("route", default: route)
         safetyData = try r.path("safety_data")
         utilityData = try r.path("utility_data")

@@ -109,8 +109,6 @@ public final class GGUFFile: @unchecked Sendable {
     /// Path used in error messages.
     public let path: String
     public let version: UInt32
-    /// Metadata keys in file order.
-    public let keys: [String]
     public let metadata: [String: GGUFValue]
     /// Tensor infos in file order.
     public let tensors: [GGUFTensorInfo]
@@ -145,17 +143,13 @@ public final class GGUFFile: @unchecked Sendable {
         let tensorCount = try r.count("the tensor count", minimumBytes: 32)
         let kvCount = try r.count("the metadata count", minimumBytes: 13)
 
-        var keys: [String] = []
         var metadata: [String: GGUFValue] = [:]
-        keys.reserveCapacity(kvCount)
         for _ in 0..<kvCount {
             let key = try r.string("a metadata key")
             guard metadata[key] == nil else { throw .invalid(file: path, reason: "metadata key '\(key)' appears twice") }
             let type = try r.valueType(key)
             metadata[key] = try r.value(type, key: key, depth: 0)
-            keys.append(key)
         }
-        self.keys = keys
         self.metadata = metadata
 
         var alignment = Self.defaultAlignment

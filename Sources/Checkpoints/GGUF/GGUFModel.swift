@@ -64,11 +64,13 @@ public enum GGUFModel {
         let file = try GGUFFile(contentsOf: url)
         let path = file.path
         let config = try configuration(file)
+        let arch = try file.string("general.architecture") ?? ""
+        let permuted = permutesQK(architecture: arch)
         let layout = ParameterLayout(config: config)
         var weights: [String: Tensor] = [:]
         for info in file.tensors {
             guard let name = huggingFaceName(info.name) else {
-                throw .tensor(file: path, tensor: info.name, reason: "is not part of a \(config.qkvBias ? "qwen2" : "llama") model SafeTune knows")
+                throw .tensor(file: path, tensor: info.name, reason: "is not part of a \(arch) model SafeTune knows")
             }
             guard let expected = layout.shape(of: name) else {
                 throw .tensor(file: path, tensor: info.name, reason: "is not part of this configuration (\(name))")
@@ -77,7 +79,7 @@ public enum GGUFModel {
                 throw .tensor(file: path, tensor: info.name, reason: "shape \(info.shape) disagrees with the metadata, expected \(expected)")
             }
             // llama.cpp's q/k row order is undone while decoding, so no tensor is held twice.
-            let heads = try permutesQK(file) ? rotaryHeads(name, config) : nil
+            let heads = permuted ? rotaryHeads(name, config) : nil
             let tensor = file.floats(info, rowOrder: heads.map { h in { huggingFaceRow(ofGGUFRow: $0, rows: info.shape[0], heads: h) } })
             let p = tensor.data
             for i in 0..<tensor.count where !p[i].isFinite {
@@ -139,10 +141,8 @@ public enum GGUFModel {
         return config
     }
 
-    /// Whether this file's q and k rows are in llama.cpp's permuted order.
-    static func permutesQK(_ file: GGUFFile) throws(GGUFError) -> Bool {
-        try file.string("general.architecture") == "llama"
-    }
+    /// Whether a file of this architecture holds q and k rows in llama.cpp's permuted order.
+    static func permutesQK(architecture: String) -> Bool { architecture == "llama" }
 
     /// The head count of a q or k projection (weight or bias), nil for other tensors.
     static func rotaryHeads(_ name: String, _ config: ModelConfig) -> Int? {

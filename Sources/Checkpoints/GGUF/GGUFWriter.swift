@@ -145,7 +145,7 @@ extension GGUFModel {
         for parameter in layout.parameters {
             guard let name = ggufName(parameter.name) else { continue }
             var tensor = checkpoint.weights[parameter.name]!
-            if arch == "llama", let heads = rotaryHeads(parameter.name, c) {
+            if permutesQK(architecture: arch), let heads = rotaryHeads(parameter.name, c) {
                 tensor = ggufRowOrder(tensor, heads: heads)
             }
             var stored = tensor.shape.count == 1 ? GGMLType.f32 : type
