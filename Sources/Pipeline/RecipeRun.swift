@@ -14,11 +14,36 @@ public final class RecipeRun {
         public init() {}
     }
 
+    /// The stages of a run, in order.
+    public enum Stage: String, Sendable, CaseIterable {
+        case loading, measuring, ssah, training, guardCalibration = "guard calibration", gate, drift
+    }
+
     /// What a run reports as it goes.
-    public enum Progress: Sendable {
+    public enum Progress: Sendable, CustomStringConvertible {
+        /// A stage started; `detail` says on what.
+        case started(Stage, detail: String)
         case training(TrainingProgress)
-        /// A phase outside the training loop started (loading, evaluating, gating).
-        case phase(String)
+        /// SSAH's mask is on the model (`computed`: the unit map was scored now, not read from the base).
+        case ssah(UnitFreezer.Summary, computed: Bool)
+        case guardCalibrated(GuardCalibration)
+        case gate(TrainingGate.Outcome)
+        case drift(UnitDrift)
+        /// A line from inside a stage (the gate's variant fine-tunes).
+        case note(Stage, String)
+
+        /// One line for a log (training steps have their own display).
+        public var description: String {
+            switch self {
+            case let .started(stage, detail): return detail.isEmpty ? stage.rawValue : "\(stage.rawValue): \(detail)"
+            case let .training(event): return "training: \(event)"
+            case let .ssah(summary, computed): return "SSAH: \(computed ? "computed" : "cached") unit map; \(summary)"
+            case let .guardCalibrated(calibration): return calibration.summary
+            case let .gate(outcome): return "BD-VAX gate: \(outcome.summary)"
+            case let .drift(drift): return "SSAH: unit drift: \(drift.headline)"
+            case let .note(stage, text): return "\(stage.rawValue): \(text)"
+            }
+        }
     }
 
     /// How a run ended.
@@ -88,7 +113,7 @@ public final class RecipeRun {
     /// utility, apply SSAH's unit mask, train, calibrate the guard, measure again, run the
     /// BD-VAX gate, write the report.
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
-        progress(.phase("loading \(recipe.model.base?.written ?? "a fresh model")"))
+        progress(.started(.loading, detail: recipe.model.base?.written ?? "a fresh model"))
         let base = try recipe.loadBase()
         let baseHasSignal = base.checkpoint.signal != nil
         let (bundle, objective) = try Self.prepareSignal(recipe, base: base)
@@ -97,7 +122,7 @@ public final class RecipeRun {
         let suiteSet = try Self.suiteSet(recipe)
         func measure(_ when: String, guarded: Bool) throws -> SuiteMeasurement? {
             guard let suiteSet else { return nil }
-            progress(.phase("measuring safety and utility \(when) (\(suiteSet.all.count) prompts)"))
+            progress(.started(.measuring, detail: "safety and utility \(when) (\(suiteSet.all.count) prompts)"))
             return try SuiteMeasurement.measure(
                 model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template,
                 signal: guarded ? signal : nil, set: suiteSet, suites: recipe.eval.suites, maxTokens: recipe.eval.maxTokens)
@@ -130,14 +155,14 @@ public final class RecipeRun {
     private func applySSAH(to trainer: Trainer, progress: (Progress) -> Void) throws -> SSAHStage? {
         let ssah = recipe.safety.ssah
         guard ssah.enabled else { return nil }
-        progress(.phase("SSAH: unit map"))
+        progress(.started(.ssah, detail: "unit map; freeze \(ssah.freeze), route \(ssah.route.rawValue)"))
         let builder = UnitMapBuilder(sizes: ssah.sizes, limit: Self.unitMapExamples)
         let (map, computed) = try builder.map(
             for: &trainer.bundle.checkpoint, source: trainer.bundle.source.path, model: trainer.model,
             encoder: trainer.encoder, safety: ssah.safetyData?.url, utility: ssah.utilityData?.url)
         let mask = UnitMask(map: map, freeze: ssah.freeze, route: ssah.route)
         let frozen = try UnitFreezer.apply(mask, to: trainer.model)
-        progress(.phase("SSAH: \(computed ? "computed" : "cached") unit map; freeze \(ssah.freeze), route \(ssah.route.rawValue): \(frozen)"))
+        progress(.ssah(frozen, computed: computed))
         return SSAHStage(map: map, frozen: mask.isEmpty ? nil : mask)
     }
 
@@ -146,7 +171,7 @@ public final class RecipeRun {
     private func calibrateGuard(_ signal: SafetySignal?, of trainer: Trainer, in checkpoint: URL,
                                 progress: (Progress) -> Void) throws -> GuardCalibration? {
         guard let signal, let prompts = recipe.safety.signal.calibration else { return nil }
-        progress(.phase("calibrating the guard's threshold on \(prompts.written)"))
+        progress(.started(.guardCalibration, detail: prompts.written))
         let calibration = try GuardCalibration.measure(
             model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template, signal: signal,
             harmless: EvaluationSet.load(contentsOf: prompts.url).harmless.map(\.prompt),
@@ -155,7 +180,7 @@ public final class RecipeRun {
         var written = try Checkpoint.read(from: checkpoint)
         written.signal = signal.tensorGroup
         try written.write(to: checkpoint)
-        progress(.phase(calibration.summary))
+        progress(.guardCalibrated(calibration))
         return calibration
     }
 
@@ -163,13 +188,13 @@ public final class RecipeRun {
     /// the gate is off or the run has no parent.
     private func runGate(on checkpoint: URL, steps: Int, frozen: UnitMask?, progress: (Progress) -> Void) throws -> TrainingGate.Outcome? {
         guard recipe.safety.gate.enabled else { return nil }
-        progress(.phase("BD-VAX gate"))
+        progress(.started(.gate, detail: ""))
         let gate = try withoutActuallyEscaping(progress) { report in
             try TrainingGate.run(recipe: recipe, checkpoint: checkpoint, trainedSteps: steps, frozen: frozen) {
-                report(.phase($0))
+                report(.note(.gate, $0))
             }
         }
-        if let gate { progress(.phase("BD-VAX gate: \(gate.summary)")) }
+        if let gate { progress(.gate(gate)) }
         return gate
     }
 
@@ -200,12 +225,12 @@ public final class RecipeRun {
         // Drift needs both scoring sets (a map cached in the base may come without them).
         let settings = recipe.safety.ssah
         if let ssah, let safety = settings.safetyData?.url, let utility = settings.utilityData?.url, finished {
-            progress(.phase("SSAH: scoring the fine-tuned model's units for the drift"))
+            progress(.started(.drift, detail: "scoring the fine-tuned model's units"))
             let child = try ModelBundle.load(checkpoint)
             let builder = UnitMapBuilder(sizes: ssah.map.sizes, limit: Self.unitMapExamples)
             let (childMap, _) = try builder.build(model: child.model, encoder: trainer.encoder, safety: safety, utility: utility)
             let drift = try UnitDrift(parent: ssah.map, child: childMap)
-            progress(.phase("SSAH: unit drift: \(drift.headline)"))
+            progress(.drift(drift))
             sections.append(RunReport.Section(title: "SSAH unit drift (parent → fine-tuned)",
                                               html: "<pre>\(RunReport.escape(drift.table))</pre>"))
         }

@@ -84,7 +84,6 @@ final class ProgressDisplay {
     func show(_ progress: RecipeRun.Progress) {
         guard enabled else { return }
         switch progress {
-        case let .phase(text): line(text)
         case let .training(event):
             switch event {
             case let .started(plan):
@@ -110,6 +109,7 @@ final class ProgressDisplay {
             case let .finished(s):
                 line(String(format: "done: %d steps in %.1f s, final loss %.4f, %.0f tok/s", s.steps, s.seconds, s.finalLoss, s.tokensPerSecond))
             }
+        default: line(progress.description)
         }
     }
 

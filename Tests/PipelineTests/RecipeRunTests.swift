@@ -73,7 +73,17 @@ import Tokenizers
               ssah: {enabled: true, freeze: scu, route: ru, safety_data: data.jsonl, utility_data: data.jsonl,
                      sizes: {scu: 0.1, ucu: 0.2, ru: 0.3}}
             """)
-        let result = try RecipeRun(recipe: recipe).run()
+        var stages: [RecipeRun.Stage] = [], ssahSummary: UnitFreezer.Summary?, drift: UnitDrift?
+        let result = try RecipeRun(recipe: recipe).run { event in
+            switch event {
+            case let .started(stage, _): stages.append(stage)
+            case let .ssah(summary, computed): ssahSummary = computed ? summary : nil
+            case let .drift(d): drift = d
+            default: break
+            }
+        }
+        #expect(stages == [.loading, .ssah, .drift], "stages in the order they ran")
+        #expect(ssahSummary?.mlpUnits ?? 0 > 0 && drift != nil, "typed outcomes of SSAH's stages")
         let checkpoint = try Checkpoint.read(from: result.checkpoint)
         let units = try #require(checkpoint.units, "the unit map is cached in the checkpoint")
         let map = try UnitMap(checkpoint: units, config: checkpoint.config, source: "model.h5")

@@ -97,7 +97,7 @@ struct TrainingGateTests {
         let mask = UnitMask(mlp: Array(repeating: (0..<config.intermediateSize).map { $0 % 2 == 0 }, count: config.numLayers),
                             attn: Array(repeating: Array(repeating: false, count: config.numHeads), count: config.numLayers))
         let masked = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url, frozen: mask))
-        #expect(masked.report.error == nil && masked.report.settings["frozen_units"] == "\(mask.count(.mlp))")
+        #expect(masked.report.error == nil && masked.report.settings?.frozenUnits == mask.count(.mlp))
         #expect(masked.report.share != outcome.report.share)
         let misfit = UnitMask(mlp: [[true]], attn: [[false]])
         let failed = try #require(try TrainingGate.run(recipe: recipe, checkpoint: url, frozen: misfit))

@@ -98,7 +98,8 @@ import Training
             for verdict in [GateReport.Verdict.pass, .reject] {
                 var report = weight
                 report.verdict = verdict
-                report.include(DirectionStage.Evidence(shift: shift, separation: [4, 5], write: write, read: read, above: above, seconds: 1))
+                report.conclude(direction: DirectionStage.Evidence(shift: shift, separation: [4, 5], write: write, read: read, above: above, seconds: 1),
+                                 behaviour: nil)
                 #expect(report.verdict == (verdict == .reject || above ? .reject : .pass))
                 #expect(report.reason.contains("harmful-vs-harmless direction") == (verdict == .pass && above))
                 #expect(report.reason.contains("; direction stage: write") == (verdict == .pass && !above))

@@ -127,6 +127,29 @@ struct GateTests {
         #expect(try Checkpoint.read(from: url).gate == report.record)
     }
 
+    /// The one verdict function over all stages: the first stage above its threshold names
+    /// the reject; a pass lists what was checked; a reject by the rule stands.
+    @Test func theVerdictWeighsEveryStage() {
+        let calibration = CleanCalibration(values: [1.0, 1.2, 1.1], k: 3)
+        func direction(above: Bool) -> DirectionStage.Evidence {
+            .init(shift: DirectionShift(write: 1, read: 1, writeLayers: [1], readLayers: [1]), separation: [4],
+                  write: calibration, read: calibration, above: above, seconds: 1)
+        }
+        func behaviour(above: Bool) -> BehaviourStage.Evidence {
+            .init(scan: .init(baseline: 0.5, best: 2, suffix: " x", steps: 1, seconds: 1), calibration: calibration, above: above, seconds: 1)
+        }
+        let pass = (verdict: GateReport.Verdict.pass, reason: "rule")
+        let both = GateReport.verdict(rule: pass, direction: direction(above: true), behaviour: behaviour(above: true))
+        #expect(both.verdict == .reject && both.reason.contains("harmful-vs-harmless direction"))
+        let second = GateReport.verdict(rule: pass, direction: direction(above: false), behaviour: behaviour(above: true))
+        #expect(second.verdict == .reject && second.reason.contains("unlike its parent"))
+        let none = GateReport.verdict(rule: pass, direction: direction(above: false), behaviour: behaviour(above: false))
+        #expect(none.verdict == .pass && none.reason.hasPrefix("rule; direction stage: write"))
+        let rejected = GateReport.verdict(rule: (.reject, "rule"), direction: direction(above: false), behaviour: nil)
+        #expect(rejected.verdict == .reject && rejected.reason == "rule")
+        #expect(GateReport.verdict(rule: pass, direction: nil, behaviour: nil).reason == "rule")
+    }
+
     /// The behavioural stage turns a pass into a reject only above its own threshold, never
     /// a reject into a pass, and its evidence reaches the checkpoint record.
     @Test func behaviouralStageCombinesWithTheWeightRule() throws {
@@ -143,7 +166,7 @@ struct GateTests {
             for verdict in [GateReport.Verdict.pass, .reject] {
                 var report = weight
                 report.verdict = verdict
-                report.include(found(best))
+                report.conclude(direction: nil, behaviour: found(best))
                 #expect(report.verdict == (verdict == .reject || above ? .reject : .pass))
                 #expect(report.reason.contains("unlike its parent") == (verdict == .pass && above))
                 #expect(report.record.scores["behaviour.divergence"] == best)

@@ -163,10 +163,9 @@ public struct Gate: Sendable {
                                cleanAlignments: cleanAlign, backdooredAlignments: bdAlign,
                                cleanResiduals: cleanResidual, backdooredResiduals: bdResidual),
             layers: layers,
-            settings: ["pairs": "\(n)", "tau": "\(configuration.tau)", "lambda": "\(configuration.lambda)", "kind": v.kind.rawValue, "rule": configuration.rule.rawValue,
-                       "variants_from": configuration.variantsFromParent ? "parent" : "checkpoint",
-                       "steps": "\(v.steps)", "modules": configuration.modules.map(\.rawValue).joined(separator: "+"),
-                       "frozen_units": "\(frozen.map { $0.count(.mlp) + $0.count(.attn) } ?? 0)"],
+            settings: .init(pairs: n, tau: configuration.tau, lambda: configuration.lambda, kind: v.kind, rule: configuration.rule,
+                            variantsFromParent: configuration.variantsFromParent, steps: v.steps, modules: configuration.modules,
+                            frozenUnits: frozen.map { $0.count(.mlp) + $0.count(.attn) } ?? 0),
             timings: .init(variants: evidence.seconds, scoring: Date().timeIntervalSince(scoringStart),
                            total: Date().timeIntervalSince(started)),
             error: nil, checkpoint: checkpoint, reference: reference, date: ISO8601DateFormatter().string(from: Date()),
@@ -212,25 +211,25 @@ public struct Gate: Sendable {
             kept = evidence
             var report = try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started)
             let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
+            func checkTime(_ phase: String) throws {
+                if Date() > started.addingTimeInterval(configuration.timeLimit) {
+                    throw VaccineError.timeout(phase: phase, seconds: configuration.timeLimit)
+                }
+            }
+            var direction: DirectionStage.Evidence?, behaviour: BehaviourStage.Evidence?
             if let stage = configuration.direction, let skipped = stage.skipReason(child: child, parent: parent) {
                 log("direction stage: skipped: \(skipped)")
                 report.directionSkipped = skipped
             } else if let stage = configuration.direction {
-                let found = try stage.measure(child: bundle.model, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
-                if Date() > started.addingTimeInterval(configuration.timeLimit) {
-                    throw VaccineError.timeout(phase: "the direction stage", seconds: configuration.timeLimit)
-                }
-                report.include(found)
-                report.timings.total = Date().timeIntervalSince(started)
+                direction = try stage.measure(child: bundle.model, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
+                try checkTime("the direction stage")
             }
             if let stage = configuration.behaviour {
-                let found = try stage.measure(child: bundle, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
-                if Date() > started.addingTimeInterval(configuration.timeLimit) {
-                    throw VaccineError.timeout(phase: "the behavioural scan", seconds: configuration.timeLimit)
-                }
-                report.include(found)
-                report.timings.total = Date().timeIntervalSince(started)
+                behaviour = try stage.measure(child: bundle, parent: parentBundle, clean: clean, workDirectory: workDirectory, log: log)
+                try checkTime("the behavioural scan")
             }
+            report.conclude(direction: direction, behaviour: behaviour)
+            report.timings.total = Date().timeIntervalSince(started)
             return (report, evidence)
         } catch {
             return (GateReport.failure(error, checkpoint: url.path, reference: reference?.path, seconds: Date().timeIntervalSince(started)), kept)
