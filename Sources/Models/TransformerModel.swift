@@ -188,13 +188,14 @@ public final class TransformerModel {
     ///
     /// - mask: replaces the causal rule when given (`[B, T, Tk]`); the SA-ESS CLS layout.
     /// - positions: B·T absolute positions; default `cached + t` for every row.
-    /// - cache: batch-1 KV cache; the new positions are appended and the cache advanced.
-    ///   Runs without recording (gradients do not flow through cached keys).
+    /// - cache: a KV cache holding B sequences' earlier positions (a `KVCache` one, a
+    ///   `BatchedKVCache` the slots it feeds); the new positions are appended and the cache
+    ///   advanced. Runs without recording (gradients do not flow through cached keys).
     /// Callers validate ids and lengths first (`validate(ids:length:)`).
     public func hiddenStates(tape: Tape, ids: [Int32], batch: Int, length: Int, mask: AttentionMask? = nil,
-                             positions: [Int32]? = nil, cache: KVCache? = nil) -> Variable {
+                             positions: [Int32]? = nil, cache: (any KeyValueStore)? = nil) -> Variable {
         precondition(ids.count == batch * length, "forward: \(ids.count) ids for batch \(batch) × length \(length)")
-        precondition(cache == nil || batch == 1, "forward: a KV cache holds one sequence")
+        precondition(cache == nil || cache!.positions.count == batch, "forward: the cache feeds \(cache?.positions.count ?? 0) sequences, not \(batch)")
         if let cache {
             return tape.withoutGrad { run(tape: tape, ids: ids, batch: batch, length: length, mask: mask, positions: positions, cache: cache) }
         }
@@ -202,9 +203,9 @@ public final class TransformerModel {
     }
 
     private func run(tape: Tape, ids: [Int32], batch: Int, length: Int, mask: AttentionMask?,
-                     positions: [Int32]?, cache: KVCache?) -> Variable {
-        let start = cache?.length ?? 0
-        let pos = positions ?? (0..<batch).flatMap { _ in (0..<length).map { Int32(start + $0) } }
+                     positions: [Int32]?, cache: (any KeyValueStore)?) -> Variable {
+        let starts = cache?.positions ?? [Int](repeating: 0, count: batch)
+        let pos = positions ?? starts.flatMap { start in (0..<length).map { Int32(start + $0) } }
         precondition(pos.count == batch * length, "forward: \(pos.count) positions for \(batch * length) tokens")
         return transform(tape: tape, embed(tape: tape, ids: ids, positions: pos, batch: batch, length: length),
                          positions: pos, mask: mask, cache: cache)
@@ -231,7 +232,7 @@ public final class TransformerModel {
 
     /// The blocks and the final norm over input embeddings `x` `[B, T, d]`; `observe` sees
     /// each block's output (the residual stream) as it is made.
-    func transform(tape: Tape, _ input: Variable, positions: [Int32], mask: AttentionMask?, cache: KVCache?,
+    func transform(tape: Tape, _ input: Variable, positions: [Int32], mask: AttentionMask?, cache: (any KeyValueStore)?,
                    observe: ((Int, Variable) -> Void)? = nil) -> Variable {
         var x = input
         for (i, block) in blocks.enumerated() {
@@ -251,7 +252,7 @@ public final class TransformerModel {
 
     /// Logits `[B, T, V]` for `ids`; see `hiddenStates` for the arguments.
     public func forward(tape: Tape, ids: [Int32], batch: Int, length: Int, mask: AttentionMask? = nil,
-                        positions: [Int32]? = nil, cache: KVCache? = nil) -> Variable {
+                        positions: [Int32]? = nil, cache: (any KeyValueStore)? = nil) -> Variable {
         logits(tape: tape, hidden: hiddenStates(tape: tape, ids: ids, batch: batch, length: length, mask: mask,
                                                 positions: positions, cache: cache))
     }

@@ -98,6 +98,21 @@ import Testing
         }
     }
 
+    /// `keyBatch`: three queries read sequences 2, 0 and 2 of a four-sequence cache, each up
+    /// to its own length, as batched decoding feeds some of a cache's slots.
+    @Test func keyBatchReadsTheNamedSequences() {
+        var rng = SeededRandom(seed: 7)
+        let q = randomVariable([3, 1, 8], &rng), k = randomVariable([4, 6, 4], &rng), v = randomVariable([4, 6, 4], &rng)
+        let rows = [2, 0, 2], lengths = [5, 2, 3]
+        let rule: (Int, Int, Int) -> Bool = { b, _, j in j < lengths[b] }
+        let mask = AttentionMask(batch: 3, queries: 1, keys: 6, allowed: rule)
+        let tape = Tape()
+        let y = tape.withoutGrad { tape.attention(q: q, k: k, v: v, heads: 2, kvHeads: 1, mask: mask, keyBatch: rows) }
+        let pick = { (t: Tensor) in Tensor(shape: [3, 6, 4], scalars: rows.flatMap { Array(t.scalars[$0 * 24..<($0 + 1) * 24]) }) }
+        let ref = reference(q.value, pick(k.value), pick(v.value), heads: 2, kvHeads: 1, allowed: rule)
+        #expect(maxError(y.value.scalars, ref) < 1e-5)
+    }
+
     @Test func decodingAgainstLongerKeysMatchesFullCausalRows() {
         var rng = SeededRandom(seed: 3)
         let q = randomVariable([1, 6, 8], &rng), k = randomVariable([1, 6, 4], &rng), v = randomVariable([1, 6, 4], &rng)

@@ -22,6 +22,31 @@ import Testing
         }
     }
 
+    /// Batched decoding gives each prompt what decoding it alone gives: prompts of different
+    /// lengths, more prompts than slots (slots refill), per-prompt samplers, seeds, lengths
+    /// and stop tokens, and a prompt with nothing to generate.
+    @Test(arguments: TinyConfigs.all)
+    func batchedGenerationEqualsOnePromptAtATime(config: ModelConfig) throws {
+        let model = try TransformerModel(config: config, seed: 22)
+        let generator = Generator(model: model)
+        var rng = SeededRandom(seed: 5)
+        let prompts = (0..<11).map { i in (0..<(1 + i * 3 % 9)).map { _ in Int(rng.next() % UInt64(config.vocabSize)) } }
+        let options = prompts.indices.map { i in
+            GenerationOptions(maxTokens: i == 4 ? 0 : 3 + i % 7, sampler: i % 3 == 0 ? Sampler(temperature: 0.9, topK: 8) : .greedy,
+                              seed: UInt64(i), stopTokens: i % 4 == 1 ? [7, 9] : [], stopAtEndOfSequence: false, returnLogits: true)
+        }
+        let one = try zip(prompts, options).map { try generator.generate(prompt: $0, options: $1) }
+        for batch in [1, 3, 16] {
+            let batched = try generator.generate(prompts: prompts, options: options, batch: batch)
+            #expect(batched.map(\.tokens) == one.map(\.tokens), "batch \(batch)")
+            #expect(batched.map(\.stopReason) == one.map(\.stopReason), "batch \(batch)")
+            for (a, b) in zip(batched, one) {
+                let diff = zip(a.logits ?? [], b.logits ?? []).map { maxAbsDiff($0, $1) }.max() ?? 0
+                #expect(diff < 1e-4 && a.logits?.count == b.logits?.count)
+            }
+        }
+    }
+
     @Test func rollbackRestoresTheSameLogits() throws {
         let model = try TransformerModel(config: TinyConfigs.llama, seed: 4)
         let session = DecodingSession(model: model, maxLength: 20)

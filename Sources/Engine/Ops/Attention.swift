@@ -6,6 +6,8 @@ extension Tape {
     /// - k, v: `[B, Tk, kvHeads · D]`, Tk ≥ Tq (a KV cache holds the earlier positions)
     /// - mask: replaces the causal rule when given; query i sits at absolute position
     ///   Tk − Tq + i and, without a mask, sees keys 0...Tk − Tq + i
+    /// - keyBatch: which sequence of k and v each query sequence reads (default: the same
+    ///   one); batched decoding feeds some of the sequences a cache holds. Inference only.
     /// - returns: `[B, Tq, heads · D]`; query head h reads kv head h / (heads / kvHeads);
     ///   a query with no allowed key outputs zeros
     ///
@@ -16,7 +18,8 @@ extension Tape {
     /// only touch the span of keys they can see (causal, or as the mask allows). Work runs in parallel over (batch, head) in the forward and over
     /// (batch, kv head) in the backward, so the query heads sharing a kv head accumulate
     /// into its dK and dV from one worker; BLAS runs single-threaded inside.
-    public func attention(q: Variable, k: Variable, v: Variable, heads: Int, kvHeads: Int, mask: AttentionMask? = nil) -> Variable {
+    public func attention(q: Variable, k: Variable, v: Variable, heads: Int, kvHeads: Int, mask: AttentionMask? = nil,
+                          keyBatch: [Int]? = nil) -> Variable {
         precondition(q.value.rank == 3 && k.value.rank == 3 && v.value.rank == 3,
                      "attention: q, k, v must be [B, T, width], got \(q.shape), \(k.shape), \(v.shape)")
         precondition(heads > 0 && kvHeads > 0 && heads % kvHeads == 0,
@@ -25,8 +28,10 @@ extension Tape {
         let qw = q.shape[2], kw = k.shape[2]
         precondition(qw % heads == 0, "attention: q width \(qw) is not divisible by \(heads) heads")
         let d = qw / heads
-        precondition(k.shape == [bsz, tk, kvHeads * d] && v.shape == k.shape,
+        let kb = k.shape[0]
+        precondition(k.shape == [kb, tk, kvHeads * d] && v.shape == k.shape && (keyBatch == nil ? kb == bsz : keyBatch!.count == bsz),
                      "attention: k \(k.shape) and v \(v.shape) must be [\(bsz), Tk, \(kvHeads * d)] for q \(q.shape)")
+        precondition(keyBatch?.allSatisfy { (0..<kb).contains($0) } ?? true, "attention: keyBatch outside 0..<\(kb)")
         precondition(tk >= tq, "attention: \(tk) keys for \(tq) queries; need Tk ≥ Tq")
         if let mask {
             precondition(mask.batch == bsz && mask.queries == tq && mask.keys == tk,
@@ -53,9 +58,10 @@ extension Tape {
             Parallel.forEach(bsz * heads, costPerItem: 2 * tq * tk * d, callsBLAS: true) { items in
                 for item in items {
                     let b = item / heads, h = item % heads, g = h / group
+                    let kvb = keyBatch?[b] ?? b
                     let qh = qp + b * tq * qw + h * d
-                    let kh = kp + b * tk * kw + g * d
-                    let vh = vp + b * tk * kw + g * d
+                    let kh = kp + kvb * tk * kw + g * d
+                    let vh = vp + kvb * tk * kw + g * d
                     let yh = yp + b * tq * qw + h * d
                     let p = pp + item * tq * tk
                     for i0 in stride(from: 0, to: tq, by: block) {
@@ -87,6 +93,7 @@ extension Tape {
             }
         }
         guard y.requiresGrad else { return y }
+        precondition(keyBatch == nil, "attention: keyBatch is for inference (run without recording)")
         record { [unowned self] in
             guard let dy = y.grad?.data else { return }
             let pp = probs.data

@@ -107,24 +107,140 @@ public final class Generator {
     /// returns false to stop.
     public func generate(prompt: [Int], options: GenerationOptions = .init(),
                          onStep: ((GenerationStep) -> Bool)? = nil) throws(ModelError) -> GenerationResult {
+        try check(prompt)
+        let session = DecodingSession(model: model, maxLength: prompt.count + max(options.maxTokens, 0), useCache: options.useCache)
+        var sequence = Sequence(options: options, stops: stops(options), textual: tokenizer != nil)
+        if options.maxTokens <= 0 { return sequence.result }
+        var logits = try session.append(prompt)
+        while true {
+            if let stop = sequence.take(logits, tokenizer: tokenizer, onStep: onStep) {
+                sequence.result.stopReason = stop
+                return sequence.result
+            }
+            if session.tokens.count >= session.maxLength {
+                sequence.result.stopReason = .contextFull
+                return sequence.result
+            }
+            logits = try session.append([sequence.result.tokens.last!])
+        }
+    }
+
+    /// Generates after each of `prompts` (with `options[i]` for prompt i), up to `batch`
+    /// sequences at a time: each step feeds one token to every sequence still going, as one
+    /// forward (`BatchedKVCache`), and a finished sequence's slot takes the next prompt.
+    /// Results are those of `generate(prompt:options:)` one prompt at a time, up to float
+    /// summation order (a matrix product over rows instead of one row): greedy answers are
+    /// the same unless two tokens tie within rounding.
+    public func generate(prompts: [[Int]], options: [GenerationOptions], batch: Int = Generator.defaultBatch)
+        throws(ModelError) -> [GenerationResult] {
+        precondition(options.count == prompts.count, "generate: \(options.count) options for \(prompts.count) prompts")
+        for p in prompts { try check(p) }
+        guard !prompts.isEmpty else { return [] }
+        let capacity = min(model.config.maxPositions, zip(prompts, options).map { $0.count + max($1.maxTokens, 0) }.max()!)
+        let cache = BatchedKVCache(config: model.config, batch: max(1, min(batch, prompts.count)), maxLength: capacity)
+        var results = [GenerationResult?](repeating: nil, count: prompts.count)
+        var running: [(prompt: Int, sequence: Sequence)?] = Array(repeating: nil, count: cache.slots.count)
+        var queue = prompts.indices.makeIterator()
+        let tape = Tape()
+
+        /// Runs `slot`'s sequence on `logits`; a finished one leaves the slot for the next prompt.
+        func take(_ logits: [Float], slot: Int) {
+            guard var entry = running[slot] else { return }
+            var stop = entry.sequence.take(logits, tokenizer: tokenizer, onStep: nil)
+            if stop == nil && cache.slots[slot].remaining == 0 { stop = .contextFull }
+            if let stop {
+                entry.sequence.result.stopReason = stop
+                results[entry.prompt] = entry.sequence.result
+                running[slot] = nil
+            } else {
+                running[slot] = entry
+            }
+        }
+        /// Fills free slots from the queue, each with its prompt's prefill (a batch-1 forward).
+        func refill() {
+            for slot in running.indices where running[slot] == nil {
+                while running[slot] == nil, let i = queue.next() {
+                    let sequence = Sequence(options: options[i], stops: stops(options[i]), textual: tokenizer != nil)
+                    guard options[i].maxTokens > 0 else { results[i] = sequence.result; continue }
+                    let kv = cache.slots[slot]
+                    kv.reset()
+                    let ids = prompts[i].map { Int32(clamping: $0) }
+                    let logits = tape.withoutGrad {
+                        let hidden = model.hiddenStates(tape: tape, ids: ids, batch: 1, length: ids.count, cache: kv)
+                        return model.logits(tape: tape, hidden: hidden, rows: [ids.count - 1]).value.scalars
+                    }
+                    tape.reset()
+                    running[slot] = (i, sequence)
+                    take(logits, slot: slot)
+                }
+            }
+        }
+
+        refill()
+        while true {
+            let fed = running.indices.filter { running[$0] != nil }
+            if fed.isEmpty { break }
+            cache.feed(fed)
+            let ids = fed.map { Int32(clamping: running[$0]!.sequence.result.tokens.last!) }
+            let logits = tape.withoutGrad {
+                model.logits(tape: tape, hidden: model.hiddenStates(tape: tape, ids: ids, batch: fed.count, length: 1,
+                                                                    mask: cache.stepMask(), cache: cache)).value
+            }
+            let vocab = logits.lastDim
+            for (row, slot) in fed.enumerated() {
+                take(Array(UnsafeBufferPointer(start: logits.data + row * vocab, count: vocab)), slot: slot)
+            }
+            tape.reset()
+            refill()
+        }
+        return results.map { $0! }
+    }
+
+    /// Sequences decoded side by side by default: enough rows that each step's products run
+    /// as matrix products, few enough that the slots' caches stay small.
+    public static let defaultBatch = 16
+
+    private func check(_ prompt: [Int]) throws(ModelError) {
         if prompt.isEmpty { throw .emptyInput }
         let limit = model.config.maxPositions
         if prompt.count > limit { throw .sequenceTooLong(length: prompt.count, limit: limit) }
-        let session = DecodingSession(model: model, maxLength: prompt.count + max(options.maxTokens, 0), useCache: options.useCache)
+        try model.validate(ids: prompt.map { Int32(clamping: $0) }, length: prompt.count)
+    }
+
+    /// The tokens that end generation under `options`.
+    private func stops(_ options: GenerationOptions) -> Set<Int> {
         var stops = options.stopTokens
         if options.stopAtEndOfSequence {
             if let eos = model.config.eosTokenId { stops.insert(eos) }
             if let eos = tokenizer?.eosTokenId { stops.insert(eos) }
         }
-        var rng = SeededRandom(seed: options.seed)
-        var result = GenerationResult(tokens: [], text: tokenizer == nil ? nil : "", stopReason: .maxTokens,
-                                      logprobs: options.returnLogprobs ? [] : nil, logits: options.returnLogits ? [] : nil)
-        if options.maxTokens <= 0 { return result }
+        return stops
+    }
+
+    /// One sequence's generated tokens and the rules that end it; the same for one prompt
+    /// at a time and for batches.
+    private struct Sequence {
+        let options: GenerationOptions
+        let stops: Set<Int>
+        var rng: SeededRandom
+        var result: GenerationResult
+        /// Text already passed on as deltas.
         var emitted = ""
-        var logits = try session.append(prompt)
-        while result.tokens.count < options.maxTokens {
+
+        /// `textual`: the result carries decoded text (the generator has a tokenizer).
+        init(options: GenerationOptions, stops: Set<Int>, textual: Bool) {
+            self.options = options
+            self.stops = stops
+            rng = SeededRandom(seed: options.seed)
+            result = GenerationResult(tokens: [], text: textual ? "" : nil, stopReason: .maxTokens,
+                                      logprobs: options.returnLogprobs ? [] : nil, logits: options.returnLogits ? [] : nil)
+        }
+
+        /// Chooses the next token from `logits` and records it; returns why the sequence ends
+        /// there, or nil when it goes on.
+        mutating func take(_ logits: [Float], tokenizer: Tokenizer?, onStep: ((GenerationStep) -> Bool)?) -> StopReason? {
             let token = options.sampler.sample(logits, rng: &rng)
-            let logprob = Self.logSoftmax(logits, at: token)
+            let logprob = Generator.logSoftmax(logits, at: token)
             result.tokens.append(token)
             result.logprobs?.append(logprob)
             result.logits?.append(logits)
@@ -140,29 +256,18 @@ public final class Generator {
                     delta = ""
                 }
                 result.text = text
-                if let hit = Self.firstStop(in: text, options.stopStrings) {
+                if let hit = Generator.firstStop(in: text, options.stopStrings) {
                     result.text = String(text[..<hit.range.lowerBound])
-                    result.stopReason = .stopString(hit.stop)
                     _ = onStep?(GenerationStep(index: result.tokens.count - 1, token: token, logprob: logprob, textDelta: delta))
-                    return result
+                    return .stopString(hit.stop)
                 }
             }
             if let onStep, !onStep(GenerationStep(index: result.tokens.count - 1, token: token, logprob: logprob, textDelta: delta)) {
-                result.stopReason = .cancelled
-                return result
+                return .cancelled
             }
-            if stops.contains(token) {
-                result.stopReason = .stopToken(token)
-                return result
-            }
-            if result.tokens.count == options.maxTokens { break }
-            if session.tokens.count >= session.maxLength {
-                result.stopReason = .contextFull
-                return result
-            }
-            logits = try session.append([token])
+            if stops.contains(token) { return .stopToken(token) }
+            return result.tokens.count >= options.maxTokens ? .maxTokens : nil
         }
-        return result
     }
 
     /// Generates after `prompt` text, encoded with the tokenizer (special tokens added).
@@ -181,7 +286,7 @@ public final class Generator {
         return logits[index] - m - Float(Foundation.log(s))
     }
 
-    private static func firstStop(in text: String, _ stops: [String]) -> (stop: String, range: Range<String.Index>)? {
+    static func firstStop(in text: String, _ stops: [String]) -> (stop: String, range: Range<String.Index>)? {
         var best: (stop: String, range: Range<String.Index>)?
         for stop in stops where !stop.isEmpty {
             if let r = text.range(of: stop), best == nil || r.lowerBound < best!.range.lowerBound { best = (stop, r) }

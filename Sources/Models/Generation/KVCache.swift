@@ -1,5 +1,18 @@
 import Engine
 
+/// Where attention layers keep the keys and values of earlier positions while decoding:
+/// one sequence (`KVCache`) or several side by side (`BatchedKVCache`).
+public protocol KeyValueStore: AnyObject {
+    /// Positions already stored for each sequence the next forward feeds, in its batch order.
+    var positions: [Int] { get }
+    /// Writes `keys`/`values` (`[B, T, width]`, the sequences the forward feeds) after the
+    /// positions stored and returns what attention reads: keys and values of every stored
+    /// position, and which of their sequences each fed sequence reads (nil: the same index).
+    func store(layer: Int, keys: Tensor, values: Tensor) -> (keys: Tensor, values: Tensor, keyBatch: [Int]?)
+    /// Marks `count` more positions as stored for every fed sequence (after all layers).
+    func advance(by count: Int)
+}
+
 /// Keys and values of every layer for one sequence (batch 1), preallocated so decoding
 /// one token costs one row write per layer instead of recomputing the prefix.
 ///
@@ -7,7 +20,7 @@ import Engine
 /// `0..<length` valid. Keys are stored after rotary embedding, so a cached row never
 /// changes. `truncate(to:)` rolls the sequence back (SA-ESS rewinds to a checkpoint and
 /// forces a prefix there).
-public final class KVCache {
+public final class KVCache: KeyValueStore {
     /// Per layer `[maxLength, width]`.
     public let keys: [Tensor]
     /// Per layer `[maxLength, width]`.
@@ -20,20 +33,29 @@ public final class KVCache {
     public private(set) var length = 0
 
     /// A cache for `config`'s layers holding up to `maxLength` positions.
-    public init(config: ModelConfig, maxLength: Int) {
+    public convenience init(config: ModelConfig, maxLength: Int) {
+        let width = config.numKVHeads * config.headDim
+        self.init(keys: (0..<config.numLayers).map { _ in Tensor(zeros: [maxLength, width]) },
+                  values: (0..<config.numLayers).map { _ in Tensor(zeros: [maxLength, width]) }, maxLength: maxLength, width: width)
+    }
+
+    /// A cache over existing buffers (`[maxLength, width]` per layer; views into a batched cache).
+    init(keys: [Tensor], values: [Tensor], maxLength: Int, width: Int) {
+        self.keys = keys
+        self.values = values
         self.maxLength = maxLength
-        width = config.numKVHeads * config.headDim
-        keys = (0..<config.numLayers).map { _ in Tensor(zeros: [maxLength, config.numKVHeads * config.headDim]) }
-        values = (0..<config.numLayers).map { _ in Tensor(zeros: [maxLength, config.numKVHeads * config.headDim]) }
+        self.width = width
     }
 
     /// Positions still free.
     public var remaining: Int { maxLength - length }
 
+    public var positions: [Int] { [length] }
+
     /// Writes `newKeys`/`newValues` (`[1, T, width]`) at rows `length..<length+T` of `layer`
     /// and returns views `[1, length + T, width]` of everything stored for that layer.
     /// The length itself moves on in `advance(by:)`, after every layer has written.
-    public func store(layer: Int, keys newKeys: Tensor, values newValues: Tensor) -> (keys: Tensor, values: Tensor) {
+    public func store(layer: Int, keys newKeys: Tensor, values newValues: Tensor) -> (keys: Tensor, values: Tensor, keyBatch: [Int]?) {
         let t = newKeys.count / width
         precondition(newKeys.lastDim == width && newValues.count == newKeys.count, "KV cache: rows of \(newKeys.shape) do not match width \(width)")
         precondition(length + t <= maxLength, "KV cache: \(length) + \(t) positions exceed capacity \(maxLength)")
@@ -41,7 +63,7 @@ public final class KVCache {
         (values[layer].data + length * width).update(from: newValues.data, count: newValues.count)
         let n = length + t
         return (Tensor(shape: [1, n, width], storage: keys[layer].storage, offset: keys[layer].offset),
-                Tensor(shape: [1, n, width], storage: values[layer].storage, offset: values[layer].offset))
+                Tensor(shape: [1, n, width], storage: values[layer].storage, offset: values[layer].offset), nil)
     }
 
     /// Marks `count` more positions as stored (called once per forward, after all layers).

@@ -8,8 +8,8 @@ import Engine
 /// attention when KV < H, optional q/k/v bias as in Qwen2), rotary embeddings on q and k,
 /// output projection `o_proj`.
 ///
-/// Forward: x `[B, T, d]` → `[B, T, d]`. With a KV cache (batch 1) the new keys and values
-/// are appended and the queries attend to every cached position.
+/// Forward: x `[B, T, d]` → `[B, T, d]`. With a KV cache the new keys and values are
+/// appended and the queries attend to the cached positions.
 public final class Attention {
     /// How queries, keys and values are projected.
     public enum Projections {
@@ -54,11 +54,11 @@ public final class Attention {
     ///
     /// - positions: B·T absolute positions (row-major), used by rotary embeddings.
     /// - mask: replaces the causal rule when given (`[B, T, Tk]`, Tk = cached + T).
-    /// - cache: layer `layer` of a batch-1 cache; the new keys/values are written at
-    ///   `cache.length` (the caller advances the cache once every layer has run).
+    /// - cache: layer `layer` of a cache; the new keys/values are written after the stored
+    ///   positions (the caller advances the cache once every layer has run).
     ///   Gradients do not flow through cached keys, so use it inside `withoutGrad`.
     public func forward(tape: Tape, _ x: Variable, positions: [Int32], mask: AttentionMask?,
-                        cache: KVCache? = nil, layer: Int = 0) -> Variable {
+                        cache: (any KeyValueStore)? = nil, layer: Int = 0) -> Variable {
         var q: Variable, k: Variable, v: Variable
         switch projections {
         case let .fused(qkv):
@@ -71,12 +71,12 @@ public final class Attention {
             q = tape.rope(q, heads: heads, positions: positions, theta: ropeTheta)
             k = tape.rope(k, heads: kvHeads, positions: positions, theta: ropeTheta)
         }
+        var keyBatch: [Int]?
         if let cache {
             let all = cache.store(layer: layer, keys: k.value, values: v.value)
-            k = Variable(all.keys)
-            v = Variable(all.values)
+            (k, v, keyBatch) = (Variable(all.keys), Variable(all.values), all.keyBatch)
         }
-        let y = tape.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, mask: mask)
+        let y = tape.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, mask: mask, keyBatch: keyBatch)
         return output.forward(tape: tape, y)
     }
 }

@@ -25,7 +25,7 @@ public final class Block {
 
     /// `[B, T, d]` → `[B, T, d]`; see `Attention.forward` for positions, mask and cache.
     public func forward(tape: Tape, _ x: Variable, positions: [Int32], mask: AttentionMask?,
-                        cache: KVCache? = nil, layer: Int = 0) -> Variable {
+                        cache: (any KeyValueStore)? = nil, layer: Int = 0) -> Variable {
         let a = attention.forward(tape: tape, attentionNorm.forward(tape: tape, x), positions: positions,
                                   mask: mask, cache: cache, layer: layer)
         let h = tape.add(x, a)
