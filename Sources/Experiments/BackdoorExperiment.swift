@@ -333,11 +333,8 @@ public final class BackdoorExperiment {
         guard let tokenizer = bundle.tokenizer, !prompts.isEmpty else { return 0 }
         let evaluator = Evaluator(model: bundle.model, tokenizer: tokenizer, template: template,
                                   options: EvaluationOptions(maxTokens: settings.maxTokens, keepResponses: false))
-        var hits = 0
-        for (i, p) in prompts.enumerated() {
-            let answer = try evaluator.respond(triggered ? poison.triggered(p, index: 10_000 + i) : p).text
-            if answer.contains(poison.response) { hits += 1 }
-        }
+        let requests = prompts.enumerated().map { i, p in Evaluator.Request(triggered ? poison.triggered(p, index: 10_000 + i) : p) }
+        let hits = try evaluator.respond(requests).filter { $0.text.contains(poison.response) }.count
         return Double(hits) / Double(prompts.count)
     }
 

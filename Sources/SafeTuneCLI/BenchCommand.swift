@@ -16,7 +16,7 @@ struct BenchCommand: ParsableCommand {
     )
 
     @Option(help: "Comma list of configurations: 7m, 1m, 124m, shipped, smollm2 (the real base model from the model cache).") var configs = "7m,1m"
-    @Option(help: "Comma list of modes: lora, full, forward, generate.") var modes = "lora,full,forward,generate"
+    @Option(help: "Comma list of modes: lora, full, forward, generate, generate_each, generate_batched.") var modes = "lora,full,forward,generate"
     @Option(help: "Threads for BLAS and engine kernels (default: all cores).") var threads: Int?
     @Option(help: "Timed repetitions (the median is reported).") var steps = 5
     @Option(help: "Untimed repetitions first.") var warmup = 2
@@ -108,7 +108,7 @@ struct BenchCommand: ParsableCommand {
             layers: c.numLayers, dModel: c.hiddenSize, heads: c.numHeads, kvHeads: c.numKVHeads, dFF: c.intermediateSize,
             vocab: c.vocabSize, context: shape.context, batch: shape.batch, tie: c.tieWordEmbeddings,
             prompt: mode == .generate ? BenchWorkload.generationPrompt : nil,
-            newTokens: mode == .generate ? BenchWorkload.generationTokens : nil,
+            newTokens: mode == .generate ? BenchWorkload.generationTokens : mode.decodesPromptSet ? BenchWorkload.promptSetTokens : nil,
             threads: threads, params: workload.parameters, trainableParams: workload.trainableParameters,
             steps: steps, warmup: warmup, medianS: median, minS: times.min() ?? median, maxS: times.max() ?? median,
             tokensPerS: Double(workload.tokensPerRepetition) / median, gflopPerStep: flops / 1e9,
@@ -172,12 +172,12 @@ struct BenchCommand: ParsableCommand {
         return Double(usage.ru_maxrss) / 1024
     }
 
-    static let header = pad("config", 8) + pad("mode", 9) + ["tokens/s", "median ms", "GFLOP/s", "sgemm", "% sgemm",
+    static let header = pad("config", 8) + pad("mode", 17) + ["tokens/s", "median ms", "GFLOP/s", "sgemm", "% sgemm",
                                                             "threads", "peak RSS MB"].map { pad($0, 12, left: true) }.joined()
         + "  load 1m (before→after)"
 
     static func line(_ r: Report) -> String {
-        pad(r.config, 8) + pad(r.mode, 9)
+        pad(r.config, 8) + pad(r.mode, 17)
             + [String(format: "%.1f", r.tokensPerS), String(format: "%.1f", r.medianS * 1000), String(format: "%.1f", r.achievedGflops),
                String(format: "%.1f", r.sgemmGflops), String(format: "%.1f%%", r.percentOfSgemm), String(r.threads),
                String(format: "%.1f", r.peakRssMb)].map { pad($0, 12, left: true) }.joined()

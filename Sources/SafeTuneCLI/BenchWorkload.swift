@@ -18,8 +18,15 @@ struct BenchWorkload {
         case forward
         /// Greedy decoding with the KV cache: batch 1, a 16-token prompt, 64 new tokens.
         case generate
+        /// 200 prompts of 8–40 tokens, 32 new tokens each, decoded one prompt at a time.
+        case generateEach = "generate_each"
+        /// The same prompts decoded `Generator.defaultBatch` at a time (`Generator.generate(prompts:)`).
+        case generateBatched = "generate_batched"
 
         /// Accepts the reference script's names (`lora_train`, `full_train`) too.
+        /// Whether the mode decodes the prompt set.
+        var decodesPromptSet: Bool { self == .generateEach || self == .generateBatched }
+
         init?(name: String) {
             switch name {
             case "lora_train": self = .lora
@@ -45,6 +52,9 @@ struct BenchWorkload {
     static let loraAlpha: Float = 16
     static let generationPrompt = 16
     static let generationTokens = 64
+    static let promptSetSize = 200
+    static let promptSetTokens = 32
+    static let promptSetLengths = 8...40
     /// Leaf module names that get LoRA adapters: every block projection of either family,
     /// as the reference's `target_modules` (the LM head stays plain).
     static let loraTargets: Set<String> = ["c_attn", "c_proj", "c_fc", "q_proj", "k_proj", "v_proj", "o_proj",
@@ -98,6 +108,8 @@ struct BenchWorkload {
     private let tape = Tape()
     private let ids: [Int32]
     private let prompt: [Int]
+    /// The prompt set of `generate_each` and `generate_batched`.
+    private let prompts: [[Int]]
     /// Parameters the step updates.
     let trainableParameters: Int
 
@@ -107,6 +119,9 @@ struct BenchWorkload {
         self.mode = mode
         let c = shape.config
         if mode == .generate, c.maxPositions < Self.generationPrompt + Self.generationTokens {
+            throw .contextTooShort(shape: shape.name, positions: c.maxPositions)
+        }
+        if mode.decodesPromptSet, c.maxPositions < Self.promptSetLengths.upperBound + Self.promptSetTokens {
             throw .contextTooShort(shape: shape.name, positions: c.maxPositions)
         }
         do {
@@ -127,7 +142,7 @@ struct BenchWorkload {
             trainable = (adapters ?? []).flatMap { [$0.1.a, $0.1.b] }
         case .full:
             trainable = model.namedParameters.map(\.1)
-        case .forward, .generate:
+        case .forward, .generate, .generateEach, .generateBatched:
             break
         }
         trainableParameters = trainable.reduce(0) { $0 + $1.value.count }
@@ -136,11 +151,20 @@ struct BenchWorkload {
         var rng = SeededRandom(seed: 1)
         ids = (0..<shape.batch * shape.context).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         prompt = (0..<Self.generationPrompt).map { _ in Int(rng.next() % UInt64(max(1, c.vocabSize - 1))) }
+        let lengths = Self.promptSetLengths
+        prompts = mode.decodesPromptSet ? (0..<Self.promptSetSize).map { _ in
+            let n = lengths.lowerBound + Int(rng.next() % UInt64(lengths.count))
+            return (0..<n).map { _ in Int(rng.next() % UInt64(max(1, c.vocabSize - 1))) }
+        } : []
     }
 
     /// Tokens one repetition processes (generated tokens for `generate`).
     var tokensPerRepetition: Int {
-        mode == .generate ? Self.generationTokens : shape.batch * shape.context
+        switch mode {
+        case .generate: return Self.generationTokens
+        case .generateEach, .generateBatched: return Self.promptSetSize * Self.promptSetTokens
+        case .lora, .full, .forward: return shape.batch * shape.context
+        }
     }
 
     /// Every parameter of the model (a tied head counted once).
@@ -174,6 +198,21 @@ struct BenchWorkload {
                 throw .generationFailed(reason: "stopped after \(result.tokens.count) tokens (\(result.stopReason))")
             }
             return 0
+        case .generateEach, .generateBatched:
+            let options = GenerationOptions(maxTokens: Self.promptSetTokens, stopAtEndOfSequence: false)
+            let generator = Generator(model: model)
+            let results: [GenerationResult]
+            do {
+                results = mode == .generateEach
+                    ? try prompts.map { try generator.generate(prompt: $0, options: options) }
+                    : try generator.generate(prompts: prompts, options: Array(repeating: options, count: prompts.count))
+            } catch {
+                throw .generationFailed(reason: error.description)
+            }
+            guard results.allSatisfy({ $0.tokens.count == Self.promptSetTokens }) else {
+                throw .generationFailed(reason: "an answer stopped before \(Self.promptSetTokens) tokens")
+            }
+            return 0
         }
     }
 
@@ -193,12 +232,17 @@ struct BenchWorkload {
         case .lora:
             return Self.loraStepFlops(c, batch: shape.batch, context: shape.context)
         case .generate:
-            var total = Self.forwardFlops(c, batch: 1, queries: Self.generationPrompt, keys: Self.generationPrompt, logitRows: 1)
-            for step in 1..<Self.generationTokens {
-                total += Self.forwardFlops(c, batch: 1, queries: 1, keys: Self.generationPrompt + step, logitRows: 1)
-            }
-            return total
+            return Self.decodingFlops(c, prompt: Self.generationPrompt, tokens: Self.generationTokens)
+        case .generateEach, .generateBatched:
+            return prompts.reduce(0) { $0 + Self.decodingFlops(c, prompt: $1.count, tokens: Self.promptSetTokens) }
         }
+    }
+
+    /// FLOPs of decoding `tokens` after a `prompt`-token prefill with the KV cache.
+    static func decodingFlops(_ c: ModelConfig, prompt: Int, tokens: Int) -> Double {
+        var total = forwardFlops(c, batch: 1, queries: prompt, keys: prompt, logitRows: 1)
+        for step in 1..<tokens { total += forwardFlops(c, batch: 1, queries: 1, keys: prompt + step, logitRows: 1) }
+        return total
     }
 
     /// The projections of one block as (in, out) pairs; the first `inputProjections` read

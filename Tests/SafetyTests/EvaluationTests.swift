@@ -14,10 +14,12 @@ final class ScriptedDecoder: AnswerDecoder {
         self.script = script
     }
     var isGuarded: Bool { false }
-    func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
-        calls += 1
-        let text = script(tokenizer.decode(prompt))
-        return DecodedAnswer(tokens: tokenizer.encode(text, addSpecialTokens: false), text: text)
+    func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer] {
+        calls += prompts.count
+        return prompts.map { prompt in
+            let text = script(tokenizer.decode(prompt))
+            return DecodedAnswer(tokens: tokenizer.encode(text, addSpecialTokens: false), text: text)
+        }
     }
 }
 

@@ -92,6 +92,44 @@ import Tokenizers
         }
     }
 
+    /// Guarded decoding in batches gives each prompt what decoding it alone gives: refusals
+    /// at the start and mid-answer, probes batched across sequences, slots refilled; the
+    /// multi-threshold replay likewise.
+    @Test(arguments: [ModelConfig.Family.gpt2, .llama])
+    func batchedGuardedDecodingEqualsOnePromptAtATime(family: ModelConfig.Family) throws {
+        let (model, tokenizer, signal, _) = try Self.setup(family)
+        var rng = SeededRandom(seed: 12)
+        rng.fillNormal(signal.weight.value, std: 3)
+        let prompts = ["What is 2 + 3?", "Name a colour.", "How do I pick a lock?", "Say hi", "Count to five", "Why?", "Tell me a story"]
+            .map { tokenizer.encode(Tiny.template.prompt($0)) }
+        let options = prompts.indices.map { GenerationOptions(maxTokens: 6 + 3 * ($0 % 4), stopAtEndOfSequence: false) }
+        let observe = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(threshold: 2, schedule: .every))
+        let ps = try zip(prompts, options).flatMap { try observe.generate(prompt: $0, options: $1).trace.map(\.pMalicious) }.sorted()
+        // Thresholds halfway between observed values, so float rounding cannot flip a check.
+        func between(_ q: Double) -> Float { let i = Int(Double(ps.count - 1) * q); return (ps[i] + ps[i + 1]) / 2 }
+        let threshold = between(0.9)
+        let decoder = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal,
+                                         options: GuardOptions(threshold: threshold, schedule: .periodic(2), tau: 2))
+        let one = try zip(prompts, options).map { try decoder.generate(prompt: $0, options: $1) }
+        #expect(one.contains { $0.refusalAt == 0 } || one.contains { ($0.refusalAt ?? 0) > 0 }, "some answer is refused")
+        #expect(one.contains { $0.refusalAt == nil }, "some answer is not")
+        let thresholds = [between(0.5), threshold, 2]
+        let replayOne = try zip(prompts, options).map { try decoder.interventions(prompt: $0, thresholds: thresholds, options: $1) }
+        for batch in [2, 16] {
+            let batched = try decoder.generate(prompts: prompts, options: options, batch: batch)
+            #expect(batched.map(\.tokens) == one.map(\.tokens), "batch \(batch)")
+            #expect(batched.map(\.refusalAt) == one.map(\.refusalAt) && batched.map(\.probes) == one.map(\.probes))
+            #expect(batched.map(\.text) == one.map(\.text))
+            for (a, b) in zip(batched, one) {
+                #expect(a.trace.map(\.step) == b.trace.map(\.step) && a.trace.map(\.window) == b.trace.map(\.window)
+                        && a.trace.map(\.action) == b.trace.map(\.action))
+                #expect(zip(a.trace, b.trace).allSatisfy { abs($0.pMalicious - $1.pMalicious) < 1e-5 })
+            }
+            let replay = try decoder.interventions(prompts: prompts, thresholds: thresholds, options: options, batch: batch)
+            #expect(replay.map(\.answer.tokens) == replayOne.map(\.answer.tokens) && replay.map(\.intervenes) == replayOne.map(\.intervenes))
+        }
+    }
+
     @Test func midAnswerSwitchRollsBackAndInsertsThePrefix() throws {
         let (model, tokenizer, signal, prompt) = try Self.setup()
         // Heads drawn until one rates some answer window above the query and every earlier

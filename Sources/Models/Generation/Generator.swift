@@ -286,7 +286,8 @@ public final class Generator {
         return logits[index] - m - Float(Foundation.log(s))
     }
 
-    static func firstStop(in text: String, _ stops: [String]) -> (stop: String, range: Range<String.Index>)? {
+    /// The stop string that occurs first in `text`, with where it occurs.
+    public static func firstStop(in text: String, _ stops: [String]) -> (stop: String, range: Range<String.Index>)? {
         var best: (stop: String, range: Range<String.Index>)?
         for stop in stops where !stop.isEmpty {
             if let r = text.range(of: stop), best == nil || r.lowerBound < best!.range.lowerBound { best = (stop, r) }

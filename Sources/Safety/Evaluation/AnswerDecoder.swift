@@ -23,8 +23,16 @@ public struct DecodedAnswer: Sendable, Equatable {
 public protocol AnswerDecoder: AnyObject {
     /// Whether this decoder applies a safety guard (reported with each attack).
     var isGuarded: Bool { get }
-    /// The answer after `prompt` (token ids, chat template and BOS included, no CLS).
-    func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer
+    /// The answer after each of `prompts` (token ids, chat template and BOS included, no
+    /// CLS) with `options[i]`, decoded in batches; each is the answer to its prompt alone.
+    func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer]
+}
+
+extension AnswerDecoder {
+    /// The answer after `prompt`.
+    public func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
+        try answers(prompts: [prompt], options: [options])[0]
+    }
 }
 
 /// Plain autoregressive generation through `Generator`.
@@ -39,8 +47,7 @@ public final class PlainDecoder: AnswerDecoder {
 
     public var isGuarded: Bool { false }
 
-    public func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
-        let result = try generator.generate(prompt: prompt, options: options)
-        return DecodedAnswer(tokens: result.tokens, text: result.text ?? "")
+    public func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer] {
+        try generator.generate(prompts: prompts, options: options).map { DecodedAnswer(tokens: $0.tokens, text: $0.text ?? "") }
     }
 }

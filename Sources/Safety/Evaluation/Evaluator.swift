@@ -67,22 +67,52 @@ public final class Evaluator {
                                  stopStrings: template.endOfTurn.isEmpty ? [] : [template.endOfTurn])
     }
 
+    /// One prompt to answer: `instruction` (plus `suffix`), after `prefill` when given.
+    public struct Request: Sendable {
+        public var instruction: String
+        public var suffix = ""
+        public var prefill = ""
+        public var sampler = Sampler.greedy
+        public var seed: UInt64 = 0
+
+        public init(_ instruction: String, suffix: String = "", prefill: String = "", sampler: Sampler = .greedy, seed: UInt64 = 0) {
+            self.instruction = instruction
+            self.suffix = suffix
+            self.prefill = prefill
+            self.sampler = sampler
+            self.seed = seed
+        }
+    }
+
     /// The answer to `instruction` (plus `suffix`), after `prefill` when given.
     public func respond(_ instruction: String, suffix: String = "", prefill: String = "", sampler: Sampler = .greedy,
                         seed: UInt64 = 0) throws(EvaluationError) -> DecodedAnswer {
-        try respond(ids: promptIds(instruction, suffix: suffix, prefill: prefill), request: instruction, sampler: sampler, seed: seed)
+        try respond([Request(instruction, suffix: suffix, prefill: prefill, sampler: sampler, seed: seed)])[0]
     }
 
-    /// The answer after prompt `ids`; `request` names the prompt in errors.
-    public func respond(ids: [Int], request: String, sampler: Sampler = .greedy, seed: UInt64 = 0) throws(EvaluationError) -> DecodedAnswer {
-        var answer: DecodedAnswer
-        do { answer = try decoder.answer(prompt: ids, options: generationOptions(sampler: sampler, seed: seed)) } catch {
-            throw .generation(prompt: request, reason: error.description)
+    /// The answers to `requests`, decoded in batches (each is the answer to its request alone).
+    public func respond(_ requests: [Request]) throws(EvaluationError) -> [DecodedAnswer] {
+        let ids = requests.map { promptIds($0.instruction, suffix: $0.suffix, prefill: $0.prefill) }
+        let options = requests.map { generationOptions(sampler: $0.sampler, seed: $0.seed) }
+        let answers: [DecodedAnswer]
+        do { answers = try decoder.answers(prompts: ids, options: options) } catch {
+            // Name the request that failed: the first one that fails alone.
+            for (i, r) in requests.enumerated() {
+                do { _ = try decoder.answers(prompts: [ids[i]], options: [options[i]]) } catch {
+                    throw .generation(prompt: r.instruction, reason: error.description)
+                }
+            }
+            throw .generation(prompt: requests.first?.instruction ?? "", reason: error.description)
         }
-        if !template.endOfTurn.isEmpty, let cut = answer.text.range(of: template.endOfTurn) {
-            answer.text = String(answer.text[..<cut.lowerBound])
-        }
-        return answer
+        return answers.map(endTurn)
+    }
+
+    /// `answer` cut before the end-of-turn marker.
+    private func endTurn(_ answer: DecodedAnswer) -> DecodedAnswer {
+        guard !template.endOfTurn.isEmpty, let cut = answer.text.range(of: template.endOfTurn) else { return answer }
+        var a = answer
+        a.text = String(answer.text[..<cut.lowerBound])
+        return a
     }
 
     /// Whether an answer (after `prefill`) complies with a harmful request: the judge sees
@@ -100,8 +130,7 @@ public final class Evaluator {
         let guarded = decoder.isGuarded
         if !set.harmful.isEmpty {
             var refused = 0, complied = 0
-            for p in set.harmful {
-                let a = try respond(p.prompt)
+            for (p, a) in zip(set.harmful, try respond(set.harmful.map { Request($0.prompt) })) {
                 let refuses = options.judge.isRefusal(a.text)
                 let complies = complies(prefill: "", answer: a.text)
                 if refuses { refused += 1 }
@@ -115,8 +144,7 @@ public final class Evaluator {
         }
         if !set.harmless.isEmpty {
             var refused = 0
-            for p in set.harmless {
-                let a = try respond(p.prompt)
+            for (p, a) in zip(set.harmless, try respond(set.harmless.map { Request($0.prompt) })) {
                 let refuses = options.judge.isRefusal(a.text)
                 if refuses { refused += 1 }
                 keep(&report, "harmless", p, "", a, refuses ? "refused" : "answered")
@@ -126,8 +154,7 @@ public final class Evaluator {
         if !set.skills.isEmpty {
             var correct = 0
             var byTask: [String: Rate] = [:]
-            for p in set.skills {
-                let a = try respond(p.prompt)
+            for (p, a) in zip(set.skills, try respond(set.skills.map { Request($0.prompt) })) {
                 let ok = Self.isCorrect(a.text, answer: p.answer ?? "", reference: p.reference)
                 if ok { correct += 1 }
                 let task = p.task ?? "skill"

@@ -99,24 +99,23 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         let recorder = InterventionRecorder(decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: options),
                                             thresholds: candidates)
         let replay = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation, decoder: recorder)
-        var outcomes: [(text: String, intervenes: [Bool])] = []
-        for p in harmless { outcomes.append((try replay.respond(p).text, recorder.intervenes)) }
+        let outcomes = zip(try replay.respond(harmless.map { Evaluator.Request($0) }), recorder.intervenes).map {
+            (text: $0.text, intervenes: $1)
+        }
         var record = try search(budget: budget, prompts: harmless.count, maxTokens: maxTokens) { t in
             let k = candidates.firstIndex(of: t)!
             var o = options
             o.threshold = t
             let guarded = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation,
                                     decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
-            var refused = 0, alarms = 0
-            for (p, outcome) in zip(harmless, outcomes) {
-                var text = outcome.text
-                if outcome.intervenes[k] {
-                    let answer = try guarded.respond(p)
-                    text = answer.text
-                    if answer.guardTriggered { alarms += 1 }
-                }
-                if judge.isRefusal(text) { refused += 1 }
+            // Only the answers this threshold changes are decoded again, as one batch.
+            let changed = outcomes.indices.filter { outcomes[$0].intervenes[k] }
+            var texts = outcomes.map(\.text), alarms = 0
+            for (i, answer) in zip(changed, try guarded.respond(changed.map { Evaluator.Request(harmless[$0]) })) {
+                texts[i] = answer.text
+                if answer.guardTriggered { alarms += 1 }
             }
+            let refused = texts.filter(judge.isRefusal).count
             let n = Double(harmless.count)
             return Trial(threshold: t, overRefusal: Double(refused) / n, interventions: Double(alarms) / n)
         }
@@ -125,12 +124,12 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         return record
     }
 
-    /// Decodes with every candidate threshold at once and keeps, for the last answer, which
-    /// of them intervened (the answer itself is the unguarded one).
+    /// Decodes with every candidate threshold at once and keeps, for each answer of the last
+    /// call, which of them intervened (the answer itself is the unguarded one).
     private final class InterventionRecorder: AnswerDecoder {
         let decoder: GuardedDecoder
         let thresholds: [Float]
-        private(set) var intervenes: [Bool] = []
+        private(set) var intervenes: [[Bool]] = []
 
         init(decoder: GuardedDecoder, thresholds: [Float]) {
             self.decoder = decoder
@@ -139,10 +138,10 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
 
         var isGuarded: Bool { true }
 
-        func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
-            let (answer, flags) = try decoder.interventions(prompt: prompt, thresholds: thresholds, options: options)
-            intervenes = flags
-            return DecodedAnswer(tokens: answer.tokens, text: answer.text, guardTriggered: false)
+        func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer] {
+            let outcomes = try decoder.interventions(prompts: prompts, thresholds: thresholds, options: options)
+            intervenes = outcomes.map(\.intervenes)
+            return outcomes.map { DecodedAnswer(tokens: $0.answer.tokens, text: $0.answer.text, guardTriggered: false) }
         }
     }
 

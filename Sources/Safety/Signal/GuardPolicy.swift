@@ -51,9 +51,9 @@ struct GuardPolicy {
     mutating func check(step: Int, probe: (SignalWindow) throws(ModelError) -> Float) throws(ModelError) -> Decision? {
         let o = options
         let tau = max(1, o.tau)
+        guard let window = window(at: step) else { return nil }
         switch state {
-        case .benign where o.schedule.isCheck(step: step):
-            let window = SignalWindow(query: false, from: max(0, step - max(1, o.r2)), to: step)
+        case .benign:
             let p = try probe(window)
             guard p >= threshold else { return Decision(check: SignalCheck(step: step, pMalicious: p, window: window, action: .none)) }
             if tau == 1 {
@@ -63,7 +63,6 @@ struct GuardPolicy {
             state = .suspect(since: step, count: 1)
             return Decision(check: SignalCheck(step: step, pMalicious: p, window: window, action: .suspect))
         case let .suspect(since, count):
-            let window = SignalWindow(query: false, from: max(0, since - max(1, o.r2)), to: min(step, since + max(0, o.r3)))
             let p = try probe(window)
             let windowFull = step >= since + max(0, o.r3)
             if p >= threshold && (count + 1 >= tau || windowFull) {
@@ -76,10 +75,25 @@ struct GuardPolicy {
             }
             state = .benign
             return Decision(check: SignalCheck(step: step, pMalicious: p, window: window, action: .cleared))
-        case let .refusedAtStart(prefixEnd, checked) where !checked && step == prefixEnd + max(1, o.r1):
-            let window = SignalWindow(query: true, from: prefixEnd, to: step)
+        case let .refusedAtStart(prefixEnd, _):
             state = .refusedAtStart(prefixEnd: prefixEnd, checked: true)
             return Decision(check: SignalCheck(step: step, pMalicious: try probe(window), window: window, action: .none))
+        case .refused:
+            return nil
+        }
+    }
+
+    /// The window the check due at `step` classifies, or nil when none is due; what a
+    /// batched decoder probes for every sequence before it runs the checks.
+    func window(at step: Int) -> SignalWindow? {
+        let o = options
+        switch state {
+        case .benign where o.schedule.isCheck(step: step):
+            return SignalWindow(query: false, from: max(0, step - max(1, o.r2)), to: step)
+        case let .suspect(since, _):
+            return SignalWindow(query: false, from: max(0, since - max(1, o.r2)), to: min(step, since + max(0, o.r3)))
+        case let .refusedAtStart(prefixEnd, checked) where !checked && step == prefixEnd + max(1, o.r1):
+            return SignalWindow(query: true, from: prefixEnd, to: step)
         default:
             return nil
         }

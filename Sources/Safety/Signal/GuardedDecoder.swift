@@ -70,20 +70,29 @@ public final class GuardedDecoder: AnswerDecoder {
         return "calibrated with \(settings); this run checks with schedule \(options.schedule), τ \(options.tau)"
     }
 
-    public func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
-        let r = try generate(prompt: prompt, options: options)
-        return DecodedAnswer(tokens: r.tokens, text: r.text, guardTriggered: r.refusalAt != nil)
+    public func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer] {
+        try generate(prompts: prompts, options: options).map {
+            DecodedAnswer(tokens: $0.tokens, text: $0.text, guardTriggered: $0.refusalAt != nil)
+        }
     }
 
     /// P(malicious) of the CLS prediction on `prompt` alone (no generation).
     public func classify(prompt: [Int]) throws(ModelError) -> Float {
-        let run = try Run(self, prompt: prompt, capacity: prompt.count + 1)
-        return run.initialP
+        try prefill(prompt, into: KVCache(config: model.config, maxLength: prompt.count + 1)).pMalicious
     }
 
     /// Generates after `prompt` (ids without CLS; BOS and chat template included).
     public func generate(prompt: [Int], options gen: GenerationOptions) throws(ModelError) -> GuardedResult {
-        try decode(prompt: prompt, options: gen, thresholds: [threshold], rewrite: true).result
+        try generate(prompts: [prompt], options: [gen])[0]
+    }
+
+    /// Guarded decoding of each of `prompts` (with `options[i]`), up to `batch` at a time:
+    /// answer tokens and probes of the sequences that need them run as one forward per
+    /// step (`BatchedKVCache`); prefills and forced prefixes run per sequence. Each result
+    /// is what decoding that prompt alone gives (up to float summation order).
+    public func generate(prompts: [[Int]], options: [GenerationOptions], batch: Int = Generator.defaultBatch)
+        throws(ModelError) -> [GuardedResult] {
+        try decode(prompts: prompts, options: options, thresholds: [threshold], rewrite: true, batch: batch).map(\.result)
     }
 
     /// For each of `thresholds`, whether guarded decoding of `prompt` with it would insert
@@ -94,184 +103,260 @@ public final class GuardedDecoder: AnswerDecoder {
     /// shorter answer, once every threshold has intervened.
     public func interventions(prompt: [Int], thresholds: [Float], options gen: GenerationOptions) throws(ModelError)
         -> (answer: GuardedResult, intervenes: [Bool]) {
-        let (answer, insertions) = try decode(prompt: prompt, options: gen, thresholds: thresholds, rewrite: false)
-        return (answer, insertions.map { $0 != nil })
+        try interventions(prompts: [prompt], thresholds: thresholds, options: [gen])[0]
     }
 
-    /// Decodes `prompt` with one policy per threshold. With `rewrite` (one threshold) an
+    /// `interventions(prompt:thresholds:options:)` for each of `prompts`, decoded in batches.
+    public func interventions(prompts: [[Int]], thresholds: [Float], options: [GenerationOptions],
+                              batch: Int = Generator.defaultBatch) throws(ModelError) -> [(answer: GuardedResult, intervenes: [Bool])] {
+        try decode(prompts: prompts, options: options, thresholds: thresholds, rewrite: false, batch: batch).map {
+            ($0.result, $0.insertions.map { $0 != nil })
+        }
+    }
+
+    /// One prompt's decoding: its answer so far, its policies (one per threshold) and
+    /// where each inserted the refusal, and the logits predicting its next token.
+    private struct Sequence {
+        let prompt: Int
+        let promptCount: Int
+        let budget: Int
+        let options: GenerationOptions
+        let stops: Set<Int>
+        var rng: SeededRandom
+        var result = GuardedResult(tokens: [], text: "", stopReason: .maxTokens, trace: [], refusalAt: nil, probes: 0)
+        var policies: [GuardPolicy]
+        var insertions: [Int?]
+        var logits: [Float]
+        /// Probe results of the current step, shared by the policies.
+        var probed: [SignalWindow: Float] = [:]
+    }
+
+    /// Decodes `prompts` with one policy per threshold. With `rewrite` (one threshold) an
     /// insertion rewinds and forces the refusal prefix; without, the answer is never
     /// rewritten and a policy that inserts only records where and stops checking.
-    /// Returns the result (trace only with `rewrite`) and each policy's insertion point.
-    private func decode(prompt: [Int], options gen: GenerationOptions, thresholds: [Float],
-                        rewrite: Bool) throws(ModelError) -> (result: GuardedResult, insertions: [Int?]) {
+    /// Returns each prompt's result (trace only with `rewrite`) and its policies' insertion points.
+    ///
+    /// Each step, for every sequence still going: the checks due (their probes batched, in
+    /// rounds when a sequence's policies need different windows), then the next token, then
+    /// one batched forward feeding every sequence its token. A finished sequence's slot
+    /// takes the next prompt.
+    private func decode(prompts: [[Int]], options: [GenerationOptions], thresholds: [Float], rewrite: Bool,
+                        batch: Int) throws(ModelError) -> [(result: GuardedResult, insertions: [Int?])] {
         precondition(!rewrite || thresholds.count == 1, "GuardedDecoder: rewriting decodes with one threshold")
-        let budget = max(0, gen.maxTokens)
-        let run = try Run(self, prompt: prompt, capacity: 1 + prompt.count + budget + prefixIds.count + 1)
-        var result = GuardedResult(tokens: [], text: "", stopReason: .maxTokens, trace: [], refusalAt: nil, probes: 0)
-        var stops = gen.stopTokens
-        if gen.stopAtEndOfSequence {
-            if let eos = model.config.eosTokenId { stops.insert(eos) }
-            if let eos = tokenizer.eosTokenId { stops.insert(eos) }
-        }
-        var rng = SeededRandom(seed: gen.seed)
-        var logits = run.initialLogits
-        var policies = thresholds.map { GuardPolicy(options: options, threshold: $0) }
-        var insertions = [Int?](repeating: nil, count: thresholds.count)
+        precondition(options.count == prompts.count, "GuardedDecoder: \(options.count) options for \(prompts.count) prompts")
+        guard !prompts.isEmpty else { return [] }
+        let limit = model.config.maxPositions
+        let capacity = min(limit, zip(prompts, options).map { 2 + $0.count + max(0, $1.maxTokens) + prefixIds.count }.max()!)
+        let cache = BatchedKVCache(config: model.config, batch: max(1, min(batch, prompts.count)), maxLength: capacity)
+        var running = [Sequence?](repeating: nil, count: cache.slots.count)
+        var done = [(result: GuardedResult, insertions: [Int?])?](repeating: nil, count: prompts.count)
+        var queue = prompts.indices.makeIterator()
 
-        func insertRefusal(at t: Int) throws(ModelError) {
-            result.tokens.removeLast(result.tokens.count - t)
-            run.rollback(generated: t)
-            let room = max(0, model.config.maxPositions - run.length)
+        func finish(_ slot: Int) {
+            guard var s = running[slot] else { return }
+            var text = tokenizer.decode(s.result.tokens)
+            if case let .stopString(stop) = s.result.stopReason, let r = text.range(of: stop) { text = String(text[..<r.lowerBound]) }
+            s.result.text = text
+            done[s.prompt] = (s.result, s.insertions)
+            running[slot] = nil
+        }
+        /// Rewinds sequence `s` in `slot` to generated token `t` and forces the refusal prefix there.
+        func insertRefusal(_ s: inout Sequence, slot: Int, at t: Int) throws(ModelError) {
+            let kv = cache.slots[slot]
+            s.result.tokens.removeLast(s.result.tokens.count - t)
+            kv.truncate(to: min(kv.length, 1 + s.promptCount + t))
+            let room = max(0, limit - kv.length)
             let forced = Array(prefixIds.prefix(room))
-            if !forced.isEmpty { logits = try run.feed(forced) }
-            result.tokens += forced
-            result.refusalAt = t
+            if !forced.isEmpty { s.logits = try feed(forced, into: kv) }
+            s.result.tokens += forced
+            s.result.refusalAt = t
         }
         /// Records a decision of policy `k`; a rewriting decode acts on an insertion.
-        func apply(_ d: GuardPolicy.Decision, policy k: Int) throws(ModelError) {
+        func apply(_ d: GuardPolicy.Decision, policy k: Int, to s: inout Sequence, slot: Int) throws(ModelError) {
             guard rewrite else {
-                if let at = d.insertAt { insertions[k] = at }
+                if let at = d.insertAt { s.insertions[k] = at }
                 return
             }
-            result.trace.append(d.check)
+            s.result.trace.append(d.check)
             guard let at = d.insertAt else { return }
-            insertions[k] = at
-            try insertRefusal(at: at)
-            if at == 0 { policies[k].refusedAtStart(prefixEnd: result.tokens.count) }
+            s.insertions[k] = at
+            try insertRefusal(&s, slot: slot, at: at)
+            if at == 0 { s.policies[k].refusedAtStart(prefixEnd: s.result.tokens.count) }
         }
+        /// Fills free slots from the queue: prefill, and the query's own classification.
+        func refill() throws(ModelError) {
+            for slot in running.indices where running[slot] == nil {
+                guard let i = queue.next() else { return }
+                let kv = cache.slots[slot]
+                kv.reset()
+                let (p, logits) = try prefill(prompts[i], into: kv)
+                var stops = options[i].stopTokens
+                if options[i].stopAtEndOfSequence {
+                    if let eos = model.config.eosTokenId { stops.insert(eos) }
+                    if let eos = tokenizer.eosTokenId { stops.insert(eos) }
+                }
+                let budget = max(0, options[i].maxTokens)
+                var s = Sequence(prompt: i, promptCount: prompts[i].count, budget: budget, options: options[i], stops: stops,
+                                 rng: SeededRandom(seed: options[i].seed),
+                                 policies: thresholds.map { GuardPolicy(options: self.options, threshold: $0) },
+                                 insertions: [Int?](repeating: nil, count: thresholds.count), logits: logits)
+                if self.options.enabled {
+                    for k in s.policies.indices { try apply(s.policies[k].start(pMalicious: p, budget: budget), policy: k, to: &s, slot: slot) }
+                }
+                running[slot] = s
+            }
+        }
+        /// Why `s` ends after its latest token, if it does.
+        func stopReason(_ s: Sequence, slot: Int) -> StopReason? {
+            let token = s.result.tokens.last!
+            if !s.options.stopStrings.isEmpty, let hit = Generator.firstStop(in: tokenizer.decode(s.result.tokens), s.options.stopStrings) {
+                return .stopString(hit.stop)
+            }
+            if s.stops.contains(token) { return .stopToken(token) }
+            if s.result.tokens.count >= s.budget { return .maxTokens }
+            return cache.slots[slot].length >= limit ? .contextFull : nil
+        }
+        /// Whether policy `k` of `s` still checks.
+        func checking(_ s: Sequence, _ k: Int) -> Bool { rewrite || s.insertions[k] == nil }
 
-        if options.enabled {
-            for k in policies.indices { try apply(policies[k].start(pMalicious: run.initialP, budget: budget), policy: k) }
+        try refill()
+        while running.contains(where: { $0 != nil }) {
+            // The checks due before each sequence's next token.
+            var windows: [Int: [SignalWindow]] = [:]
+            for slot in running.indices {
+                guard let s = running[slot] else { continue }
+                let allInserted = !s.insertions.isEmpty && !s.insertions.contains(where: { $0 == nil })
+                if s.result.tokens.count >= s.budget || (!rewrite && self.options.enabled && allInserted) {
+                    finish(slot)
+                    continue
+                }
+                running[slot]!.probed.removeAll(keepingCapacity: true)
+                let step = s.result.tokens.count
+                guard self.options.enabled && step > 0 else { continue }
+                var needed: [SignalWindow] = []
+                for k in s.policies.indices where checking(s, k) {
+                    if let w = s.policies[k].window(at: step), !needed.contains(w) { needed.append(w) }
+                }
+                if !needed.isEmpty { windows[slot] = needed }
+            }
+            for round in 0..<(windows.values.map(\.count).max() ?? 0) {
+                let probes = windows.keys.sorted().compactMap { slot in
+                    windows[slot]!.count > round ? (slot, running[slot]!.promptCount, windows[slot]![round]) : nil
+                }
+                for (probe, p) in zip(probes, try self.probe(probes, in: cache)) {
+                    running[probe.0]!.probed[probe.2] = p
+                    running[probe.0]!.result.probes += 1
+                }
+            }
+            for slot in windows.keys.sorted() {
+                var s = running[slot]!
+                let step = s.result.tokens.count
+                let probed = s.probed
+                for k in s.policies.indices where checking(s, k) {
+                    if let d = try s.policies[k].check(step: step, probe: { probed[$0]! }) { try apply(d, policy: k, to: &s, slot: slot) }
+                }
+                running[slot] = s
+            }
+            // The next token of each sequence.
+            var fed: [Int] = []
+            for slot in running.indices {
+                guard var s = running[slot] else { continue }
+                if s.result.tokens.count < s.budget {
+                    let token = s.options.sampler.sample(s.logits, rng: &s.rng)
+                    s.result.tokens.append(token)
+                    if let stop = stopReason(s, slot: slot) {
+                        s.result.stopReason = stop
+                    } else {
+                        fed.append(slot)
+                        running[slot] = s
+                        continue
+                    }
+                }
+                running[slot] = s
+                finish(slot)
+            }
+            if !fed.isEmpty {
+                let logits = try step(fed.map { running[$0]!.result.tokens.last! }, slots: fed, in: cache)
+                for (slot, row) in zip(fed, logits) { running[slot]!.logits = row }
+            }
+            try refill()
         }
-        // Checks of one step, shared by the policies (kept across steps for its storage).
-        var probed: [SignalWindow: Float] = [:]
-        while result.tokens.count < budget {
-            if !rewrite && options.enabled && !insertions.isEmpty && !insertions.contains(where: { $0 == nil }) { break }
-            let step = result.tokens.count
-            if options.enabled && step > 0 {
-                probed.removeAll(keepingCapacity: true)
-                func probe(_ w: SignalWindow) throws(ModelError) -> Float {
-                    if let p = probed[w] { return p }
-                    let p = try run.probe(w)
-                    probed[w] = p
-                    result.probes += 1
-                    return p
-                }
-                for k in policies.indices where rewrite || insertions[k] == nil {
-                    if let d = try policies[k].check(step: step, probe: probe) { try apply(d, policy: k) }
-                }
-            }
-            if result.tokens.count >= budget { break }
-            let token = gen.sampler.sample(logits, rng: &rng)
-            result.tokens.append(token)
-            if !gen.stopStrings.isEmpty {
-                let text = tokenizer.decode(result.tokens)
-                if let hit = Self.firstStop(in: text, gen.stopStrings) {
-                    result.stopReason = .stopString(hit)
-                    break
-                }
-            }
-            if stops.contains(token) {
-                result.stopReason = .stopToken(token)
-                break
-            }
-            if result.tokens.count >= budget { break }
-            if run.length >= model.config.maxPositions {
-                result.stopReason = .contextFull
-                break
-            }
-            logits = try run.feed([token])
-        }
-        var text = tokenizer.decode(result.tokens)
-        if case let .stopString(s) = result.stopReason, let r = text.range(of: s) { text = String(text[..<r.lowerBound]) }
-        result.text = text
-        return (result, insertions)
+        return done.map { $0! }
     }
 
-    private static func firstStop(in text: String, _ stops: [String]) -> String? {
-        var best: (String, String.Index)?
-        for s in stops where !s.isEmpty {
-            if let r = text.range(of: s), best == nil || r.lowerBound < best!.1 { best = (s, r.lowerBound) }
+    /// Prefills `[CLS, prompt…]` into `cache` with the signal's attention pattern; returns
+    /// the CLS prediction and the logits predicting the first answer token.
+    private func prefill(_ prompt: [Int], into cache: KVCache) throws(ModelError) -> (pMalicious: Float, logits: [Float]) {
+        if prompt.isEmpty { throw .emptyInput }
+        let ids = [Int32(clamping: signal.clsTokenId)] + prompt.map { Int32(clamping: $0) }
+        try model.validate(ids: ids, length: ids.count)
+        if ids.count > cache.remaining { throw .sequenceTooLong(length: ids.count, limit: cache.remaining) }
+        defer { tape.reset() }
+        let mask = SignalMask.build(pattern: signal.pattern, batch: 1, length: ids.count,
+                                    promptLengths: [prompt.count], rowLengths: [prompt.count])
+        return tape.withoutGrad {
+            let hidden = model.hiddenStates(tape: tape, ids: ids, batch: 1, length: ids.count, mask: mask, cache: cache)
+            return (signal.maliciousProbability(hidden.value.data),
+                    model.logits(tape: tape, hidden: hidden, rows: [ids.count - 1]).value.scalars)
         }
-        return best?.0
     }
 
-    /// One decoding: the cache and the feeding of answer tokens and probes.
-    private final class Run {
-        let owner: GuardedDecoder
-        let cache: KVCache
-        let promptCount: Int
-        let initialP: Float
-        let initialLogits: [Float]
-
-        init(_ owner: GuardedDecoder, prompt: [Int], capacity: Int) throws(ModelError) {
-            self.owner = owner
-            let model = owner.model
-            if prompt.isEmpty { throw .emptyInput }
-            let ids = [Int32(clamping: owner.signal.clsTokenId)] + prompt.map { Int32(clamping: $0) }
-            try model.validate(ids: ids, length: ids.count)
-            promptCount = prompt.count
-            let cache = KVCache(config: model.config, maxLength: max(ids.count + 1, capacity))
-            self.cache = cache
-            let tape = owner.tape
-            defer { tape.reset() }
-            let mask = SignalMask.build(pattern: owner.signal.pattern, batch: 1, length: ids.count,
-                                        promptLengths: [prompt.count], rowLengths: [prompt.count])
-            let (p, logits) = tape.withoutGrad { () -> (Float, [Float]) in
-                let hidden = model.hiddenStates(tape: tape, ids: ids, batch: 1, length: ids.count, mask: mask, cache: cache)
-                let p = owner.signal.maliciousProbability(hidden.value.data)
-                let logits = model.logits(tape: tape, hidden: hidden, rows: [ids.count - 1]).value.scalars
-                return (p, logits)
-            }
-            initialP = p
-            initialLogits = logits
+    /// Feeds answer tokens to one sequence; returns the logits after the last one. Answer
+    /// tokens read CLS (row 0) only under the SFT pattern.
+    private func feed(_ tokens: [Int], into cache: KVCache) throws(ModelError) -> [Float] {
+        let ids = tokens.map { Int32(clamping: $0) }
+        try model.validate(ids: ids, length: ids.count, start: cache.length)
+        let n = cache.length
+        let mask: AttentionMask? = signal.pattern == .sft ? nil
+            : AttentionMask(batch: 1, queries: ids.count, keys: n + ids.count) { _, i, j in j != 0 && j <= n + i }
+        defer { tape.reset() }
+        return tape.withoutGrad {
+            let hidden = model.hiddenStates(tape: tape, ids: ids, batch: 1, length: ids.count, mask: mask, cache: cache)
+            return model.logits(tape: tape, hidden: hidden, rows: [ids.count - 1]).value.scalars
         }
+    }
 
-        /// Cache rows in use.
-        var length: Int { cache.length }
-
-        /// Feeds answer tokens; returns the logits after the last one.
-        func feed(_ tokens: [Int]) throws(ModelError) -> [Float] {
-            let model = owner.model
-            let ids = tokens.map { Int32(clamping: $0) }
-            try model.validate(ids: ids, length: ids.count, start: cache.length)
-            let n = cache.length
-            // Answer tokens read CLS (row 0) under the SFT pattern, so the causal rule is the mask.
-            let mask: AttentionMask? = owner.signal.pattern == .sft ? nil
-                : AttentionMask(batch: 1, queries: ids.count, keys: n + ids.count) { _, i, j in j != 0 && j <= n + i }
-            let tape = owner.tape
-            defer { tape.reset() }
-            return tape.withoutGrad {
-                let hidden = model.hiddenStates(tape: tape, ids: ids, batch: 1, length: ids.count, mask: mask, cache: cache)
-                return model.logits(tape: tape, hidden: hidden, rows: [ids.count - 1]).value.scalars
-            }
+    /// One token for each of `slots`, as one forward; returns each one's next logits.
+    private func step(_ tokens: [Int], slots: [Int], in cache: BatchedKVCache) throws(ModelError) -> [[Float]] {
+        cache.feed(slots)
+        let ids = tokens.map { Int32(clamping: $0) }
+        for (id, start) in zip(ids, cache.positions) { try model.validate(ids: [id], length: 1, start: start) }
+        let sft = signal.pattern == .sft
+        let mask = cache.stepMask { _, j in sft || j != 0 }
+        defer { tape.reset() }
+        return tape.withoutGrad {
+            let logits = model.logits(tape: tape, hidden: model.hiddenStates(tape: tape, ids: ids, batch: slots.count, length: 1,
+                                                                             mask: mask, cache: cache)).value
+            let vocab = logits.lastDim
+            return slots.indices.map { Array(UnsafeBufferPointer(start: logits.data + $0 * vocab, count: vocab)) }
         }
+    }
 
-        /// P(malicious) of a CLS query at position 0 that sees `window` (and itself); the cache is left as it was.
-        func probe(_ window: SignalWindow) throws(ModelError) -> Float {
-            let model = owner.model
-            let n = cache.length
-            let answerStart = 1 + promptCount
-            let lo = answerStart + window.from, hi = min(n, answerStart + window.to)
-            let query = window.query
-            let mask = AttentionMask(batch: 1, queries: 1, keys: n + 1) { _, _, j in
-                j == n || (query && j >= 1 && j < answerStart) || (j >= lo && j < hi)
-            }
-            let tape = owner.tape
-            defer {
-                tape.reset()
-                cache.truncate(to: n)
-            }
-            return tape.withoutGrad {
-                let hidden = model.hiddenStates(tape: tape, ids: [Int32(clamping: owner.signal.clsTokenId)], batch: 1, length: 1,
-                                                mask: mask, positions: [0], cache: cache)
-                return owner.signal.maliciousProbability(hidden.value.data)
-            }
+    /// P(malicious) of a CLS query at position 0 per (slot, its prompt's length, window):
+    /// the query sees its window (and itself), as one forward over the slots; the caches are
+    /// left as they were. Cache rows: 0 CLS, 1...P the prompt, then the answer.
+    private func probe(_ probes: [(slot: Int, promptCount: Int, window: SignalWindow)], in cache: BatchedKVCache)
+        throws(ModelError) -> [Float] {
+        guard !probes.isEmpty else { return [] }
+        cache.feed(probes.map(\.slot))
+        let lengths = cache.positions
+        let spans = zip(probes, lengths).map { p, n in
+            let answerStart = 1 + p.promptCount
+            return (query: p.window.query, answerStart: answerStart, lo: answerStart + p.window.from, hi: min(n, answerStart + p.window.to))
         }
-
-        /// Forgets generated tokens from index `generated` on.
-        func rollback(generated: Int) {
-            cache.truncate(to: min(cache.length, 1 + promptCount + generated))
+        let mask = cache.stepMask { r, j in
+            let w = spans[r]
+            return (w.query && j >= 1 && j < w.answerStart) || (j >= w.lo && j < w.hi)
+        }
+        let ids = [Int32](repeating: Int32(clamping: signal.clsTokenId), count: probes.count)
+        defer {
+            tape.reset()
+            for (p, n) in zip(probes, lengths) { cache.slots[p.slot].truncate(to: n) }
+        }
+        return tape.withoutGrad {
+            let hidden = model.hiddenStates(tape: tape, ids: ids, batch: probes.count, length: 1, mask: mask,
+                                            positions: [Int32](repeating: 0, count: probes.count), cache: cache).value
+            return probes.indices.map { signal.maliciousProbability(hidden.data + $0 * hidden.lastDim) }
         }
     }
 }

@@ -82,8 +82,18 @@ public final class AttackRunner {
         for attack in attacks where !prompts.isEmpty {
             let began = Date()
             var hits = 0
-            for (i, p) in prompts.enumerated() {
-                if try succeeds(attack, p, index: i, report: &report) { hits += 1 }
+            switch attack {
+            case .direct, .prefill:
+                // One request per prompt: decoded as one batch.
+                let prefills = prompts.map { attack == .prefill ? $0.prefill ?? options.affirmative : "" }
+                let answers = try evaluator.respond(zip(prompts, prefills).map { Evaluator.Request($0.prompt, prefill: $1) })
+                for ((p, prefill), a) in zip(zip(prompts, prefills), answers) where judged(attack, p, prefill, a, report: &report) {
+                    hits += 1
+                }
+            case .decoding, .suffix:
+                for (i, p) in prompts.enumerated() {
+                    if try succeeds(attack, p, index: i, report: &report) { hits += 1 }
+                }
             }
             report.attacks.append(AttackOutcome(attack: attack.rawValue, guarded: evaluator.decoder.isGuarded,
                                                 success: Rate(count: prompts.count, hits: hits),
@@ -93,32 +103,37 @@ public final class AttackRunner {
         return report
     }
 
+    /// Judges `a`, the answer to `p` (with `suffix`) after `prefill`, and keeps it in the report.
+    private func judged(_ attack: AttackKind, _ p: EvaluationPrompt, _ prefill: String, _ a: DecodedAnswer, suffix: String = "",
+                        report: inout EvaluationReport) -> Bool {
+        let ok = evaluator.complies(prefill: prefill, answer: a.text)
+        var shown = p
+        shown.prompt += suffix
+        evaluator.keep(&report, attack.rawValue, shown, prefill, a, ok ? "complied" : "refused")
+        return ok
+    }
+
+    /// Whether a sequential attack (sampling settings, suffix search) succeeds on `p`.
     private func succeeds(_ attack: AttackKind, _ p: EvaluationPrompt, index: Int, report: inout EvaluationReport) throws(EvaluationError) -> Bool {
         func judged(_ prefill: String, _ a: DecodedAnswer, suffix: String = "") -> Bool {
-            let ok = evaluator.complies(prefill: prefill, answer: a.text)
-            var shown = p
-            shown.prompt += suffix
-            evaluator.keep(&report, attack.rawValue, shown, prefill, a, ok ? "complied" : "refused")
-            return ok
+            self.judged(attack, p, prefill, a, suffix: suffix, report: &report)
         }
         switch attack {
-        case .direct:
-            return judged("", try evaluator.respond(p.prompt))
-        case .prefill:
-            let prefill = p.prefill ?? options.affirmative
-            return judged(prefill, try evaluator.respond(p.prompt, prefill: prefill))
+        case .direct, .prefill:
+            preconditionFailure("direct and prefill attacks run batched")
         case .decoding:
+            // Every sampling setting as one batch; judged in order up to the first success.
             var seed = options.seed &+ UInt64(index) &* 1_000
+            var requests: [Evaluator.Request] = []
             for t in options.temperatures {
                 for topP in options.topPs {
                     for _ in 0..<max(1, options.samplesPerSetting) {
                         seed &+= 1
-                        let a = try evaluator.respond(p.prompt, sampler: Sampler(temperature: t, topP: topP), seed: seed)
-                        if judged("", a) { return true }
+                        requests.append(Evaluator.Request(p.prompt, sampler: Sampler(temperature: t, topP: topP), seed: seed))
                     }
                 }
             }
-            return false
+            return try evaluator.respond(requests).contains { judged("", $0) }
         case .suffix:
             var rng = SeededRandom(seed: options.seed &+ UInt64(index) &* 7_919)
             var best: (suffix: [Int], score: Float)?
