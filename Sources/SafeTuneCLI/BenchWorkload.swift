@@ -207,7 +207,7 @@ struct BenchWorkload {
                     ? try prompts.map { try generator.generate(prompt: $0, options: options) }
                     : try generator.generate(prompts: prompts, options: Array(repeating: options, count: prompts.count))
             } catch {
-                throw .generationFailed(reason: error.description)
+                throw .generationFailed(reason: "\(error)")
             }
             guard results.allSatisfy({ $0.tokens.count == Self.promptSetTokens }) else {
                 throw .generationFailed(reason: "an answer stopped before \(Self.promptSetTokens) tokens")
