@@ -7,7 +7,8 @@ import Safety
 import Tokenizers
 import Training
 
-/// `safetune generate MODEL --prompt TEXT`: text generation from a model folder.
+/// `safetune generate MODEL --prompt TEXT`: text generation from a model folder;
+/// `--prompts FILE --output FILE` answers every prompt of a JSONL file, in batches.
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
@@ -17,7 +18,16 @@ struct GenerateCommand: ParsableCommand {
     var model: String
 
     @Option(help: "Prompt text.")
-    var prompt: String
+    var prompt: String?
+
+    @Option(help: "JSONL file of prompts (`{\"prompt\": ...}` per line, other keys kept): answers them all, decoded in batches, into --output.")
+    var prompts: String?
+
+    @Option(help: "With --prompts: the JSONL file to write, each input record with its `completion` added (training data).")
+    var output: String?
+
+    @Option(help: "With --prompts: sequences decoded side by side.")
+    var batch = Generator.defaultBatch
 
     @Option(help: "Most tokens to generate.")
     var maxTokens: Int = 128
@@ -55,6 +65,9 @@ struct GenerateCommand: ParsableCommand {
         if temperature < 0 || !temperature.isFinite { throw ValidationError("--temperature must be a finite number ≥ 0") }
         if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1") }
         if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+        if (prompt == nil) == (prompts == nil) { throw ValidationError("give either --prompt or --prompts") }
+        if prompts != nil, output == nil { throw ValidationError("--prompts needs --output") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
     }
 
     /// The guard for `loaded`: its checkpoint's signal, or (with a warning) a fresh untrained one.
@@ -112,14 +125,14 @@ struct GenerateCommand: ParsableCommand {
         guard let tokenizer = loaded.tokenizer else {
             throw ValidationError("\(model): no tokenizer.json; generate needs one")
         }
-        var text = prompt
+        var render = { (prompt: String) in prompt }
         var stopTokens: Set<Int> = []
         // A checkpoint answers as it was trained to only behind its training template; a
         // model that ships its own chat template answers behind that one.
         let stored = loaded.checkpoint.chatTemplate == nil ? nil : "auto"
         if let template = template ?? loaded.checkpoint.provenance?.regime?.template ?? stored, template.lowercased() != "none" {
             let chat = try ChatTemplate.named(template, tokenizer: tokenizer)
-            text = chat.prompt(prompt)
+            render = { chat.prompt($0) }
             if let end = tokenizer.id(of: chat.endOfTurn) { stopTokens.insert(end) }
         }
         let options = GenerationOptions(
@@ -128,7 +141,13 @@ struct GenerateCommand: ParsableCommand {
         // The token that ends the answer is not part of it.
         let ends = stopTokens.union([tokenizer.eosTokenId].compactMap { $0 })
         // A calibrated guard is part of how the checkpoint is meant to answer.
-        if guarded ?? (loaded.checkpoint.signal.map(SafetySignal.isCalibrated) ?? false) {
+        let guarding = guarded ?? (loaded.checkpoint.signal.map(SafetySignal.isCalibrated) ?? false)
+        if let prompts, let output {
+            return try answerFile(prompts, into: output, loaded: loaded, tokenizer: tokenizer, render: render, options: options,
+                                  ends: ends, guarding: guarding)
+        }
+        let text = render(prompt ?? "")
+        if guarding {
             return try runGuarded(loaded, tokenizer: tokenizer, text: text, options: options, ends: ends)
         }
         let promptIds = tokenizer.encode(text)
@@ -153,6 +172,55 @@ struct GenerateCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data("\n".utf8))
             if case .stopString = result.stopReason {} else { return }
             FileHandle.standardError.write(Data("[stopped at \(result.stopReason)]\n".utf8))
+        }
+    }
+}
+
+extension GenerateCommand {
+    /// Answers every record of the JSONL file `path` and writes them, each with its
+    /// `completion`, to `output` (atomically: a failed run leaves no partial file).
+    private func answerFile(_ path: String, into output: String, loaded: ModelBundle, tokenizer: Tokenizer,
+                            render: (String) -> String, options: GenerationOptions, ends: Set<Int>, guarding: Bool) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure.report("\(path): cannot be read") }
+        var records: [[(String, JSONValue)]] = [], ids: [[Int]] = []
+        for (n, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }) else { continue }
+            let value: JSONValue
+            do { value = try JSONParser.parse(Data(line)) } catch {
+                throw CommandFailure.report("\(path):\(n + 1): not JSON (\(error.reason))")
+            }
+            guard case let .object(pairs) = value, case let .string(text)? = value["prompt"] else {
+                throw CommandFailure.report("\(path):\(n + 1): a record needs a \"prompt\" string")
+            }
+            records.append(pairs.filter { $0.0 != "completion" })
+            ids.append(tokenizer.encode(render(text)))
+        }
+        let start = Date()
+        let all = Array(repeating: options, count: ids.count)
+        let answers: [(tokens: [Int], text: String)]
+        if guarding {
+            let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
+            answers = try decoder.generate(prompts: ids, options: all, batch: batch).map { ($0.tokens, $0.text) }
+        } else {
+            answers = try Generator(model: loaded.model, tokenizer: tokenizer).generate(prompts: ids, options: all, batch: batch)
+                .map { ($0.tokens, $0.text ?? "") }
+        }
+        var out = ""
+        for (record, answer) in zip(records, answers) {
+            // The token that ends the answer is not part of it.
+            let text = answer.tokens.last.map(ends.contains) == true ? tokenizer.decode(Array(answer.tokens.dropLast())) : answer.text
+            out += JSONValue.object(record + [("completion", .string(text))]).line + "\n"
+        }
+        do { try Data(out.utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
+            throw CommandFailure.report("\(output): cannot be written (\(error.localizedDescription))")
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let tokens = answers.reduce(0) { $0 + $1.tokens.count }
+        if json {
+            try printJSON(["prompts": ids.count, "output": output, "tokens": tokens, "seconds": seconds, "guarded": guarding])
+        } else {
+            FileHandle.standardError.write(Data(String(format: "%d prompts answered into %@: %d tokens in %.1f s (%.0f tokens/s)\n",
+                                                       ids.count, output, tokens, seconds, Double(tokens) / max(seconds, 1e-9)).utf8))
         }
     }
 }

@@ -11,7 +11,7 @@ import Testing
     }
 
     @Test func paddingKeepsRowsIntactAndMasksPadding() {
-        let b = Batcher(examples: Self.examples, batchSize: 4, seqLen: 64, packing: false, seed: 1, padId: 0, separatorId: 0)
+        let b = Batcher(examples: Self.examples, batchSize: 4, seqLen: 64, packing: false, seed: 1, padId: 0)
         #expect(b.batchesPerEpoch == 2)
         let batch = b.batch(epoch: 0, index: 1)
         #expect(batch.length % 8 == 0 && batch.length >= batch.rowLengths.max()!)
@@ -28,20 +28,39 @@ import Testing
         #expect(b.permutation(epoch: 0) != b.permutation(epoch: 1))
     }
 
-    @Test func packingFillsRowsWithSeparatedExamples() {
-        let b = Batcher(examples: Self.examples, batchSize: 2, seqLen: 16, packing: true, seed: 1, padId: 0, separatorId: 9)
-        let total = Self.examples.reduce(0) { $0 + $1.ids.count + 1 }
-        #expect(b.batchesPerEpoch == total / 16 / 2)
-        var stream: [Int32] = []
-        for i in 0..<b.batchesPerEpoch {
-            let batch = b.batch(epoch: 0, index: i)
-            #expect(batch.batch == 2 && batch.length == 16 && batch.rowLengths == [16, 16])
-            stream += batch.ids
+    /// A packed batch holds the unpacked batch's examples, whole and in fewer rows; each
+    /// example after the first in a row has its first label masked.
+    @Test func packingLaysTheBatchesExamplesWholeIntoFewerRows() {
+        let plain = Batcher(examples: Self.examples, batchSize: 5, seqLen: 16, packing: false, seed: 1, padId: 0)
+        let packed = Batcher(examples: Self.examples, batchSize: 5, seqLen: 16, packing: true, seed: 1, padId: 0)
+        #expect(packed.batchesPerEpoch == plain.batchesPerEpoch)
+        for i in 0..<packed.batchesPerEpoch {
+            let p = packed.batch(epoch: 0, index: i), u = plain.batch(epoch: 0, index: i)
+            let segments = try! #require(p.segments)
+            #expect(p.batch < u.batch && segments.allSatisfy { $0.reduce(0, +) <= 16 })
+            var found: [[Int32]] = []
+            for (r, row) in segments.enumerated() {
+                var start = r * p.length
+                for (k, n) in row.enumerated() {
+                    let ids = Array(p.ids[start..<start + n])
+                    let e = try! #require(Self.examples.first { $0.ids == ids })
+                    var labels = e.labels
+                    if k > 0 { labels[0] = -100 }
+                    #expect(Array(p.labels[start..<start + n]) == labels)
+                    found.append(ids)
+                    start += n
+                }
+                #expect(p.rowLengths[r] == row.reduce(0, +))
+            }
+            let unpacked = (0..<u.batch).map { Array(u.ids[$0 * u.length..<$0 * u.length + u.rowLengths[$0]]) }
+            #expect(Set(found) == Set(unpacked) && found.count == unpacked.count)
+            // The second example of a shared row reads itself from position 0, not the first.
+            let attention = try! #require(p.attention)
+            let r = try! #require(segments.firstIndex { $0.count > 1 })
+            let second = segments[r][0]
+            #expect(attention.mask.isAllowed(r, second, second) && !attention.mask.isAllowed(r, second, second - 1))
+            #expect(attention.positions[r * p.length + second] == 0 && attention.positions[r * p.length + second + 1] == 1)
         }
-        // The stream is the epoch's examples in order, each followed by the separator.
-        var expected: [Int32] = []
-        for i in b.permutation(epoch: 0) { expected += Self.examples[i].ids + [9] }
-        #expect(stream == Array(expected[0..<stream.count]))
     }
 
     @Test func weightsSetHowOftenAnEpochShowsEachExample() {
@@ -51,7 +70,7 @@ import Testing
             w.weight = i < 5 ? 3 : 0.5
             return w
         }
-        let b = Batcher(examples: weighted, batchSize: 3, seqLen: 64, packing: false, seed: 7, padId: 0, separatorId: 0)
+        let b = Batcher(examples: weighted, batchSize: 3, seqLen: 64, packing: false, seed: 7, padId: 0)
         #expect(b.batchesPerEpoch == 6)
         var seen = [Int](repeating: 0, count: weighted.count)
         let epochs = 8
@@ -66,7 +85,7 @@ import Testing
         for i in 5..<10 { #expect((2...6).contains(seen[i]), "example \(i): \(seen[i])") }
         #expect(seen[0..<5].reduce(0, +) > 4 * seen[5...].reduce(0, +))
         // Weight 1 everywhere is the plain permutation (unweighted runs are unchanged).
-        let plain = Batcher(examples: Self.examples, batchSize: 3, seqLen: 64, packing: false, seed: 7, padId: 0, separatorId: 0)
+        let plain = Batcher(examples: Self.examples, batchSize: 3, seqLen: 64, packing: false, seed: 7, padId: 0)
         #expect(plain.permutation(epoch: 2).sorted() == Array(0..<10))
     }
 }

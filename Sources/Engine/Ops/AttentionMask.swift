@@ -33,6 +33,31 @@ public struct AttentionMask: Sendable, Equatable {
         AttentionMask(batch: batch, queries: queries, keys: keys) { _, i, j in j <= keys - queries + i }
     }
 
+    /// Causal attention within each segment of a packed row: row b holds sequences of
+    /// `segments[b]` tokens one after another (the rest is padding, which reads nothing);
+    /// a query reads the keys of its own segment up to itself. `[batch, length, length]`.
+    public static func blockCausal(segments: [[Int]], length: Int) -> AttentionMask {
+        var flags = [UInt8](repeating: 0, count: segments.count * length * length)
+        flags.withUnsafeMutableBufferPointer { f in
+            for (b, row) in segments.enumerated() {
+                var start = 0
+                for n in row {
+                    precondition(n >= 0 && start + n <= length, "AttentionMask: segments \(row) exceed length \(length)")
+                    for i in start..<start + n { (f.baseAddress! + (b * length + i) * length + start).update(repeating: 1, count: i - start + 1) }
+                    start += n
+                }
+            }
+        }
+        return AttentionMask(batch: segments.count, queries: length, keys: length, flags: flags)
+    }
+
+    private init(batch: Int, queries: Int, keys: Int, flags: [UInt8]) {
+        self.batch = batch
+        self.queries = queries
+        self.keys = keys
+        allowed = flags
+    }
+
     /// Whether query `i` of sequence `b` may read key `j`.
     public func isAllowed(_ b: Int, _ i: Int, _ j: Int) -> Bool {
         allowed[(b * queries + i) * keys + j] != 0

@@ -53,6 +53,13 @@ public indirect enum JSONValue: Sendable, Equatable {
         return Data(out)
     }
 
+    /// The value on one line with no spaces (a JSONL record).
+    public var line: String {
+        var out = [UInt8]()
+        write(into: &out, indent: nil)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     private var isScalar: Bool {
         switch self {
         case .array, .object: return false
@@ -60,7 +67,8 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    private func write(into out: inout [UInt8], indent: Int) {
+    /// Writes the value; `indent` nil writes it on one line.
+    private func write(into out: inout [UInt8], indent: Int?) {
         switch self {
         case .null: out.append(contentsOf: Array("null".utf8))
         case .bool(let b): out.append(contentsOf: Array((b ? "true" : "false").utf8))
@@ -76,10 +84,10 @@ public indirect enum JSONValue: Sendable, Equatable {
         case .string(let s): JSONValue.writeString(s, into: &out)
         case .array(let items):
             if items.isEmpty { out.append(contentsOf: [0x5B, 0x5D]); return }
-            if items.allSatisfy(\.isScalar) {
+            guard let indent, !items.allSatisfy(\.isScalar) else {
                 out.append(0x5B)
                 for (i, item) in items.enumerated() {
-                    if i > 0 { out.append(contentsOf: [0x2C, 0x20]) }
+                    if i > 0 { out.append(contentsOf: indent == nil ? [0x2C] : [0x2C, 0x20]) }
                     item.write(into: &out, indent: indent)
                 }
                 out.append(0x5D)
@@ -96,6 +104,17 @@ public indirect enum JSONValue: Sendable, Equatable {
             out.append(0x5D)
         case .object(let pairs):
             if pairs.isEmpty { out.append(contentsOf: [0x7B, 0x7D]); return }
+            guard let indent else {
+                out.append(0x7B)
+                for (i, (key, value)) in pairs.enumerated() {
+                    if i > 0 { out.append(0x2C) }
+                    JSONValue.writeString(key, into: &out)
+                    out.append(0x3A)
+                    value.write(into: &out, indent: nil)
+                }
+                out.append(0x7D)
+                return
+            }
             out.append(0x7B)
             for (i, (key, value)) in pairs.enumerated() {
                 out.append(contentsOf: i == 0 ? [0x0A] : [0x2C, 0x0A])

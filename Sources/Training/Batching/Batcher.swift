@@ -3,10 +3,13 @@ import Engine
 /// Deterministic batching: each epoch is a permutation drawn from `(seed, epoch)`, so a
 /// resumed run sees exactly the batches an uninterrupted one would.
 ///
-/// Without packing, every row is one example, truncated to `seqLen` and right-padded to
-/// the longest row of its batch (rounded up to a multiple of 8) (causal attention never lets real tokens see the padding
-/// that follows them, and padding carries no loss). With packing, examples are joined
-/// (each ends with `separatorId`) into a stream cut into full `seqLen` rows.
+/// A batch is `batchSize` examples of the permutation, each truncated to `seqLen`. Without
+/// packing, every row is one example, right-padded to the longest row of its batch (rounded
+/// up to a multiple of 8; causal attention never lets real tokens see the padding that
+/// follows them, and padding carries no loss). With packing, the same examples are laid
+/// whole, end to end, into as few rows of at most `seqLen` as first-fit-decreasing finds,
+/// each attending only to itself (`Batch.attention`): the same loss and gradients as the
+/// unpacked batch, without the FLOPs spent on padding.
 ///
 /// An example's `weight` (its file's `weight` in the recipe) is how many times an epoch
 /// shows it on average: ⌊w⌋ times, plus once more in a share w − ⌊w⌋ of the epochs, spread
@@ -19,91 +22,74 @@ public struct Batcher: Sendable {
     public let packing: Bool
     public let seed: UInt64
     public let padId: Int32
-    public let separatorId: Int32
     /// Whether every example has weight 1 (each epoch is then a plain permutation).
     private let unweighted: Bool
     /// Examples in one epoch: the weights' sum, rounded.
     private let epochExamples: Int
 
-    public init(examples: [EncodedExample], batchSize: Int, seqLen: Int, packing: Bool, seed: UInt64,
-                padId: Int32, separatorId: Int32) {
+    public init(examples: [EncodedExample], batchSize: Int, seqLen: Int, packing: Bool, seed: UInt64, padId: Int32) {
         self.examples = examples
         self.batchSize = batchSize
         self.seqLen = seqLen
         self.packing = packing
         self.seed = seed
         self.padId = padId
-        self.separatorId = separatorId
         unweighted = examples.allSatisfy { $0.weight == 1 }
         epochExamples = unweighted ? examples.count : max(1, Int(examples.reduce(0) { $0 + $1.weight }.rounded()))
     }
 
     /// Examples longer than `seqLen` (truncated).
-    public var truncatedCount: Int { packing ? 0 : examples.count { $0.ids.count > seqLen } }
+    public var truncatedCount: Int { examples.count { $0.ids.count > seqLen } }
 
     /// Micro-batches in one epoch (the last, partial batch is dropped unless it is the only one).
-    public var batchesPerEpoch: Int {
-        let rows = packing ? packedRowCount : epochExamples
-        return max(1, rows / batchSize)
-    }
-
-    private var packedRowCount: Int {
-        max(1, Int(examples.reduce(0) { $0 + $1.weight * Double($1.ids.count + 1) } / Double(seqLen)))
-    }
+    public var batchesPerEpoch: Int { max(1, epochExamples / batchSize) }
 
     /// The `index`-th micro-batch of `epoch`.
     public func batch(epoch: Int, index: Int) -> Batch {
         let order = permutation(epoch: epoch)
-        if packing { return packedBatch(order: order, index: index) }
         let lo = (index % batchesPerEpoch) * batchSize
-        let rows = (lo..<min(lo + batchSize, order.count)).map { examples[order[$0]] }
+        let chosen = (lo..<min(lo + batchSize, order.count)).map { examples[order[$0]] }
+        // Rows: one example each, or examples packed whole (longest first into the first row with room).
+        var rows: [[EncodedExample]] = []
+        if packing {
+            var used: [Int] = []
+            for e in chosen.sorted(by: { min($0.ids.count, seqLen) > min($1.ids.count, seqLen) }) {
+                let n = min(e.ids.count, seqLen)
+                if let r = used.firstIndex(where: { $0 + n <= seqLen }) {
+                    rows[r].append(e)
+                    used[r] += n
+                } else {
+                    rows.append([e])
+                    used.append(n)
+                }
+            }
+        } else {
+            rows = chosen.map { [$0] }
+        }
         // Rounded up to a multiple of 8: fewer distinct shapes for the buffer pool and kernels.
-        let longest = rows.map { min($0.ids.count, seqLen) }.max() ?? 1
+        let longest = rows.map { $0.reduce(0) { $0 + min($1.ids.count, seqLen) } }.max() ?? 1
         let length = min(seqLen, (longest + 7) / 8 * 8)
         var out = Batch(batch: rows.count, length: length,
                         ids: [Int32](repeating: padId, count: rows.count * length),
                         labels: [Int32](repeating: -100, count: rows.count * length),
-                        rowLengths: [], promptLengths: [], safetyClasses: [])
-        for (r, e) in rows.enumerated() {
-            let n = min(e.ids.count, length)
-            for t in 0..<n {
-                out.ids[r * length + t] = e.ids[t]
-                out.labels[r * length + t] = e.labels[t]
+                        rowLengths: [], promptLengths: [], safetyClasses: [], segments: packing ? [] : nil)
+        for (r, row) in rows.enumerated() {
+            var start = r * length
+            for (k, e) in row.enumerated() {
+                let n = min(e.ids.count, seqLen)
+                for t in 0..<n {
+                    out.ids[start + t] = e.ids[t]
+                    // Nothing before an example's first token may predict it.
+                    out.labels[start + t] = t == 0 && k > 0 ? -100 : e.labels[t]
+                }
+                start += n
             }
-            out.rowLengths.append(n)
-            out.promptLengths.append(min(e.promptLength, n))
-            out.safetyClasses.append(e.safetyClass)
+            out.rowLengths.append(start - r * length)
+            out.promptLengths.append(packing ? 0 : min(row[0].promptLength, length))
+            out.safetyClasses.append(packing ? nil : row[0].safetyClass)
+            out.segments?.append(row.map { min($0.ids.count, seqLen) })
         }
         return out
-    }
-
-    private func packedBatch(order: [Int], index: Int) -> Batch {
-        // The epoch's stream, cut into rows; rows for this batch only are materialised.
-        let first = (index % batchesPerEpoch) * batchSize * seqLen
-        let needed = batchSize * seqLen
-        var ids: [Int32] = [], labels: [Int32] = []
-        ids.reserveCapacity(needed)
-        labels.reserveCapacity(needed)
-        var position = 0
-        outer: for i in order {
-            let e = examples[i]
-            let span = e.ids.count + 1
-            if position + span <= first { position += span; continue }
-            for t in 0..<span {
-                if position >= first {
-                    ids.append(t < e.ids.count ? e.ids[t] : separatorId)
-                    labels.append(t < e.ids.count ? e.labels[t] : separatorId)
-                    if ids.count == needed { break outer }
-                }
-                position += 1
-            }
-        }
-        let rows = max(1, ids.count / seqLen)
-        let count = rows * seqLen
-        while ids.count < count { ids.append(padId); labels.append(-100) }
-        return Batch(batch: rows, length: seqLen, ids: Array(ids.prefix(count)), labels: Array(labels.prefix(count)),
-                     rowLengths: Array(repeating: seqLen, count: rows), promptLengths: Array(repeating: 0, count: rows),
-                     safetyClasses: Array(repeating: nil, count: rows))
     }
 
     /// The epoch's example indices (each as often as its weight gives), shuffled by

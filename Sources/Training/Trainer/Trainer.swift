@@ -81,7 +81,7 @@ public final class Trainer {
         guard !train.isEmpty else { throw TrainerError.noTrainableTokens }
         let seqLen = min(setup.seqLen, bundle.model.config.maxPositions)
         batcher = Batcher(examples: train, batchSize: setup.batchSize, seqLen: seqLen,
-                          packing: setup.packing, seed: setup.seed, padId: pad, separatorId: pad)
+                          packing: setup.packing, seed: setup.seed, padId: pad)
         evalExamples = setup.eval.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
 
         microBatches = setup.gradAccum
@@ -216,7 +216,7 @@ public final class Trainer {
         var metrics: [String: Double] = [:]
         if !evalExamples.isEmpty {
             let eval = Batcher(examples: evalExamples, batchSize: setup.batchSize, seqLen: batcher.seqLen,
-                               packing: false, seed: 0, padId: batcher.padId, separatorId: batcher.separatorId)
+                               packing: false, seed: 0, padId: batcher.padId)
             let count = min(eval.batchesPerEpoch, setup.evalMaxBatches > 0 ? setup.evalMaxBatches : .max)
             var sum = 0.0
             tape.withoutGrad {

@@ -47,7 +47,9 @@ public final class LanguageModelObjective: TrainingObjective {
     public var namedParameters: [(String, Variable)] { [] }
 
     public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float]) {
-        let loss = model.loss(tape: tape, ids: batch.ids, labels: batch.labels, batch: batch.batch, length: batch.length)
+        let packed = batch.attention
+        let loss = model.loss(tape: tape, ids: batch.ids, labels: batch.labels, batch: batch.batch, length: batch.length,
+                              mask: packed?.mask, positions: packed?.positions)
         return (loss, ["lm_loss": loss.value[flat: 0]])
     }
 }
