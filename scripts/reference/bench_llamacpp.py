@@ -22,8 +22,8 @@ import json
 import os
 import random
 import resource
-import statistics
-import time
+
+from common import time_repetitions
 
 PROMPT = 16
 NEW = 64
@@ -34,33 +34,29 @@ def bench(path, threads, steps, warmup):
     import numpy as np
 
     llm = llama_cpp.Llama(model_path=path, n_ctx=PROMPT + NEW + 8, n_threads=threads, n_threads_batch=threads,
-                          n_batch=PROMPT, logits_all=False, verbose=False)
+                          n_batch=PROMPT, verbose=False)
+    vocab = llm.n_vocab()
     rng = random.Random(1)
-    prompt = [rng.randrange(llm.n_vocab() - 1) for _ in range(PROMPT)]
+    prompt = [rng.randrange(vocab - 1) for _ in range(PROMPT)]
+
+    def last_logits():
+        # The context's own buffer: without logits_all, Llama.eval keeps no copy.
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(vocab,))
 
     def run():
         llm.reset()
         llm.eval(prompt)
         out = []
         for _ in range(NEW):
-            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            token = int(np.argmax(last_logits()))
             out.append(token)
             llm.eval([token])
         return out
 
-    load_before = os.getloadavg()[0]
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    timing = time_repetitions(run, steps, warmup)
     return dict(file=os.path.basename(path), mode="generate", batch=1, prompt=PROMPT, new_tokens=NEW, threads=threads,
-                tokens_per_s=NEW / median, median_s=median, min_s=min(times), max_s=max(times), steps=steps, warmup=warmup,
+                tokens_per_s=NEW / timing["median_s"], **timing,
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
                 llama_cpp_python=llama_cpp.__version__)
 
 

@@ -47,12 +47,11 @@ import json
 import os
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import time
 
-from common import SMOLLM2_FILE, smollm2_gguf_path
+from common import SMOLLM2_FILE, smollm2_gguf_path, time_repetitions
 
 CONFIGS = {
     # name: layers, d_model, heads, vocab, context, batch
@@ -217,26 +216,13 @@ def worker(config_name, mode, threads, steps, warmup, smollm2_gguf):
 
         work = GEN_NEW
 
-    load_before = os.getloadavg()[0]
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    timing = time_repetitions(run, steps, warmup)
     row.update(
-        tokens_per_s=work / median,
-        median_s=median,
-        min_s=min(times),
-        max_s=max(times),
-        steps=steps,
-        warmup=warmup,
+        tokens_per_s=work / timing["median_s"],
+        **timing,
         # ru_maxrss is in KiB on Linux; the process peak includes the interpreter and torch.
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         rss_after_model_mb=rss_model_mb,
-        loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
         torch=torch.__version__,
     )
     print(json.dumps(row), flush=True)

@@ -1,5 +1,5 @@
-"""Helpers shared by the reference scripts: the model cache's SmolLM2 path and the
-`--out/--only/--check` driver of the fixture writers."""
+"""Helpers shared by the reference scripts: the model cache's SmolLM2 path, the timing loop
+of the benchmarks and the `--out/--only/--check` driver of the fixture writers."""
 
 import argparse
 import filecmp
@@ -10,6 +10,24 @@ import sys
 import tempfile
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def time_repetitions(run, steps, warmup):
+    """`warmup` untimed calls of `run`, then `steps` timed ones: the timing fields of a
+    benchmark row (median, min, max seconds, repetitions, 1-minute load before and after)."""
+    import statistics
+    import time
+
+    load_before = os.getloadavg()[0]
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return dict(median_s=statistics.median(times), min_s=min(times), max_s=max(times), steps=steps, warmup=warmup,
+                loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)])
 
 
 def smollm2_gguf_path():

@@ -7,7 +7,8 @@ practitioner would on a CPU:
   - each record rendered with the model's chat template (system turn included), the loss on
     the answer tokens only (prompt tokens labelled -100), at most --seq-len tokens;
   - LoRA r --rank, alpha 2·r, dropout 0, on q/k/v/o_proj and gate/up/down_proj;
-  - AdamW (lr --lr, weight decay 0), constant learning rate, batch --batch;
+  - AdamW (lr --lr, weight decay 0), constant learning rate, gradients clipped to norm 1
+    (transformers' default), batch --batch;
   - batches grouped by length (transformers' LengthGroupedSampler scheme: a seeded shuffle,
     mega-batches of 50 batches each sorted by length, padded to their longest row), so
     little compute goes to padding; --grouping none pads random batches instead.
@@ -79,7 +80,8 @@ def main():
                  for i in sorted(order[k:k + mega], key=lambda i: -len(examples[i][0]))]
     batches = [order[k:k + args.batch] for k in range(0, len(order), args.batch)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
     model.train()
     tokens = trained = 0
     loss_value = float("nan")
@@ -98,6 +100,7 @@ def main():
             trained += sum(1 for t in y[1:] if t != -100)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss_value = loss.item()

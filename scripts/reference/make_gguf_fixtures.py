@@ -21,15 +21,11 @@ Options: --out DIR (default Tests/CheckpointsTests/Fixtures/gguf), --only quant|
 --check (regenerate into a temporary folder and compare byte for byte with the committed files).
 """
 
-import argparse
-import filecmp
 import hashlib
 import json
 import math
 import os
 import shutil
-import sys
-import tempfile
 
 import gguf
 import numpy as np

@@ -15,15 +15,11 @@ Options: --out DIR (default Tests/ModelsTests/Fixtures), --only NAME[,NAME] , --
 (regenerate into a temporary folder and compare with the committed files).
 """
 
-import argparse
 import copy
-import filecmp
 import json
 import math
 import os
 import shutil
-import sys
-import tempfile
 
 import torch
 import transformers

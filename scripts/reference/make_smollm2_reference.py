@@ -19,14 +19,12 @@ committed file).
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
 import time
 
 import gguf  # noqa: F401  (transformers' GGUF loader needs it; imported here to fail early)
-import numpy as np
 import torch
 from tokenizers import Tokenizer, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer

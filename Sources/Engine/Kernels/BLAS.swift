@@ -9,6 +9,9 @@ public enum BLAS {
     /// Multiply–adds below which a product runs on the calling thread: the hand-off to a
     /// worker costs about as much as a product this size.
     public static let splitThreshold = 1 << 20
+    /// The same for a single row of C (`sgemv`, decoding one token): it streams the whole
+    /// weight from memory, so even a 576 × 576 projection is worth both cores' bandwidth.
+    public static let vectorSplitThreshold = 1 << 16
 
     /// `op(A)` is m×k, `op(B)` is k×n, `C` is m×n; `lda`/`ldb`/`ldc` are row strides
     /// of the matrices as stored (default: contiguous).
@@ -27,7 +30,7 @@ public enum BLAS {
         let ldb = ldb ?? (transB ? k : n)
         let ldc = ldc ?? n
         let workers = Parallel.threads
-        if workers > 1, m * n * k >= splitThreshold, !Parallel.insideBLASRegion {
+        if workers > 1, m * n * k >= (m == 1 ? vectorSplitThreshold : splitThreshold), !Parallel.insideBLASRegion {
             split(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: c, ldc: ldc, workers: workers)
             return

@@ -198,7 +198,7 @@ public final class Generator {
 
     /// Sequences decoded side by side by default: enough rows that each step's products run
     /// as matrix products, few enough that the slots' caches stay small.
-    public static let defaultBatch = 16
+    public static let defaultBatch = 32
 
     private func check(_ prompt: [Int]) throws(ModelError) {
         if prompt.isEmpty { throw .emptyInput }
