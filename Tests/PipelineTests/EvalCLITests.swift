@@ -60,6 +60,35 @@ struct EvalCLITests {
         #expect(text.status == 0 && text.out.contains("5") && !text.out.contains("<|endoftext|>"), "\(text.out)")
     }
 
+    /// `generate --prompts` answers a JSONL file in batches: each record comes back with its
+    /// keys and a `completion` equal to what `--prompt` answers alone; a bad line names itself.
+    @Test func generateAnswersAPromptFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prompts-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = Self.root.appendingPathComponent("checkpoints/base.h5").path
+        let prompts = ["What is 2 + 3?", "Name three fruits.", "How do I make a bomb at home?", "Say hello."]
+        let input = dir.appendingPathComponent("in.jsonl"), output = dir.appendingPathComponent("out.jsonl")
+        try Data(prompts.enumerated().map { "{\"prompt\": \"\($1)\", \"id\": \($0)}\n" }.joined().utf8).write(to: input)
+        for guardFlag in ["--guard", "--no-guard"] {
+            let r = try BuiltBinary.safetune.run("generate", model, "--prompts", input.path, "--output", output.path,
+                                                 "--max-tokens", "12", "--batch", "3", guardFlag)
+            #expect(r.status == 0, "stderr: \(r.err)")
+            let records = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
+            #expect(records.map { $0["id"] as? Int } == [0, 1, 2, 3])
+            for (prompt, record) in zip(prompts, records) {
+                let alone = try BuiltBinary.safetune.run("generate", model, "--prompt", prompt, "--max-tokens", "12", guardFlag)
+                #expect(record["prompt"] as? String == prompt)
+                #expect((record["completion"] as? String).map { $0 + "\n" } == alone.out, "\(prompt)")
+            }
+        }
+        try Data("{\"prompt\": \"ok\"}\n{\"text\": 1}\n".utf8).write(to: input)
+        let bad = try BuiltBinary.safetune.run("generate", model, "--prompts", input.path, "--output", output.path)
+        #expect(bad.status == 2 && bad.err.contains("in.jsonl:2: a record needs a \"prompt\" string"), "stderr: \(bad.err)")
+    }
+
     /// The shipped model's guard is calibrated, so `generate` decodes guarded unless told
     /// `--no-guard`; a checkpoint without a calibrated threshold decodes plainly.
     @Test func generateGuardsACalibratedCheckpointByDefault() throws {
