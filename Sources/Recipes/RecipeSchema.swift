@@ -75,7 +75,7 @@ public enum RecipeSchema {
         key("training.batch_size", "integer", "8", "1 to 4096", "Sequences per micro-batch."),
         key("training.grad_accum", "integer", "1", "1 to 4096", "Micro-batches per optimizer step."),
         key("training.seq_len", "integer", "512", "8 to 1048576, at most model.init.context", "Tokens per sequence (longer examples are truncated)."),
-        key("training.packing", "boolean", "false", "true, false", "Pack several examples into one sequence (attention stays within each example)."),
+        key("training.packing", "boolean", "false", "true, false", "Lay each batch's examples whole into as few rows as fit, without padding; attention stays within each example, so loss and gradients are the unpacked ones."),
         key("training.seed", "integer", "0", "x >= 0", "Seed for shuffling, dropout and initialisation."),
         key("training.threads", "integer", "0", "0 to 1024; 0 = all cores", "Compute threads."),
 
