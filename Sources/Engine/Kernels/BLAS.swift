@@ -71,18 +71,13 @@ public enum BLAS {
         }
     }
 
-    /// One product on the calling thread. A single row of C (decoding one token) reads B
-    /// once, through `MatVec` (a projection's weight) or `sgemv`; OpenBLAS 0.3.21's `sgemm`
-    /// would first copy all of B into its packed layout.
+    /// One OpenBLAS call. A single row of C (decoding one token) goes to `sgemv`, which
+    /// reads B once; OpenBLAS 0.3.21's `sgemm` would first copy all of B into its packed
+    /// layout.
     @inline(__always)
     static func raw(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if m == 1, transB, !transA {
-            // c = alpha · B · a + beta · c with B stored [n, k]: a projection's weight.
-            MatVec.multiply(rows: n, cols: k, alpha: alpha, w: b, ldw: ldb, x: a, beta: beta, y: c)
-            return
-        }
         if m == 1 {
             // c = alpha · op(B)ᵀ · a + beta · c, with op(A)'s single row as the vector
             // (stride lda when A is stored transposed, k × 1).
