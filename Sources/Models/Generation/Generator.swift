@@ -37,6 +37,17 @@ public struct GenerationOptions: Sendable {
         self.returnLogits = returnLogits
         self.returnLogprobs = returnLogprobs
     }
+
+    /// The tokens that end generation: `stopTokens`, and with `stopAtEndOfSequence` the
+    /// model's and the tokenizer's end-of-sequence tokens.
+    public func endTokens(config: ModelConfig, tokenizer: Tokenizer?) -> Set<Int> {
+        var stops = stopTokens
+        if stopAtEndOfSequence {
+            if let eos = config.eosTokenId { stops.insert(eos) }
+            if let eos = tokenizer?.eosTokenId { stops.insert(eos) }
+        }
+        return stops
+    }
 }
 
 /// Why generation ended.
@@ -109,7 +120,7 @@ public final class Generator {
                          onStep: ((GenerationStep) -> Bool)? = nil) throws(ModelError) -> GenerationResult {
         try check(prompt)
         let session = DecodingSession(model: model, maxLength: prompt.count + max(options.maxTokens, 0), useCache: options.useCache)
-        var sequence = Sequence(options: options, stops: stops(options), textual: tokenizer != nil)
+        var sequence = Decoding(options: options, stops: options.endTokens(config: model.config, tokenizer: tokenizer), textual: tokenizer != nil)
         if options.maxTokens <= 0 { return sequence.result }
         var logits = try session.append(prompt)
         while true {
@@ -139,7 +150,7 @@ public final class Generator {
         let capacity = min(model.config.maxPositions, zip(prompts, options).map { $0.count + max($1.maxTokens, 0) }.max()!)
         let cache = BatchedKVCache(config: model.config, batch: max(1, min(batch, prompts.count)), maxLength: capacity)
         var results = [GenerationResult?](repeating: nil, count: prompts.count)
-        var running: [(prompt: Int, sequence: Sequence)?] = Array(repeating: nil, count: cache.slots.count)
+        var running: [(prompt: Int, sequence: Decoding)?] = Array(repeating: nil, count: cache.slots.count)
         var queue = prompts.indices.makeIterator()
         let tape = Tape()
 
@@ -160,7 +171,7 @@ public final class Generator {
         func refill() {
             for slot in running.indices where running[slot] == nil {
                 while running[slot] == nil, let i = queue.next() {
-                    let sequence = Sequence(options: options[i], stops: stops(options[i]), textual: tokenizer != nil)
+                    let sequence = Decoding(options: options[i], stops: options[i].endTokens(config: model.config, tokenizer: tokenizer), textual: tokenizer != nil)
                     guard options[i].maxTokens > 0 else { results[i] = sequence.result; continue }
                     let kv = cache.slots[slot]
                     kv.reset()
@@ -207,19 +218,9 @@ public final class Generator {
         try model.validate(ids: prompt.map { Int32(clamping: $0) }, length: prompt.count)
     }
 
-    /// The tokens that end generation under `options`.
-    private func stops(_ options: GenerationOptions) -> Set<Int> {
-        var stops = options.stopTokens
-        if options.stopAtEndOfSequence {
-            if let eos = model.config.eosTokenId { stops.insert(eos) }
-            if let eos = tokenizer?.eosTokenId { stops.insert(eos) }
-        }
-        return stops
-    }
-
     /// One sequence's generated tokens and the rules that end it; the same for one prompt
     /// at a time and for batches.
-    private struct Sequence {
+    private struct Decoding {
         let options: GenerationOptions
         let stops: Set<Int>
         var rng: SeededRandom

@@ -116,7 +116,7 @@ public final class GuardedDecoder: AnswerDecoder {
 
     /// One prompt's decoding: its answer so far, its policies (one per threshold) and
     /// where each inserted the refusal, and the logits predicting its next token.
-    private struct Sequence {
+    private struct Decoding {
         let prompt: Int
         let promptCount: Int
         let budget: Int
@@ -148,7 +148,7 @@ public final class GuardedDecoder: AnswerDecoder {
         let limit = model.config.maxPositions
         let capacity = min(limit, zip(prompts, options).map { 2 + $0.count + max(0, $1.maxTokens) + prefixIds.count }.max()!)
         let cache = BatchedKVCache(config: model.config, batch: max(1, min(batch, prompts.count)), maxLength: capacity)
-        var running = [Sequence?](repeating: nil, count: cache.slots.count)
+        var running = [Decoding?](repeating: nil, count: cache.slots.count)
         var done = [(result: GuardedResult, insertions: [Int?])?](repeating: nil, count: prompts.count)
         var queue = prompts.indices.makeIterator()
 
@@ -161,7 +161,7 @@ public final class GuardedDecoder: AnswerDecoder {
             running[slot] = nil
         }
         /// Rewinds sequence `s` in `slot` to generated token `t` and forces the refusal prefix there.
-        func insertRefusal(_ s: inout Sequence, slot: Int, at t: Int) throws(ModelError) {
+        func insertRefusal(_ s: inout Decoding, slot: Int, at t: Int) throws(ModelError) {
             let kv = cache.slots[slot]
             s.result.tokens.removeLast(s.result.tokens.count - t)
             kv.truncate(to: min(kv.length, 1 + s.promptCount + t))
@@ -172,7 +172,7 @@ public final class GuardedDecoder: AnswerDecoder {
             s.result.refusalAt = t
         }
         /// Records a decision of policy `k`; a rewriting decode acts on an insertion.
-        func apply(_ d: GuardPolicy.Decision, policy k: Int, to s: inout Sequence, slot: Int) throws(ModelError) {
+        func apply(_ d: GuardPolicy.Decision, policy k: Int, to s: inout Decoding, slot: Int) throws(ModelError) {
             guard rewrite else {
                 if let at = d.insertAt { s.insertions[k] = at }
                 return
@@ -190,13 +190,9 @@ public final class GuardedDecoder: AnswerDecoder {
                 let kv = cache.slots[slot]
                 kv.reset()
                 let (p, logits) = try prefill(prompts[i], into: kv)
-                var stops = options[i].stopTokens
-                if options[i].stopAtEndOfSequence {
-                    if let eos = model.config.eosTokenId { stops.insert(eos) }
-                    if let eos = tokenizer.eosTokenId { stops.insert(eos) }
-                }
+                let stops = options[i].endTokens(config: model.config, tokenizer: tokenizer)
                 let budget = max(0, options[i].maxTokens)
-                var s = Sequence(prompt: i, promptCount: prompts[i].count, budget: budget, options: options[i], stops: stops,
+                var s = Decoding(prompt: i, promptCount: prompts[i].count, budget: budget, options: options[i], stops: stops,
                                  rng: SeededRandom(seed: options[i].seed),
                                  policies: thresholds.map { GuardPolicy(options: self.options, threshold: $0) },
                                  insertions: [Int?](repeating: nil, count: thresholds.count), logits: logits)
@@ -207,7 +203,7 @@ public final class GuardedDecoder: AnswerDecoder {
             }
         }
         /// Why `s` ends after its latest token, if it does.
-        func stopReason(_ s: Sequence, slot: Int) -> StopReason? {
+        func stopReason(_ s: Decoding, slot: Int) -> StopReason? {
             let token = s.result.tokens.last!
             if !s.options.stopStrings.isEmpty, let hit = Generator.firstStop(in: tokenizer.decode(s.result.tokens), s.options.stopStrings) {
                 return .stopString(hit.stop)
@@ -217,7 +213,7 @@ public final class GuardedDecoder: AnswerDecoder {
             return cache.slots[slot].length >= limit ? .contextFull : nil
         }
         /// Whether policy `k` of `s` still checks.
-        func checking(_ s: Sequence, _ k: Int) -> Bool { rewrite || s.insertions[k] == nil }
+        func checking(_ s: Decoding, _ k: Int) -> Bool { rewrite || s.insertions[k] == nil }
 
         try refill()
         while running.contains(where: { $0 != nil }) {
