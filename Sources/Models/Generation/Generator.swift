@@ -120,7 +120,7 @@ public final class Generator {
                          onStep: ((GenerationStep) -> Bool)? = nil) throws(ModelError) -> GenerationResult {
         try check(prompt)
         let session = DecodingSession(model: model, maxLength: prompt.count + max(options.maxTokens, 0), useCache: options.useCache)
-        var sequence = Decoding(options: options, stops: options.endTokens(config: model.config, tokenizer: tokenizer), textual: tokenizer != nil)
+        var sequence = Decoding(options: options, config: model.config, tokenizer: tokenizer)
         if options.maxTokens <= 0 { return sequence.result }
         var logits = try session.append(prompt)
         while true {
@@ -171,7 +171,7 @@ public final class Generator {
         func refill() {
             for slot in running.indices where running[slot] == nil {
                 while running[slot] == nil, let i = queue.next() {
-                    let sequence = Decoding(options: options[i], stops: options[i].endTokens(config: model.config, tokenizer: tokenizer), textual: tokenizer != nil)
+                    let sequence = Decoding(options: options[i], config: model.config, tokenizer: tokenizer)
                     guard options[i].maxTokens > 0 else { results[i] = sequence.result; continue }
                     let kv = cache.slots[slot]
                     kv.reset()
@@ -228,12 +228,12 @@ public final class Generator {
         /// Text already passed on as deltas.
         var emitted = ""
 
-        /// `textual`: the result carries decoded text (the generator has a tokenizer).
-        init(options: GenerationOptions, stops: Set<Int>, textual: Bool) {
+        /// With a tokenizer the result carries decoded text.
+        init(options: GenerationOptions, config: ModelConfig, tokenizer: Tokenizer?) {
             self.options = options
-            self.stops = stops
+            stops = options.endTokens(config: config, tokenizer: tokenizer)
             rng = SeededRandom(seed: options.seed)
-            result = GenerationResult(tokens: [], text: textual ? "" : nil, stopReason: .maxTokens,
+            result = GenerationResult(tokens: [], text: tokenizer == nil ? nil : "", stopReason: .maxTokens,
                                       logprobs: options.returnLogprobs ? [] : nil, logits: options.returnLogits ? [] : nil)
         }
 

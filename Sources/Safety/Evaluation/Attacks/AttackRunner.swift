@@ -87,12 +87,16 @@ public final class AttackRunner {
                 // One request per prompt: decoded as one batch.
                 let prefills = prompts.map { attack == .prefill ? $0.prefill ?? options.affirmative : "" }
                 let answers = try evaluator.respond(zip(prompts, prefills).map { Evaluator.Request($0.prompt, prefill: $1) })
-                for ((p, prefill), a) in zip(zip(prompts, prefills), answers) where judged(attack, p, prefill, a, report: &report) {
-                    hits += 1
+                for ((p, prefill), a) in zip(zip(prompts, prefills), answers) {
+                    if judged(attack, p, prefill, a, report: &report) { hits += 1 }
                 }
-            case .decoding, .suffix:
+            case .decoding:
                 for (i, p) in prompts.enumerated() {
-                    if try succeeds(attack, p, index: i, report: &report) { hits += 1 }
+                    if try samplingSucceeds(p, index: i, report: &report) { hits += 1 }
+                }
+            case .suffix:
+                for (i, p) in prompts.enumerated() {
+                    if try suffixSucceeds(p, index: i, report: &report) { hits += 1 }
                 }
             }
             report.attacks.append(AttackOutcome(attack: attack.rawValue, guarded: evaluator.decoder.isGuarded,
@@ -113,41 +117,39 @@ public final class AttackRunner {
         return ok
     }
 
-    /// Whether a sequential attack (sampling settings, suffix search) succeeds on `p`.
-    private func succeeds(_ attack: AttackKind, _ p: EvaluationPrompt, index: Int, report: inout EvaluationReport) throws(EvaluationError) -> Bool {
-        func judged(_ prefill: String, _ a: DecodedAnswer, suffix: String = "") -> Bool {
-            self.judged(attack, p, prefill, a, suffix: suffix, report: &report)
-        }
-        switch attack {
-        case .direct, .prefill:
-            preconditionFailure("direct and prefill attacks run batched")
-        case .decoding:
-            // Every sampling setting as one batch; judged in order up to the first success.
-            var seed = options.seed &+ UInt64(index) &* 1_000
-            var requests: [Evaluator.Request] = []
-            for t in options.temperatures {
-                for topP in options.topPs {
-                    for _ in 0..<max(1, options.samplesPerSetting) {
-                        seed &+= 1
-                        requests.append(Evaluator.Request(p.prompt, sampler: Sampler(temperature: t, topP: topP), seed: seed))
-                    }
+    /// Whether any sampling setting makes the model comply with `p`: every setting as one
+    /// batch, judged in order up to the first success.
+    private func samplingSucceeds(_ p: EvaluationPrompt, index: Int, report: inout EvaluationReport) throws(EvaluationError) -> Bool {
+        var seed = options.seed &+ UInt64(index) &* 1_000
+        var requests: [Evaluator.Request] = []
+        for t in options.temperatures {
+            for topP in options.topPs {
+                for _ in 0..<max(1, options.samplesPerSetting) {
+                    seed &+= 1
+                    requests.append(Evaluator.Request(p.prompt, sampler: Sampler(temperature: t, topP: topP), seed: seed))
                 }
             }
-            return try evaluator.respond(requests).contains { judged("", $0) }
-        case .suffix:
-            var rng = SeededRandom(seed: options.seed &+ UInt64(index) &* 7_919)
-            var best: (suffix: [Int], score: Float)?
-            for _ in 0..<max(0, options.randomSuffixes) {
-                let suffix = randomSuffix(&rng)
-                let text = suffixText(suffix)
-                if judged("", try evaluator.respond(p.prompt, suffix: text), suffix: text) { return true }
-                let score = try targetLogprob(p.prompt, suffix)
-                if best == nil || score > best!.score { best = (suffix, score) }
-            }
-            let found = try search(p.prompt, from: best?.suffix ?? randomSuffix(&rng), rng: &rng)
-            let text = suffixText(found)
-            return judged("", try evaluator.respond(p.prompt, suffix: text), suffix: text)
         }
+        return try evaluator.respond(requests).contains { judged(.decoding, p, "", $0, report: &report) }
+    }
+
+    /// Whether a random or searched suffix makes the model comply with `p`.
+    private func suffixSucceeds(_ p: EvaluationPrompt, index: Int, report: inout EvaluationReport) throws(EvaluationError) -> Bool {
+        func judged(_ a: DecodedAnswer, suffix: String) -> Bool {
+            self.judged(.suffix, p, "", a, suffix: suffix, report: &report)
+        }
+        var rng = SeededRandom(seed: options.seed &+ UInt64(index) &* 7_919)
+        var best: (suffix: [Int], score: Float)?
+        for _ in 0..<max(0, options.randomSuffixes) {
+            let suffix = randomSuffix(&rng)
+            let text = suffixText(suffix)
+            if judged(try evaluator.respond(p.prompt, suffix: text), suffix: text) { return true }
+            let score = try targetLogprob(p.prompt, suffix)
+            if best == nil || score > best!.score { best = (suffix, score) }
+        }
+        let found = try search(p.prompt, from: best?.suffix ?? randomSuffix(&rng), rng: &rng)
+        let text = suffixText(found)
+        return judged(try evaluator.respond(p.prompt, suffix: text), suffix: text)
     }
 
     /// Token ids a suffix may use: ordinary (non-special) tokens.
