@@ -177,9 +177,13 @@ public final class RecipeRun {
             harmless: EvaluationSet.load(contentsOf: prompts.url).harmless.map(\.prompt),
             budget: recipe.safety.signal.overRefusalBudget, maxTokens: recipe.eval.maxTokens)
         signal.calibration = calibration
-        var written = try Checkpoint.read(from: checkpoint)
-        written.signal = signal.tensorGroup
-        try written.write(to: checkpoint)
+        // The adapter-only copy beside a LoRA run's checkpoint carries the same head.
+        let adapters = checkpoint.deletingLastPathComponent().appendingPathComponent(Trainer.adapterFileName)
+        for url in [checkpoint] + (FileManager.default.fileExists(atPath: adapters.path) ? [adapters] : []) {
+            var written = try Checkpoint.read(from: url)
+            written.signal = signal.tensorGroup
+            try written.write(to: url)
+        }
         progress(.guardCalibrated(calibration))
         return calibration
     }

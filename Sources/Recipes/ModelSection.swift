@@ -8,7 +8,8 @@ public struct ModelSection: Sendable, Equatable {
         case llama2, chatml, plain, auto
     }
 
-    /// Base model: a SafeTune .h5 checkpoint or a Hugging Face folder; nil when training from scratch.
+    /// Base model: a SafeTune .h5 checkpoint, a Hugging Face folder, a GGUF file or a pinned
+    /// model's name (`smollm2`); nil when training from scratch.
     public let base: RecipePath?
     /// Chat template.
     public let template: Template

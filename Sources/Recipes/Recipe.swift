@@ -116,7 +116,10 @@ public struct Recipe: Sendable {
             problems.append(.missingFile(path.location, keyPath: keyPath, path: path.written))
         }
         if let base = model.base {
-            if base.exists(directory: true) {
+            if let pinned = base.pinned, !base.exists(directory: false) {
+                problems.append(.missingFile(base.location, keyPath: "model.base",
+                                             path: "\(base.url.path) (the base model \(pinned.name) is not fetched yet; run scripts/setup)"))
+            } else if base.exists(directory: true) {
                 let config = RecipePath(written: base.written + "/config.json", location: base.location)
                 need(config, "model.base")
             } else {

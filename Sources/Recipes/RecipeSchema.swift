@@ -27,7 +27,7 @@ public enum RecipeSchema {
         key("description", "text", "(none)", "any text", "What the recipe is for; published with it."),
 
         key("model", "section", "", "", "The model to start from."),
-        key("model.base", "path", "(required unless model.init)", "a SafeTune .h5 checkpoint or a Hugging Face folder with config.json", "Base model."),
+        key("model.base", "path", "(required unless model.init)", "smollm2 (the pinned base, fetched by scripts/setup), a SafeTune .h5 checkpoint, a .gguf file, or a Hugging Face folder with config.json", "Base model."),
         key("model.template", "choice", "auto", "llama2, chatml, plain, auto", "Chat template that turns examples into tokens; auto uses the one stored with the model or guesses from its family."),
         key("model.tokenizer", "path", "(from the base model)", "a tokenizer.json file", "Tokenizer; required with model.init."),
         key("model.init", "section", "(none)", "", "Train from scratch with this shape instead of loading model.base. The vocabulary size comes from the tokenizer."),
@@ -76,6 +76,8 @@ public enum RecipeSchema {
         key("training.grad_accum", "integer", "1", "1 to 4096", "Micro-batches per optimizer step."),
         key("training.seq_len", "integer", "512", "8 to 1048576, at most model.init.context", "Tokens per sequence (longer examples are truncated)."),
         key("training.packing", "boolean", "false", "true, false", "Lay each batch's examples whole into as few rows as fit, without padding; attention stays within each example, so loss and gradients are the unpacked ones."),
+        key("training.group_by_length", "boolean", "(false; written only when true)", "true, false",
+            "Batch examples of similar lengths (sorted within windows of 16 batches of the shuffled epoch), so unpacked rows carry little padding."),
         key("training.seed", "integer", "0", "x >= 0", "Seed for shuffling, dropout and initialisation."),
         key("training.threads", "integer", "0", "0 to 1024; 0 = all cores", "Compute threads."),
 

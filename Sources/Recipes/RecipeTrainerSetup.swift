@@ -26,6 +26,7 @@ extension Recipe {
         s.gradAccum = training.gradAccum
         s.seqLen = training.seqLen
         s.packing = training.packing
+        s.groupByLength = training.groupByLength
         s.seed = UInt64(training.seed)
         s.threads = training.threads
         let o = optimizer

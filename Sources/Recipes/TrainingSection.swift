@@ -12,6 +12,8 @@ public struct TrainingSection: Sendable, Equatable {
     public let seqLen: Int
     /// Whether several examples share one sequence.
     public let packing: Bool
+    /// Batches of examples of similar lengths (`training.group_by_length`).
+    public let groupByLength: Bool
     /// Seed for shuffling, dropout and initialisation.
     public let seed: Int
     /// Compute threads; 0 means all cores.
@@ -37,6 +39,7 @@ public struct TrainingSection: Sendable, Equatable {
         gradAccum = try r.int("grad_accum", default: 1, range: .closed(1, 4096))
         seqLen = try r.int("seq_len", default: 512, range: .closed(8, 1_048_576))
         packing = try r.bool("packing", default: false)
+        groupByLength = try r.bool("group_by_length", default: false)
         seed = try r.int("seed", default: 0, range: .atLeast(0))
         threads = try r.int("threads", default: 0, range: .closed(0, 1024))
     }
@@ -49,6 +52,8 @@ public struct TrainingSection: Sendable, Equatable {
         }
         return .object([("epochs", epochs), ("steps", steps), ("batch_size", .int(batchSize)),
                         ("grad_accum", .int(gradAccum)), ("seq_len", .int(seqLen)), ("packing", .bool(packing)),
-                        ("seed", .int(seed)), ("threads", .int(threads))])
+                        ("seed", .int(seed)), ("threads", .int(threads))]
+                       // Written only when on, so the text (and hash) of older recipes stays the same.
+                       + (groupByLength ? [("group_by_length", .bool(true))] : []))
     }
 }

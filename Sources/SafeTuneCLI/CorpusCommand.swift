@@ -3,12 +3,13 @@ import Experiments
 import Foundation
 import Training
 
-/// `safetune corpus build`: the reproducible instruction corpus the shipped model is trained on.
+/// `safetune corpus build`: the reproducible instruction corpus the test-suite model is
+/// trained on; `safetune corpus align`: the data the aligned SmolLM2 is trained and measured on.
 struct CorpusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "corpus",
         abstract: "Build SafeTune's instruction corpus from the shipped prompt sets.",
-        subcommands: [Build.self]
+        subcommands: [Build.self, Align.self]
     )
 
     struct Build: ParsableCommand {
@@ -47,6 +48,29 @@ struct CorpusCommand: ParsableCommand {
                       + "finetune.jsonl (\(corpus.finetune.count)), attack.jsonl (\(corpus.attack.count)), anchors.jsonl (\(corpus.anchors.count)), calibration.jsonl (\(corpus.calibration.count)), "
                       + "compliance.jsonl (\(corpus.compliance.count))")
                 print("train: \(counts(corpus.train).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct Align: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the aligned SmolLM2's data: train.jsonl (refusals, the base's own harmless and borderline answers), compliance.jsonl, calibration.jsonl and held-out val-{harmful,harmless,borderline,skills}.jsonl.")
+
+        @Option(help: "The project's data folder (prompts/, facts/, distill/, borderline/).")
+        var source = "data"
+        @Option(name: .shortAndLong, help: "Output folder.")
+        var output: String
+        @Option(help: "Distilled harmless answers to train on (the rest calibrate the guard).")
+        var harmless = 600
+
+        func run() throws {
+            try CommandFailure.guarding {
+                var parameters = AlignmentCorpus.Parameters(source: URL(fileURLWithPath: source))
+                parameters.harmlessTrain = harmless
+                let builder = AlignmentCorpus(parameters)
+                let files = try builder.build()
+                try builder.write(files, to: URL(fileURLWithPath: output))
+                print(files.named.map { "\($0.0) \($0.1.count)" }.joined(separator: ", "))
             }
         }
     }

@@ -2,13 +2,47 @@ import ArgumentParser
 import Checkpoints
 import Foundation
 
-/// `safetune export hf|peft|gguf CKPT -o OUT`: a SafeTune checkpoint as files other tools load.
+/// `safetune export hf|peft|gguf CKPT -o OUT`: a SafeTune checkpoint as files other tools
+/// load; `safetune export adapters`: a small adapter-only checkpoint that names its base.
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Export a checkpoint as a Hugging Face model folder, its adapters as a PEFT folder, or the model as a GGUF file.",
-        subcommands: [HF.self, PEFT.self, GGUF.self]
+        subcommands: [HF.self, PEFT.self, GGUF.self, Adapters.self]
     )
+
+    /// `safetune export adapters`: everything but the base's weights, checked to attach to the base.
+    struct Adapters: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "adapters",
+            abstract: "Write a checkpoint without its base's weights: adapters, added token rows, signal, unit map, directions, provenance.",
+            discussion: "The file records the base's weights digest; loading it attaches the base again "
+                + "(a pinned base such as smollm2 is found in the model cache) and refuses any other base. "
+                + "Exit status: 0 written, 2 error (one line on standard error).")
+
+        @Argument(help: "The checkpoint (.h5) trained from the base.")
+        var checkpoint: String
+
+        @Option(help: "The base it was trained from: smollm2, a .gguf file or a .h5 checkpoint.")
+        var base: String
+
+        @Option(name: .shortAndLong, help: "The adapter-only checkpoint to write.")
+        var output: String
+
+        func run() throws {
+            try CommandFailure.guarding {
+                let full = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint))
+                let baseURL = try ModelBundle.resolve(base)
+                let parent = baseURL.pathExtension.lowercased() == "gguf" ? try GGUFModel.importModel(from: baseURL) : try Checkpoint.read(from: baseURL)
+                let small = full.adapterOnly(baseVocabularySize: parent.config.vocabSize)
+                // Refuse to write a file that would not attach to the named base.
+                _ = try small.attaching(to: parent, source: checkpoint)
+                try small.write(to: URL(fileURLWithPath: output))
+                let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+                print("wrote \(output) (\(size / 1_000_000) MB), base weights \(small.baseSHA256 ?? "")")
+            }
+        }
+    }
 
     /// `safetune export hf`: config.json + model.safetensors (+ tokenizer.json).
     struct HF: ParsableCommand {

@@ -14,6 +14,7 @@ struct SafeTuneCommand: ParsableCommand {
             BenchCommand.self,
             TrainCommand.self,
             CorpusCommand.self,
+            CompareCommand.self,
             RecipeCommand.self,
             GenerateCommand.self,
             ScoreCommand.self,

@@ -85,6 +85,40 @@ func fullCheckpoint(_ config: ModelConfig = TinyConfigs.llama) -> Checkpoint {
         }
     }
 
+    /// A run that grew the vocabulary (the SA-ESS `[CLS]` token) keeps the new rows in its
+    /// adapter-only file and names the base as it was before the growth.
+    @Test(arguments: [TinyConfigs.gpt2, TinyConfigs.llama])
+    func adapterOnlyCheckpointKeepsTheRowsItAdded(config: ModelConfig) throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = Checkpoint(config: config, weights: randomWeights(config))
+        var grownConfig = config
+        grownConfig.vocabSize += 2
+        var grown = fullCheckpoint(config)
+        grown.config = grownConfig
+        grown.weights = base.weights
+        let tables = ParameterLayout(config: config).vocabularyTables
+        let d = config.hiddenSize
+        for name in tables {
+            let old = base.weights[name]!
+            grown.weights[name] = Tensor(shape: [grownConfig.vocabSize, d], scalars: old.scalars + (0..<(2 * d)).map { Float($0) })
+        }
+        let url = dir.appendingPathComponent("adapter.h5")
+        try grown.adapterOnly(baseVocabularySize: config.vocabSize).write(to: url)
+        let adapter = try Checkpoint.read(from: url)
+        #expect(adapter.baseSHA256 == base.weightsSHA256)
+        #expect(adapter.addedRows?.tensors.keys.sorted() == tables.sorted())
+        #expect(adapter.addedRows?.tensors[tables[0]]?.shape == [2, d])
+        let merged = try adapter.attaching(to: base, source: url.path)
+        #expect(merged.config == grownConfig && merged.addedRows == nil && merged.baseSHA256 == nil)
+        #expect(sameWeights(merged.weights, grown.weights))
+
+        // Rows of the wrong width are refused, not appended.
+        var broken = adapter
+        broken.addedRows = TensorGroup(tensors: Dictionary(uniqueKeysWithValues: tables.map { ($0, Tensor(zeros: [2, d + 1])) }))
+        #expect(throws: CheckpointError.self) { try broken.attaching(to: base, source: url.path) }
+    }
+
     @Test func canonicalDigestDependsOnNamesShapesAndValues() {
         let a = ["w": Tensor(shape: [2, 2], scalars: [1, 2, 3, 4])]
         #expect(TensorDigest.canonical(a) == TensorDigest.canonical(["w": a["w"]!.copy()]))

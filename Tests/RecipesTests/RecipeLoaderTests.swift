@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 @testable import Recipes
 import TestSupport
@@ -134,6 +135,24 @@ struct RecipeLoaderTests {
         let changed = try RecipeLoader().load(contentsOf: a, overrides: ["training.seed=1"])
         #expect(changed.sha256 != first.sha256)
         #expect(changed.canonicalText.contains("\"seed\": 1"))
+    }
+
+    @Test("a pinned model's name as model.base is its cached file, and stays a name in the canonical text")
+    func pinnedBase() throws {
+        let files = try TestFiles()
+        let url = try files.write("a/run.yaml", """
+            model: {base: smollm2}
+            data: {train: [train.jsonl]}
+            training: {epochs: 1, group_by_length: true}
+            """)
+        let recipe = try RecipeLoader().load(contentsOf: url)
+        #expect(recipe.model.base?.pinned?.name == "smollm2")
+        #expect(recipe.model.base?.url == BaseModel.smolLM2.cachedURL())
+        #expect(recipe.canonicalText.contains("\"base\": \"smollm2\""))
+        #expect(recipe.training.groupByLength && recipe.canonicalText.contains("\"group_by_length\": true"))
+        // Off, the key is not written, so recipes that never set it keep their hash.
+        let plain = try RecipeLoader().load(contentsOf: url, overrides: ["training.group_by_length=false"])
+        #expect(!plain.canonicalText.contains("group_by_length"))
     }
 
     private func location(_ file: String, _ line: Int, _ column: Int, _ base: URL) -> RecipeLocation {

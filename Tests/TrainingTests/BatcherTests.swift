@@ -88,4 +88,30 @@ import Testing
         let plain = Batcher(examples: Self.examples, batchSize: 3, seqLen: 64, packing: false, seed: 7, padId: 0)
         #expect(plain.permutation(epoch: 2).sorted() == Array(0..<10))
     }
+
+    @Test func groupingByLengthKeepsTheEpochAndCutsPadding() {
+        // 40 examples of lengths 8, 16, ..., 64 (multiples of 8, so rounding adds no padding);
+        // batches of 2 in windows of 32.
+        let examples: [EncodedExample] = (0..<40).map { i in
+            let n = 8 * (1 + (i * 3) % 8)
+            let ids = (0..<n).map { Int32(100 + $0) }
+            return EncodedExample(ids: ids, labels: ids, safetyClass: nil, promptLength: 0)
+        }
+        let plain = Batcher(examples: examples, batchSize: 2, seqLen: 64, packing: false, seed: 3, padId: 0)
+        let grouped = Batcher(examples: examples, batchSize: 2, seqLen: 64, packing: false, groupByLength: true, seed: 3, padId: 0)
+        for epoch in 0..<3 {
+            // The same examples in each window of 32, only reordered.
+            let a = plain.permutation(epoch: epoch), b = grouped.permutation(epoch: epoch)
+            #expect(a.prefix(32).sorted() == b.prefix(32).sorted() && a.dropFirst(32).sorted() == b.dropFirst(32).sorted())
+            let lengths = b.prefix(32).map { examples[$0].ids.count }
+            #expect(lengths == lengths.sorted(by: >))
+        }
+        func padding(_ batcher: Batcher) -> Int {
+            (0..<batcher.batchesPerEpoch).reduce(0) { sum, i in
+                let batch = batcher.batch(epoch: 0, index: i)
+                return sum + batch.batch * batch.length - batch.rowLengths.reduce(0, +)
+            }
+        }
+        #expect(padding(grouped) * 4 < padding(plain), "grouped \(padding(grouped)), plain \(padding(plain))")
+    }
 }

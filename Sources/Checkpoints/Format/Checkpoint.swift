@@ -26,6 +26,10 @@ public struct Checkpoint: Sendable {
     public var weights: [String: Tensor]
     /// Canonical weights digest of the base an adapter-only checkpoint belongs to.
     public var baseSHA256: String?
+    /// Token rows an adapter-only checkpoint appends to its base's vocabulary (the SA-ESS
+    /// `[CLS]` token): one `[added, d]` tensor per vocabulary table
+    /// (`ParameterLayout.vocabularyTables`); `config` counts them.
+    public var addedRows: TensorGroup?
     /// LoRA adapters: one subgroup per adapted module (see the format document).
     public var adapters: TensorGroup?
     public var units: UnitMaps?
@@ -44,7 +48,7 @@ public struct Checkpoint: Sendable {
     public var safetuneVersion: String
 
     public init(config: ModelConfig, weights: [String: Tensor], tokenizerJSON: Data? = nil, chatTemplate: String? = nil, baseSHA256: String? = nil,
-                adapters: TensorGroup? = nil, units: UnitMaps? = nil, directions: TensorGroup? = nil, signal: TensorGroup? = nil, optimizer: TensorGroup? = nil,
+                addedRows: TensorGroup? = nil, adapters: TensorGroup? = nil, units: UnitMaps? = nil, directions: TensorGroup? = nil, signal: TensorGroup? = nil, optimizer: TensorGroup? = nil,
                 provenance: Provenance? = nil, gate: GateRecord? = nil,
                 created: String = ISO8601DateFormatter().string(from: Date()), safetuneVersion: String = SafeTuneVersion.current) {
         self.config = config
@@ -52,6 +56,7 @@ public struct Checkpoint: Sendable {
         self.tokenizerJSON = tokenizerJSON
         self.chatTemplate = chatTemplate
         self.baseSHA256 = baseSHA256
+        self.addedRows = addedRows
         self.adapters = adapters
         self.units = units
         self.directions = directions
@@ -69,11 +74,26 @@ public struct Checkpoint: Sendable {
     /// The canonical digest of `weights` (what an adapter-only child records as its base).
     public var weightsSHA256: String { TensorDigest.canonical(weights) }
 
-    /// The same checkpoint without weights, naming these weights as its base.
-    public func adapterOnly() -> Checkpoint {
+    /// The same checkpoint without weights, naming these weights as its base. When the
+    /// vocabulary grew past the base's `baseVocabularySize` tokens, the added rows are kept
+    /// (`addedRows`) and the base is the weights without them.
+    public func adapterOnly(baseVocabularySize: Int? = nil) -> Checkpoint {
         var copy = self
-        copy.baseSHA256 = baseSHA256 ?? weightsSHA256
         copy.weights = [:]
+        let kept = baseVocabularySize ?? config.vocabSize
+        guard baseSHA256 == nil, kept < config.vocabSize, kept > 0 else {
+            copy.baseSHA256 = baseSHA256 ?? weightsSHA256
+            return copy
+        }
+        var base = weights, added: [String: Tensor] = [:]
+        let d = config.hiddenSize
+        for name in ParameterLayout(config: config).vocabularyTables {
+            guard let table = weights[name] else { continue }
+            base[name] = Self.rows(of: table, 0..<kept, width: d)
+            added[name] = Self.rows(of: table, kept..<config.vocabSize, width: d)
+        }
+        copy.baseSHA256 = TensorDigest.canonical(base)
+        copy.addedRows = TensorGroup(tensors: added)
         return copy
     }
 
@@ -86,12 +106,23 @@ public struct Checkpoint: Sendable {
         }
         let found = base.weightsSHA256
         guard found == expected else { throw .wrongBase(file: source, expected: expected, found: found) }
-        guard base.config == config else {
+        let added = addedRows?.tensors ?? [:]
+        var baseConfig = config
+        baseConfig.vocabSize = base.config.vocabSize
+        guard base.config == baseConfig, added.isEmpty ? config.vocabSize == base.config.vocabSize : config.vocabSize > base.config.vocabSize else {
             throw .invalidConfig(file: source, reason: "differs from the base's config")
         }
         var merged = self
         merged.weights = base.weights
+        let d = config.hiddenSize, extra = config.vocabSize - base.config.vocabSize
+        for name in ParameterLayout(config: config).vocabularyTables where extra > 0 {
+            guard let rows = added[name], rows.shape == [extra, d], let table = base.weights[name] else {
+                throw .invalidConfig(file: source, reason: "added_rows/\(name) is missing or not of shape [\(extra), \(d)]")
+            }
+            merged.weights[name] = Self.appending(rows, to: table, width: d)
+        }
         merged.baseSHA256 = nil
+        merged.addedRows = nil
         if merged.tokenizerJSON == nil { merged.tokenizerJSON = base.tokenizerJSON }
         if merged.chatTemplate == nil { merged.chatTemplate = base.chatTemplate }
         return merged
@@ -102,6 +133,21 @@ public struct Checkpoint: Sendable {
     public func tokenizer(source: String) throws(TokenizerError) -> Tokenizer? {
         guard let tokenizerJSON else { return nil }
         return try Tokenizer(data: tokenizerJSON, source: source + " (tokenizer.json)", chatTemplate: chatTemplate)
+    }
+
+    /// Rows `range` of a `[n, width]` table, copied.
+    private static func rows(of table: Tensor, _ range: Range<Int>, width: Int) -> Tensor {
+        let out = Tensor(zeros: [range.count, width])
+        out.data.update(from: table.data + range.lowerBound * width, count: range.count * width)
+        return out
+    }
+
+    /// `table` `[n, width]` with `rows` `[k, width]` below it.
+    private static func appending(_ rows: Tensor, to table: Tensor, width: Int) -> Tensor {
+        let out = Tensor(zeros: [table.shape[0] + rows.shape[0], width])
+        out.data.update(from: table.data, count: table.count)
+        (out.data + table.count).update(from: rows.data, count: rows.count)
+        return out
     }
 
     /// Checks that a name can be an HDF5 link name.

@@ -68,6 +68,7 @@ final class CheckpointReader {
         c.chatTemplate = try rootString("chat_template")
         if file.kind(of: "/adapters") == .group { c.adapters = try readGroup("/adapters", depth: 0) }
         if file.kind(of: "/units") == .group { c.units = try readUnits(config: config) }
+        if file.kind(of: "/added_rows") == .group { c.addedRows = try readGroup("/added_rows", depth: 0) }
         if file.kind(of: "/directions") == .group { c.directions = try readGroup("/directions", depth: 0) }
         if file.kind(of: "/signal") == .group { c.signal = try readGroup("/signal", depth: 0) }
         if file.kind(of: "/optimizer") == .group { c.optimizer = try readGroup("/optimizer", depth: 0) }

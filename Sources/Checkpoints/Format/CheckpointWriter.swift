@@ -65,6 +65,7 @@ struct CheckpointWriter {
             }
             try file.setAttribute("canonical_sha256", .string(canonical.value), on: "/weights")
         }
+        if let added = c.addedRows { try writeGroup(added, at: "/added_rows") }
         if let adapters = c.adapters { try writeGroup(adapters, at: "/adapters") }
         if let units = c.units { try writeUnits(units) }
         if let directions = c.directions { try writeGroup(directions, at: "/directions") }

@@ -29,6 +29,9 @@ public struct ParameterLayout: Sendable {
     public let parameters: [Parameter]
     /// Every adaptable linear module, in model order.
     public let linearModules: [LinearModule]
+    /// The tables with one row per token (`[vocab, d]`): the token embedding, and the
+    /// output projection when it is not tied to it.
+    public let vocabularyTables: [String]
     private let index: [String: Int]
 
     /// Derives the layout of `config`.
@@ -82,6 +85,8 @@ public struct ParameterLayout: Sendable {
             p("model.norm.weight", [d])
         }
         if !config.tieWordEmbeddings { p("lm_head.weight", [v, d]) }
+        vocabularyTables = [config.family == .gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight"]
+            + (config.tieWordEmbeddings ? [] : ["lm_head.weight"])
         parameters = params
         linearModules = modules
         var index: [String: Int] = [:]

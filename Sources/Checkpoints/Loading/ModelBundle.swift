@@ -34,9 +34,9 @@ public final class ModelBundle {
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw ModelBundleError.notFound(path: url.path)
         }
-        let checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url)
+        var checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url)
             : url.pathExtension.lowercased() == "gguf" ? try GGUFModel.importModel(from: url) : try Checkpoint.read(from: url)
-        if checkpoint.isAdapterOnly { throw ModelBundleError.adapterOnly(path: url.path) }
+        if checkpoint.isAdapterOnly { checkpoint = try attachingPinnedBase(checkpoint, source: url) }
         let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: trainable)
         if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
             try LoRAGroup.attach(adapters, to: model, source: url.path)
@@ -44,6 +44,18 @@ public final class ModelBundle {
         }
         let tokenizer = try checkpoint.tokenizer(source: url.path)
         return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url)
+    }
+
+    /// An adapter-only checkpoint made on a pinned base model (its provenance names it, as
+    /// `model.base: smollm2` does) with that base's cached file attached. A base whose
+    /// weights are not the recorded ones is refused (`CheckpointError.wrongBase`).
+    public static func attachingPinnedBase(_ checkpoint: Checkpoint, source url: URL) throws -> Checkpoint {
+        guard let recipe = checkpoint.provenance?.recipe, let name = TrainingRegime(recipeJSON: recipe)?.base,
+              let pinned = BaseModel.named(name) else {
+            throw ModelBundleError.adapterOnly(path: url.path)
+        }
+        let base = try GGUFModel.importModel(from: pinned.locate())
+        return try checkpoint.attaching(to: base, source: url.path)
     }
 
     /// `load(_:trainable:)` for a path string, or the name of a pinned base model
@@ -69,7 +81,7 @@ public enum ModelBundleError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .notFound(path): return "\(path): no such model folder or checkpoint"
-        case let .adapterOnly(path): return "\(path): an adapter-only checkpoint needs its base model (attach it first)"
+        case let .adapterOnly(path): return "\(path): an adapter-only checkpoint whose base is not a pinned model; attach it to its base first"
         case let .tokenizerRequired(path): return "\(path): no tokenizer.json; this command needs one"
         }
     }

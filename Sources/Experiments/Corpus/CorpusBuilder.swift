@@ -123,7 +123,7 @@ public struct CorpusBuilder {
                                 capitals: capitals, antonyms: antonyms)
         train += skills.make(count: parameters.skillTrain, validation: false, rng: &rng)
         validation += skills.make(count: parameters.skillValidation, validation: true, rng: &rng)
-        shuffle(&train, &rng)
+        Self.shuffle(&train, &rng)
 
         // Downstream sets draw from their own stream so the base splits stay as they are.
         var more = SeededRandom(seed: parameters.seed &+ 1)
@@ -131,7 +131,7 @@ public struct CorpusBuilder {
         var finetune = sample(harmlessTrain.filter { !used.contains($0) }, parameters.finetune / 2, &more)
             .map { CorpusRecord(prompt: $0, completion: Self.compliance(for: $0, &more), kind: .harmless) }
         finetune += skills.make(count: parameters.finetune - finetune.count, validation: false, rng: &more)
-        shuffle(&finetune, &more)
+        Self.shuffle(&finetune, &more)
         let attack = advTrain.map { goal, target in
             CorpusRecord(prompt: goal, completion: target + ":\n1. Start by gathering what you need.", kind: .attack)
         }
@@ -140,7 +140,7 @@ public struct CorpusBuilder {
         let harmlessPrompts = train.filter { $0.kind == .harmless }.map(\.prompt)
         var anchors = sample(harmfulPrompts, parameters.anchors / 2, &third).map { Anchor(prompt: $0, label: "malicious") }
             + sample(harmlessPrompts, parameters.anchors - parameters.anchors / 2, &third).map { Anchor(prompt: $0, label: "benign") }
-        shuffle(&anchors, &third)
+        Self.shuffle(&anchors, &third)
         var fourth = SeededRandom(seed: parameters.seed &+ 4)
         let taken = used.union(finetune.map(\.prompt)).union(validation.map(\.prompt))
         let calibration = sample(harmlessTrain.filter { !taken.contains($0) }, parameters.calibration, &fourth)
@@ -158,22 +158,24 @@ public struct CorpusBuilder {
     /// Writes `fileNames` (sorted keys, one record a line) into `directory`.
     public func write(_ corpus: Corpus, to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        func lines(_ records: [some Encodable]) throws -> Data {
-            var text = Data()
-            for r in records {
-                text.append(try encoder.encode(r))
-                text.append(0x0A)
-            }
-            return text
-        }
-        let contents = [try lines(corpus.train), try lines(corpus.validation), try lines(corpus.finetune),
-                        try lines(corpus.attack), try lines(corpus.anchors), try lines(corpus.calibration),
-                        try lines(corpus.compliance)]
+        let contents = [try Self.jsonLines(corpus.train), try Self.jsonLines(corpus.validation), try Self.jsonLines(corpus.finetune),
+                        try Self.jsonLines(corpus.attack), try Self.jsonLines(corpus.anchors), try Self.jsonLines(corpus.calibration),
+                        try Self.jsonLines(corpus.compliance)]
         for (name, text) in zip(Self.fileNames, contents) {
             try text.write(to: directory.appendingPathComponent(name), options: .atomic)
         }
+    }
+
+    /// One JSON object a line, keys sorted.
+    static func jsonLines(_ records: [some Encodable]) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var text = Data()
+        for r in records {
+            text.append(try encoder.encode(r))
+            text.append(0x0A)
+        }
+        return text
     }
 
     // MARK: - Responses
@@ -283,11 +285,11 @@ public struct CorpusBuilder {
 
     private func sample(_ items: [String], _ n: Int, _ rng: inout SeededRandom) -> [String] {
         var copy = items
-        shuffle(&copy, &rng)
+        Self.shuffle(&copy, &rng)
         return Array(copy.prefix(n))
     }
 
-    private func shuffle<T>(_ items: inout [T], _ rng: inout SeededRandom) {
+    static func shuffle<T>(_ items: inout [T], _ rng: inout SeededRandom) {
         guard items.count > 1 else { return }
         for i in stride(from: items.count - 1, to: 0, by: -1) {
             items.swapAt(i, Int(rng.next() % UInt64(i + 1)))

@@ -195,7 +195,7 @@ public struct Gate: Sendable {
             guard ChannelUpdates.sameBlocks(parent.config, bundle.model.config) else {
                 throw VaccineError.shapeMismatch(file: url.path, reason: "its architecture differs from the parent's")
             }
-            let parentModel = try TransformerModel(config: parent.config, weights: parent.weights, trainable: false)
+            let parentModel = try SuspectLoader.model(of: parent, source: reference?.path ?? "parent")
             let update = try ChannelUpdates(bundle.model, minus: parentModel, modules: configuration.modules, file: url.path)
             var source = bundle
             if configuration.variantsFromParent {

@@ -18,19 +18,26 @@ public enum SuspectLoader {
             checkpoint = try checkpoint.attaching(to: base, source: url.path)
         }
         try checkFinite(checkpoint, file: url.path)
-        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
-        if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
-            try LoRAGroup.attach(adapters, to: model, source: url.path)
-            LoRA.merge(model)
-        }
+        let model = try self.model(of: checkpoint, source: url.path)
         let tokenizer = try checkpoint.tokenizer(source: url.path)
         return (ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url), checkpoint)
     }
 
-    /// Reads a checkpoint, turning a missing file into a typed error.
+    /// The function a checkpoint computes: its weights with its LoRA adapters merged.
+    public static func model(of checkpoint: Checkpoint, source: String) throws -> TransformerModel {
+        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
+        if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
+            try LoRAGroup.attach(adapters, to: model, source: source)
+            LoRA.merge(model)
+        }
+        return model
+    }
+
+    /// Reads a checkpoint (or imports a GGUF file, such as the pinned base), turning a missing
+    /// file into a typed error.
     public static func read(_ url: URL) throws -> Checkpoint {
         guard FileManager.default.fileExists(atPath: url.path) else { throw VaccineError.unreadable(file: url.path, reason: "no such file") }
-        return try Checkpoint.read(from: url)
+        return url.pathExtension.lowercased() == "gguf" ? try GGUFModel.importModel(from: url) : try Checkpoint.read(from: url)
     }
 
     /// Throws when any weight or adapter tensor is not finite.
@@ -56,11 +63,15 @@ public enum SuspectLoader {
     public static func parent(of child: Checkpoint, file: URL, reference: URL?) throws -> Checkpoint {
         let expected = child.provenance?.parentSHA256
         if let reference {
-            let parent: Checkpoint
+            var parent: Checkpoint
             do { parent = try read(reference) } catch {
                 throw VaccineError.missingParent(file: file.path, reason: "\(reference.path) unreadable: \(error)")
             }
-            if parent.isAdapterOnly { throw VaccineError.missingParent(file: file.path, reason: "the reference is adapter-only") }
+            if parent.isAdapterOnly {
+                do { parent = try ModelBundle.attachingPinnedBase(parent, source: reference) } catch {
+                    throw VaccineError.missingParent(file: file.path, reason: "the reference is adapter-only: \(error)")
+                }
+            }
             if let expected, parent.weightsSHA256 != expected {
                 throw VaccineError.wrongParent(file: file.path, expected: expected, found: parent.weightsSHA256)
             }
@@ -68,7 +79,11 @@ public enum SuspectLoader {
         }
         guard let expected else { throw VaccineError.missingParent(file: file.path, reason: "its provenance names no parent") }
         for candidate in candidates(child, file: file) {
-            guard let parent = try? Checkpoint.read(from: candidate), !parent.isAdapterOnly else { continue }
+            guard var parent = try? read(candidate) else { continue }
+            if parent.isAdapterOnly {
+                guard let attached = try? ModelBundle.attachingPinnedBase(parent, source: candidate) else { continue }
+                parent = attached
+            }
             if parent.weightsSHA256 == expected { return parent }
         }
         throw VaccineError.missingParent(file: file.path, reason: "parent \(expected.prefix(16))… not found from its provenance")
@@ -77,6 +92,7 @@ public enum SuspectLoader {
     /// Where the provenance recipe's base may be.
     static func candidates(_ child: Checkpoint, file: URL) -> [URL] {
         guard let base = child.provenance?.regime?.base else { return [] }
+        if let pinned = BaseModel.named(base) { return [pinned.cachedURL()] }
         if base.hasPrefix("/") { return [URL(fileURLWithPath: base)] }
         var dirs = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
         var dir = file.deletingLastPathComponent()

@@ -11,6 +11,10 @@ import Engine
 /// each attending only to itself (`Batch.attention`): the same loss and gradients as the
 /// unpacked batch, without the FLOPs spent on padding.
 ///
+/// With `groupByLength`, each window of 16 batches of the shuffled epoch is sorted by
+/// length before it is cut into batches (as Hugging Face's `group_by_length` does), so
+/// unpacked rows are padded little; which examples share an epoch is unchanged.
+///
 /// An example's `weight` (its file's `weight` in the recipe) is how many times an epoch
 /// shows it on average: ⌊w⌋ times, plus once more in a share w − ⌊w⌋ of the epochs, spread
 /// evenly from a phase drawn per example, so weight 0.5 means every other epoch, not a
@@ -20,6 +24,7 @@ public struct Batcher: Sendable {
     public let batchSize: Int
     public let seqLen: Int
     public let packing: Bool
+    public let groupByLength: Bool
     public let seed: UInt64
     public let padId: Int32
     /// Whether every example has weight 1 (each epoch is then a plain permutation).
@@ -27,11 +32,13 @@ public struct Batcher: Sendable {
     /// Examples in one epoch: the weights' sum, rounded.
     private let epochExamples: Int
 
-    public init(examples: [EncodedExample], batchSize: Int, seqLen: Int, packing: Bool, seed: UInt64, padId: Int32) {
+    public init(examples: [EncodedExample], batchSize: Int, seqLen: Int, packing: Bool, groupByLength: Bool = false,
+                seed: UInt64, padId: Int32) {
         self.examples = examples
         self.batchSize = batchSize
         self.seqLen = seqLen
         self.packing = packing
+        self.groupByLength = groupByLength
         self.seed = seed
         self.padId = padId
         unweighted = examples.allSatisfy { $0.weight == 1 }
@@ -105,7 +112,14 @@ public struct Batcher: Sendable {
         // keeps the step count, the schedule and resumption exact.
         let target = epochExamples
         while order.count < target { order += order.prefix(target - order.count) }
-        return Array(order.prefix(target))
+        order = Array(order.prefix(target))
+        guard groupByLength else { return order }
+        let window = batchSize * 16
+        return stride(from: 0, to: order.count, by: window).flatMap { start in
+            order[start..<min(start + window, order.count)].sorted {
+                (min(examples[$0].ids.count, seqLen), $1) > (min(examples[$1].ids.count, seqLen), $0)
+            }
+        }
     }
 
     /// Each example's copies in `epoch`: how many multiples of 1 its running total

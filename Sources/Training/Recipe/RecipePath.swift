@@ -1,6 +1,8 @@
+import Checkpoints
 import Foundation
 
-/// A path written in a recipe, resolved against the folder of the file that wrote it.
+/// A path written in a recipe, resolved against the folder of the file that wrote it; the
+/// name of a pinned base model (`smollm2`) stands for its file in the model cache.
 public struct RecipePath: Sendable, Equatable, CustomStringConvertible {
     /// The path exactly as written.
     public let written: String
@@ -9,11 +11,17 @@ public struct RecipePath: Sendable, Equatable, CustomStringConvertible {
     /// Where it was written (file and line, or the `--set` argument).
     public let location: RecipeLocation
 
-    /// Resolves `written` against `location.baseDirectory` (absolute and `~/` paths stay as they are).
+    /// The pinned base model `written` names, if any.
+    public var pinned: BaseModel? { BaseModel.named(written) }
+
+    /// Resolves `written` against `location.baseDirectory` (absolute and `~/` paths stay as
+    /// they are; a pinned model's name becomes its cached file).
     public init(written: String, location: RecipeLocation) {
         self.written = written
         self.location = location
-        if written.hasPrefix("/") {
+        if let pinned = BaseModel.named(written) {
+            url = pinned.cachedURL()
+        } else if written.hasPrefix("/") {
             url = URL(fileURLWithPath: written).standardizedFileURL
         } else if written.hasPrefix("~/") {
             let home = FileManager.default.homeDirectoryForCurrentUser
@@ -26,9 +34,10 @@ public struct RecipePath: Sendable, Equatable, CustomStringConvertible {
     /// The resolved path.
     public var description: String { url.path }
 
-    /// `url` relative to `directory` (with `..` steps where needed): the machine-independent
-    /// form used in canonical recipe text.
+    /// `url` relative to `directory` (with `..` steps where needed), or a pinned model's
+    /// name: the machine-independent form used in canonical recipe text.
     public func relative(to directory: URL) -> String {
+        if pinned != nil { return written }
         let target = url.standardizedFileURL.pathComponents
         let base = directory.standardizedFileURL.pathComponents
         var common = 0

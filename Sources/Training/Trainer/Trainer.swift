@@ -81,7 +81,7 @@ public final class Trainer {
         guard !train.isEmpty else { throw TrainerError.noTrainableTokens }
         let seqLen = min(setup.seqLen, bundle.model.config.maxPositions)
         batcher = Batcher(examples: train, batchSize: setup.batchSize, seqLen: seqLen,
-                          packing: setup.packing, seed: setup.seed, padId: pad)
+                          packing: setup.packing, groupByLength: setup.groupByLength, seed: setup.seed, padId: pad)
         evalExamples = setup.eval.examples.map(encoder.encode).filter { $0.trainedTokens > 0 }
 
         microBatches = setup.gradAccum
@@ -196,8 +196,8 @@ public final class Trainer {
             progress(.evaluated(step: totalSteps, metrics: metrics))
             try checkpoint(step: totalSteps, includeOptimizer: false).write(to: finalURL)
             if !adapters.isEmpty {
-                try checkpoint(step: totalSteps, includeOptimizer: false).adapterOnly()
-                    .write(to: outputDirectory.appendingPathComponent("adapters.h5"))
+                try checkpoint(step: totalSteps, includeOptimizer: false).adapterOnly(baseVocabularySize: bundle.checkpoint.config.vocabSize)
+                    .write(to: outputDirectory.appendingPathComponent(Self.adapterFileName))
             }
         } else if setup.saveEvery == 0 {
             // An interrupted run without periodic saves still leaves a resumable checkpoint.
@@ -210,6 +210,9 @@ public final class Trainer {
         progress(.finished(summary))
         return summary
     }
+
+    /// The adapter-only checkpoint a finished LoRA run writes beside `model.h5`.
+    public static let adapterFileName = "adapters.h5"
 
     /// Mean loss over up to `evalMaxBatches` evaluation batches.
     public func evaluate(step: Int, tape: Tape = Tape()) throws -> [String: Double] {

@@ -50,6 +50,8 @@ extension Trainer {
         public var seqLen = 512
         /// Several examples per sequence.
         public var packing = false
+        /// Batches of similar lengths (`Batcher.groupByLength`).
+        public var groupByLength = false
         /// Shuffling, dropout and initialisation.
         public var seed: UInt64 = 0
         /// Compute threads; 0 means all cores.
