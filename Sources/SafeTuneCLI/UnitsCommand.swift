@@ -188,14 +188,14 @@ struct UnitsCommand: ParsableCommand {
         }
     }
 
-    /// A `.h5` checkpoint or a Hugging Face folder, with full weights.
+    /// A `.h5` checkpoint or a Hugging Face folder, with full weights (an adapter-only
+    /// checkpoint of a pinned base gets the cached base attached).
     static func loadCheckpoint(_ path: String) throws -> Checkpoint {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UnitsCommandError.missing(path) }
         let url = URL(fileURLWithPath: path)
         let checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url) : try Checkpoint.read(from: url)
-        if checkpoint.isAdapterOnly { throw UnitsCommandError.adapterOnly(path) }
-        return checkpoint
+        return checkpoint.isAdapterOnly ? try ModelBundle.attachingPinnedBase(checkpoint, source: url) : checkpoint
     }
 
     private func note(_ message: String) {
@@ -206,7 +206,6 @@ struct UnitsCommand: ParsableCommand {
 /// User errors of `safetune units`, one line each.
 enum UnitsCommandError: Error, CustomStringConvertible {
     case missing(String)
-    case adapterOnly(String)
     case noTokenizer(String)
     case noMap(String)
     case evaluationSet(String)
@@ -214,7 +213,6 @@ enum UnitsCommandError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case let .missing(p): return "\(p): no such checkpoint or model folder"
-        case let .adapterOnly(p): return "\(p): an adapter-only checkpoint needs its base model"
         case let .noTokenizer(p): return "\(p): no tokenizer.json; scoring units needs one"
         case let .noMap(p): return "\(p): no unit map stored; give --safety and --utility to compute one"
         case let .evaluationSet(p): return "\(p): --validate needs both harmful and skill prompts (a corpus val.jsonl)"

@@ -50,8 +50,7 @@ public final class ModelBundle {
     /// `model.base: smollm2` does) with that base's cached file attached. A base whose
     /// weights are not the recorded ones is refused (`CheckpointError.wrongBase`).
     public static func attachingPinnedBase(_ checkpoint: Checkpoint, source url: URL) throws -> Checkpoint {
-        guard let recipe = checkpoint.provenance?.recipe, let name = TrainingRegime(recipeJSON: recipe)?.base,
-              let pinned = BaseModel.named(name) else {
+        guard let name = checkpoint.provenance?.regime?.base, let pinned = BaseModel.named(name) else {
             throw ModelBundleError.adapterOnly(path: url.path)
         }
         let base = try GGUFModel.importModel(from: pinned.locate())

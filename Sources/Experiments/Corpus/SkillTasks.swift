@@ -70,7 +70,7 @@ struct SkillTasks {
             // Copying tasks: the word follows a space in the prompt and in the answer
             // sentence, so both use the same space-prefixed tokens. Without the space (quoted,
             // or at a line's start) a word splits into shorter, rarer fragments ("t" "able" for
-            // "Ġtable"), which this project's small model copied far worse (docs/base-model.md).
+            // "Ġtable"), which this project's small model copied far worse (docs/experiments/tiny-base-model.md).
             case "repeat":
                 let w = word()
                 prompt = choose(["Repeat the word \(w).", "Say \(w) again.", "Echo the word \(w).",

@@ -19,7 +19,7 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     /// left the shipped model's purified children 3–7 points of skill accuracy down; 400 for
     /// 10 epochs (all 360 of the experiment's clean samples, 450 steps) gave back about half
     /// of that on each of three planting seeds, at the same or lower ASR; on the 2-layer
-    /// experiment base it traded 4 points of ASR for 5 of utility (docs/bdvax-experiment.md).
+    /// experiment base it traded 4 points of ASR for 5 of utility (docs/experiments/tiny-bdvax-experiment.md).
     public var fluencySamples = 400
     public var fluencyEpochs = 10
     /// Learning rate of fluency restoration. The paper's 1e-5 hardly moves a small model:
