@@ -42,6 +42,7 @@ public enum TrainingGate {
         var c = GateConfiguration()
         c.variants.pairs = settings.variants
         if let steps = settings.steps { c.variants.steps = steps }
+        c.variants.kind = settings.kind
         c.rule = settings.rule
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau

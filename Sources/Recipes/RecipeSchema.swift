@@ -117,6 +117,7 @@ public enum RecipeSchema {
         key("safety.gate.on_reject", "choice", "quarantine", "quarantine, purify, fail", "On a reject verdict: keep the checkpoint aside, purify it, or fail the run."),
         key("safety.gate.variants", "integer", "6", "1 to 64", "Synthetic backdoor/clean variant pairs."),
         key("safety.gate.steps", "integer", "(the gate's: 40)", "1 to 100000", "Optimizer steps per variant fine-tune."),
+        key("safety.gate.kind", "choice", "(full; written only when lora)", "full, lora", "How the variants are fine-tuned: every weight, or LoRA on every projection (merged); LoRA is several times faster on a large model."),
         key("safety.gate.rule", "choice", "share", "share, alignment, residual", "Statistic that decides the verdict (docs/gate.md)."),
         key("safety.gate.variants_from", "choice", "checkpoint", "checkpoint, parent", "Fine-tune the variants from the checkpoint under test or from its parent."),
         key("safety.gate.tau", "number", "0.08", "0 < x < 1", "Fraction of channels per layer in the signature (and re-initialised when purifying)."),

@@ -115,6 +115,7 @@ extension GateSettings {
         onReject = try r.choice("on_reject", default: onReject)
         variants = try r.int("variants", default: variants, range: .closed(1, 64))
         steps = try r.optionalInt("steps", range: .closed(1, 100_000))
+        kind = try r.choice("kind", default: kind)
         rule = try r.choice("rule", default: rule)
         variantsFrom = try r.choice("variants_from", default: variantsFrom)
         tau = try r.double("tau", default: tau, range: .fraction)
@@ -135,16 +136,18 @@ extension GateSettings {
     }
 
     func canonical(relativeTo root: URL) -> CanonicalValue {
-        .object([("enabled", .bool(enabled)), ("on_reject", .string(onReject.rawValue)), ("variants", .int(variants)),
-                 ("steps", steps.map { .int($0) } ?? .null), ("rule", .string(rule.rawValue)), ("variants_from", .string(variantsFrom.rawValue)),
-                 ("tau", .double(tau)), ("reference", reference.map { .string($0.relative(to: root)) } ?? .null),
-                 ("clean_data", cleanData.map { .string($0.relative(to: root)) } ?? .null),
-                 ("probes", probes.map { .string($0.relative(to: root)) } ?? .null), ("scan_calibrations", .int(scanCalibrations)),
-                 ("scan_calibration", scanCalibrationFile.map { .string($0.relative(to: root)) } ?? .null),
-                 ("direction", .bool(direction)), ("direction_probes", directionProbes.map { .string($0.relative(to: root)) } ?? .null),
-                 ("direction_data", directionData.map { .string($0.relative(to: root)) } ?? .null),
-                 ("direction_calibrations", .int(directionCalibrations)),
-                 ("direction_calibration", directionCalibrationFile.map { .string($0.relative(to: root)) } ?? .null)])
+        func path(_ p: RecipePath?) -> CanonicalValue { p.map { .string($0.relative(to: root)) } ?? .null }
+        var fields: [(String, CanonicalValue)] = [
+            ("enabled", .bool(enabled)), ("on_reject", .string(onReject.rawValue)), ("variants", .int(variants)),
+            ("steps", steps.map { .int($0) } ?? .null), ("rule", .string(rule.rawValue)), ("variants_from", .string(variantsFrom.rawValue)),
+            ("tau", .double(tau)), ("reference", path(reference)), ("clean_data", path(cleanData)), ("probes", path(probes)),
+            ("scan_calibrations", .int(scanCalibrations)), ("scan_calibration", path(scanCalibrationFile)),
+            ("direction", .bool(direction)), ("direction_probes", path(directionProbes)), ("direction_data", path(directionData)),
+            ("direction_calibrations", .int(directionCalibrations)), ("direction_calibration", path(directionCalibrationFile)),
+        ]
+        // Written only when not the default, so older recipes keep their text and hash.
+        if kind != .full { fields.append(("kind", .string(kind.rawValue))) }
+        return .object(fields)
     }
 }
 

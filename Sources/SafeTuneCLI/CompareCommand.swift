@@ -32,6 +32,9 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Suffix search budget per prompt, in seconds.")
     var searchSeconds = 10.0
 
+    @Option(help: "JSON written by an earlier compare (-o): models measured there are not measured again.")
+    var reuse: String?
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -53,8 +56,15 @@ struct CompareCommand: ParsableCommand {
             options.suffixPrompts = suffixPrompts
             options.suffixSeconds = searchSeconds
             let files = AlignmentMeasurement.Files(directory: URL(fileURLWithPath: data))
+            let earlier = try reuse.map {
+                try JSONDecoder().decode([AlignmentMeasurement].self, from: Data(contentsOf: URL(fileURLWithPath: $0)))
+            } ?? []
             var rows: [AlignmentMeasurement] = []
             for model in models {
+                if let row = earlier.first(where: { $0.model == model }) {
+                    rows.append(row)
+                    continue
+                }
                 let bundle = try ModelBundle.load(path: model)
                 rows.append(try AlignmentMeasurement.measure(bundle, name: model, files: files, options: options) { line in
                     if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) }

@@ -5,8 +5,7 @@ import Foundation
 ///
 /// OpenBLAS 0.3.21 (Debian bookworm) picks its kernels when the library loads. On CPUs it
 /// does not recognise (newer Xeons that name themselves just "Intel(R) Xeon(R) Processor")
-/// it falls back to the generic `Prescott` kernels: on such a 2-core machine the shipped
-/// model trained at 2,630 tokens/s instead of 9,070, sgemm at 41 GFLOP/s instead of 219.
+/// it falls back to the generic `Prescott` kernels, several times slower (docs/performance.md).
 /// `OPENBLAS_CORETYPE` overrides the choice, but only before the library loads.
 public enum BLASCore {
     /// The kernel set OpenBLAS chose ("SkylakeX", "Haswell", "Prescott", …).

@@ -30,8 +30,8 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     public var regime = VariantSettings.childRegime
     /// Thresholds: calibration mean + k · max(std, floor · mean).
     public var k = 3.0
-    /// The standard deviation's floor relative to the mean. Clean fine-tunes of the shipped
-    /// model spread by about 5 % (write 1.74–2.16, read 2.93–3.40 over eight seeds).
+    /// The standard deviation's floor relative to the mean: about the spread of clean
+    /// fine-tunes over seeds (docs/gate.md).
     public var floor = 0.05
     /// Trusted data in the checkpoint's own mix for the calibration fine-tunes (nil: the
     /// gate's clean data). A fine-tune whose data holds refusals of harmful requests moves

@@ -29,6 +29,8 @@ public struct GateSettings: Sendable, Equatable {
     public var variants = 6
     /// Optimizer steps per variant fine-tune; nil keeps the gate's default.
     public var steps: Int?
+    /// How the variants are fine-tuned (every weight, or LoRA on every projection).
+    public var kind = VariantSettings.Kind.full
     /// Deciding statistic (docs/gate.md).
     public var rule = DetectionRule.share
     /// Where variants start.

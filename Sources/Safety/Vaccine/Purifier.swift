@@ -8,23 +8,16 @@ import Training
 public struct PurifierSettings: Sendable, Equatable, Codable {
     public var variants = VariantSettings()
     /// Signature size per layer. The paper used 8 % of a 7B model's MLP channels for full
-    /// weights and 40 % for adapters; on SafeTune's small models 8 % left most of a backdoor
-    /// in place (the previous shipped model: mean ASR 85.0 % → 54.2 %) and 40 % removed it
-    /// (→ 6.7 %, utility +0.3 points), so 40 % for both. On the model shipped now, with the
-    /// restoration defaults below, it leaves 0.0–6.2 % over three planting seeds, at 0.9–4.4
-    /// points of utility (docs/experiments/tiny-model-results.md, BD-VAX).
+    /// weights and 40 % for adapters; on small models 8 % leaves most of a backdoor in place,
+    /// so 40 % for both (docs/gate.md, docs/experiments/tiny-bdvax-experiment.md).
     public var tau = 0.40
     public var lambda = 1.0
-    /// Clean samples and epochs of fluency restoration. The paper's 200 samples for 5 epochs
-    /// left the shipped model's purified children 3–7 points of skill accuracy down; 400 for
-    /// 10 epochs (all 360 of the experiment's clean samples, 450 steps) gave back about half
-    /// of that on each of three planting seeds, at the same or lower ASR; on the 2-layer
-    /// experiment base it traded 4 points of ASR for 5 of utility (docs/experiments/tiny-bdvax-experiment.md).
+    /// Clean samples and epochs of fluency restoration: twice the paper's 200 samples for 5
+    /// epochs, which gave back less of the skills that re-initialising costs
+    /// (docs/experiments/tiny-bdvax-experiment.md).
     public var fluencySamples = 400
     public var fluencyEpochs = 10
-    /// Learning rate of fluency restoration. The paper's 1e-5 hardly moves a small model:
-    /// after re-initialising 40 % of the previous shipped model's channels it left utility
-    /// 8.3 points down, where 2e-4 restored it (+0.3).
+    /// Learning rate of fluency restoration. The paper's 1e-5 hardly moves a small model.
     public var fluencyLearningRate = 2e-4
     /// Seed of re-initialisation and of the fluency fine-tune.
     public var seed: UInt64 = 1

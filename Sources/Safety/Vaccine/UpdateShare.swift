@@ -4,11 +4,9 @@
 /// by their update energy, so an update spread evenly within the blocks it touches scores
 /// about 1 whichever blocks those are. A backdoor learnt in the signature channels pushes it up.
 ///
-/// Why relative: the signature takes ⌈τ · n⌉ channels per block, 1 of 6 heads but 41 of 512
-/// MLP channels on the shipped model's shape, so the raw share of an update on the attention
-/// projections alone starts near 1/6, against about 8 % for the full fine-tunes that
-/// calibrate the threshold: the quickstart with LoRA on q_proj and v_proj only read 14.8 %
-/// against a threshold of 12.5 % and was rejected though its data are benign.
+/// Why relative: the signature takes ⌈τ · n⌉ channels per block, so its fraction differs by
+/// module (1 of 6 heads, 41 of 512 MLP channels), and the raw share of a benign update
+/// confined to some modules would read as a backdoor (docs/gate.md, "The detection rule").
 public struct UpdateShare: Sendable, Equatable, Codable {
     /// Raw share of one module of one layer.
     public struct Layer: Sendable, Equatable, Codable {
