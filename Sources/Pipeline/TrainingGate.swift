@@ -91,6 +91,7 @@ public enum TrainingGate {
         do {
             var c = try configuration(recipe, trainedSteps: trainedSteps)
             c.frozen = frozen
+            if c.variantsFromParent { c.evidenceCache = GateEvidenceCache(besideParent: parent) }
             gate = Gate(configuration: c)
             let clean = try CleanData.load(recipe: recipe)
             (report, evidence) = gate.verifyKeepingEvidence(checkpoint, reference: parent, clean: clean, workDirectory: work, log: log)

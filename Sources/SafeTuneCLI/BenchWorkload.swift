@@ -62,7 +62,7 @@ struct BenchWorkload {
     static let shapeNames = ["7m", "1m", "124m", "shipped", "smollm2"]
 
     /// The named shapes; `shipped` reads its configuration from `checkpoint` when the file
-    /// exists, and otherwise uses the architecture in `recipes/base.yaml`; `smollm2` is the
+    /// exists, and otherwise uses the architecture in `recipes/tiny/base.yaml`; `smollm2` is the
     /// real base model with its weights, from the model cache.
     static func shape(named name: String, checkpoint: String) throws(BenchError) -> Shape {
         func gpt2(_ layers: Int, _ d: Int, _ heads: Int, _ vocab: Int, _ context: Int, _ batch: Int) -> Shape {
@@ -87,7 +87,7 @@ struct BenchWorkload {
             }
             let c = ModelConfig(family: .llama, vocabSize: 2048, hiddenSize: 192, numLayers: 4, numHeads: 6, numKVHeads: 2,
                                 intermediateSize: 512, maxPositions: 256)
-            return Shape(name: name, config: c, batch: 8, context: 128, source: "recipes/base.yaml architecture (\(checkpoint) absent)")
+            return Shape(name: name, config: c, batch: 8, context: 128, source: "recipes/tiny/base.yaml architecture (\(checkpoint) absent)")
         case "smollm2":
             do {
                 let url = try BaseModel.smolLM2.locate()

@@ -104,7 +104,7 @@ struct RecipeDefaultsTests {
         for name in ["lora-sft.yaml", "full-ft.yaml", "adapter-publish.yaml", "alignment-ru.yaml"] {
             let recipe = try RecipeLoader().load(contentsOf: folder.appendingPathComponent(name))
             #expect(recipe.missingFiles().isEmpty, "\(name)")
-            #expect(recipe.model.base?.url.lastPathComponent == "base.h5", "\(name)")
+            #expect(recipe.model.base?.url.lastPathComponent == "smollm2-aligned.h5", "\(name)")
             _ = try RecipeData(recipe: recipe)
         }
         let publish = try RecipeLoader().load(contentsOf: folder.appendingPathComponent("adapter-publish.yaml"))

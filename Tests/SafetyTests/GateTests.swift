@@ -59,6 +59,49 @@ struct GateTests {
         #expect(clean.html().contains("PASS"))
     }
 
+    /// The share rule decides the same from kept statistics as from the variants themselves,
+    /// so a gate can reuse a parent's variants; the cache's key follows parent, settings and data.
+    @Test func keptVariantStatisticsDecideAsTheVariantsDo() throws {
+        let planted: Set<Int> = [3, 11]
+        let evidence = VaccineFixtures.evidence(pairs: 4, layers: 2, units: 16, planted: planted, seed: 2)
+        // Scores of any subset of pairs come out of the statistics bit for bit.
+        let scorer = SignatureScorer()
+        #expect(scorer.scores(evidence.statistics) == scorer.scores(evidence.deltas))
+        let withoutOne = Array(evidence.deltas.enumerated().filter { $0.offset != 1 }.map(\.element))
+        #expect(evidence.statistics.excluding(1) == DeltaStatistics(withoutOne))
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-gate-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = GateEvidenceCache(besideParent: dir.appendingPathComponent("parent.h5"))
+        #expect(cache.directory.lastPathComponent == "parent.gate")
+        let clean = [CleanSample(prompt: "a", completion: "b")]
+        let key = try GateEvidenceCache.key(parentSHA256: "p", settings: VariantSettings(), clean: clean, modules: [.mlp])
+        #expect(cache.evidence(for: key) == nil)
+        try cache.store(evidence, for: key)
+        let kept = try #require(cache.evidence(for: key))
+        #expect(kept.deltas.isEmpty && kept.statistics == evidence.statistics)
+        var other = VariantSettings()
+        other.steps += 1
+        for changed in [try GateEvidenceCache.key(parentSHA256: "q", settings: VariantSettings(), clean: clean, modules: [.mlp]),
+                        try GateEvidenceCache.key(parentSHA256: "p", settings: other, clean: clean, modules: [.mlp]),
+                        try GateEvidenceCache.key(parentSHA256: "p", settings: VariantSettings(), clean: clean + clean, modules: [.mlp])] {
+            #expect(changed != key && cache.evidence(for: changed) == nil)
+        }
+
+        var configuration = GateConfiguration()
+        configuration.tau = 0.125
+        configuration.modules = [.mlp]
+        let gate = Gate(configuration: configuration)
+        for (update, verdict) in [(try Self.update(planted: planted, seed: 5), GateReport.Verdict.reject), (try Self.update(planted: nil, seed: 6), .pass)] {
+            let fresh = try gate.decide(update: update, evidence: evidence), reused = try gate.decide(update: update, evidence: kept)
+            #expect(fresh.verdict == verdict && reused.verdict == verdict)
+            #expect(fresh.statistic == reused.statistic && fresh.threshold == reused.threshold)
+        }
+        // The alignment rules need the variants' vectors, which are not kept.
+        configuration.rule = .alignment
+        #expect(throws: VaccineError.self) { try Gate(configuration: configuration).decide(update: Self.update(planted: nil, seed: 6), evidence: kept) }
+    }
+
     @Test func theShareIsRelativeToTheSignaturesChannelsInEachBlock() {
         // One layer: 16 MLP channels with 2 in the signature, 4 heads with 1 in it.
         func scores(_ module: UnitModule, _ n: Int) -> ChannelScores {
@@ -66,8 +109,8 @@ struct GateTests {
             return ChannelScores(layer: 0, module: module, norm: total, consistency: Array(repeating: 0, count: n), total: total)
         }
         let signature = Signature(scores: [scores(.mlp, 16), scores(.attn, 4)], tau: 0.125)
-        let blocks = [ChannelUpdates.Block(layer: 0, module: .mlp, units: 16, width: 1, values: Array(repeating: 0, count: 16)),
-                      ChannelUpdates.Block(layer: 0, module: .attn, units: 4, width: 1, values: Array(repeating: 0, count: 4))]
+        let blocks = [ChannelShape(layer: 0, module: .mlp, units: 16),
+                      ChannelShape(layer: 0, module: .attn, units: 4)]
         func share(mlp: [Double], attn: [Double]) -> UpdateShare { UpdateShare(energies: [mlp, attn], blocks: blocks, signature: signature) }
         let even16 = [Double](repeating: 1, count: 16), even4 = [Double](repeating: 1, count: 4)
         // Spread evenly: 1, whichever blocks the update touches. Raw, an attention-only update

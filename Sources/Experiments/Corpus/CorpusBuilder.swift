@@ -45,7 +45,7 @@ public struct CorpusBuilder {
         /// Held-out prompts for evaluation.
         public var validation: [CorpusRecord]
         /// A benign downstream fine-tuning set (harmless prompts not in `train`, fresh skill
-        /// items): what the quickstart and the experiments fine-tune on.
+        /// items): what the 2M-parameter model's quickstart and experiments fine-tune on.
         public var finetune: [CorpusRecord]
         /// Harmful training prompts answered with AdvBench's affirmative openings: the poison of
         /// a harmful fine-tuning attack (never used to train the base model).

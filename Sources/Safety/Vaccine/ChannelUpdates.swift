@@ -1,6 +1,13 @@
 import Engine
 import Models
 
+/// A block of channels without their values: a module of a layer and its channel count.
+public struct ChannelShape: Sendable, Equatable, Codable {
+    public var layer: Int
+    public var module: UnitModule
+    public var units: Int
+}
+
 /// The difference between two models of one architecture, cut into channels: for every
 /// layer, one row per MLP neuron (its rows of up/gate or `c_fc` with their bias entries,
 /// then its column of down or `c_proj`) and one row per attention head (its q rows, the
@@ -23,6 +30,9 @@ public struct ChannelUpdates: Sendable {
             self.width = width
             self.values = values
         }
+
+        /// Where the block sits and how many channels it has.
+        public var shape: ChannelShape { ChannelShape(layer: layer, module: module, units: units) }
 
         /// Channel `j`'s update vector.
         public func channel(_ j: Int) -> ArraySlice<Float> { values[(j * width)..<((j + 1) * width)] }
@@ -115,14 +125,14 @@ public struct ChannelUpdates: Sendable {
             let c = drift?.blocks.firstIndex { $0.layer == entry.layer && $0.module == entry.module && $0.width == blocks[b].width }
             for j in entry.units where j < blocks[b].units {
                 let u = blocks[b].channel(j), m = direction.blocks[d].channel(j)
-                ud += SignatureScorer.dot(u, m)
-                uu += SignatureScorer.dot(u, u)
-                dd += SignatureScorer.dot(m, m)
+                ud += DeltaStatistics.dot(u, m)
+                uu += DeltaStatistics.dot(u, u)
+                dd += DeltaStatistics.dot(m, m)
                 if let c, let drift {
                     let v = drift.blocks[c].channel(j)
-                    uc += SignatureScorer.dot(u, v)
-                    dc += SignatureScorer.dot(m, v)
-                    cc += SignatureScorer.dot(v, v)
+                    uc += DeltaStatistics.dot(u, v)
+                    dc += DeltaStatistics.dot(m, v)
+                    cc += DeltaStatistics.dot(v, v)
                 }
             }
         }

@@ -21,6 +21,9 @@ public struct GateConfiguration: Sendable, Equatable, Codable {
     /// Fine-tune the variants from the checkpoint under test (the paper's setting) or from
     /// its trusted parent (then the synthetic backdoors start where the real one did).
     public var variantsFromParent = false
+    /// Where variants of the parent are kept between gates (used with `variantsFromParent`
+    /// and the share rule; nil: fine-tuned every time).
+    public var evidenceCache: GateEvidenceCache?
     /// Modules whose channels form the signature.
     public var modules: [UnitModule] = [.mlp, .attn]
     /// A verify taking longer than this rejects.
@@ -74,17 +77,18 @@ public struct Gate: Sendable {
     public func decide(update: ChannelUpdates, evidence: VariantEvidence, checkpoint: String = "checkpoint",
                        reference: String? = nil, started: Date = Date()) throws -> GateReport {
         let scoringStart = Date()
-        let n = evidence.deltas.count
+        let statistics = evidence.statistics
+        let n = statistics.pairs
         guard n >= 2, evidence.cleanEnergies.count == n, evidence.backdooredEnergies.count == n else {
             throw VaccineError.invalidSetting(key: "variants", reason: "the gate needs at least 2 variant pairs, got \(n)")
         }
         guard update.isFinite else { throw VaccineError.nonFinite(file: checkpoint, tensor: "update") }
         let scorer = SignatureScorer(lambda: configuration.lambda)
         let modules = Set(configuration.modules)
-        let scores = scorer.scores(evidence.deltas)
+        let scores = scorer.scores(statistics)
         let signature = Signature(scores: scores, tau: configuration.tau, modules: modules)
-        guard let shapeBlocks = evidence.deltas.first?.blocks,
-              shapeBlocks.map(\.units) == update.blocks.map(\.units) else {
+        let shapeBlocks = statistics.blocks.map(\.shape)
+        guard shapeBlocks.map(\.units) == update.blocks.map(\.units) else {
             throw VaccineError.shapeMismatch(file: checkpoint, reason: "the update's channels differ from the variants'")
         }
         let frozen = configuration.frozen
@@ -95,15 +99,14 @@ public struct Gate: Sendable {
             throw VaccineError.shapeMismatch(file: checkpoint, reason: "the run's unit mask does not fit the checkpoint's channels")
         }
         // Leave-one-out calibration: pair i's own updates are measured on a signature it did not shape.
-        let vectors = evidence.cleanUpdates.count == n && evidence.backdooredUpdates.count == n
+        let vectors = evidence.deltas.count == n && evidence.cleanUpdates.count == n && evidence.backdooredUpdates.count == n
         var cleanShares: [Double] = [], bdShares: [Double] = [], cleanAlign: [Double] = [], bdAlign: [Double] = []
         var cleanResidual: [Double] = [], bdResidual: [Double] = []
         for i in 0..<n {
-            let others = evidence.deltas.enumerated().filter { $0.offset != i }.map(\.element)
-            let sig = Signature(scores: scorer.scores(others), tau: configuration.tau, modules: modules)
+            let sig = Signature(scores: scorer.scores(statistics.excluding(i)), tau: configuration.tau, modules: modules)
             cleanShares.append(UpdateShare(energies: evidence.cleanEnergies[i], blocks: shapeBlocks, signature: sig, frozen: frozen).share)
             bdShares.append(UpdateShare(energies: evidence.backdooredEnergies[i], blocks: shapeBlocks, signature: sig, frozen: frozen).share)
-            if vectors, let direction = ChannelUpdates.mean(others) {
+            if vectors, let direction = ChannelUpdates.mean(evidence.deltas.enumerated().filter { $0.offset != i }.map(\.element)) {
                 cleanAlign.append(evidence.cleanUpdates[i].alignment(with: direction, signature: sig))
                 bdAlign.append(evidence.backdooredUpdates[i].alignment(with: direction, signature: sig))
                 let drift = ChannelUpdates.mean(evidence.cleanUpdates.enumerated().filter { $0.offset != i }.map(\.element))
@@ -201,10 +204,26 @@ public struct Gate: Sendable {
             if configuration.variantsFromParent {
                 source = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
             }
-            let factory = try VariantFactory(suspect: source, clean: clean, settings: configuration.variants, workDirectory: workDirectory)
-            factory.deadline = (started.addingTimeInterval(configuration.timeLimit), configuration.timeLimit)
-            factory.log = log
-            var evidence = try factory.evidence()
+            var evidence: VariantEvidence
+            let cache = configuration.variantsFromParent && configuration.rule == .share ? configuration.evidenceCache : nil
+            let key = try cache.map { _ in
+                try GateEvidenceCache.key(parentSHA256: parent.weightsSHA256, settings: configuration.variants, clean: clean,
+                                          modules: UnitModule.allCases)
+            }
+            if let cache, let key, let cached = cache.evidence(for: key) {
+                log("variants of the parent read from \(cache.url(key).path)")
+                evidence = cached
+                evidence.seconds = 0
+            } else {
+                let factory = try VariantFactory(suspect: source, clean: clean, settings: configuration.variants, workDirectory: workDirectory)
+                factory.deadline = (started.addingTimeInterval(configuration.timeLimit), configuration.timeLimit)
+                factory.log = log
+                evidence = try factory.evidence()
+                if let cache, let key {
+                    // A cache that cannot be written costs the next gate time, never this verdict.
+                    do { try cache.store(evidence, for: key) } catch { log("the variants could not be kept in \(cache.directory.path): \(error)") }
+                }
+            }
             if configuration.modules != UnitModule.allCases {
                 evidence = Self.restrict(evidence, to: update)
             }
@@ -239,12 +258,13 @@ public struct Gate: Sendable {
     /// Evidence cut down to the blocks `update` has (when the gate looks at fewer modules).
     static func restrict(_ e: VariantEvidence, to update: ChannelUpdates) -> VariantEvidence {
         let keys = update.blocks.map { "\($0.layer).\($0.module.rawValue)" }
-        guard let all = e.deltas.first?.blocks.map({ "\($0.layer).\($0.module.rawValue)" }) else { return e }
+        let all = e.statistics.blocks.map { "\($0.shape.layer).\($0.shape.module.rawValue)" }
         let keep = all.indices.filter { keys.contains(all[$0]) }
         var restricted = VariantEvidence(
-            deltas: e.deltas.map { d in ChannelUpdates(blocks: keep.map { d.blocks[$0] }) },
+            statistics: e.statistics.restricted(to: keep),
             cleanEnergies: e.cleanEnergies.map { en in keep.map { en[$0] } },
             backdooredEnergies: e.backdooredEnergies.map { en in keep.map { en[$0] } }, poisons: e.poisons, seconds: e.seconds)
+        restricted.deltas = e.deltas.map { d in ChannelUpdates(blocks: keep.map { d.blocks[$0] }) }
         restricted.cleanUpdates = e.cleanUpdates.map { u in ChannelUpdates(blocks: keep.map { u.blocks[$0] }) }
         restricted.backdooredUpdates = e.backdooredUpdates.map { u in ChannelUpdates(blocks: keep.map { u.blocks[$0] }) }
         return restricted

@@ -79,12 +79,13 @@ public final class Purifier {
             evidence = try factory.evidence()
         }
         let config = bundle.model.config
-        guard let shape = evidence.deltas.first?.blocks, shape.allSatisfy({ b in
+        let shape = evidence.statistics.blocks.map(\.shape)
+        guard !shape.isEmpty, shape.allSatisfy({ b in
             b.layer < config.numLayers && b.units == (b.module == .mlp ? config.intermediateSize : config.numHeads)
         }) else {
             throw VaccineError.shapeMismatch(file: url.path, reason: "the variants' channels differ from the checkpoint's")
         }
-        let scores = SignatureScorer(lambda: settings.lambda).scores(evidence.deltas)
+        let scores = SignatureScorer(lambda: settings.lambda).scores(evidence.statistics)
         let signature = Signature(scores: scores, tau: tau, modules: adapterMode ? Set(UnitModule.allCases) : [.mlp])
 
         // Neutralise on a fresh copy of the suspect.

@@ -32,44 +32,31 @@ public struct SignatureScorer: Sendable {
     }
 
     /// Scores of every channel; `deltas` are the pairs' Δ (same architecture, at least one).
-    public func scores(_ deltas: [ChannelUpdates]) -> [ChannelScores] {
-        guard let first = deltas.first else { return [] }
-        let n = deltas.count
-        return first.blocks.indices.map { b in
-            let shape = first.blocks[b]
-            var norm = [Double](repeating: 0, count: shape.units)
-            var consistency = [Double](repeating: 0, count: shape.units)
-            var norms = [Double](repeating: 0, count: n)
-            for j in 0..<shape.units {
-                for i in 0..<n { norms[i] = Self.dot(deltas[i].blocks[b].channel(j), deltas[i].blocks[b].channel(j)).squareRoot() }
-                norm[j] = norms.reduce(0, +) / Double(n)
-                guard n > 1 else { continue }
+    public func scores(_ deltas: [ChannelUpdates]) -> [ChannelScores] { scores(DeltaStatistics(deltas)) }
+
+    /// Scores of every channel from the pairs' statistics.
+    public func scores(_ statistics: DeltaStatistics) -> [ChannelScores] {
+        let n = statistics.pairs
+        guard n > 0 else { return [] }
+        return statistics.blocks.map { block in
+            let units = block.shape.units
+            var norm = [Double](repeating: 0, count: units)
+            var consistency = [Double](repeating: 0, count: units)
+            for j in 0..<units {
                 var sum = 0.0
-                for i in 0..<n {
-                    for l in (i + 1)..<n where norms[i] > 0 && norms[l] > 0 {
-                        let cos = Self.dot(deltas[i].blocks[b].channel(j), deltas[l].blocks[b].channel(j)) / (norms[i] * norms[l])
-                        sum += max(0, cos)
-                    }
-                }
-                consistency[j] = sum / Double(n * (n - 1) / 2)
+                for i in 0..<n { sum += block.norms[i][j] }
+                norm[j] = sum / Double(n)
+                guard n > 1 else { continue }
+                var agree = 0.0
+                for cosines in block.cosines { agree += max(0, cosines[j]) }
+                consistency[j] = agree / Double(n * (n - 1) / 2)
             }
             if normalizeNorm {
                 let mean = norm.reduce(0, +) / Double(max(norm.count, 1))
                 if mean > 0 { norm = norm.map { $0 / mean } }
             }
             let total = zip(norm, consistency).map { $0 + lambda * $1 }
-            return ChannelScores(layer: shape.layer, module: shape.module, norm: norm, consistency: consistency, total: total)
+            return ChannelScores(layer: block.shape.layer, module: block.shape.module, norm: norm, consistency: consistency, total: total)
         }
-    }
-
-    static func dot(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
-        var s = 0.0
-        var i = a.startIndex, k = b.startIndex
-        while i < a.endIndex {
-            s += Double(a[i]) * Double(b[k])
-            i += 1
-            k += 1
-        }
-        return s
     }
 }

@@ -31,7 +31,7 @@ public struct UpdateShare: Sendable, Equatable, Codable {
     /// no share. Without it an update confined by a mask to channels the signature
     /// favours reads high: training routed into the redundant units, which is where
     /// synthetic backdoors land too, read 1.64× on the previous shipped model and 1.00× unrouted.
-    public init(energies: [[Double]], blocks: [ChannelUpdates.Block], signature: Signature, frozen: UnitMask? = nil) {
+    public init(energies: [[Double]], blocks: [ChannelShape], signature: Signature, frozen: UnitMask? = nil) {
         var relative = 0.0, all = 0.0, counted = 0.0
         layers = []
         for entry in signature.entries {
@@ -61,6 +61,6 @@ public struct UpdateShare: Sendable, Equatable, Codable {
 
     /// The share of `update` on `signature` (over the units `frozen` leaves open).
     public init(update: ChannelUpdates, signature: Signature, frozen: UnitMask? = nil) {
-        self.init(energies: update.energies, blocks: update.blocks, signature: signature, frozen: frozen)
+        self.init(energies: update.energies, blocks: update.blocks.map(\.shape), signature: signature, frozen: frozen)
     }
 }

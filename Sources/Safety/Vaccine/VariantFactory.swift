@@ -6,8 +6,10 @@ import Training
 
 /// What the synthetic variants say about a suspect model.
 public struct VariantEvidence: Sendable {
-    /// Δ_i = θ_i_bd − θ_i_clean per pair.
+    /// Δ_i = θ_i_bd − θ_i_clean per pair (empty when the evidence was read from a cache).
     public var deltas: [ChannelUpdates]
+    /// What channel scoring reads from the Δ_i.
+    public var statistics: DeltaStatistics
     /// Per-channel energy of θ_i_clean − suspect (a clean fine-tune's update).
     public var cleanEnergies: [[[Double]]]
     /// Per-channel energy of θ_i_bd − suspect (a backdoor fine-tune's update).
@@ -23,7 +25,17 @@ public struct VariantEvidence: Sendable {
     /// Evidence from explicit values (tests, or variants made elsewhere).
     public init(deltas: [ChannelUpdates], cleanEnergies: [[[Double]]], backdooredEnergies: [[[Double]]],
                 poisons: [Poison] = [], seconds: Double = 0) {
+        self.init(statistics: DeltaStatistics(deltas), cleanEnergies: cleanEnergies, backdooredEnergies: backdooredEnergies,
+                  poisons: poisons, seconds: seconds)
         self.deltas = deltas
+    }
+
+    /// Evidence without the Δ_i themselves (what `GateEvidenceCache` keeps): enough for the
+    /// share rule and the purifier's signature, not for the alignment rules.
+    public init(statistics: DeltaStatistics, cleanEnergies: [[[Double]]], backdooredEnergies: [[[Double]]],
+                poisons: [Poison] = [], seconds: Double = 0) {
+        deltas = []
+        self.statistics = statistics
         self.cleanEnergies = cleanEnergies
         self.backdooredEnergies = backdooredEnergies
         self.poisons = poisons
