@@ -39,4 +39,29 @@ struct BaseModelTests {
         #expect(BaseModel.named("smollm2") == .smolLM2)
         #expect(BaseModel.named("gpt2") == nil)
     }
+
+    /// A damaged or truncated cached file is caught by its hash before use, with the command
+    /// that fetches it again; a good one is hashed once and then recognised by its stamp.
+    @Test func aDamagedModelIsRefusedByItsHash() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let environment = ["SAFETUNE_CACHE": dir.path]
+        let content = Data("a model file".utf8)
+        let pinned = BaseModel(name: "test", package: "p", version: "1", member: "m", file: "m.gguf",
+                               sha256: TensorDigest.sha256(bytes: content))
+        let url = pinned.cachedURL(environment: environment)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try content.write(to: url)
+        #expect(try pinned.locate(environment: environment) == url)
+        #expect(FileManager.default.fileExists(atPath: url.deletingLastPathComponent().appendingPathComponent(".m.gguf.verified").path))
+        #expect(try pinned.locate(environment: environment) == url)
+
+        try content.prefix(5).write(to: url)  // truncated
+        do {
+            _ = try pinned.locate(environment: environment)
+            Issue.record("a truncated model was accepted")
+        } catch {
+            #expect(error.description.contains("damaged or truncated") && error.description.contains("scripts/fetch-base-model"))
+        }
+    }
 }

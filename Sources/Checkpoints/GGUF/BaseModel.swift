@@ -38,12 +38,28 @@ public struct BaseModel: Sendable, Equatable {
         Self.cacheDirectory(environment: environment).appendingPathComponent("models").appendingPathComponent(file)
     }
 
-    /// The cached file, or an error naming the missing file and the command that fetches it.
+    /// The cached file, checked against the pinned SHA-256; or an error naming the file and
+    /// the command that fetches it (again). The hash is computed once per version of the
+    /// file (size and modification time, kept in a stamp beside it), not on every load.
     public func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws(GGUFError) -> URL {
         let url = cachedURL(environment: environment)
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+              let size = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date else {
             throw .io(file: url.path, reason: "no such file: the base model \(file) is not fetched yet; run scripts/setup (or scripts/fetch-base-model) to fetch it")
         }
+        let stamp = url.deletingLastPathComponent().appendingPathComponent(".\(file).verified")
+        let expected = "\(size) \(modified.timeIntervalSince1970) \(sha256)"
+        if (try? String(contentsOf: stamp, encoding: .utf8)) == expected { return url }
+        let found: String
+        do { found = TensorDigest.hex(try SHA256.hash(file: url)) } catch {
+            let reason = (error as? MappedBytes.Failure)?.reason ?? "\(error)"
+            throw .io(file: url.path, reason: "\(reason); run scripts/fetch-base-model to fetch it again")
+        }
+        guard found == sha256 else {
+            throw .io(file: url.path, reason: "SHA-256 is \(found), not the pinned \(sha256): the file is damaged or truncated; run scripts/fetch-base-model to fetch it again")
+        }
+        // A stamp that cannot be written only means hashing again next time.
+        try? AtomicFile.write(to: stamp) { try Data(expected.utf8).write(to: $0) }
         return url
     }
 }

@@ -60,6 +60,14 @@ public struct SHA256: Sendable {
         return words.flatMap { w in [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: w >> UInt32($0)) } }
     }
 
+    /// The digest of a file's bytes, read through a memory map.
+    public static func hash(file url: URL) throws -> [UInt8] {
+        let bytes = try MappedBytes(url: url)
+        var hasher = SHA256()
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(start: bytes.base, count: bytes.count))
+        return hasher.finalize()
+    }
+
     /// The digest of `data`.
     public static func hash<D: DataProtocol>(data: D) -> [UInt8] {
         var hasher = SHA256()
