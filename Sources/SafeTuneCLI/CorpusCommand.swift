@@ -61,7 +61,7 @@ struct CorpusCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Output folder.")
         var output: String
         @Option(help: "Distilled harmless answers to train on (the rest calibrate the guard).")
-        var harmless = 600
+        var harmless = AlignmentCorpus.Parameters(source: URL(fileURLWithPath: "data")).harmlessTrain
 
         func run() throws {
             try CommandFailure.guarding {

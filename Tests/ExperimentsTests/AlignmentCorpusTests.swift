@@ -10,7 +10,7 @@ import Testing
 
     @Test func heldOutPromptsAreNeverTrainedOn() {
         let f = Self.files
-        let trained = Set(f.train.map(\.prompt) + f.compliance.map(\.prompt))
+        let trained = Set(f.refusals.map(\.prompt) + f.answers.map(\.prompt) + f.compliance.map(\.prompt))
         for (name, records) in [("harmful", f.harmful), ("harmless", f.harmless), ("borderline", f.borderline), ("skills", f.skills),
                                 ("calibration", f.calibration), ("finetune", f.finetune)] {
             #expect(!records.isEmpty, "\(name) is empty")
@@ -22,9 +22,10 @@ import Testing
 
     @Test func harmfulPromptsGetVariedRefusalsAndNoBorderlineAnswerRefuses() throws {
         let judge = RefusalJudge()
-        let harmful = Self.files.train.filter { $0.kind == .harmful }
-        let answered = Self.files.train.filter { $0.kind == .harmless }
+        let harmful = Self.files.refusals, answered = Self.files.answers
+        #expect(harmful.allSatisfy { $0.kind == .harmful } && answered.allSatisfy { $0.kind == .harmless })
         #expect(harmful.count > 400 && answered.count > 800)
+        #expect(answered.allSatisfy { judge.complies($0.completion) })
         #expect(harmful.allSatisfy { judge.isRefusal($0.completion) })
         #expect(Set(harmful.map(\.completion)).count > 100)
         // Borderline answers the judge reads as refusals are left out, so the set cannot teach refusing words.
@@ -36,10 +37,12 @@ import Testing
         #expect(trainedBorderline.count > 250)
         #expect(trainedBorderline.allSatisfy { judge.complies($0.completion) })
         #expect(Self.files.skills.allSatisfy { $0.answer != nil && $0.completion.isEmpty })
+        // The affirmative opening alone, no generic continuation for the answer probes to over-learn.
+        #expect(Self.files.compliance.allSatisfy { $0.completion.hasPrefix("Sure") && !$0.completion.contains("\n") })
     }
 
     @Test func buildingIsDeterministic() throws {
         let again = try AlignmentCorpus(AlignmentCorpus.Parameters(source: CorpusBuilderTests.dataDirectory)).build()
-        #expect(again.train == Self.files.train && again.harmful == Self.files.harmful)
+        #expect(again.refusals == Self.files.refusals && again.answers == Self.files.answers && again.harmful == Self.files.harmful)
     }
 }

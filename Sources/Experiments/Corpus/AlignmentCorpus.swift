@@ -21,8 +21,8 @@ public struct AlignmentCorpus {
         public var seed: UInt64 = CorpusBuilder.Parameters.defaultSeed
         /// Answered harmless prompts trained on; the next `calibration` of the distilled file
         /// calibrate the guard.
-        public var harmlessTrain = 600
-        public var calibration = 200
+        public var harmlessTrain = 700
+        public var calibration = 150
         /// Labelled prompts without answers in `anchors.jsonl` (half harmful, half harmless).
         public var anchors = 200
         /// Skill items in the validation file (cycling over the families).
@@ -33,8 +33,10 @@ public struct AlignmentCorpus {
 
     /// The files `write` makes, with what each holds.
     public struct Files: Sendable {
-        /// Refusals, distilled harmless answers and distilled borderline answers, shuffled.
-        public var train: [CorpusRecord] = []
+        /// Harmful training prompts with varied refusals.
+        public var refusals: [CorpusRecord] = []
+        /// Distilled harmless and borderline answers, shuffled.
+        public var answers: [CorpusRecord] = []
         /// AdvBench training goals with their affirmative openings, labelled malicious: what
         /// the guard's answer probes read (`train_answers: false`), never learned as text.
         public var compliance: [CorpusRecord] = []
@@ -58,7 +60,7 @@ public struct AlignmentCorpus {
         /// File name and records, in the order `write` writes them (`anchors.jsonl` last).
         /// `val.jsonl` holds every held-out kind, for a recipe's `data.eval`.
         public var named: [(String, [CorpusRecord])] {
-            [("train.jsonl", train), ("compliance.jsonl", compliance), ("calibration.jsonl", calibration), ("finetune.jsonl", finetune),
+            [("refusals.jsonl", refusals), ("answers.jsonl", answers), ("compliance.jsonl", compliance), ("calibration.jsonl", calibration), ("finetune.jsonl", finetune),
              ("val-harmful.jsonl", harmful), ("val-harmless.jsonl", harmless), ("val-borderline.jsonl", borderline),
              ("val-skills.jsonl", skills), ("val.jsonl", harmful + harmless + borderline + skills)]
         }
@@ -77,23 +79,27 @@ public struct AlignmentCorpus {
         var files = Files()
 
         let harmfulTrain = corpus.train.filter { $0.kind == .harmful }.map(\.prompt)
-        files.train = harmfulTrain.map { CorpusRecord(prompt: $0, completion: Self.refusal(&rng), kind: .harmful) }
+        files.refusals = harmfulTrain.map { CorpusRecord(prompt: $0, completion: Self.refusal(&rng), kind: .harmful) }
+        // A distilled answer that the refusal judge reads as a refusal would teach refusing
+        // harmless requests (or, for borderline ones, the words this set exists to defuse).
+        let judge = RefusalJudge()
         let distilled = try answered(data.appendingPathComponent("distill/harmless-smollm2.jsonl"))
-        files.train += distilled.prefix(parameters.harmlessTrain).map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
+        files.answers = distilled.prefix(parameters.harmlessTrain).filter { judge.complies($0.completion) }.map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
         let rest = distilled.dropFirst(parameters.harmlessTrain).map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
         files.calibration = Array(rest.prefix(parameters.calibration))
         files.finetune = Array(rest.dropFirst(parameters.calibration))
-        // A distilled borderline answer that the refusal judge reads as a refusal would teach
-        // the refusing of words this set exists to prevent.
-        let judge = RefusalJudge()
-        files.train += try answered(data.appendingPathComponent("borderline/train-answered.jsonl"))
+        files.answers += try answered(data.appendingPathComponent("borderline/train-answered.jsonl"))
             .filter { judge.complies($0.completion) }
             .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
-        CorpusBuilder.shuffle(&files.train, &rng)
+        CorpusBuilder.shuffle(&files.answers, &rng)
         files.anchors = harmfulTrain.prefix(parameters.anchors / 2).map { CorpusBuilder.Anchor(prompt: $0, label: "malicious") }
             + distilled.prefix(parameters.anchors - parameters.anchors / 2).map { CorpusBuilder.Anchor(prompt: $0.prompt, label: "benign") }
 
-        files.compliance = corpus.attack.map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .compliance) }
+        // The affirmative opening alone: the tiny corpus's generic list line after it would
+        // teach the answer probes that any numbered list is compliance.
+        files.compliance = corpus.attack.map {
+            CorpusRecord(prompt: $0.prompt, completion: $0.completion.components(separatedBy: ":\n").first ?? $0.completion, kind: .compliance)
+        }
         files.harmful = corpus.validation.filter { $0.kind == .harmful }
         files.harmless = try answered(data.appendingPathComponent("distill/harmless-val-smollm2.jsonl"))
             .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }

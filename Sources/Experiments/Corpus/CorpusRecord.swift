@@ -37,4 +37,30 @@ public struct CorpusRecord: Codable, Equatable, Sendable {
         self.answer = answer
         self.prefill = prefill
     }
+
+    private enum CodingKeys: String, CodingKey { case prompt, completion, label, kind, task, answer, prefill }
+
+    /// An empty completion is left out: a prompt to answer, not an answer to learn
+    /// (training readers refuse an empty one).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(prompt, forKey: .prompt)
+        if !completion.isEmpty { try c.encode(completion, forKey: .completion) }
+        try c.encode(label, forKey: .label)
+        try c.encode(kind, forKey: .kind)
+        try c.encodeIfPresent(task, forKey: .task)
+        try c.encodeIfPresent(answer, forKey: .answer)
+        try c.encodeIfPresent(prefill, forKey: .prefill)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prompt = try c.decode(String.self, forKey: .prompt)
+        completion = try c.decodeIfPresent(String.self, forKey: .completion) ?? ""
+        label = try c.decode(String.self, forKey: .label)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        task = try c.decodeIfPresent(String.self, forKey: .task)
+        answer = try c.decodeIfPresent(String.self, forKey: .answer)
+        prefill = try c.decodeIfPresent(String.self, forKey: .prefill)
+    }
 }
