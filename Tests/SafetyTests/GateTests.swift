@@ -80,6 +80,13 @@ struct GateTests {
         try cache.store(evidence, for: key)
         let kept = try #require(cache.evidence(for: key))
         #expect(kept.deltas.isEmpty && kept.statistics == evidence.statistics)
+        // A parent's adapters are part of what the variants start from.
+        let weights = ["w": Tensor(shape: [1, 2], scalars: [1, 2])]
+        let plain = Checkpoint(config: ModelConfig(family: .llama, vocabSize: 4, hiddenSize: 2, numLayers: 1, numHeads: 1), weights: weights)
+        var adapted = plain
+        adapted.adapters = TensorGroup(groups: ["m": TensorGroup(tensors: ["A": Tensor(shape: [1], scalars: [3])])])
+        #expect(GateEvidenceCache.parentIdentity(plain) == plain.weightsSHA256)
+        #expect(GateEvidenceCache.parentIdentity(adapted) != GateEvidenceCache.parentIdentity(plain))
         var other = VariantSettings()
         other.steps += 1
         for changed in [try GateEvidenceCache.key(parentSHA256: "q", settings: VariantSettings(), clean: clean, modules: [.mlp]),

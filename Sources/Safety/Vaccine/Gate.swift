@@ -207,7 +207,7 @@ public struct Gate: Sendable {
             var evidence: VariantEvidence
             let cache = configuration.variantsFromParent && configuration.rule == .share ? configuration.evidenceCache : nil
             let key = try cache.map { _ in
-                try GateEvidenceCache.key(parentSHA256: parent.weightsSHA256, settings: configuration.variants, clean: clean,
+                try GateEvidenceCache.key(parentSHA256: GateEvidenceCache.parentIdentity(parent), settings: configuration.variants, clean: clean,
                                           modules: UnitModule.allCases)
             }
             if let cache, let key, let cached = cache.evidence(for: key) {

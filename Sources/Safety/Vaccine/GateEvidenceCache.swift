@@ -1,4 +1,5 @@
 import Checkpoints
+import Engine
 import Foundation
 
 /// Variant evidence kept between gates. Variants fine-tuned from a trusted parent
@@ -22,7 +23,17 @@ public struct GateEvidenceCache: Sendable, Equatable, Codable {
     /// A cache in `directory`.
     public init(directory: URL) { self.directory = directory }
 
-    /// The key of evidence from variants of the parent with weights digest `parentSHA256`,
+    /// What identifies a parent's function: its weights digest and, when it carries LoRA
+    /// adapters (merged before variants are fine-tuned from it), theirs.
+    public static func parentIdentity(_ parent: Checkpoint) -> String {
+        var adapters: [String: Tensor] = [:]
+        for (path, group) in parent.adapters?.groups ?? [:] {
+            for (name, tensor) in group.tensors { adapters["\(path)/\(name)"] = tensor }
+        }
+        return adapters.isEmpty ? parent.weightsSHA256 : parent.weightsSHA256 + "+" + TensorDigest.canonical(adapters)
+    }
+
+    /// The key of evidence from variants of the parent `parentSHA256` (`parentIdentity`),
     /// fine-tuned with `settings` on `clean`, over `modules`.
     public static func key(parentSHA256: String, settings: VariantSettings, clean: [CleanSample], modules: [UnitModule]) throws -> String {
         let encoder = JSONEncoder()
