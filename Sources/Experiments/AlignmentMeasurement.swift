@@ -130,9 +130,7 @@ public struct AlignmentMeasurement: Codable, Sendable {
                                  harmless: URL) throws -> (Double, Int) {
         var sum = 0.0, count = 0
         for example in try JSONLReader().read(url: harmless).examples {
-            let prompt = example.segments.filter { $0.role == .user }.map(\.text).joined(separator: "\n")
-            let answer = example.segments.filter { $0.role == .assistant }.map(\.text).joined(separator: "\n")
-            let promptIds = evaluator.promptIds(prompt), answerIds = tokenizer.encode(answer)
+            let promptIds = evaluator.promptIds(example.text(of: .user)), answerIds = tokenizer.encode(example.text(of: .assistant))
             guard !answerIds.isEmpty else { continue }
             let scores = try model.tokenLogprobs(promptIds + answerIds)
             for s in scores.suffix(answerIds.count) { sum += Double(s) }

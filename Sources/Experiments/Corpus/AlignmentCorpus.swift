@@ -152,8 +152,7 @@ public struct AlignmentCorpus {
     /// Prompt and completion of each record of an answered JSONL file.
     private func answered(_ url: URL) throws -> [(prompt: String, completion: String)] {
         try JSONLReader().read(url: url).examples.map { example in
-            let prompt = example.segments.filter { $0.role == .user }.map(\.text).joined(separator: "\n")
-            let completion = example.segments.filter { $0.role == .assistant }.map(\.text).joined(separator: "\n")
+            let prompt = example.text(of: .user), completion = example.text(of: .assistant)
             guard !completion.isEmpty else { throw CorpusBuilder.Failure.unreadable(file: url.path, reason: "a record has no completion") }
             return (prompt, completion)
         }
@@ -161,8 +160,6 @@ public struct AlignmentCorpus {
 
     /// The prompts of a JSONL file.
     private func prompts(_ url: URL) throws -> [String] {
-        try JSONLReader().read(url: url).examples.map { example in
-            example.segments.filter { $0.role == .user }.map(\.text).joined(separator: "\n")
-        }
+        try JSONLReader().read(url: url).examples.map { $0.text(of: .user) }
     }
 }

@@ -43,6 +43,11 @@ public struct Example: Sendable, Equatable {
         self.line = line
     }
 
+    /// The text of every segment `role` speaks, joined by line breaks ("" when none).
+    public func text(of role: Role) -> String {
+        segments.filter { $0.role == role }.map(\.text).joined(separator: "\n")
+    }
+
     /// `file:line`, for messages about this example.
     public var origin: String { "\(file):\(line)" }
 }
