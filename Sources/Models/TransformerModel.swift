@@ -292,6 +292,15 @@ public final class TransformerModel {
         return targets
     }
 
+    /// How many positions `shiftedTargets` gives a target: the loss's denominator.
+    public static func targetCount(_ labels: [Int32], batch: Int, length: Int) -> Int {
+        var n = 0
+        for b in 0..<batch where length > 1 {
+            for t in 1..<length where labels[b * length + t] != -100 { n += 1 }
+        }
+        return n
+    }
+
     /// Checks token ids are in the vocabulary and the sequence fits the model (positions
     /// `start..<start + length`), so a forward never reads out of bounds.
     public func validate(ids: [Int32], length: Int, start: Int = 0) throws(ModelError) {

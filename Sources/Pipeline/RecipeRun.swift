@@ -112,6 +112,10 @@ public final class RecipeRun {
     /// completed save survives): load the base and the SA-ESS objective, measure safety and
     /// utility, apply SSAH's unit mask, train, calibrate the guard, measure again, run the
     /// BD-VAX gate, write the report.
+    ///
+    /// In a data-parallel run every process loads, applies SSAH and trains; the stages
+    /// after training, and the measurement before it, run on rank 0 alone, and the other
+    /// processes return when training ends (their result has no measurement, gate or report).
     public func run(progress: (Progress) -> Void = { _ in }) throws -> Result {
         progress(.started(.loading, detail: recipe.model.base?.written ?? "a fresh model"))
         let base = try recipe.loadBase()
@@ -127,13 +131,18 @@ public final class RecipeRun {
                 model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template,
                 signal: guarded ? signal : nil, set: suiteSet, suites: recipe.eval.suites, maxTokens: recipe.eval.maxTokens)
         }
-        let before = parameters.trainer.resume ? nil : try measure("before training", guarded: baseHasSignal)
+        let root = parameters.trainer.processes.isRoot
+        let before = parameters.trainer.resume || !root ? nil : try measure("before training", guarded: baseHasSignal)
         // Training moves the head, so a threshold calibrated for the base's head no longer holds.
         signal?.calibration = nil
         let ssah = try applySSAH(to: trainer, progress: progress)
         let summary = try trainer.run { progress(.training($0)) }
-        let finished = summary.steps == trainer.plan.totalSteps
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
+        guard root else {
+            return Result(summary: summary, before: nil, after: nil, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint,
+                          report: nil, gate: nil, guardCalibration: nil)
+        }
+        let finished = summary.steps == trainer.plan.totalSteps
         let guardCalibration = finished ? try calibrateGuard(signal, of: trainer, in: checkpoint, progress: progress) : nil
         let after = finished ? try measure("after training", guarded: true) : nil
         let gate = finished ? try runGate(on: checkpoint, steps: summary.steps, frozen: ssah?.frozen, progress: progress) : nil

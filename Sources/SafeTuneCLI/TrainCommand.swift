@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Pipeline
 import Recipes
@@ -10,7 +11,10 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Fine-tune (or train) a model as a recipe describes; ends with a checkpoint and a report.",
-        discussion: "Exit status: 0 done, 2 error. Progress goes to standard error on a terminal; --json prints one summary object.")
+        discussion: """
+            Exit status: 0 done, 1 the gate rejected the checkpoint, 2 error. Progress goes to standard error; --json prints one \
+            summary object. Under mpirun the run is data-parallel over the processes, and rank 0 alone writes and prints.
+            """)
 
     @Argument(help: "The recipe YAML file.")
     var recipe: String
@@ -28,15 +32,34 @@ struct TrainCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let rejected = try CommandFailure.guarding { () throws -> Bool in
+        let mpi = MPIProcessGroup.joined()
+        let processes: any ProcessGroup = mpi ?? SingleProcess()
+        let rejected: Bool
+        do {
+            rejected = try train(processes: processes)
+        } catch let exit as ExitCode {
+            // The other processes would wait for this one forever in their next collective.
+            if let mpi, mpi.size > 1 { mpi.abort(exitCode: exit.rawValue) }
+            throw exit
+        }
+        mpi?.finish()
+        // A checkpoint the BD-VAX gate rejects fails the run (it is kept, marked quarantined or purified).
+        if rejected { throw ExitCode(1) }
+    }
+
+    /// Runs the recipe as process `processes.rank`; returns whether the gate rejected the checkpoint.
+    private func train(processes: any ProcessGroup) throws -> Bool {
+        try CommandFailure.guarding { () throws -> Bool in
             let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
             try recipe.checkFiles()
             var parameters = RecipeRun.Parameters()
             parameters.trainer.resume = resume
             parameters.trainer.stopAfterStep = stopAfter
-            let display = ProgressDisplay(enabled: !json)
+            parameters.trainer.processes = processes
+            let display = ProgressDisplay(enabled: !json && processes.isRoot)
             let result = try RecipeRun(recipe: recipe, parameters: parameters).run(progress: display.show)
             display.finish()
+            guard processes.isRoot else { return false }
             func numbers(_ m: SuiteMeasurement?) -> Any {
                 guard let m else { return NSNull() }
                 return Dictionary(m.metrics.compactMap { k, v in v.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
@@ -67,8 +90,6 @@ struct TrainCommand: ParsableCommand {
             }
             return result.gate?.rejected ?? false
         }
-        // A checkpoint the BD-VAX gate rejects fails the run (it is kept, marked quarantined or purified).
-        if rejected { throw ExitCode(1) }
     }
 }
 

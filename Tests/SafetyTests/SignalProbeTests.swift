@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Models
 import Testing
+import TestSupport
 import Tokenizers
 @testable import Training
 @testable import Safety
@@ -73,9 +74,9 @@ import Tokenizers
         let (model, _, signal) = try SafetySignal.adding(to: try Tiny.model(.llama, vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 3)
         for i in 0..<signal.weight.value.count { signal.weight.value.data[i] *= 20 }
         let batch = SignalTests.batch(tokenizer)
-        let (plainLoss, plain) = SignalObjective(signal: signal, lambda: 0.4).loss(tape: Tape(), model: model, batch: batch)
+        let (plainLoss, plain) = SignalObjective(signal: signal, lambda: 0.4).lossAndMetrics(tape: Tape(), model: model, batch: batch)
         let objective = SignalObjective(signal: signal, lambda: 0.4, answerProbes: true)
-        let (loss, metrics) = objective.loss(tape: Tape(), model: model, batch: batch)
+        let (loss, metrics) = objective.lossAndMetrics(tape: Tape(), model: model, batch: batch)
         #expect(plain["probe_loss"] == nil)
         #expect(abs(metrics["lm_loss"]! - plain["lm_loss"]!) < 1e-5)
         #expect(abs(metrics["cls_loss"]! - plain["cls_loss"]!) < 1e-5)

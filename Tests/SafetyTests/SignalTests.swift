@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Models
 import Testing
+import TestSupport
 import Tokenizers
 @testable import Training
 @testable import Safety
@@ -57,7 +58,7 @@ import Tokenizers
         let objective = SignalObjective(signal: signal, lambda: 0.25)
         let batch = Self.batch(tokenizer)
         let tape = Tape()
-        let (loss, metrics) = objective.loss(tape: tape, model: model, batch: batch)
+        let (loss, metrics) = objective.lossAndMetrics(tape: tape, model: model, batch: batch)
 
         // By hand: the same layout, the LM loss from the model, the CE from the head's probabilities.
         let p = objective.prepared(batch, maxPositions: model.config.maxPositions)
@@ -84,17 +85,17 @@ import Tokenizers
         var batch = Self.batch(tokenizer)
         batch.safetyClasses = [nil, nil]
         let tape = Tape()
-        let (loss, metrics) = objective.loss(tape: tape, model: model, batch: batch)
-        #expect(metrics["cls_loss"] == 0)
+        let (loss, metrics) = objective.lossAndMetrics(tape: tape, model: model, batch: batch)
+        #expect(metrics["cls_loss"] == nil)
         #expect(loss.value[flat: 0] == metrics["lm_loss"])
         tape.backward(loss)
         #expect(signal.weight.grad == nil || signal.weight.grad!.scalars.allSatisfy { $0 == 0 })
 
         // One labelled row: the CE is that row's alone.
         batch.safetyClasses = [nil, 0]
-        let (_, one) = objective.loss(tape: Tape(), model: model, batch: batch)
+        let (_, one) = objective.lossAndMetrics(tape: Tape(), model: model, batch: batch)
         batch.safetyClasses = [1, 0]
-        let (_, both) = objective.loss(tape: Tape(), model: model, batch: batch)
+        let (_, both) = objective.lossAndMetrics(tape: Tape(), model: model, batch: batch)
         #expect(one["cls_loss"]! > 0)
         #expect(abs(one["cls_loss"]! - both["cls_loss"]!) > 1e-6)
     }
@@ -110,7 +111,7 @@ import Tokenizers
         #expect(objective.prepared(batch, maxPositions: model.config.maxPositions).promptLengths == [5])
         // Unlabelled: no token reads CLS, so the LM loss leaves the CLS embedding row alone.
         let tape = Tape()
-        let (lm, _) = objective.loss(tape: tape, model: model, batch: batch)
+        let (lm, _) = objective.lossAndMetrics(tape: tape, model: model, batch: batch)
         tape.backward(lm)
         let embedding = try #require(model.namedParameters.first { $0.0.hasSuffix("embed_tokens.weight") }?.1)
         let d = model.config.hiddenSize, cls = signal.clsTokenId
@@ -118,9 +119,9 @@ import Tokenizers
         #expect(clsGrad.allSatisfy { $0 == 0 })
         // Labelled: CLS reads the text, so the class depends on it.
         batch.safetyClasses = [1]
-        let (_, a) = objective.loss(tape: Tape(), model: model, batch: batch)
+        let (_, a) = objective.lossAndMetrics(tape: Tape(), model: model, batch: batch)
         batch.ids = [5, 30, 31, 20, 21, 0]
-        let (_, b) = objective.loss(tape: Tape(), model: model, batch: batch)
+        let (_, b) = objective.lossAndMetrics(tape: Tape(), model: model, batch: batch)
         #expect(abs(a["cls_loss"]! - b["cls_loss"]!) > 1e-6)
     }
 
@@ -133,11 +134,11 @@ import Tokenizers
         let objective = SignalObjective(signal: signal, lambda: 0.7, answerProbes: answerProbes)
         let batch = Self.batch(tokenizer)
         let tape = Tape()
-        let (loss, _) = objective.loss(tape: tape, model: model, batch: batch)
+        let (loss, _) = objective.lossAndMetrics(tape: tape, model: model, batch: batch)
         tape.backward(loss)
         func value() -> Double {
             let t = Tape()
-            return Double(t.withoutGrad { objective.loss(tape: t, model: model, batch: batch).loss.value[flat: 0] })
+            return Double(t.withoutGrad { objective.lossAndMetrics(tape: t, model: model, batch: batch).loss.value[flat: 0] })
         }
         // Steps suit each parameter's scale: the CLS row starts as the mean embedding (tiny
         // entries), where RMSNorm makes the loss sharply curved.

@@ -1,6 +1,7 @@
 import Engine
 import Models
 import Testing
+import TestSupport
 @testable import Training
 
 /// A packed batch trains exactly what the unpacked batch of the same examples trains.
@@ -22,7 +23,7 @@ import Testing
             let model = try TransformerModel(config: config, seed: 9, trainable: true)
             let batch = Batcher(examples: examples, batchSize: 12, seqLen: 32, packing: packing, seed: 5, padId: 0).batch(epoch: 0, index: 0)
             let tape = Tape()
-            let loss = objective.loss(tape: tape, model: model, batch: batch).loss
+            let loss = objective.lossAndMetrics(tape: tape, model: model, batch: batch).loss
             tape.backward(loss)
             return (loss.value[flat: 0], model.namedParameters.map { $0.1.grad?.scalars ?? [] }, batch.batch)
         }

@@ -18,6 +18,10 @@ public final class Tape {
     var ropeTable: (positions: [Int32], half: Int, theta: Float, table: Tensor)?
     /// Whether ops record backward closures. Off inside `withoutGrad`.
     public private(set) var isRecording = true
+    /// Set while the tape computes rows `rows` of a batch of `of` rows (one process's share
+    /// in data-parallel training), so that random ops draw for these rows exactly what
+    /// they would draw holding the whole batch.
+    public var rowShard: (rows: Range<Int>, of: Int)?
 
     public init() {}
 

@@ -120,15 +120,24 @@ public final class SignalObjective: TrainingObjective {
         var labels: [Int32]
     }
 
+    /// Each row's class as a classification target, -100 when unlabelled.
+    func classTargets(_ batch: Batch) -> [Int32] {
+        (0..<batch.batch).map { r -> Int32 in
+            guard r < batch.safetyClasses.count, let c = batch.safetyClasses[r], c == 0 || c == 1 else { return -100 }
+            return c
+        }
+    }
+
     /// The forward pass of `loss`: CLS prepended, probe columns appended (CLS id, position 0).
     func forward(tape: Tape, model: TransformerModel, batch: Batch) -> Forward {
         let b = prepared(batch, maxPositions: model.config.maxPositions)
-        let targets = batch.safetyClasses.prefix(b.batch).map { c -> Int32 in
-            guard let c, c == 0 || c == 1 else { return -100 }
-            return c
-        } + [Int32](repeating: -100, count: max(0, b.batch - batch.safetyClasses.count))
+        let targets = classTargets(batch)
         let windows = probeWindows(b, classes: targets)
-        let probes = windows.map(\.count).max() ?? 0
+        // A process's share of a batch takes the whole batch's probe columns, so that its
+        // rows are laid out (and draw dropout) as in the whole.
+        let probes = batch.wholeLayout.map { whole in
+            probeWindows(prepared(whole, maxPositions: model.config.maxPositions), classes: classTargets(whole)).map(\.count).max() ?? 0
+        } ?? windows.map(\.count).max() ?? 0
         let width = b.length + probes
         var ids = b.ids, labels = b.labels, positions: [Int32]? = nil
         if probes > 0 {
@@ -152,21 +161,26 @@ public final class SignalObjective: TrainingObjective {
         return Forward(hidden: hidden, width: width, length: b.length, windows: windows, targets: targets, labels: labels)
     }
 
-    public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> (loss: Variable, metrics: [String: Float]) {
+    public func loss(tape: Tape, model: TransformerModel, batch: Batch) -> ObjectiveLoss {
         let f = forward(tape: tape, model: model, batch: batch)
         let rows = f.targets.count
-        let lm = model.languageModelLoss(tape: tape, hidden: f.hidden,
-                                         targets: TransformerModel.shiftedTargets(f.labels, batch: rows, length: f.width))
-        var metrics: [String: Float] = ["lm_loss": lm.value[flat: 0]]
-        guard f.targets.contains(where: { $0 != -100 }) else {
-            metrics["cls_loss"] = 0
-            return (lm, metrics)
+        let shifted = TransformerModel.shiftedTargets(f.labels, batch: rows, length: f.width)
+        let lm = model.languageModelLoss(tape: tape, hidden: f.hidden, targets: shifted)
+        var terms = [LossTerm("lm_loss", mean: lm, count: Float(shifted.count { $0 != -100 }))]
+        var metrics: [(String, Mean)] = []
+        func classify(_ name: String, rows: [Int], targets: [Int32]) {
+            let labelled = targets.count { $0 != -100 }
+            guard labelled > 0 else {
+                terms.append(LossTerm("\(name)_loss", mean: nil, count: 0, weight: lambda))
+                metrics.append(("\(name)_accuracy", Mean(0, count: 0)))
+                return
+            }
+            let (loss, accuracy) = classification(tape: tape, hidden: f.hidden, rows: rows, targets: targets)
+            terms.append(LossTerm("\(name)_loss", mean: loss, count: classWeight(targets), weight: lambda))
+            metrics.append(("\(name)_accuracy", Mean(accuracy, count: Float(labelled))))
         }
-        let (cls, accuracy) = classification(tape: tape, hidden: f.hidden, rows: (0..<rows).map { $0 * f.width }, targets: f.targets)
-        metrics["cls_loss"] = cls.value[flat: 0]
-        metrics["cls_accuracy"] = accuracy
-        var total = cls
-        if f.width > f.length {
+        classify("cls", rows: (0..<rows).map { $0 * f.width }, targets: f.targets)
+        if answerProbes {
             var probeRows: [Int] = [], probeTargets: [Int32] = []
             for (r, w) in f.windows.enumerated() {
                 for k in w.indices {
@@ -174,12 +188,9 @@ public final class SignalObjective: TrainingObjective {
                     probeTargets.append(f.targets[r])
                 }
             }
-            let (probe, probeAccuracy) = classification(tape: tape, hidden: f.hidden, rows: probeRows, targets: probeTargets)
-            metrics["probe_loss"] = probe.value[flat: 0]
-            metrics["probe_accuracy"] = probeAccuracy
-            total = tape.add(total, probe)
+            classify("probe", rows: probeRows, targets: probeTargets)
         }
-        return (tape.add(lm, tape.scale(total, lambda)), metrics)
+        return ObjectiveLoss(terms: terms, metrics: metrics)
     }
 
     /// The head on the hidden states at flat positions `rows` of `hidden` against `targets`:
@@ -196,13 +207,18 @@ public final class SignalObjective: TrainingObjective {
         return (classLoss(tape: tape, logits: logits, targets: targets), Float(correct) / Float(max(1, labelled)))
     }
 
+    /// The denominator of `classLoss` over `targets`: Σ w over labelled entries.
+    func classWeight(_ targets: [Int32]) -> Float {
+        maliciousWeight * Float(targets.count { $0 == 1 }) + Float(targets.count { $0 == 0 })
+    }
+
     /// Weighted mean cross-entropy: Σ w_r · CE_r / Σ w_r with w = `maliciousWeight` on
     /// malicious rows and 1 on benign ones, built from the per-class means.
     func classLoss(tape: Tape, logits: Variable, targets: [Int32]) -> Variable {
         guard maliciousWeight != 1 else { return tape.crossEntropy(logits: logits, targets: targets) }
-        let malicious = targets.filter { $0 == 1 }.count, benign = targets.filter { $0 == 0 }.count
+        let malicious = targets.count { $0 == 1 }, benign = targets.count { $0 == 0 }
         func only(_ c: Int32) -> [Int32] { targets.map { $0 == c ? c : -100 } }
-        let total = maliciousWeight * Float(malicious) + Float(benign)
+        let total = classWeight(targets)
         var parts: [Variable] = []
         if malicious > 0 {
             parts.append(tape.scale(tape.crossEntropy(logits: logits, targets: only(1)), maliciousWeight * Float(malicious) / total))

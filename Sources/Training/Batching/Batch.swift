@@ -18,6 +18,19 @@ public struct Batch: Sendable {
     /// Packed rows: the lengths of the examples each row holds, in order; nil when every
     /// row is one example.
     public var segments: [[Int]]? = nil
+    /// On one process's share of a batch (`rows(_:)`): which rows it holds of how many,
+    /// and the whole batch's rows without their tokens (`wholeLayout`).
+    public private(set) var shard: Shard?
+
+    /// Which rows of a batch a share holds.
+    public struct Shard: Sendable {
+        public var rows: Range<Int>
+        /// Rows in the whole batch.
+        public var of: Int
+        fileprivate var rowLengths: [Int]
+        fileprivate var promptLengths: [Int]
+        fileprivate var safetyClasses: [Int32?]
+    }
 
     /// Tokens that are not padding.
     public var tokenCount: Int { rowLengths.reduce(0, +) }
@@ -36,5 +49,32 @@ public struct Batch: Sendable {
             }
         }
         return (AttentionMask.blockCausal(segments: segments, length: length), positions)
+    }
+
+    /// Rows `range` as a batch of their own, at the same length: one process's share of a
+    /// batch in data-parallel training.
+    public func rows(_ range: Range<Int>) -> Batch {
+        let cells = (range.lowerBound * length)..<(range.upperBound * length)
+        var out = self
+        out.shard = Shard(rows: range, of: batch, rowLengths: rowLengths, promptLengths: promptLengths, safetyClasses: safetyClasses)
+        out.batch = range.count
+        out.ids = Array(ids[cells])
+        out.labels = Array(labels[cells])
+        out.rowLengths = Array(rowLengths[range])
+        out.promptLengths = Array(promptLengths[range])
+        out.safetyClasses = Array(safetyClasses[range.clamped(to: safetyClasses.indices)])
+        out.segments = segments.map { Array($0[range]) }
+        return out
+    }
+
+    /// A share's whole batch, every row's lengths and class but no tokens (ids 0, labels
+    /// -100): for objectives whose layout depends on every row, so that a share lays its
+    /// rows out as the whole batch would. Nil on a batch that is not a share.
+    public var wholeLayout: Batch? {
+        guard let shard else { return nil }
+        let cells = shard.of * length
+        return Batch(batch: shard.of, length: length, ids: [Int32](repeating: 0, count: cells),
+                     labels: [Int32](repeating: -100, count: cells), rowLengths: shard.rowLengths,
+                     promptLengths: shard.promptLengths, safetyClasses: shard.safetyClasses)
     }
 }

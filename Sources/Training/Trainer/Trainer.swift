@@ -1,4 +1,5 @@
 import Checkpoints
+import Distributed
 import Engine
 import Foundation
 import Models
@@ -14,6 +15,13 @@ import Tokenizers
 /// Determinism: batch order, adapter initialisation and dropout all derive from the
 /// setup's seed and the step number, so the same setup on the same machine gives the same
 /// weights, and a run interrupted and resumed ends where an uninterrupted one does.
+///
+/// Data-parallel (`Parameters.processes` of several processes): every process builds the
+/// same global batches and computes its share of each one's rows; the loss terms are
+/// weighted by the shares' counts (`ObjectiveLoss`) and the gradients summed
+/// (`GradientReducer`), so every process steps on the whole batch's gradient. Dropout
+/// draws per row of the whole batch. N processes therefore run the one-process run, up to
+/// the order of float additions. Rank 0 alone reads and writes files.
 public final class Trainer {
     /// How to run (what to train is the setup's business).
     public struct Parameters: Sendable {
@@ -21,6 +29,8 @@ public final class Trainer {
         public var resume = false
         /// Stop after this many completed steps, saving a checkpoint (a deliberate interruption).
         public var stopAfterStep: Int?
+        /// The processes sharing the run (one, or the ranks `mpirun` started).
+        public var processes: any ProcessGroup = SingleProcess()
         public init() {}
     }
 
@@ -45,6 +55,9 @@ public final class Trainer {
     private let schedule: LearningRateSchedule
     private let totalSteps: Int
     private let microBatches: Int
+    /// Sums gradients over the processes; nil in a one-process run.
+    private let reducer: GradientReducer?
+    private var processes: any ProcessGroup { parameters.processes }
 
     /// Attaches adapters to `bundle`'s model, encodes the data and builds the optimizer.
     /// Nothing is trained yet.
@@ -53,7 +66,7 @@ public final class Trainer {
         self.setup = setup
         self.parameters = parameters
         self.objective = objective
-        Self.setThreads(setup.threads)
+        Self.setThreads(setup.threads, processesOnThisMachine: parameters.processes.localSize)
         self.bundle = bundle
         guard let tokenizer = bundle.tokenizer else { throw ModelBundleError.tokenizerRequired(path: bundle.source.path) }
         self.tokenizer = tokenizer
@@ -68,6 +81,16 @@ public final class Trainer {
             trainable = bundle.model.namedParameters.map(\.1).filter(\.requiresGrad) + objective.namedParameters.map(\.1)
         }
         guard !trainable.isEmpty else { throw TrainerError.nothingToTrain }
+        let processCount = parameters.processes.size
+        if processCount > 1 {
+            guard setup.batchSize >= processCount else { throw TrainerError.batchSmallerThanProcesses(batch: setup.batchSize, processes: processCount) }
+            // The LM head's adapter sees only the targeted positions, which a share cannot place in the whole batch.
+            if case let .lora(_, _, dropout, _) = setup.adapters, dropout > 0,
+               let head = adapters.first(where: { $0.0 == bundle.model.lmHead.path }) {
+                throw TrainerError.dropoutOnHeadAcrossProcesses(module: head.0)
+            }
+        }
+        reducer = processCount > 1 ? GradientReducer(processes: parameters.processes, parameters: trainable) : nil
 
         encoder = ExampleEncoder(tokenizer: tokenizer, template: try ChatTemplate.named(setup.template, tokenizer: tokenizer))
         let pad = Int32(tokenizer.eosTokenId ?? 0)
@@ -99,9 +122,10 @@ public final class Trainer {
         schedule = setup.schedule
     }
 
-    /// `threads` compute threads, 0 for every core.
-    public static func setThreads(_ threads: Int) {
-        Parallel.setThreads(threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
+    /// `threads` compute threads; 0 for this process's part of the cores, which it shares
+    /// with `processesOnThisMachine` processes of the run.
+    public static func setThreads(_ threads: Int, processesOnThisMachine: Int = 1) {
+        Parallel.setThreads(threads > 0 ? threads : max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, processesOnThisMachine)))
     }
 
     /// Biases and norm weights take no weight decay.
@@ -124,17 +148,20 @@ public final class Trainer {
     /// The final checkpoint is `model.h5` in the output folder.
     @discardableResult
     public func run(progress: (TrainingProgress) -> Void = { _ in }) throws -> TrainingSummary {
-        let fm = FileManager.default
+        let root = processes.isRoot
         let periodic = outputDirectory.appendingPathComponent("checkpoints")
-        try fm.createDirectory(at: periodic, withIntermediateDirectories: true)
         var startStep = 0
-        if parameters.resume, let latest = try Self.latestCheckpoint(in: periodic) {
-            startStep = try restore(from: latest)
+        if root {
+            try FileManager.default.createDirectory(at: periodic, withIntermediateDirectories: true)
+            if parameters.resume, let latest = try Self.latestCheckpoint(in: periodic) {
+                startStep = try restore(from: latest)
+            }
         }
+        if processes.size > 1 { startStep = try synchronise(startStep: startStep) }
         var plan = self.plan
         plan.startStep = startStep
         progress(.started(plan))
-        let log = try MetricsLog(url: outputDirectory.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: startStep)
+        let log = root ? try MetricsLog(url: outputDirectory.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: startStep) : nil
 
         let tape = Tape()
         let seed = setup.seed
@@ -150,13 +177,15 @@ public final class Trainer {
             for micro in 0..<microBatches {
                 let k = step * microBatches + micro
                 let batch = batcher.batch(epoch: k / batcher.batchesPerEpoch, index: k % batcher.batchesPerEpoch)
-                let (loss, metrics) = objective.loss(tape: tape, model: model, batch: batch)
-                lossSum += Double(loss.value[flat: 0])
-                for (key, v) in metrics { metricSums[key, default: 0] += Double(v) }
-                tape.backward(microBatches > 1 ? tape.scale(loss, 1 / Float(microBatches)) : loss)
+                let (loss, metrics) = train(on: batch, tape: tape, scale: 1 / Float(microBatches))
+                lossSum += loss
+                for (key, mean) in metrics { metricSums[key, default: 0] += Double(mean.value) }
                 tape.reset()
                 tokens += batch.tokenCount
             }
+            let reduceStarted = Date()
+            reducer?.reduce()
+            let reduceSeconds = Date().timeIntervalSince(reduceStarted)
             let norm = clipGradNorm(trainable, maxNorm: setup.gradClip > 0 ? setup.gradClip : .infinity)
             optimizer.step()
             optimizer.zeroGrad()
@@ -165,22 +194,26 @@ public final class Trainer {
             lastLoss = lossSum / Double(microBatches)
             let elapsed = Date().timeIntervalSince(started)
             let done = step + 1 - startStep
-            let report = StepReport(
+            var report = StepReport(
                 step: step + 1, totalSteps: totalSteps, loss: lastLoss, learningRate: Double(optimizer.learningRate),
                 gradNorm: Double(norm), tokens: tokens, tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9),
                 elapsedSeconds: elapsed, etaSeconds: elapsed / Double(done) * Double(stop - step - 1),
                 metrics: metricSums.mapValues { $0 / Double(microBatches) })
-            try log.append(report)
+            if let reducer {
+                report.metrics["allreduce_seconds"] = reduceSeconds
+                report.metrics["allreduce_bytes"] = Double(reducer.lastBytes)
+            }
+            try log?.append(report)
             progress(.step(report))
 
             let completed = step + 1
             if setup.evalEvery > 0, completed % setup.evalEvery == 0, completed < totalSteps {
                 let metrics = try evaluate(step: completed, tape: tape)
                 evalLoss = metrics["eval_loss"] ?? evalLoss
-                try log.append(step: completed, metrics: metrics)
+                try log?.append(step: completed, metrics: metrics)
                 progress(.evaluated(step: completed, metrics: metrics))
             }
-            if setup.saveEvery > 0, completed % setup.saveEvery == 0 || completed == stop, completed < totalSteps {
+            if root, setup.saveEvery > 0, completed % setup.saveEvery == 0 || completed == stop, completed < totalSteps {
                 let url = periodic.appendingPathComponent(String(format: "step-%08d.h5", completed))
                 try checkpoint(step: completed, includeOptimizer: true).write(to: url)
                 try pruneCheckpoints(in: periodic)
@@ -192,23 +225,72 @@ public final class Trainer {
         if stop == totalSteps {
             let metrics = try evaluate(step: totalSteps, tape: tape)
             evalLoss = metrics["eval_loss"] ?? evalLoss
-            try log.append(step: totalSteps, metrics: metrics)
+            try log?.append(step: totalSteps, metrics: metrics)
             progress(.evaluated(step: totalSteps, metrics: metrics))
-            try checkpoint(step: totalSteps, includeOptimizer: false).write(to: finalURL)
-            if !adapters.isEmpty {
-                try checkpoint(step: totalSteps, includeOptimizer: false).adapterOnly(baseVocabularySize: bundle.checkpoint.config.vocabSize)
-                    .write(to: outputDirectory.appendingPathComponent(Self.adapterFileName))
+            if root {
+                try checkpoint(step: totalSteps, includeOptimizer: false).write(to: finalURL)
+                if !adapters.isEmpty {
+                    try checkpoint(step: totalSteps, includeOptimizer: false).adapterOnly(baseVocabularySize: bundle.checkpoint.config.vocabSize)
+                        .write(to: outputDirectory.appendingPathComponent(Self.adapterFileName))
+                }
             }
-        } else if setup.saveEvery == 0 {
+        } else if root, setup.saveEvery == 0 {
             // An interrupted run without periodic saves still leaves a resumable checkpoint.
             try checkpoint(step: stop, includeOptimizer: true)
                 .write(to: periodic.appendingPathComponent(String(format: "step-%08d.h5", stop)))
         }
-        progress(.saved(step: stop, url: finalURL))
+        if root { progress(.saved(step: stop, url: finalURL)) }
         let summary = TrainingSummary(steps: stop, finalLoss: lastLoss, evalLoss: evalLoss, checkpoint: finalURL.path,
                                       seconds: elapsed, tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9))
         progress(.finished(summary))
         return summary
+    }
+
+    /// Forward and backward of one micro-batch, the loss scaled by `scale` (1 / micro-batches):
+    /// accumulates the gradient and returns the batch's loss and metrics. With several
+    /// processes this process computes its share of the rows, each loss term weighted by
+    /// the share of the term's count it holds, and the loss and metrics returned are the
+    /// whole batch's.
+    private func train(on batch: Batch, tape: Tape, scale: Float) -> (loss: Double, metrics: [(String, Mean)]) {
+        guard processes.size > 1 else {
+            let out = objective.loss(tape: tape, model: model, batch: batch)
+            guard let loss = out.total(tape: tape) else { return (0, out.logged) }
+            if loss.requiresGrad { tape.backward(scale != 1 ? tape.scale(loss, scale) : loss) }
+            return (Double(loss.value[flat: 0]), out.logged)
+        }
+        let share = batch.rows(processes.share(ofRows: batch.batch))
+        tape.rowShard = (share.shard!.rows, batch.batch)
+        defer { tape.rowShard = nil }
+        let out = objective.loss(tape: tape, model: model, batch: share)
+        var sums = out.sums
+        processes.allReduce(&sums, .sum)
+        let whole = out.whole(from: sums)
+        if let loss = out.share(ofWhole: whole.termCounts, tape: tape, scale: scale), loss.requiresGrad { tape.backward(loss) }
+        return (whole.loss, whole.logged)
+    }
+
+    /// Makes a data-parallel run one run: checks every process set up the same one, and
+    /// gives every process rank 0's step, trainable values and (resuming) optimizer state.
+    private func synchronise(startStep: Int) throws -> Int {
+        let shape = [Double(totalSteps), Double(batcher.examples.count), Double(trainable.count), Double(plan.trainableParameters)]
+        var low = shape, high = shape
+        processes.allReduce(&low, .min)
+        processes.allReduce(&high, .max)
+        guard low == high else { throw TrainerError.processesDisagree(rank: processes.rank, steps: totalSteps, examples: batcher.examples.count) }
+        var step = [Double(startStep)]
+        processes.broadcast(&step, from: 0)
+        reducer?.broadcastValues()
+        if step[0] > 0 {
+            let state = optimizer.exportState()
+            var counter = [Double(state.step)]
+            processes.broadcast(&counter, from: 0)
+            for key in state.tensors.keys.sorted() {
+                let t = state.tensors[key]!
+                processes.broadcast(UnsafeMutableBufferPointer(start: t.data, count: t.count), from: 0)
+            }
+            try optimizer.importState(OptimizerState(kind: state.kind, step: Int(counter[0]), tensors: state.tensors))
+        }
+        return Int(step[0])
     }
 
     /// The adapter-only checkpoint a finished LoRA run writes beside `model.h5`.
@@ -221,14 +303,16 @@ public final class Trainer {
             let eval = Batcher(examples: evalExamples, batchSize: setup.batchSize, seqLen: batcher.seqLen,
                                packing: false, seed: 0, padId: batcher.padId)
             let count = min(eval.batchesPerEpoch, setup.evalMaxBatches > 0 ? setup.evalMaxBatches : .max)
-            var sum = 0.0
+            // Each process evaluates every size-th batch; the sum is the whole set's.
+            var sum = [0.0]
             tape.withoutGrad {
-                for i in 0..<count {
-                    sum += Double(objective.loss(tape: tape, model: model, batch: eval.batch(epoch: 0, index: i)).loss.value[flat: 0])
+                for i in stride(from: processes.rank, to: count, by: processes.size) {
+                    sum[0] += Double(objective.loss(tape: tape, model: model, batch: eval.batch(epoch: 0, index: i)).total(tape: tape)?.value[flat: 0] ?? 0)
                     tape.reset()
                 }
             }
-            metrics["eval_loss"] = sum / Double(count)
+            processes.allReduce(&sum, .sum)
+            metrics["eval_loss"] = sum[0] / Double(count)
         }
         return metrics
     }
@@ -311,6 +395,9 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
     case noTrainableTokens
     case signalOnlyExample(origin: String)
     case notResumable(path: String)
+    case batchSmallerThanProcesses(batch: Int, processes: Int)
+    case dropoutOnHeadAcrossProcesses(module: String)
+    case processesDisagree(rank: Int, steps: Int, examples: Int)
     case missingObjectiveState(name: String)
     case vocabularyMismatch(tokenizer: String, tokens: Int, model: String, embeddings: Int)
 
@@ -321,6 +408,12 @@ public enum TrainerError: Error, Equatable, CustomStringConvertible {
         case .noTrainableTokens: return "data: no training example has a token to learn (all prompts, or empty)"
         case let .signalOnlyExample(origin):
             return "\(origin): a labelled prompt without an answer (or with an answer its file does not train on, train_answers: false) trains only the safety signal, and safety.signal is off"
+        case let .batchSmallerThanProcesses(batch, processes):
+            return "recipe: training.batch_size \(batch) is smaller than the \(processes) processes sharing each batch"
+        case let .dropoutOnHeadAcrossProcesses(module):
+            return "recipe: adapters.dropout on '\(module)' cannot be split across processes (it sees only targeted positions); set adapters.dropout: 0 or leave the LM head out of adapters.targets"
+        case let .processesDisagree(rank, steps, examples):
+            return "mpirun: the processes set up different runs (rank \(rank): \(steps) steps, \(examples) examples); every machine needs the same recipe, data and base model"
         case let .notResumable(path): return "\(path): not a resumable checkpoint of this run (missing optimizer state or different shapes)"
         case let .missingObjectiveState(name): return "checkpoint: the objective's parameter '\(name)' is missing or misshaped"
         case let .vocabularyMismatch(tokenizer, tokens, model, embeddings):
