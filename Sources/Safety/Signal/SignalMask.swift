@@ -16,12 +16,12 @@ import Engine
 /// `length` columns: probe k of row b reads itself and the columns of `probes[b][k]`, no
 /// other column reads it, and an unused probe column reads only itself.
 public enum SignalMask {
-    /// The mask for `batch` rows of `length` positions (CLS included), plus as many probe
-    /// columns as the row with the most `probes`. `promptLengths` and `rowLengths` count
-    /// tokens after CLS (BOS and prompt; all real tokens).
+    /// The mask for `batch` rows of `length` positions (CLS included), plus `probeColumns`
+    /// probe columns (by default as many as the row with the most `probes`).
+    /// `promptLengths` and `rowLengths` count tokens after CLS (BOS and prompt; all real tokens).
     public static func build(pattern: SignalPattern, batch: Int, length: Int, promptLengths: [Int],
-                             rowLengths: [Int], probes: [[Range<Int>]] = []) -> AttentionMask {
-        let width = length + (probes.map(\.count).max() ?? 0)
+                             rowLengths: [Int], probes: [[Range<Int>]] = [], probeColumns: Int? = nil) -> AttentionMask {
+        let width = length + (probeColumns ?? probes.map(\.count).max() ?? 0)
         return AttentionMask(batch: batch, queries: width, keys: width) { b, i, j in
             if i >= length {
                 let k = i - length

@@ -156,7 +156,7 @@ public final class SignalObjective: TrainingObjective {
             positions = Array((0..<b.batch).map { _ in row }.joined())
         }
         let mask = SignalMask.build(pattern: signal.pattern, batch: b.batch, length: b.length,
-                                    promptLengths: b.promptLengths, rowLengths: b.rowLengths, probes: windows)
+                                    promptLengths: b.promptLengths, rowLengths: b.rowLengths, probes: windows, probeColumns: probes)
         let hidden = model.hiddenStates(tape: tape, ids: ids, batch: b.batch, length: width, mask: mask, positions: positions)
         return Forward(hidden: hidden, width: width, length: b.length, windows: windows, targets: targets, labels: labels)
     }

@@ -115,7 +115,7 @@ public struct ObjectiveLoss {
     }
 
     /// The whole batch's numbers from the processes' `sums`, added up: its loss, its
-    /// terms' means and metrics (those with a count), and each term's count.
+    /// terms' means and metrics as `logged` gives them, and each term's count.
     public func whole(from sums: [Double]) -> (loss: Double, logged: [(String, Mean)], termCounts: [Float]) {
         let names = terms.map(\.name) + metrics.map(\.0)
         let means = names.indices.map { i in
@@ -123,14 +123,14 @@ public struct ObjectiveLoss {
         }
         var loss = 0.0
         for (term, mean) in zip(terms, means) where mean.count > 0 { loss += Double(term.weight) * Double(mean.value) }
-        let logged = zip(names, means).filter { $0.1.count > 0 }.map { ($0.0, $0.1) }
+        let logged = zip(names, means).enumerated().filter { $0.offset < terms.count || $0.element.1.count > 0 }.map(\.element)
         return (loss, logged, means.prefix(terms.count).map(\.count))
     }
 
     /// The terms' means and the metrics, by name: what one process logs for a batch it
-    /// holds whole (terms with count 0 left out).
+    /// holds whole (a term with count 0 as 0, a metric with count 0 left out).
     public var logged: [(String, Mean)] {
-        terms.compactMap { t in t.mean.map { (t.name, Mean($0.value[flat: 0], count: t.count)) } } + metrics.filter { $0.1.count > 0 }
+        terms.map { ($0.name, Mean($0.mean?.value[flat: 0] ?? 0, count: $0.count)) } + metrics.filter { $0.1.count > 0 }
     }
 }
 
