@@ -25,19 +25,36 @@ public struct BuiltBinary: Sendable {
         public let err: String
     }
 
-    /// Runs the program with `arguments`, waiting for it to exit.
-    public func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// Runs the program with `arguments`, waiting for it to exit; with a `launcher`
+    /// (`["mpirun", "-np", "2"]`), runs the launcher with the program and its arguments.
+    public func run(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> Result {
+        let process = try prepared(arguments, environment: environment, launcher: launcher)
+        return try Self.wait(for: process)
+    }
+
+    /// The process `run` starts, not started yet (for tests that act while it runs).
+    public func prepared(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> Process {
         guard let url else { throw CocoaError(.fileNoSuchFile) }
         let process = Process()
-        process.executableURL = url
-        process.arguments = arguments
+        if launcher.isEmpty {
+            process.executableURL = url
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = launcher + [url.path] + arguments
+        }
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        return process
+    }
+
+    /// Starts `process` (from `prepared`) unless it runs already, and waits for it to exit.
+    public static func wait(for process: Process) throws -> Result {
+        let out = process.standardOutput as! Pipe, err = process.standardError as! Pipe
+        if !process.isRunning && process.processIdentifier == 0 { try process.run() }
         // Read standard error on the side while standard output is read here, so that
         // neither pipe can fill up and block the child.
         let errData = Collected()
