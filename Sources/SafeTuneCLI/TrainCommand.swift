@@ -56,6 +56,10 @@ struct TrainCommand: ParsableCommand {
             parameters.trainer.resume = resume
             parameters.trainer.stopAfterStep = stopAfter
             parameters.trainer.processes = processes
+            if processes.size > 1, processes.isRoot {
+                TerminationNote.install("stopped: another process of this \(processes.size)-process run failed or the run was interrupted; "
+                                        + "run the same command with --resume to continue from the newest checkpoint in \(recipe.output.dir.url.path)/checkpoints")
+            }
             let display = ProgressDisplay(enabled: !json && processes.isRoot)
             let result = try RecipeRun(recipe: recipe, parameters: parameters).run(progress: display.show)
             display.finish()

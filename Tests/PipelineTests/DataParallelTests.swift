@@ -116,7 +116,7 @@ struct DataParallelTests {
         kill(victim, SIGKILL)
         let result = try BuiltBinary.wait(for: process)
         #expect(result.status != 0)
-        #expect(result.err.contains("rank 1") || result.err.contains("signal 9"), "\(result.err)")
+        #expect(result.err.contains("rank 1") && result.err.contains("--resume"), "\(result.err)")
         // No final checkpoint, and every periodic one left behind is whole.
         #expect(!FileManager.default.fileExists(atPath: killed.appendingPathComponent("model.h5").path))
         let left = try FileManager.default.contentsOfDirectory(atPath: killed.appendingPathComponent("checkpoints").path)
