@@ -5,7 +5,7 @@ import TestSupport
 @testable import Training
 @testable import Safety
 
-/// Data-parallel training splits a batch's rows across processes (`Batch.rows`, the
+/// Data-parallel training splits a batch's rows across processes (`Batch.share`, the
 /// trainer's `share(ofWhole:)`): the shares' gradients, added up, must be the whole
 /// batch's, with the SA-ESS terms, answer probes, a malicious weight and LoRA dropout.
 @Suite struct ShardedLossTests {
@@ -36,7 +36,8 @@ import TestSupport
         return trainable.map { $0.grad?.scalars ?? [] }
     }
 
-    @Test(arguments: [2, 3])
+    /// 7 processes for 5 rows: two get a blank row (`Batch.share` of an empty range).
+    @Test(arguments: [2, 3, 7])
     func sharesAddUpToTheWholeBatch(processes: Int) throws {
         let tokenizer = try Tiny.tokenizer()
         let (model, _, signal) = try SafetySignal.adding(to: try Tiny.model(.llama, vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 3)
@@ -62,8 +63,8 @@ import TestSupport
                 // Each process's adapters start the step's dropout stream from the same seed.
                 for (_, a) in adapters { a.reseedDropout(42) }
                 let tape = Tape()
-                tape.rowShard = (rows, batch.batch)
-                return (tape, objective.loss(tape: tape, model: model, batch: batch.rows(rows)))
+                tape.rowShard = rows.isEmpty ? nil : (rows, batch.batch)
+                return (tape, objective.loss(tape: tape, model: model, batch: batch.share(rows)))
             }
             var sums = [Double](repeating: 0, count: outs[0].1.sums.count)
             for (_, out) in outs { for (i, v) in out.sums.enumerated() { sums[i] += v } }

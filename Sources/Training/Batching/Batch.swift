@@ -18,7 +18,7 @@ public struct Batch: Sendable {
     /// Packed rows: the lengths of the examples each row holds, in order; nil when every
     /// row is one example.
     public var segments: [[Int]]? = nil
-    /// On one process's share of a batch (`rows(_:)`): which rows it holds of how many,
+    /// On one process's share of a batch (`share(_:)`): which rows it holds of how many,
     /// and the whole batch's rows without their tokens (`wholeLayout`).
     public private(set) var shard: Shard?
 
@@ -52,8 +52,18 @@ public struct Batch: Sendable {
     }
 
     /// Rows `range` as a batch of their own, at the same length: one process's share of a
-    /// batch in data-parallel training.
-    public func rows(_ range: Range<Int>) -> Batch {
+    /// batch in data-parallel training. An empty range (more processes than rows, as
+    /// packing can leave) gives the first row with nothing to learn: every label -100, no
+    /// class. It adds nothing to any loss term, and lets that process take part in the
+    /// step's collectives like the others.
+    public func share(_ range: Range<Int>) -> Batch {
+        guard !range.isEmpty else {
+            var blank = share(0..<1)
+            blank.shard?.rows = range
+            blank.labels = [Int32](repeating: -100, count: length)
+            blank.safetyClasses = [nil]
+            return blank
+        }
         let cells = (range.lowerBound * length)..<(range.upperBound * length)
         var out = self
         out.shard = Shard(rows: range, of: batch, rowLengths: rowLengths, promptLengths: promptLengths, safetyClasses: safetyClasses)

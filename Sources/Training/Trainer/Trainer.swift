@@ -258,8 +258,10 @@ public final class Trainer {
             if loss.requiresGrad { tape.backward(scale != 1 ? tape.scale(loss, scale) : loss) }
             return (Double(loss.value[flat: 0]), out.logged)
         }
-        let share = batch.rows(processes.share(ofRows: batch.batch))
-        tape.rowShard = (share.shard!.rows, batch.batch)
+        let rows = processes.share(ofRows: batch.batch)
+        let share = batch.share(rows)
+        // A blank share draws no dropout that matters: it has no gradient.
+        tape.rowShard = rows.isEmpty ? nil : (rows, batch.batch)
         defer { tape.rowShard = nil }
         let out = objective.loss(tape: tape, model: model, batch: share)
         var sums = out.sums
