@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import Foundation
 import Pipeline
 import Recipes
@@ -29,6 +30,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let rejected = try CommandFailure.guarding { () throws -> Bool in
+            // Under `ulimit -v`, the matrix library's buffers are taken before the model
+            // fills the address space (see BLASBuffers); one per core, plus the caller's.
+            try BLASBuffers.reserveUnderAddressSpaceLimit(concurrency: ProcessInfo.processInfo.activeProcessorCount + 1)
             let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
             try recipe.checkFiles()
             var parameters = RecipeRun.Parameters()
