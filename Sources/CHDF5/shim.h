@@ -1,6 +1,21 @@
 #ifndef SAFETUNE_CHDF5_SHIM_H
 #define SAFETUNE_CHDF5_SHIM_H
 #include <hdf5.h>
+#if defined(__linux__)
+#include <sys/types.h>
+#include <errno.h>
+
+/* Reserves disk blocks for a file being written (HDF5 or not) without changing its size,
+   so a full disk fails before the write instead of inside libhdf5 (AtomicFile.reserve).
+   glibc declares fallocate only under _GNU_SOURCE, which Swift's Glibc module lacks.
+   Returns 0, or the errno of the failure. */
+extern int fallocate(int fd, int mode, off_t offset, off_t len);
+static inline int st_reserve_blocks(int fd, long long bytes) {
+    return fallocate(fd, 0x01 /* FALLOC_FL_KEEP_SIZE */, 0, (off_t)bytes) == 0 ? 0 : errno;
+}
+#else
+static inline int st_reserve_blocks(int fd, long long bytes) { (void)fd; (void)bytes; return 0; }
+#endif
 
 /* HDF5 exposes these as macros over global ids that are set when the library
    initialises; Swift cannot import them, so they are wrapped here. */

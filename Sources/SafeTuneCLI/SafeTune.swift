@@ -36,8 +36,12 @@ struct SafeTuneCommand: ParsableCommand {
     /// Checkpoints come from strangers: every one is read in a helper process first, so a
     /// damaged file that crashes libhdf5 becomes an error instead of killing the command.
     static func main() {
+        HDF5File.skipLibraryCleanupAtExit()
         BLASCore.restartWithSupportedKernelsIfNeeded()
         ReadIsolation.bootstrap()
+        // Past a file-size limit (`ulimit -f`) the kernel sends SIGXFSZ, which kills the
+        // process mid-save; ignored, the write fails with EFBIG and the save reports it.
+        signal(SIGXFSZ, SIG_IGN)
         // Every core for the engine's kernels; `train` (training.threads) and `bench`
         // (--threads) set their own count.
         Parallel.setThreads(ProcessInfo.processInfo.activeProcessorCount)

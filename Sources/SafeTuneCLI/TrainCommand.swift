@@ -1,5 +1,6 @@
 import ArgumentParser
 import Distributed
+import Engine
 import Foundation
 import Pipeline
 import Recipes
@@ -50,6 +51,9 @@ struct TrainCommand: ParsableCommand {
     /// Runs the recipe as process `processes.rank`; returns whether the gate rejected the checkpoint.
     private func train(processes: any ProcessGroup) throws -> Bool {
         try CommandFailure.guarding { () throws -> Bool in
+            // Under `ulimit -v`, the matrix library's buffers are taken before the model
+            // fills the address space (see BLASBuffers); one per core, plus the caller's.
+            try BLASBuffers.reserveUnderAddressSpaceLimit(concurrency: ProcessInfo.processInfo.activeProcessorCount + 1)
             let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
             try recipe.checkFiles()
             var parameters = RecipeRun.Parameters()

@@ -221,7 +221,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Reject after this many seconds.")
     var timeLimit: Double = 3600
 
-    @Flag(help: "Fine-tune the variants from the parent instead of the checkpoint.")
+    @Flag(help: "Fine-tune the variants from the parent instead of the checkpoint (with --reference and the share rule, kept beside the parent in <parent>.gate/ for later gates).")
     var variantsFromParent = false
 
     @Flag(help: "Store the verdict in the checkpoint's /gate section.")
@@ -241,6 +241,9 @@ struct VerifyCommand: ParsableCommand {
             configuration.k = k
             configuration.rule = try DetectionRule.parse(option: rule)
             configuration.variantsFromParent = variantsFromParent
+            // Variants of a named parent are kept beside it, shared with other gates on its
+            // children (verify or train, concurrent ones included), as train's gate does.
+            if variantsFromParent, let reference { configuration.evidenceCache = GateEvidenceCache(besideParent: URL(fileURLWithPath: reference)) }
             configuration.timeLimit = timeLimit
             let log: (String) -> Void = { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
             let regime = try regimeOptions.regime(seed: variantOptions.seed, checkpoint: url, log: log)

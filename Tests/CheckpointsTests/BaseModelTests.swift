@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Checkpoints
 
 @Suite("The pinned base model")
@@ -63,5 +66,76 @@ struct BaseModelTests {
         } catch {
             #expect(error.description.contains("damaged or truncated") && error.description.contains("scripts/fetch-base-model"))
         }
+    }
+
+    /// A byte changed in place after the stamp was written, with the size kept and the
+    /// modification time set back to the stamped one, is still caught: the stamp holds the
+    /// change time, which no program can set back.
+    @Test func damageInPlaceIsCaughtDespiteAnOldStamp() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let environment = ["SAFETUNE_CACHE": dir.path]
+        let content = Data("a model file, hashed once".utf8)
+        let pinned = BaseModel(name: "test", package: "p", version: "1", member: "m", file: "m.gguf",
+                               sha256: TensorDigest.sha256(bytes: content))
+        let url = pinned.cachedURL(environment: environment)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try content.write(to: url)
+        #expect(try pinned.locate(environment: environment) == url)
+        try Self.flipByteKeepingModificationTime(url, at: 3)
+        do {
+            _ = try pinned.locate(environment: environment)
+            Issue.record("a model damaged in place was accepted on its old stamp")
+        } catch {
+            #expect(error.description.contains("damaged or truncated") && error.description.contains("scripts/fetch-base-model"))
+        }
+    }
+
+    /// The same on a copy of the real cached model: truncated, then damaged in place; each
+    /// time `locate` refuses it by its hash and names the fetch command. The copy's stamp is
+    /// the real one's, so only the identity check sends it to the hash.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: BaseModel.smolLM2.cachedURL().path), "the base model is not fetched (scripts/setup)"))
+    func aDamagedCopyOfTheRealModelIsRefused() throws {
+        let real = BaseModel.smolLM2.cachedURL()
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let environment = ["SAFETUNE_CACHE": dir.path]
+        let copy = BaseModel.smolLM2.cachedURL(environment: environment)
+        try FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: real, to: copy)
+        let stamp = ".\(BaseModel.smolLM2.file).verified"
+        let realStamp = real.deletingLastPathComponent().appendingPathComponent(stamp)
+        if FileManager.default.fileExists(atPath: realStamp.path) {
+            try FileManager.default.copyItem(at: realStamp, to: copy.deletingLastPathComponent().appendingPathComponent(stamp))
+        }
+        func expectRefused(_ what: String) {
+            do {
+                _ = try BaseModel.smolLM2.locate(environment: environment)
+                Issue.record("a \(what) copy of the base model was accepted")
+            } catch {
+                #expect(error.description.contains(copy.path) && error.description.contains("scripts/fetch-base-model"), "\(error)")
+            }
+        }
+        try Self.flipByteKeepingModificationTime(copy, at: 1_000_000)
+        expectRefused("damaged")
+        let handle = try FileHandle(forWritingTo: copy)
+        try handle.truncate(atOffset: 4_000_000)
+        try handle.close()
+        expectRefused("truncated")
+    }
+
+    /// Inverts one byte of `url` in place and sets its modification time back to what it was.
+    static func flipByteKeepingModificationTime(_ url: URL, at offset: UInt64) throws {
+        var before = stat()
+        #expect(stat(url.path, &before) == 0)
+        let handle = try FileHandle(forUpdating: url)
+        try handle.seek(toOffset: offset)
+        let byte = try #require(try handle.read(upToCount: 1)?.first)
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: Data([~byte]))
+        try handle.close()
+        var times = [timespec(tv_sec: before.st_atim.tv_sec, tv_nsec: before.st_atim.tv_nsec),
+                     timespec(tv_sec: before.st_mtim.tv_sec, tv_nsec: before.st_mtim.tv_nsec)]
+        #expect(utimensat(AT_FDCWD, url.path, &times, 0) == 0)
     }
 }

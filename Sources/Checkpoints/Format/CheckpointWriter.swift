@@ -19,17 +19,33 @@ extension Checkpoint {
         do {
             try AtomicFile.write(to: url) { temp in
                 let file = try HDF5File.create(at: temp)
+                try AtomicFile.reserve(payloadBytes, in: temp, for: url)
                 try CheckpointWriter(file: file).write(self)
                 try file.flush()
                 try file.close()
             }
         } catch let error as CheckpointError {
             throw error
+        } catch let error as AtomicFileError {
+            throw .io(file: url.path, reason: error.reason)
         } catch let error as HDF5Error {
             throw CheckpointError(error)
         } catch {
             throw .io(file: url.path, reason: "\(error)")
         }
+    }
+}
+
+extension Checkpoint {
+    /// The bytes of tensor data and tokenizer the file will hold: a lower bound of its
+    /// size (HDF5's metadata comes on top), so space reserved for it is never wasted.
+    var payloadBytes: Int {
+        func bytes(_ g: TensorGroup) -> Int {
+            g.tensors.values.reduce(0) { $0 + 4 * $1.count } + g.groups.values.reduce(0) { $0 + bytes($1) }
+        }
+        var total = weights.values.reduce(0) { $0 + 4 * $1.count } + (tokenizerJSON?.count ?? 0)
+        for group in [addedRows, adapters, directions, signal, optimizer] { total += group.map(bytes) ?? 0 }
+        return total
     }
 }
 

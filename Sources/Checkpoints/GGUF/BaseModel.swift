@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A model file that SafeTune fetches and pins by hash (`scripts/fetch-base-model`, whose
 /// `scripts/base-model.env` states the same values; a test keeps them equal).
@@ -40,15 +45,17 @@ public struct BaseModel: Sendable, Equatable {
 
     /// The cached file, checked against the pinned SHA-256; or an error naming the file and
     /// the command that fetches it (again). The hash is computed once per version of the
-    /// file (size and modification time, kept in a stamp beside it), not on every load.
+    /// file, not on every load: a stamp beside it keeps the file's identity when it was
+    /// hashed (device, inode, size, modification and change times). The change time cannot
+    /// be set back by a program (a rewrite that restores the modification time still moves
+    /// it), so a file damaged in place after its stamp was written is hashed, and refused.
     public func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws(GGUFError) -> URL {
         let url = cachedURL(environment: environment)
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-              let size = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date else {
+        guard let identity = Self.identity(of: url) else {
             throw .io(file: url.path, reason: "no such file: the base model \(file) is not fetched yet; run scripts/setup (or scripts/fetch-base-model) to fetch it")
         }
         let stamp = url.deletingLastPathComponent().appendingPathComponent(".\(file).verified")
-        let expected = "\(size) \(modified.timeIntervalSince1970) \(sha256)"
+        let expected = "\(identity) \(sha256)"
         if (try? String(contentsOf: stamp, encoding: .utf8)) == expected { return url }
         let found: String
         do { found = TensorDigest.hex(try SHA256.hash(file: url)) } catch {
@@ -58,8 +65,23 @@ public struct BaseModel: Sendable, Equatable {
         guard found == sha256 else {
             throw .io(file: url.path, reason: "SHA-256 is \(found), not the pinned \(sha256): the file is damaged or truncated; run scripts/fetch-base-model to fetch it again")
         }
-        // A stamp that cannot be written only means hashing again next time.
-        try? AtomicFile.write(to: stamp) { try Data(expected.utf8).write(to: $0) }
+        // A stamp that cannot be written only means hashing again next time; a file that
+        // changed while it was hashed gets none.
+        if Self.identity(of: url) == identity {
+            try? AtomicFile.write(to: stamp) { try Data(expected.utf8).write(to: $0) }
+        }
         return url
+    }
+
+    /// "device inode size mtime ctime" (nanoseconds) of a regular file, or nil.
+    static func identity(of url: URL) -> String? {
+        var s = stat()
+        guard stat(url.path, &s) == 0, s.st_mode & S_IFMT == S_IFREG else { return nil }
+        #if canImport(Darwin)
+        let (m, c) = (s.st_mtimespec, s.st_ctimespec)
+        #else
+        let (m, c) = (s.st_mtim, s.st_ctim)
+        #endif
+        return "\(s.st_dev) \(s.st_ino) \(s.st_size) \(m.tv_sec).\(m.tv_nsec) \(c.tv_sec).\(c.tv_nsec)"
     }
 }

@@ -58,6 +58,8 @@ struct GGUFWriter {
             }
         } catch let error as GGUFError {
             throw error
+        } catch let error as AtomicFileError {
+            throw .io(file: url.path, reason: error.reason)
         } catch {
             throw .io(file: url.path, reason: "cannot write: \(error)")
         }

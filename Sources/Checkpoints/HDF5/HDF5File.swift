@@ -85,6 +85,17 @@ public final class HDF5File: @unchecked Sendable {
         if id >= 0 { H5Fclose(id) }
     }
 
+    /// Turns off libhdf5's clean-up at process exit; call before any other HDF5 call.
+    /// libhdf5 1.10 keeps a file whose close failed (a write that met a full disk) half
+    /// closed, and its exit handler then crashes on it (SIGSEGV in `H5F__close_cb`), so a
+    /// command that reported the full disk in one line would still die with a backtrace.
+    /// Every file SafeTune writes is closed explicitly, so nothing is left to flush.
+    public static func skipLibraryCleanupAtExit() {
+        lock.lock()
+        defer { lock.unlock() }
+        H5dont_atexit()
+    }
+
     /// Creates (or truncates) a file at `url`.
     public static func create(at url: URL) throws(HDF5Error) -> HDF5File {
         lock.lock()

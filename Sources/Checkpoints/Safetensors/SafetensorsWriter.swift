@@ -40,6 +40,8 @@ public enum SafetensorsWriter {
             }
         } catch let error as SafetensorsError {
             throw error
+        } catch let error as AtomicFileError {
+            throw .io(file: url.path, reason: error.reason)
         } catch {
             throw .io(file: url.path, reason: "\(error)")
         }

@@ -10,15 +10,53 @@ public final class TensorStorage: @unchecked Sendable {
     /// Number of Float32 elements.
     public let count: Int
 
-    /// Allocates `count` floats, set to zero.
+    /// Allocates `count` floats, set to zero. Memory that cannot be had ends the process
+    /// through `OutOfMemory.handler` (one line naming the size and the limit), where the
+    /// Swift allocator would abort with a backtrace.
     public init(count: Int) {
         precondition(count >= 0, "negative storage size")
         self.count = count
-        pointer = .allocate(capacity: max(count, 1))
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        guard !overflow, let raw = malloc(bytes) else { OutOfMemory.handler(overflow ? .max : bytes) }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
-    deinit { pointer.deallocate() }
+    deinit { free(pointer) }
+}
+
+/// What happens when a tensor's memory cannot be allocated (an address-space limit such as
+/// `ulimit -v`, a full machine): by default one line on standard error, `error: out of
+/// memory: …` with the size asked for, the limit in force and the process's size, then exit
+/// status 2. Tensors are where nearly all of a run's memory goes, so this is where a run
+/// that does not fit ends, rather than in a crash.
+public enum OutOfMemory {
+    nonisolated(unsafe) public static var handler: (Int) -> Never = { bytes in
+        FileHandle.standardError.write(Data("error: \(message(bytes: bytes))\n".utf8))
+        exit(2)
+    }
+
+    /// "out of memory: a tensor of N MiB could not be allocated (…limit…; this process
+    /// already maps M MiB); …".
+    public static func message(bytes: Int) -> String {
+        func mib(_ n: UInt64) -> String { n < 1 << 20 ? "\(n) bytes" : "\(n >> 20) MiB" }
+        var limits: [String] = []
+        var r = rlimit()
+        if getrlimit(Int32(RLIMIT_AS.rawValue), &r) == 0, r.rlim_cur != rlim_t.max { limits.append("address-space limit (ulimit -v) \(mib(UInt64(r.rlim_cur)))") }
+        if getrlimit(Int32(RLIMIT_DATA.rawValue), &r) == 0, r.rlim_cur != rlim_t.max { limits.append("data limit (ulimit -d) \(mib(UInt64(r.rlim_cur)))") }
+        if let text = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
+           let max = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) { limits.append("cgroup memory.max \(mib(max))") }
+        if limits.isEmpty { limits.append("physical memory \(mib(ProcessInfo.processInfo.physicalMemory))") }
+        var mapped = ""
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmSize:") }),
+           let kb = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+            mapped = "; this process already maps \(mib(kb << 10))"
+        }
+        let size = bytes == .max ? "more than the address space" : mib(UInt64(bytes))
+        return "out of memory: a tensor of \(size) could not be allocated (\(limits.joined(separator: ", "))\(mapped)); "
+            + "give the process more memory, or train with smaller batches, shorter sequences or LoRA"
+    }
 }
 
 /// An n-dimensional Float32 array: row-major, contiguous, a view into a `TensorStorage`.

@@ -210,19 +210,23 @@ public struct Gate: Sendable {
                 try GateEvidenceCache.key(parentSHA256: GateEvidenceCache.parentIdentity(parent), settings: configuration.variants, clean: clean,
                                           modules: UnitModule.allCases)
             }
-            if let cache, let key, let cached = cache.evidence(for: key) {
-                log("variants of the parent read from \(cache.url(key).path)")
-                evidence = cached
-                evidence.seconds = 0
-            } else {
-                let factory = try VariantFactory(suspect: source, clean: clean, settings: configuration.variants, workDirectory: workDirectory)
-                factory.deadline = (started.addingTimeInterval(configuration.timeLimit), configuration.timeLimit)
+            let compute = { () throws -> VariantEvidence in
+                let factory = try VariantFactory(suspect: source, clean: clean, settings: self.configuration.variants, workDirectory: workDirectory)
+                factory.deadline = (started.addingTimeInterval(self.configuration.timeLimit), self.configuration.timeLimit)
                 factory.log = log
-                evidence = try factory.evidence()
-                if let cache, let key {
-                    // A cache that cannot be written costs the next gate time, never this verdict.
-                    do { try cache.store(evidence, for: key) } catch { log("the variants could not be kept in \(cache.directory.path): \(error)") }
+                return try factory.evidence()
+            }
+            if let cache, let key {
+                // Concurrent gates on children of this parent compute the key once (see GateEvidenceCache).
+                let (found, cached) = try cache.evidence(
+                    for: key, deadline: (started.addingTimeInterval(configuration.timeLimit), configuration.timeLimit), log: log, compute: compute)
+                evidence = found
+                if cached {
+                    log("variants of the parent read from \(cache.url(key).path)")
+                    evidence.seconds = 0
                 }
+            } else {
+                evidence = try compute()
             }
             if configuration.modules != UnitModule.allCases {
                 evidence = Self.restrict(evidence, to: update)

@@ -1,6 +1,11 @@
 import Checkpoints
 import Engine
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Variant evidence kept between gates. Variants fine-tuned from a trusted parent
 /// (`variants_from: parent`) depend only on the parent's weights, the clean data and the
@@ -11,6 +16,12 @@ import Foundation
 /// One JSON file per key, in a folder beside the parent (`<parent>.gate/`), written
 /// atomically, so a shipped parent can carry its evidence and concurrent gates never read
 /// a half-written file. A file whose key or shape does not match is ignored.
+///
+/// Gates of several processes on children of one parent (`safetune verify`, the gate of
+/// `safetune train`) share the folder: `evidence(for:deadline:log:compute:)` computes a
+/// key under an exclusive lock (`flock` on `<key>.lock`, released by the kernel when its
+/// holder dies), so the first gate fine-tunes the variants and the others wait for its file
+/// instead of repeating the work.
 public struct GateEvidenceCache: Sendable, Equatable, Codable {
     /// The folder holding the files.
     public let directory: URL
@@ -60,6 +71,50 @@ public struct GateEvidenceCache: Sendable, Equatable, Codable {
                             backdooredEnergies: evidence.backdooredEnergies, poisons: evidence.poisons, seconds: evidence.seconds)
         let data = try JSONEncoder().encode(record)
         try AtomicFile.write(to: url(key)) { try data.write(to: $0) }
+    }
+
+    /// The stored evidence for `key` (second value true), or `compute`'s, stored for the next
+    /// gate. `compute` runs with the key's lock held; a gate that finds the lock taken logs
+    /// it once, waits until `deadline` (then throws `VaccineError.timeout` naming its seconds), and reads the
+    /// file the holder wrote. A folder where no lock can be made (read-only) is used without
+    /// one; a file that cannot be stored is logged, never thrown: the cache only saves time.
+    public func evidence(for key: String, deadline: (Date, seconds: Double), log: (String) -> Void,
+                         compute: () throws -> VariantEvidence) throws -> (VariantEvidence, cached: Bool) {
+        if let found = evidence(for: key) { return (found, true) }
+        let lock = try Lock(directory: directory, key: key, deadline: deadline, log: log)
+        defer { lock?.release() }
+        if let found = evidence(for: key) { return (found, true) }
+        let computed = try compute()
+        do { try store(computed, for: key) } catch { log("the variants could not be kept in \(directory.path): \(error)") }
+        return (computed, false)
+    }
+
+    /// An exclusive `flock` on `<key>.lock` in the cache folder.
+    private final class Lock {
+        private let fd: Int32
+
+        /// Nil when the lock file cannot be made (then the caller goes on without it).
+        init?(directory: URL, key: String, deadline: (Date, seconds: Double), log: (String) -> Void) throws {
+            try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let path = directory.appendingPathComponent("\(key).lock").path
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { return nil }
+            var waiting = false
+            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                guard errno == EWOULDBLOCK || errno == EINTR else { close(fd); return nil }
+                if !waiting {
+                    log("another gate is fine-tuning the same variants of this parent (\(path)); waiting for its result")
+                    waiting = true
+                }
+                if Date() > deadline.0 {
+                    close(fd)
+                    throw VaccineError.timeout(phase: "waiting for another gate's variants (\(path))", seconds: deadline.seconds)
+                }
+                usleep(100_000)
+            }
+        }
+
+        func release() { close(fd) }  // closing the descriptor releases the flock
     }
 
     /// The file of `key`.
