@@ -46,15 +46,9 @@ struct BaseModelTests {
     /// A damaged or truncated cached file is caught by its hash before use, with the command
     /// that fetches it again; a good one is hashed once and then recognised by its stamp.
     @Test func aDamagedModelIsRefusedByItsHash() throws {
-        let dir = try temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let environment = ["SAFETUNE_CACHE": dir.path]
         let content = Data("a model file".utf8)
-        let pinned = BaseModel(name: "test", package: "p", version: "1", member: "m", file: "m.gguf",
-                               sha256: TensorDigest.sha256(bytes: content))
-        let url = pinned.cachedURL(environment: environment)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try content.write(to: url)
+        let (dir, pinned, url, environment) = try Self.cachedModel(content)
+        defer { try? FileManager.default.removeItem(at: dir) }
         #expect(try pinned.locate(environment: environment) == url)
         #expect(FileManager.default.fileExists(atPath: url.deletingLastPathComponent().appendingPathComponent(".m.gguf.verified").path))
         #expect(try pinned.locate(environment: environment) == url)
@@ -72,15 +66,8 @@ struct BaseModelTests {
     /// modification time set back to the stamped one, is still caught: the stamp holds the
     /// change time, which no program can set back.
     @Test func damageInPlaceIsCaughtDespiteAnOldStamp() throws {
-        let dir = try temporaryFolder()
+        let (dir, pinned, url, environment) = try Self.cachedModel(Data("a model file, hashed once".utf8))
         defer { try? FileManager.default.removeItem(at: dir) }
-        let environment = ["SAFETUNE_CACHE": dir.path]
-        let content = Data("a model file, hashed once".utf8)
-        let pinned = BaseModel(name: "test", package: "p", version: "1", member: "m", file: "m.gguf",
-                               sha256: TensorDigest.sha256(bytes: content))
-        let url = pinned.cachedURL(environment: environment)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try content.write(to: url)
         #expect(try pinned.locate(environment: environment) == url)
         try Self.flipByteKeepingModificationTime(url, at: 3)
         do {
@@ -125,6 +112,18 @@ struct BaseModelTests {
     }
 
     /// Inverts one byte of `url` in place and sets its modification time back to what it was.
+    /// A pinned model `content` hashes to, written into a fresh cache folder `dir`.
+    static func cachedModel(_ content: Data) throws -> (dir: URL, pinned: BaseModel, url: URL, environment: [String: String]) {
+        let dir = try temporaryFolder()
+        let environment = ["SAFETUNE_CACHE": dir.path]
+        let pinned = BaseModel(name: "test", package: "p", version: "1", member: "m", file: "m.gguf",
+                               sha256: TensorDigest.sha256(bytes: content))
+        let url = pinned.cachedURL(environment: environment)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try content.write(to: url)
+        return (dir, pinned, url, environment)
+    }
+
     static func flipByteKeepingModificationTime(_ url: URL, at offset: UInt64) throws {
         var before = stat()
         #expect(stat(url.path, &before) == 0)

@@ -96,16 +96,8 @@ struct CrashSafetyTests {
 
     /// `safetune ARGUMENTS` under a file-size limit of `fileSizeKB` KiB.
     static func runLimited(fileSizeKB: Int, _ arguments: [String]) throws -> (status: Int32, crashed: Bool, err: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "ulimit -f \(fileSizeKB) && exec \"$0\" \"$@\"", try #require(BuiltBinary.safetune.url).path] + arguments
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+        let r = try BuiltBinary.safetune.run(arguments, launcher: ["sh", "-c", "ulimit -f \(fileSizeKB) && exec \"$0\" \"$@\""])
+        return (r.status, r.crashed, r.err)
     }
 
     /// The periodic checkpoints of a run folder, oldest first.
