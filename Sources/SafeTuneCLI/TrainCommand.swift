@@ -50,10 +50,14 @@ struct TrainCommand: ParsableCommand {
 
     /// Runs the recipe as process `processes.rank`; returns whether the gate rejected the checkpoint.
     private func train(processes: any ProcessGroup) throws -> Bool {
-        try CommandFailure.guarding { () throws -> Bool in
-            // Under `ulimit -v`, the matrix library's buffers are taken before the model
-            // fills the address space (see BLASBuffers); one per core, plus the caller's.
+        // Under `ulimit -v`, the matrix library's buffers are taken before the model fills
+        // the address space (see BLASBuffers); one per core, plus the caller's.
+        do {
             try BLASBuffers.reserveUnderAddressSpaceLimit(concurrency: ProcessInfo.processInfo.activeProcessorCount + 1)
+        } catch {
+            OutOfMemory.fail(error.message)
+        }
+        return try CommandFailure.guarding { () throws -> Bool in
             let recipe = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: self.recipe), overrides: overrides)
             try recipe.checkFiles()
             var parameters = RecipeRun.Parameters()

@@ -27,8 +27,9 @@ struct MemoryLimitTests {
             """)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        // `timeout` turns a hang into status 124 (checked below) instead of a stuck suite.
-        process.arguments = ["-c", "ulimit -v \(limitMiB * 1024) && exec timeout 120 \"$0\" \"$@\"",
+        // `timeout` turns a hang into status 137 (checked below) instead of a stuck suite;
+        // SIGKILL, since a process stuck near its limit may not end on SIGTERM.
+        process.arguments = ["-c", "ulimit -v \(limitMiB * 1024) && exec timeout -s KILL 120 \"$0\" \"$@\"",
                              try #require(BuiltBinary.safetune.url).path, "train", recipe.path]
         let err = Pipe()
         process.standardError = err

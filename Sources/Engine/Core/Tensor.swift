@@ -28,12 +28,18 @@ public final class TensorStorage: @unchecked Sendable {
 /// What happens when a tensor's memory cannot be allocated (an address-space limit such as
 /// `ulimit -v`, a full machine): by default one line on standard error, `error: out of
 /// memory: …` with the size asked for, the limit in force and the process's size, then exit
-/// status 2. Tensors are where nearly all of a run's memory goes, so this is where a run
+/// status 2 (`fail`). Tensors are where nearly all of a run's memory goes, so this is where a run
 /// that does not fit ends, rather than in a crash.
 public enum OutOfMemory {
-    nonisolated(unsafe) public static var handler: (Int) -> Never = { bytes in
-        FileHandle.standardError.write(Data("error: \(message(bytes: bytes))\n".utf8))
-        exit(2)
+    nonisolated(unsafe) public static var handler: (Int) -> Never = { bytes in fail(message(bytes: bytes)) }
+
+    /// Writes `error: <message>` and ends the process with status 2 at once, without the
+    /// exit handlers: near an address-space limit, the matrix library's own shutdown can
+    /// wait forever for memory.
+    public static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        fflush(nil)  // every output stream
+        _exit(2)
     }
 
     /// "out of memory: a tensor of N MiB could not be allocated (…limit…; this process
