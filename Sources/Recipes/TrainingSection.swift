@@ -16,7 +16,7 @@ public struct TrainingSection: Sendable, Equatable {
     public let groupByLength: Bool
     /// Seed for shuffling, dropout and initialisation.
     public let seed: Int
-    /// Compute threads; 0 means all cores.
+    /// Compute threads; 0 means all cores (under mpirun, this process's share of them).
     public let threads: Int
 
     /// Sequences per optimizer step.

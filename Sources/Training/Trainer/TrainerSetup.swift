@@ -54,7 +54,7 @@ extension Trainer {
         public var groupByLength = false
         /// Shuffling, dropout and initialisation.
         public var seed: UInt64 = 0
-        /// Compute threads; 0 means all cores.
+        /// Compute threads; 0 means all cores, shared among the run's processes on this machine.
         public var threads = 0
         public var optimizer = Optimizer.adamw()
         public var learningRate: Float = 1e-4
