@@ -77,6 +77,19 @@ import Testing
         #expect(throws: SafetensorsError.unsupportedDType(file: "f.safetensors", tensor: "i", dtype: "I32")) { try st.tensor("i") }
     }
 
+    /// Found by `safetune-fuzz --target safetensors --seed 7001` (input 207,016): a dtype
+    /// holding a line break split the error's description over two lines.
+    @Test func namesFromTheFileStayOnOneLine() throws {
+        let image = try Self.image(["a\u{2028}b": ["dtype": "F16\nX", "shape": [1], "data_offsets": [0, 2]]], data: [0, 0])
+        do {
+            _ = try SafetensorsFile(data: image, source: "f.safetensors")
+            Issue.record("accepted an unknown dtype")
+        } catch {
+            #expect(!error.description.contains { $0.isNewline }, "\(error.description)")
+            #expect(error.description.contains("unsupported dtype F16\\u{a}X"))
+        }
+    }
+
     @Test func shardedModelLoadsThroughIndex() throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }

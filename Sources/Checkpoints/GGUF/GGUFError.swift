@@ -12,11 +12,7 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible {
     case unsupported(file: String, reason: String)
 
     /// One line, whatever the file put in its keys and names (line breaks come out escaped).
-    public var description: String {
-        var line = ""
-        for c in text { line += c.isNewline ? c.unicodeScalars.map { "\\u{\(String($0.value, radix: 16))}" }.joined() : String(c) }
-        return line
-    }
+    public var description: String { text.oneLine }
 
     private var text: String {
         switch self {

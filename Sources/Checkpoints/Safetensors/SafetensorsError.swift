@@ -14,7 +14,10 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
     /// `model.safetensors.index.json` is malformed.
     case invalidIndex(file: String, reason: String)
 
-    public var description: String {
+    /// One line, whatever the file put in its tensor names and dtypes (line breaks come out escaped).
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .io(file, reason): return "\(file): \(reason)"
         case let .invalidHeader(file, reason): return "\(file): invalid safetensors header: \(reason)"
