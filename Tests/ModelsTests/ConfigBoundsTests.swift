@@ -35,4 +35,17 @@ import Testing
         json["head_dim"] = 4
         #expect(try Self.parse(json).headDim == 4)
     }
+
+    /// Found by `safetune-fuzz --target config --seed 7001` (input 83,530): a `model_type`
+    /// holding a line break split the error's description over two lines.
+    @Test func quotedValuesStayOnOneLine() {
+        var json = Self.llama
+        json["model_type"] = "qwen2\u{2028}x\n"
+        do {
+            _ = try Self.parse(json)
+            Issue.record("accepted an unknown model_type")
+        } catch {
+            #expect(!error.description.contains { $0.isNewline }, "\(error.description)")
+        }
+    }
 }

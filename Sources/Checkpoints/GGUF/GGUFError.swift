@@ -1,3 +1,5 @@
+import Tokenizers
+
 /// Why a GGUF file could not be read, imported or written. Each description is one line
 /// naming the file and, where one is at fault, the metadata key or tensor.
 public enum GGUFError: Error, Equatable, CustomStringConvertible {

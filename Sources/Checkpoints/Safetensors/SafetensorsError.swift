@@ -1,3 +1,5 @@
+import Tokenizers
+
 /// A `.safetensors` file (or a sharded index) that cannot be read or written,
 /// naming the file and, where one is at fault, the tensor.
 public enum SafetensorsError: Error, Equatable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// The architecture of a decoder-only transformer, in the vocabulary of Hugging Face
 /// `config.json` files. Both families share one block structure; the fields below
@@ -95,7 +96,10 @@ public enum ModelConfigError: Error, Equatable, CustomStringConvertible {
     case unsupported(file: String, modelType: String)
     case invalid(key: String, reason: String)
 
-    public var description: String {
+    /// One line, whatever the file put in its values (line breaks come out escaped).
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .unreadable(file, reason): return "\(file): cannot read model config: \(reason)"
         case let .missingKey(file, key): return "\(file): missing key '\(key)'"
