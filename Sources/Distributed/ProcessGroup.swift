@@ -33,7 +33,7 @@ extension ProcessGroup {
     public func broadcast(_ values: inout [Double], from root: Int) {
         // Doubles travel as pairs of floats' bits, so one broadcast primitive serves both.
         values.withUnsafeMutableBytes { raw in
-            broadcast(raw.bindMemory(to: Float.self), from: root)
+            raw.withMemoryRebound(to: Float.self) { broadcast($0, from: root) }
         }
     }
 
