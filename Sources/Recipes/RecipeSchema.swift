@@ -79,7 +79,7 @@ public enum RecipeSchema {
         key("training.group_by_length", "boolean", "(false; written only when true)", "true, false",
             "Batch examples of similar lengths (sorted within windows of 16 batches of the shuffled epoch), so unpacked rows carry little padding."),
         key("training.seed", "integer", "0", "x >= 0", "Seed for shuffling, dropout and initialisation."),
-        key("training.threads", "integer", "0", "0 to 1024; 0 = all cores", "Compute threads."),
+        key("training.threads", "integer", "0", "0 to 1024; 0 = all cores", "Compute threads. Under `mpirun`, 0 gives each process its share of its machine's cores."),
 
         key("eval", "section", "", "", "Evaluation during training."),
         key("eval.every", "integer", "100", "x >= 0; 0 = only at the end", "Evaluate every this many optimizer steps."),
