@@ -53,12 +53,7 @@ public enum OutOfMemory {
         if let text = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
            let max = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) { limits.append("cgroup memory.max \(mib(max))") }
         if limits.isEmpty { limits.append("physical memory \(mib(ProcessInfo.processInfo.physicalMemory))") }
-        var mapped = ""
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmSize:") }),
-           let kb = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
-            mapped = "; this process already maps \(mib(kb << 10))"
-        }
+        let mapped = BLASBuffers.mappedBytes().map { "; this process already maps \(mib($0))" } ?? ""
         let size = bytes == .max ? "more than the address space" : mib(UInt64(bytes))
         return "out of memory: a tensor of \(size) could not be allocated (\(limits.joined(separator: ", "))\(mapped)); "
             + "give the process more memory, or train with smaller batches, shorter sequences or LoRA"
