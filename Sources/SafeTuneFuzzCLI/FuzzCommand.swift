@@ -22,14 +22,15 @@ struct FuzzCommand: ParsableCommand {
         main(nil)
     }
 
-    /// Isolation as asked: off with `--in-process`; otherwise a helper that gives up well
-    /// before the watchdog would call the input a hang.
-    static func isolate(inProcess: Bool, hangSeconds: Double) {
+    /// Isolation as asked: off with `--in-process`; otherwise one kept helper that gives up
+    /// on a file after `readSeconds` (libhdf5 loops forever on about 1 % of mutants, so
+    /// this limit sets the checkpoint target's speed).
+    static func isolate(inProcess: Bool, readSeconds: Double) {
         if inProcess {
             ReadIsolation.disable()
         } else {
             ReadIsolation.enable(.init(executable: ReadIsolation.Helper.currentExecutable(), arguments: [ReadIsolation.helperCommand],
-                                       baseSeconds: hangSeconds / 2))
+                                       baseSeconds: readSeconds, persistent: true))
         }
     }
 
@@ -55,6 +56,8 @@ struct FuzzCommand: ParsableCommand {
         var hangSeconds: Double = 20
         @Flag(help: "Read checkpoints in this process instead of a helper (fuzzes libhdf5 itself; a crash ends the run).")
         var inProcess = false
+        @Option(help: "Seconds the checkpoint helper may spend on one input before it is killed and the input rejected.")
+        var readSeconds: Double = 1
         @Flag(help: "Print the final report as JSON.")
         var json = false
 
@@ -62,7 +65,8 @@ struct FuzzCommand: ParsableCommand {
             guard let target = FuzzTarget(rawValue: target) else {
                 throw ValidationError("unknown target '\(self.target)'")
             }
-            FuzzCommand.isolate(inProcess: inProcess, hangSeconds: hangSeconds)
+            guard readSeconds < hangSeconds else { throw ValidationError("--read-seconds must be below --hang-seconds") }
+            FuzzCommand.isolate(inProcess: inProcess, readSeconds: readSeconds)
             let corpusURL = URL(fileURLWithPath: corpus)
             let seeds = try SeedCorpus.load(target, from: corpusURL)
             guard !seeds.isEmpty else { throw ValidationError("no seeds in \(corpus)/\(target.rawValue)") }
@@ -113,10 +117,12 @@ struct FuzzCommand: ParsableCommand {
         var files: [String]
         @Flag(help: "Read checkpoints in this process instead of a helper (reproduces a libhdf5 crash).")
         var inProcess = false
+        @Option(help: "Seconds the checkpoint helper may spend on one file.")
+        var readSeconds: Double = 10
 
         func run() throws {
             guard let target = FuzzTarget(rawValue: target) else { throw ValidationError("unknown target '\(self.target)'") }
-            FuzzCommand.isolate(inProcess: inProcess, hangSeconds: 20)
+            FuzzCommand.isolate(inProcess: inProcess, readSeconds: readSeconds)
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-fuzz-replay-\(getpid())")
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: scratch) }

@@ -39,6 +39,38 @@ import TestSupport
         #expect(report["findings"] as? Int == 0)
     }
 
+    /// The fuzzer keeps one checkpoint helper for many files. After a file that crashes
+    /// libhdf5 and one it loops on, the restarted helper still reads good files, and a
+    /// rejected file gets the same description as when read in-process.
+    @Test(.enabled(if: BuiltBinary.fuzzer.url != nil, "safetune-fuzz not found next to the test bundle; build it with `swift build`"))
+    func keptHelperSurvivesCrashesAndHangs() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-fuzztest-kept-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let hostile = Self.corpus.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/CheckpointsTests/Fixtures/hostile")
+        let good = Self.corpus.appendingPathComponent("checkpoint/tiny-gpt2.h5")
+        let truncated = folder.appendingPathComponent("truncated.h5")
+        try Data(try Data(contentsOf: good).prefix(12_000)).write(to: truncated)
+        let files = [hostile.appendingPathComponent("libhdf5-hang.h5"), good, hostile.appendingPathComponent("libhdf5-segfault.h5"),
+                     good, truncated, Self.corpus.appendingPathComponent("checkpoint/tiny-adapters.h5")].map(\.path)
+        let kept = try BuiltBinary.fuzzer.run(["replay", "--target", "checkpoint", "--read-seconds", "1"] + files)
+        #expect(kept.status == 0, "\(kept.err.suffix(2000))")
+        let outcomes = kept.out.split(separator: "\n").map { $0.split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "" }
+        try #require(outcomes.count == files.count, "\(kept.out)")
+        #expect(outcomes[0].contains("did not finish within 1.0 s in a helper process"))
+        #expect(outcomes[1] == "accepted")
+        #expect(outcomes[2].contains("crashed a helper process (signal 11"))
+        #expect(outcomes[3] == "accepted")
+        #expect(outcomes[5] == "accepted")
+        // The rejection crosses the process boundary unchanged (each replay names its own scratch copy).
+        let alone = try BuiltBinary.fuzzer.run(["replay", "--target", "checkpoint", "--in-process", truncated.path])
+        func afterScratch(_ line: String) -> String? { line.range(of: "input.h5").map { String(line[$0.upperBound...]) } }
+        let inProcess = try #require(afterScratch(alone.out.trimmingCharacters(in: .newlines)), "\(alone.out)")
+        #expect(outcomes[4].hasPrefix("rejected("))
+        #expect(afterScratch(outcomes[4]) == inProcess)
+    }
+
     @Test(arguments: inProcess)
     func mutantsParseOrFailWithTypedErrors(_ target: FuzzTarget) throws {
         let seeds = try SeedCorpus.load(target, from: Self.corpus)

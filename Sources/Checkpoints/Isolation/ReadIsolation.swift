@@ -5,13 +5,12 @@ import Synchronization
 ///
 /// libhdf5 1.10 can crash or loop forever on damaged metadata (docs/reliability.md), and
 /// no Swift code can catch a segfault or an endless loop inside C. With isolation on,
-/// `Checkpoint.read` and `CheckpointSummary.read` first run a helper (this program again,
-/// with `Helper.arguments`) that reads the whole file with the same limits:
+/// `Checkpoint.read` and `CheckpointSummary.read` first ask a helper process (this program
+/// again, started with `helperCommand`) to read the whole file with the same limits:
 ///
-/// - the helper succeeds: the file is read here as usual;
-/// - it rejects the file with a typed error: that error's one-line message is thrown
-///   here as `CheckpointError.isolatedRead`, without libhdf5 in this process ever
-///   seeing the damaged file;
+/// - the helper reads it: the file is read here as usual;
+/// - it rejects the file with a typed error: that error's description is thrown here as
+///   `CheckpointError.isolatedRead`, without libhdf5 in this process ever seeing the file;
 /// - it dies from a signal or runs past its time limit: `CheckpointError.isolatedRead`
 ///   says so, and this process goes on.
 ///
@@ -23,19 +22,29 @@ public enum ReadIsolation {
     public struct Helper: Sendable {
         /// The program to run (normally this one).
         public var executable: URL
-        /// Arguments before the helper options and the file path; they must make the
-        /// program call `ReadIsolation.bootstrap` as a helper (normally `[helperCommand]`).
+        /// Arguments that make the program call `ReadIsolation.bootstrap` as a helper
+        /// (normally `[helperCommand]`).
         public var arguments: [String]
-        /// Seconds a helper may take: `base + perGigabyte × file size in GB`.
+        /// Seconds a helper may take per file: `base + perGigabyte × file size in GB`.
         public var baseSeconds: Double
         public var secondsPerGigabyte: Double
+        /// Keep one helper for many files instead of one per file, restarted after a crash,
+        /// a hang or `filesPerProcess` files. For programs that read thousands of small
+        /// files (the fuzzer): a process start costs more than reading one. libhdf5 state
+        /// left by one damaged file can then affect the next one the same helper reads;
+        /// only files it reads cleanly reach the caller either way.
+        public var persistent: Bool
+        public var filesPerProcess: Int
 
-        /// A helper with the default time limit (60 s plus 30 s per GB).
-        public init(executable: URL, arguments: [String], baseSeconds: Double = 60, secondsPerGigabyte: Double = 30) {
+        /// A helper with the default time limit (60 s plus 30 s per GB), one per file.
+        public init(executable: URL, arguments: [String], baseSeconds: Double = 60, secondsPerGigabyte: Double = 30,
+                    persistent: Bool = false, filesPerProcess: Int = 1000) {
             self.executable = executable
             self.arguments = arguments
             self.baseSeconds = baseSeconds
             self.secondsPerGigabyte = secondsPerGigabyte
+            self.persistent = persistent
+            self.filesPerProcess = filesPerProcess
         }
 
         /// This process's own executable.
@@ -50,19 +59,20 @@ public enum ReadIsolation {
     }
 
     private static let state = Mutex(State())
+    /// The kept helper of a persistent `Helper`; the lock also keeps requests one at a time.
+    private static let kept = Mutex<HelperProcess?>(nil)
 
     /// Turns isolation on for the rest of the process.
     public static func enable(_ helper: Helper) {
         state.withLock { $0.helper = helper }
+        kept.withLock { $0?.stop(); $0 = nil }
     }
 
     /// Turns isolation off (a helper must not start helpers of its own).
     public static func disable() {
         state.withLock { $0.helper = nil }
+        kept.withLock { $0?.stop(); $0 = nil }
     }
-
-    /// Exit status of a helper that rejected the file (its message is on standard output).
-    public static let rejectedStatus: Int32 = 2
 
     /// The first argument that makes a program act as the helper (see `bootstrap`).
     public static let helperCommand = "__read-checkpoint"
@@ -75,36 +85,43 @@ public enum ReadIsolation {
             enable(Helper(executable: Helper.currentExecutable(), arguments: [helperCommand]))
             return
         }
-        var options = CheckpointReadOptions()
-        var rest = arguments.dropFirst()
-        while rest.count > 1, let flag = rest.first, flag.hasPrefix("--") {
-            guard let value = Int(rest.dropFirst().first ?? "") else { break }
-            switch flag {
-            case "--max-tensor-elements": options.maxTensorElements = value
-            case "--max-total-elements": options.maxTotalElements = value
-            default: exit(64)
-            }
-            rest = rest.dropFirst(2)
-        }
-        guard rest.count == 1, let path = rest.first else { exit(64) }
-        exit(helperMain(path: path, options: options))
+        exit(serve())
     }
 
-    /// The helper's work: reads `path` in full with `options`, isolation off. Prints the
-    /// error's one-line description on standard output and returns `rejectedStatus` when
-    /// the file is rejected; returns 0 when it reads.
-    static func helperMain(path: String, options: CheckpointReadOptions) -> Int32 {
+    /// One file to read, as a line of JSON on the helper's standard input.
+    struct Request: Codable {
+        var path: String
+        var maxTensorElements: Int
+        var maxTotalElements: Int
+    }
+
+    /// The helper's answer, a line of JSON on its standard output: `rejection` is the
+    /// error's description, or nil when the file reads.
+    struct Reply: Codable {
+        var rejection: String?
+    }
+
+    /// The helper's work: reads each requested file in full, isolation off, and answers
+    /// each request before reading the next, until its standard input ends.
+    static func serve() -> Int32 {
         disable()
-        let url = URL(fileURLWithPath: path)
-        do {
-            _ = try CheckpointSummary.read(from: url)
-            _ = try Checkpoint.read(from: url, options: options)
-            return 0
-        } catch {
-            let line = error.description.split(whereSeparator: \.isNewline).joined(separator: " ")
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
-            return rejectedStatus
+        while let line = readLine() {
+            guard let request = try? JSONDecoder().decode(Request.self, from: Data(line.utf8)) else { return 64 }
+            var options = CheckpointReadOptions()
+            options.maxTensorElements = request.maxTensorElements
+            options.maxTotalElements = request.maxTotalElements
+            let url = URL(fileURLWithPath: request.path)
+            var reply = Reply()
+            do {
+                _ = try CheckpointSummary.read(from: url)
+                _ = try Checkpoint.read(from: url, options: options)
+            } catch {
+                reply.rejection = error.description
+            }
+            guard let data = try? JSONEncoder().encode(reply) else { return 70 }
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
+        return 0
     }
 
     /// Runs the helper on `url` unless isolation is off or the file was checked already.
@@ -114,53 +131,158 @@ public enum ReadIsolation {
         guard let identity = FileIdentity(url) else { return }
         if state.withLock({ $0.checked.contains(identity) }) { return }
         let limit = helper.baseSeconds + helper.secondsPerGigabyte * Double(identity.size) / 1e9
-        try run(helper, on: url, options: options, timeLimit: limit)
-        state.withLock { _ = $0.checked.insert(identity) }
+        let request = Request(path: url.path, maxTensorElements: options.maxTensorElements, maxTotalElements: options.maxTotalElements)
+        let outcome: HelperProcess.Outcome
+        if helper.persistent {
+            outcome = kept.withLock { slot in
+                if slot == nil || slot!.served >= helper.filesPerProcess {
+                    slot?.stop()
+                    slot = HelperProcess(helper)
+                }
+                let outcome = slot!.read(request, timeLimit: limit)
+                if !outcome.helperLives { slot = nil }
+                return outcome
+            }
+        } else {
+            let process = HelperProcess(helper)
+            outcome = process.read(request, timeLimit: limit)
+            process.stop()
+        }
+        let path = url.path
+        switch outcome {
+        case .read:
+            state.withLock { _ = $0.checked.insert(identity) }
+        case let .rejected(message):
+            throw .isolatedRead(file: path, message: message)
+        case let .cannotStart(reason):
+            throw .isolatedRead(file: path, message: "\(path): cannot start the helper process that reads checkpoints (\(reason))")
+        case .timedOut:
+            throw .isolatedRead(file: path, message: String(format: "%@: reading it did not finish within %.1f s in a helper process (libhdf5 loops on some damaged files); not loaded", path, limit))
+        case let .crashed(signal):
+            throw .isolatedRead(file: path, message: "\(path): reading it crashed a helper process (signal \(signal), inside libhdf5 on damaged files); the file is damaged or hostile, not loaded")
+        case let .failed(status):
+            throw .isolatedRead(file: path, message: "\(path): the helper process that reads checkpoints failed (exit status \(status)); not loaded")
+        }
+    }
+}
+
+/// One running helper and the pipes to it: a request goes in as a line, the reply is
+/// awaited until a deadline, and a helper that dies or runs late is reaped.
+private final class HelperProcess {
+    enum Outcome {
+        case read
+        case rejected(String)
+        case cannotStart(String)
+        case timedOut
+        case crashed(signal: Int32)
+        case failed(status: Int32)
+
+        /// Whether the helper is still running and can take the next file.
+        var helperLives: Bool {
+            switch self {
+            case .read, .rejected: return true
+            case .cannotStart, .timedOut, .crashed, .failed: return false
+            }
+        }
     }
 
-    private static func run(_ helper: Helper, on url: URL, options: CheckpointReadOptions, timeLimit: Double) throws(CheckpointError) {
-        let process = Process()
+    private let process = Process()
+    private let requests = Pipe()
+    private let replies = Pipe()
+    private var startError: String?
+    private var pending: [UInt8] = []
+    /// Requests answered so far.
+    private(set) var served = 0
+
+    init(_ helper: ReadIsolation.Helper) {
         process.executableURL = helper.executable
-        process.arguments = helper.arguments + [
-            "--max-tensor-elements", "\(options.maxTensorElements)",
-            "--max-total-elements", "\(options.maxTotalElements)", url.path,
-        ]
+        process.arguments = helper.arguments
         // A crashing helper should die at once, not spend seconds symbolicating.
         process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { _, new in new }
-        let out = Pipe()
-        process.standardOutput = out
+        process.standardInput = requests
+        process.standardOutput = replies
         process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            throw .isolatedRead(file: url.path, message: "\(url.path): cannot start the helper process that reads checkpoints (\(error))")
-        }
+        do { try process.run() } catch { startError = "\(error)" }
+    }
+
+    /// Asks the helper to read one file and waits at most `timeLimit` seconds for the answer.
+    func read(_ request: ReadIsolation.Request, timeLimit: Double) -> Outcome {
+        if let startError { return .cannotStart(startError) }
+        guard let line = try? JSONEncoder().encode(request), send(line + Data("\n".utf8)) else { return ended() }
         let deadline = Date().addingTimeInterval(timeLimit)
-        var timedOut = false
-        // The pipe carries one short line, so polling cannot deadlock on a full pipe.
-        while process.isRunning {
-            if Date() > deadline {
-                kill(process.processIdentifier, SIGKILL)
-                timedOut = true
-                break
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let reply = try? JSONDecoder().decode(ReadIsolation.Reply.self, from: Data(pending[..<newline]))
+                pending.removeSubrange(...newline)
+                served += 1
+                guard let reply else { terminate(); return ended() }
+                return reply.rejection.map { .rejected($0) } ?? .read
             }
-            Thread.sleep(forTimeInterval: 0.005)
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else {
+                terminate()
+                return .timedOut
+            }
+            var descriptor = pollfd(fd: replies.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min(remaining * 1000 + 1, 1000)))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { continue }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = Foundation.read(descriptor.fd, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return ended() }
+            pending += chunk[..<count]
         }
+    }
+
+    /// Closes the helper's input, so it exits after its current file, and reaps it.
+    func stop() {
+        guard startError == nil else { return }
+        try? requests.fileHandleForWriting.close()
         process.waitUntilExit()
-        let message = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        if timedOut {
-            throw .isolatedRead(file: url.path, message: String(format: "%@: reading it did not finish within %.0f s in a helper process (libhdf5 loops on some damaged files); not loaded", url.path, timeLimit))
+    }
+
+    private func terminate() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// How a helper that stopped answering ended.
+    private func ended() -> Outcome {
+        process.waitUntilExit()
+        switch process.terminationReason {
+        case .uncaughtSignal: return .crashed(signal: process.terminationStatus)
+        case .exit: return .failed(status: process.terminationStatus)
+        @unknown default: return .failed(status: process.terminationStatus)
         }
-        switch (process.terminationReason, process.terminationStatus) {
-        case (.exit, 0):
-            return
-        case (.exit, rejectedStatus) where !message.isEmpty:
-            throw .isolatedRead(file: url.path, message: message)
-        case (.uncaughtSignal, let signal):
-            throw .isolatedRead(file: url.path, message: "\(url.path): reading it crashed a helper process (signal \(signal), inside libhdf5 on damaged files); the file is damaged or hostile, not loaded")
-        case (_, let status):
-            throw .isolatedRead(file: url.path, message: "\(url.path): the helper process that reads checkpoints failed (exit status \(status)); not loaded")
+    }
+
+    /// Writes to the helper with SIGPIPE held back: a helper that died must not take this
+    /// process with it. False when the helper is gone.
+    private func send(_ data: Data) -> Bool {
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        let fd = requests.fileHandleForWriting.fileDescriptor
+        var written = 0
+        let ok = data.withUnsafeBytes { bytes -> Bool in
+            while written < bytes.count {
+                let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    // Take the SIGPIPE this write raised before unblocking it.
+                    var none = timespec()
+                    _ = sigtimedwait(&pipeSignal, nil, &none)
+                    return false
+                }
+                written += n
+            }
+            return true
         }
+        return ok
     }
 }
 
