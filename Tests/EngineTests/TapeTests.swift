@@ -124,6 +124,19 @@ import Testing
         #expect(peak <= 3 * oneStep, "pool grew to \(peak) floats; one step needs at most \(oneStep)")
     }
 
+    /// Packed batches of a real fine-tune: more rows, then fewer than half, then more again.
+    /// A step that misses the pool replaces the buffers of the other shape instead of adding
+    /// to them, so memory follows the current step, not the sum of every shape seen.
+    @Test func aStepOfAnotherShapeReplacesThePooledBuffers() {
+        let tape = Tape()
+        for shape in [[3, 512, 64], [4, 504, 64], [2, 496, 64], [4, 480, 64]] {
+            for _ in 0..<20 { _ = tape.allocate(shape) }
+            tape.reset()
+            let step = 20 * shape.reduce(1, *)
+            #expect(tape.pooledElementCount <= step + step / 20, "pool holds \(tape.pooledElementCount) floats after a step of \(step)")
+        }
+    }
+
     @Test func reusedBufferIsZeroedAndSized() {
         let tape = Tape()
         let big = tape.allocate([100])

@@ -123,6 +123,10 @@ public final class Tape {
             if zeroed { s.pointer.update(repeating: 0, count: n) }
             return Tensor(shape: shape, storage: s)
         } else {
+            // A miss means this step's shapes differ from the pooled ones (a longer or a much
+            // shorter batch). The pooled buffer nearest in size is most likely this tensor's
+            // own from that other step, so it goes, instead of both staying in memory.
+            if let victim = Self.nearest(in: pool, around: lo, to: n) { pool.remove(at: victim) }
             storage = TensorStorage(count: n)
         }
         handedOut.append(storage)
@@ -136,6 +140,15 @@ public final class Tape {
             return handedOut[i]
         }
         return nil
+    }
+
+    /// The index of the pooled buffer nearest in size ratio to `n`: `pool[lo - 1]` (the
+    /// largest smaller one) or `pool[lo]` (the smallest larger one).
+    private static func nearest(in pool: [(storage: TensorStorage, idle: Int)], around lo: Int, to n: Int) -> Int? {
+        let below = lo > 0 ? Double(n) / Double(max(pool[lo - 1].storage.count, 1)) : .infinity
+        let above = lo < pool.count ? Double(pool[lo].storage.count) / Double(max(n, 1)) : .infinity
+        if below.isInfinite && above.isInfinite { return nil }
+        return below <= above ? lo - 1 : lo
     }
 
     /// Whether a buffer of `capacity` floats may serve a request for `n` (at most about twice as large).

@@ -13,16 +13,34 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `count` floats, set to zero. Memory that cannot be had ends the process
     /// through `OutOfMemory.handler` (one line naming the size and the limit), where the
     /// Swift allocator would abort with a backtrace.
+    ///
+    /// Buffers of `mappedBytes` or more are mapped pages of their own, which come zeroed
+    /// and go back to the system when freed. From malloc's heap they would not: glibc
+    /// raises its mmap threshold to the largest block freed (up to 32 MiB), after which a
+    /// run whose batch shapes vary keeps every freed activation's pages resident.
     public init(count: Int) {
         precondition(count >= 0, "negative storage size")
         self.count = count
         let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
-        guard !overflow, let raw = malloc(bytes) else { OutOfMemory.handler(overflow ? .max : bytes) }
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        if overflow { OutOfMemory.handler(.max) }
+        if bytes >= Self.mappedBytes {
+            let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let raw, raw != MAP_FAILED else { OutOfMemory.handler(bytes) }
+            pointer = raw.bindMemory(to: Float.self, capacity: count)
+        } else {
+            guard let raw = malloc(bytes) else { OutOfMemory.handler(bytes) }
+            pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+            pointer.initialize(repeating: 0, count: max(count, 1))
+        }
     }
 
-    deinit { free(pointer) }
+    /// Size from which a buffer is mapped instead of taken from malloc (1 MiB).
+    static let mappedBytes = 1 << 20
+
+    deinit {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if bytes >= Self.mappedBytes { munmap(pointer, bytes) } else { free(pointer) }
+    }
 }
 
 /// What happens when a tensor's memory cannot be allocated (an address-space limit such as

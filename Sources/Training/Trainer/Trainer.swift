@@ -227,6 +227,8 @@ public final class Trainer {
             evalLoss = metrics["eval_loss"] ?? evalLoss
             try log?.append(step: totalSteps, metrics: metrics)
             progress(.evaluated(step: totalSteps, metrics: metrics))
+            // The activations' buffers are not needed again; the saves below copy weights.
+            tape.releaseMemory()
             if root {
                 try checkpoint(step: totalSteps, includeOptimizer: false).write(to: finalURL)
                 if !adapters.isEmpty {
