@@ -52,11 +52,11 @@ struct FuzzCommand: ParsableCommand {
         var corpus = "Fuzz/corpus"
         @Option(help: "Scratch folder for the current input (default: a new temporary folder).")
         var scratch: String?
-        @Option(help: "An input that runs longer than this many seconds is a hang: exit status 3, input kept.")
+        @Option(help: "An input that uses this many seconds of processor time (or ten times as long on the clock) is a hang: exit status 3, input kept.")
         var hangSeconds: Double = 20
         @Flag(help: "Read checkpoints in this process instead of a helper (fuzzes libhdf5 itself; a crash ends the run).")
         var inProcess = false
-        @Option(help: "Seconds the checkpoint helper may spend on one input before it is killed and the input rejected.")
+        @Option(help: "Seconds of processor time the checkpoint helper may spend on one input before it is killed and the input rejected.")
         var readSeconds: Double = 1
         @Flag(help: "Print the final report as JSON.")
         var json = false

@@ -58,7 +58,7 @@ import TestSupport
         #expect(kept.status == 0, "\(kept.err.suffix(2000))")
         let outcomes = kept.out.split(separator: "\n").map { $0.split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "" }
         try #require(outcomes.count == files.count, "\(kept.out)")
-        #expect(outcomes[0].contains("did not finish within 1.0 s in a helper process"))
+        #expect(outcomes[0].contains("did not finish within 1.0 s of processor time in a helper process"))
         #expect(outcomes[1] == "accepted")
         #expect(outcomes[2].contains("crashed a helper process (signal 11"))
         #expect(outcomes[3] == "accepted")

@@ -25,7 +25,9 @@ public enum ReadIsolation {
         /// Arguments that make the program call `ReadIsolation.bootstrap` as a helper
         /// (normally `[helperCommand]`).
         public var arguments: [String]
-        /// Seconds a helper may take per file: `base + perGigabyte × file size in GB`.
+        /// Seconds of processor time a helper may take per file: `base + perGigabyte × file
+        /// size in GB`; ten times that on the clock. Processor time, so that a loaded
+        /// machine does not turn a slow read into a rejected file.
         public var baseSeconds: Double
         public var secondsPerGigabyte: Double
         /// Keep one helper for many files instead of one per file, restarted after a crash,
@@ -157,7 +159,7 @@ public enum ReadIsolation {
         case let .cannotStart(reason):
             throw .isolatedRead(file: path, message: "\(path): cannot start the helper process that reads checkpoints (\(reason))")
         case .timedOut:
-            throw .isolatedRead(file: path, message: String(format: "%@: reading it did not finish within %.1f s in a helper process (libhdf5 loops on some damaged files); not loaded", path, limit))
+            throw .isolatedRead(file: path, message: String(format: "%@: reading it did not finish within %.1f s of processor time in a helper process (libhdf5 loops on some damaged files); not loaded", path, limit))
         case let .crashed(signal):
             throw .isolatedRead(file: path, message: "\(path): reading it crashed a helper process (signal \(signal), inside libhdf5 on damaged files); the file is damaged or hostile, not loaded")
         case let .failed(status):
@@ -209,7 +211,7 @@ private final class HelperProcess {
     func read(_ request: ReadIsolation.Request, timeLimit: Double) -> Outcome {
         if let startError { return .cannotStart(startError) }
         guard let line = try? JSONEncoder().encode(request), send(line + Data("\n".utf8)) else { return ended() }
-        let deadline = Date().addingTimeInterval(timeLimit)
+        let started = Date(), startedCPU = processorSeconds()
         while true {
             if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let reply = try? JSONDecoder().decode(ReadIsolation.Reply.self, from: Data(pending[..<newline]))
@@ -218,13 +220,13 @@ private final class HelperProcess {
                 guard let reply else { terminate(); return ended() }
                 return reply.rejection.map { .rejected($0) } ?? .read
             }
-            let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else {
+            let used = (processorSeconds() ?? 0) - (startedCPU ?? 0)
+            guard used < timeLimit, Date().timeIntervalSince(started) < 10 * timeLimit else {
                 terminate()
                 return .timedOut
             }
             var descriptor = pollfd(fd: replies.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(min(remaining * 1000 + 1, 1000)))
+            let ready = poll(&descriptor, 1, Int32(min((timeLimit - used) * 1000 + 1, 20)))
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { continue }
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -233,6 +235,17 @@ private final class HelperProcess {
             guard count > 0 else { return ended() }
             pending += chunk[..<count]
         }
+    }
+
+    /// Processor time the helper has used (user and system, from `/proc/<pid>/stat`), or
+    /// nil when it cannot be read; then only the clock bound applies.
+    private func processorSeconds() -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name: state is the 3rd field of the file, utime the 14th, stime the 15th.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Closes the helper's input, so it exits after its current file, and reaps it.
