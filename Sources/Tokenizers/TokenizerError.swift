@@ -16,7 +16,10 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     /// Training could not run with the given corpus or options.
     case training(reason: String)
 
-    public var description: String {
+    /// One line whatever the file put in the names and values it quotes.
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .unreadable(file, reason): return "\(file): cannot read: \(reason)"
         case let .malformedJSON(file, offset, reason): return "\(file): invalid JSON at byte \(offset): \(reason)"

@@ -24,6 +24,16 @@ struct MalformedFileTests {
         #expect(tok.vocabSize == 3)
     }
 
+    @Test("a line break inside a quoted value stays escaped in the error (found by a million-input fuzz run)")
+    func quotedValuesStayOnOneLine() throws {
+        for value in ["BPE\\n", "BPE\\u2028x", "\\r"] {
+            let description = try #require(Self.error("{\"model\": {\"type\": \"\(value)\"}}")).description
+            let oneLine = !description.contains(where: \.isNewline)
+            #expect(oneLine, "\(description.debugDescription)")
+            #expect(description.hasPrefix("tok.json: model.type: unsupported"))
+        }
+    }
+
     @Test("a line-break or control byte where a value belongs keeps the error on one line (found by fuzzing)")
     func oddBytesStayOnOneLine() throws {
         for byte: UInt8 in [0x0B, 0x0C, 0x85, 0x00, 0xE2] {
