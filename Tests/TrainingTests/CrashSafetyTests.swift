@@ -138,7 +138,8 @@ final class WatchedRun: @unchecked Sendable {
     private var collected = Data()
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = try #require(BuiltBinary.safetune.url)
+        let program: URL = try #require(BuiltBinary.safetune.url)
+        process.executableURL = program
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let pipe = Pipe()

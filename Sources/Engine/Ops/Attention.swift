@@ -11,8 +11,10 @@ extension Tape {
     /// - returns: `[B, Tq, heads · D]`; query head h reads kv head h / (heads / kvHeads);
     ///   a query with no allowed key outputs zeros
     ///
-    /// Heads are read in place through BLAS strides (no transposed copies). The
-    /// probabilities `[B, heads, Tq, Tk]` are saved; backward, per head:
+    /// Heads are read in place through BLAS strides (no transposed copies). Nothing of
+    /// size Tq × Tk is saved: backward recomputes each block's probabilities P from q and
+    /// k with the same kernels (`probabilities`), which keeps the memory attention holds
+    /// between forward and backward linear in the row length. Backward, per head and block:
     /// dP = dO · Vᵀ, dS = P ⊙ (dP − Σ_row dP ⊙ P) / √D, dQ += dS · K, dK += dSᵀ · Q,
     /// dV += Pᵀ · dO. Queries are processed in blocks of `attentionQueryBlock` rows that
     /// only touch the span of keys they can see (causal, or as the mask allows). Work runs in parallel over (batch, head) in the forward and over
@@ -39,10 +41,8 @@ extension Tape {
         }
         let group = heads / kvHeads
         let scale = 1 / Float(d).squareRoot()
-        // Only the key span of each block is written and read (see `keyRanges`).
-        let probs = allocate([bsz, heads, tq, tk], zeroed: false)
         let y = output([bsz, tq, qw], zeroed: false, q, k, v)
-        let qp = q.value.data, kp = k.value.data, vp = v.value.data, yp = y.value.data, pp = probs.data
+        let qp = q.value.data, kp = k.value.data, vp = v.value.data, yp = y.value.data
         let flags = mask?.allowed ?? []
         let offset = tk - tq
 
@@ -53,6 +53,9 @@ extension Tape {
         // are never computed (packed or padded batches skip whole key blocks).
         let ranges = Tape.keyRanges(mask: mask, batch: bsz, queries: tq, keys: tk, block: block)
         let blocksPerSequence = (tq + block - 1) / block
+        // One block of probabilities per (sequence, head), alive only during this forward.
+        let blockRows = min(block, tq)
+        let scratch = TensorStorage(count: bsz * heads * blockRows * tk)
 
         flags.withUnsafeBufferPointer { fp in
             Parallel.forEach(bsz * heads, costPerItem: 2 * tq * tk * d, callsBLAS: true) { items in
@@ -63,7 +66,7 @@ extension Tape {
                     let kh = kp + kvb * tk * kw + g * d
                     let vh = vp + kvb * tk * kw + g * d
                     let yh = yp + b * tq * qw + h * d
-                    let p = pp + item * tq * tk
+                    let p = scratch.pointer + item * blockRows * tk
                     for i0 in stride(from: 0, to: tq, by: block) {
                         let i1 = min(tq, i0 + block)
                         let keys = ranges[causal ? i0 / block : b * blocksPerSequence + i0 / block]
@@ -73,20 +76,10 @@ extension Tape {
                             for i in i0..<i1 { (yh + i * qw).update(repeating: 0, count: d) }
                             continue
                         }
-                        BLAS.gemm(transB: true, m: i1 - i0, n: nk, k: d, alpha: scale, a: qh + i0 * qw, lda: qw,
-                                  b: kh + lo * kw, ldb: kw, c: p + i0 * tk + lo, ldc: tk)
-                        for i in i0..<i1 {
-                            let row = p + i * tk
-                            if causal {
-                                let limit = offset + i + 1
-                                RowKernels.softmax(row, into: row, count: limit)
-                                (row + limit).update(repeating: 0, count: keys.upperBound - limit)
-                            } else {
-                                let allowed = fp.baseAddress! + (b * tq + i) * tk
-                                Tape.maskedSoftmax(row + lo, allowed: allowed + lo, count: nk)
-                            }
-                        }
-                        BLAS.gemm(m: i1 - i0, n: d, k: nk, a: p + i0 * tk + lo, lda: tk, b: vh + lo * kw, ldb: kw,
+                        Tape.probabilities(q: qh, qStride: qw, k: kh, kStride: kw, headSize: d, scale: scale, rows: i0..<i1,
+                                           keys: keys, causalOffset: causal ? offset : nil,
+                                           allowed: causal ? nil : fp.baseAddress! + b * tq * tk, keyCount: tk, into: p)
+                        BLAS.gemm(m: i1 - i0, n: d, k: nk, a: p + lo, lda: tk, b: vh + lo * kw, ldb: kw,
                                   c: yh + i0 * qw, ldc: qw)
                     }
                 }
@@ -96,55 +89,59 @@ extension Tape {
         precondition(keyBatch == nil, "attention: keyBatch is for inference (run without recording)")
         record { [unowned self] in
             guard let dy = y.grad?.data else { return }
-            let pp = probs.data
-            let scratch = self.allocate([bsz * kvHeads, tq * tk], zeroed: false)
+            // Per (sequence, kv head): one block of recomputed P, then one of dS.
+            let scratch = self.allocate([bsz * kvHeads, 2 * blockRows * tk], zeroed: false)
             let sp = scratch.data
             let dq = q.requiresGrad ? q.gradBuffer().data : nil
             let dk = k.requiresGrad ? k.gradBuffer().data : nil
             let dv = v.requiresGrad ? v.gradBuffer().data : nil
-            Parallel.forEach(bsz * kvHeads, costPerItem: 4 * group * tq * tk * d, callsBLAS: true) { items in
-                for item in items {
-                    let b = item / kvHeads, g = item % kvHeads
-                    let kh = kp + b * tk * kw + g * d
-                    let vh = vp + b * tk * kw + g * d
-                    let dkh = dk.map { $0 + b * tk * kw + g * d }
-                    let dvh = dv.map { $0 + b * tk * kw + g * d }
-                    let ds = sp + item * tq * tk
-                    for h in g * group..<(g + 1) * group {
-                        let qh = qp + b * tq * qw + h * d
-                        let doh = dy + b * tq * qw + h * d
-                        let dqh = dq.map { $0 + b * tq * qw + h * d }
-                        let p = pp + (b * heads + h) * tq * tk
-                        for i0 in stride(from: 0, to: tq, by: block) {
-                            let i1 = min(tq, i0 + block), rows = i1 - i0
-                            let keys = ranges[causal ? i0 / block : b * blocksPerSequence + i0 / block]
-                            let lo = keys.lowerBound, nk = keys.count
-                            guard nk > 0 else { continue }
-                            // Block rows, restricted to the visible keys.
-                            let pb = p + i0 * tk + lo, sb = ds + i0 * tk + lo
-                            let kb = kh + lo * kw, vb = vh + lo * kw
-                            // dV += Pᵀ · dO
-                            if let dvh {
-                                BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: pb, lda: tk, b: doh + i0 * qw, ldb: qw,
-                                          beta: 1, c: dvh + lo * kw, ldc: kw)
-                            }
-                            guard dqh != nil || dkh != nil else { continue }
-                            // dS = P ⊙ (dO · Vᵀ − rowsum) / √D
-                            BLAS.gemm(transB: true, m: rows, n: nk, k: d, a: doh + i0 * qw, lda: qw, b: vb, ldb: kw,
-                                      c: sb, ldc: tk)
-                            for i in 0..<rows {
-                                let pr = pb + i * tk, sr = sb + i * tk
-                                let dot = FastMath.dot(pr, sr, count: nk)
-                                for j in 0..<nk { sr[j] = pr[j] * (sr[j] - dot) * scale }
-                            }
-                            // dQ += dS · K, dK += dSᵀ · Q
-                            if let dqh {
-                                BLAS.gemm(m: rows, n: d, k: nk, a: sb, lda: tk, b: kb, ldb: kw,
-                                          beta: 1, c: dqh + i0 * qw, ldc: qw)
-                            }
-                            if let dkh {
-                                BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: sb, lda: tk, b: qh + i0 * qw, ldb: qw,
-                                          beta: 1, c: dkh + lo * kw, ldc: kw)
+            flags.withUnsafeBufferPointer { fp in
+                Parallel.forEach(bsz * kvHeads, costPerItem: 5 * group * tq * tk * d, callsBLAS: true) { items in
+                    for item in items {
+                        let b = item / kvHeads, g = item % kvHeads
+                        let kh = kp + b * tk * kw + g * d
+                        let vh = vp + b * tk * kw + g * d
+                        let dkh = dk.map { $0 + b * tk * kw + g * d }
+                        let dvh = dv.map { $0 + b * tk * kw + g * d }
+                        let p = sp + item * 2 * blockRows * tk, ds = p + blockRows * tk
+                        for h in g * group..<(g + 1) * group {
+                            let qh = qp + b * tq * qw + h * d
+                            let doh = dy + b * tq * qw + h * d
+                            let dqh = dq.map { $0 + b * tq * qw + h * d }
+                            for i0 in stride(from: 0, to: tq, by: block) {
+                                let i1 = min(tq, i0 + block), rows = i1 - i0
+                                let keys = ranges[causal ? i0 / block : b * blocksPerSequence + i0 / block]
+                                let lo = keys.lowerBound, nk = keys.count
+                                guard nk > 0 else { continue }
+                                Tape.probabilities(q: qh, qStride: qw, k: kh, kStride: kw, headSize: d, scale: scale, rows: i0..<i1,
+                                                   keys: keys, causalOffset: causal ? offset : nil,
+                                                   allowed: causal ? nil : fp.baseAddress! + b * tq * tk, keyCount: tk, into: p)
+                                // Block rows, restricted to the visible keys.
+                                let pb = p + lo, sb = ds + lo
+                                let kb = kh + lo * kw, vb = vh + lo * kw
+                                // dV += Pᵀ · dO
+                                if let dvh {
+                                    BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: pb, lda: tk, b: doh + i0 * qw, ldb: qw,
+                                              beta: 1, c: dvh + lo * kw, ldc: kw)
+                                }
+                                guard dqh != nil || dkh != nil else { continue }
+                                // dS = P ⊙ (dO · Vᵀ − rowsum) / √D
+                                BLAS.gemm(transB: true, m: rows, n: nk, k: d, a: doh + i0 * qw, lda: qw, b: vb, ldb: kw,
+                                          c: sb, ldc: tk)
+                                for i in 0..<rows {
+                                    let pr = pb + i * tk, sr = sb + i * tk
+                                    let dot = FastMath.dot(pr, sr, count: nk)
+                                    for j in 0..<nk { sr[j] = pr[j] * (sr[j] - dot) * scale }
+                                }
+                                // dQ += dS · K, dK += dSᵀ · Q
+                                if let dqh {
+                                    BLAS.gemm(m: rows, n: d, k: nk, a: sb, lda: tk, b: kb, ldb: kw,
+                                              beta: 1, c: dqh + i0 * qw, ldc: qw)
+                                }
+                                if let dkh {
+                                    BLAS.gemm(transA: true, m: nk, n: d, k: rows, a: sb, lda: tk, b: qh + i0 * qw, ldb: qw,
+                                              beta: 1, c: dkh + lo * kw, ldc: kw)
+                                }
                             }
                         }
                     }
@@ -152,6 +149,31 @@ extension Tape {
             }
         }
         return y
+    }
+
+    /// Softmax probabilities of query rows `rows` of one (sequence, head) over `keys`,
+    /// scores scaled by `scale`: row i goes to `p + (i − rows.lowerBound) · keyCount`, its
+    /// entries at their key indices. Causal (`causalOffset` = Tk − Tq) rows read keys up
+    /// to their own position and are zero from there to `keys.upperBound`; masked rows
+    /// (`allowed`: the sequence's `[Tq, Tk]` flags) read their allowed keys. Forward and
+    /// backward both call this, so backward works with exactly forward's probabilities.
+    @inline(__always)
+    static func probabilities(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int, headSize: Int,
+                              scale: Float, rows: Range<Int>, keys: Range<Int>, causalOffset: Int?,
+                              allowed: UnsafePointer<UInt8>?, keyCount tk: Int, into p: UnsafeMutablePointer<Float>) {
+        let lo = keys.lowerBound, nk = keys.count
+        BLAS.gemm(transB: true, m: rows.count, n: nk, k: headSize, alpha: scale, a: q + rows.lowerBound * qStride, lda: qStride,
+                  b: k + lo * kStride, ldb: kStride, c: p + lo, ldc: tk)
+        for i in rows {
+            let row = p + (i - rows.lowerBound) * tk
+            if let causalOffset {
+                let limit = causalOffset + i + 1
+                RowKernels.softmax(row, into: row, count: limit)
+                (row + limit).update(repeating: 0, count: keys.upperBound - limit)
+            } else {
+                maskedSoftmax(row + lo, allowed: allowed! + i * tk + lo, count: nk)
+            }
+        }
     }
 
     /// Per block of `block` queries, the keys any of its rows may read: without a mask one
