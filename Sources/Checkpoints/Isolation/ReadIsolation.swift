@@ -242,7 +242,7 @@ private final class HelperProcess {
     private func processorSeconds() -> Double? {
         guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the command name: state is the 3rd field of the file, utime the 14th, stime the 15th.
+        // After the command name come fields 3 (state) on; utime is field 14, stime 15.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -281,7 +281,7 @@ private final class HelperProcess {
         defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         let fd = requests.fileHandleForWriting.fileDescriptor
         var written = 0
-        let ok = data.withUnsafeBytes { bytes -> Bool in
+        return data.withUnsafeBytes { bytes -> Bool in
             while written < bytes.count {
                 let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
                 if n < 0 && errno == EINTR { continue }
@@ -295,7 +295,6 @@ private final class HelperProcess {
             }
             return true
         }
-        return ok
     }
 }
 
