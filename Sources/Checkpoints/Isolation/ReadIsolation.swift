@@ -298,13 +298,25 @@ private final class HelperProcess {
     }
 }
 
-/// Identifies one version of a file: a rewrite changes the inode or the modification time.
-private struct FileIdentity: Hashable {
+/// Identifies one version of a file: a rewrite changes the inode, a time stamp or, for a
+/// file changed in the last two seconds, its contents' digest.
+///
+/// Stamps alone are not enough: the kernel stamps files from a coarse clock (a few
+/// milliseconds), so a file rewritten in place at the same size within one tick keeps
+/// every stamp, and the fuzzer, which rewrites its input every 2 ms, once had libhdf5 read
+/// a mutant the helper never saw. A file whose last change is older than the settling time
+/// cannot be changed again without moving its change time; a younger one is hashed.
+struct FileIdentity: Hashable {
     let device: UInt64
     let inode: UInt64
     let size: Int64
-    let modified: Int
-    let modifiedNanoseconds: Int
+    let modified: timespec
+    let changed: timespec
+    /// SHA-256 of the contents while the file is younger than `settlingSeconds`, else nil.
+    let digest: [UInt8]?
+
+    /// How long after its last change a file's stamps alone identify it.
+    static let settlingSeconds = 2
 
     init?(_ url: URL) {
         var s = stat()
@@ -312,12 +324,28 @@ private struct FileIdentity: Hashable {
         device = UInt64(s.st_dev)
         inode = UInt64(s.st_ino)
         size = Int64(s.st_size)
-        #if canImport(Darwin)
-        let time = s.st_mtimespec
-        #else
-        let time = s.st_mtim
-        #endif
-        modified = Int(time.tv_sec)
-        modifiedNanoseconds = Int(time.tv_nsec)
+        modified = s.st_mtim
+        changed = s.st_ctim
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        if now.tv_sec - changed.tv_sec > Self.settlingSeconds {
+            digest = nil
+        } else {
+            guard let hash = try? SHA256.hash(file: url) else { return nil }
+            digest = hash
+        }
+    }
+
+    static func == (a: FileIdentity, b: FileIdentity) -> Bool {
+        a.device == b.device && a.inode == b.inode && a.size == b.size && a.digest == b.digest
+            && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+            && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(inode)
+        hasher.combine(size)
+        hasher.combine(changed.tv_nsec)
+        hasher.combine(digest)
     }
 }
