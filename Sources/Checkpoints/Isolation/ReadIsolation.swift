@@ -14,8 +14,8 @@ import Synchronization
 /// - it dies from a signal or runs past its time limit: `CheckpointError.isolatedRead`
 ///   says so, and this process goes on.
 ///
-/// A file is checked once per process while its inode, size and modification time stay
-/// the same. Isolation is off until a program turns it on (the `safetune` and
+/// A file is checked once per process while it stays the same version (`FileIdentity`).
+/// Isolation is off until a program turns it on (the `safetune` and
 /// `safetune-fuzz` commands do); library users who open strangers' files should too.
 public enum ReadIsolation {
     /// How to start the helper.
