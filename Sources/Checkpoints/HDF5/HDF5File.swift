@@ -117,15 +117,7 @@ public final class HDF5File: @unchecked Sendable {
             throw .cannotOpen(file: file, reason: FileManager.default.fileExists(atPath: file) ? "not readable" : "no such file")
         }
         guard H5Fis_hdf5(file) > 0 else { throw .notHDF5(file: file) }
-        // Strong close: closing the file closes whatever is still open in it, so libhdf5
-        // cannot keep the file's state alive and hand it to the next open of the same
-        // inode (a file rewritten in place, such as the fuzzer's input).
-        let access = H5Pcreate(st_H5P_FILE_ACCESS())
-        guard access >= 0, H5Pset_fclose_degree(access, H5F_CLOSE_STRONG) >= 0 else {
-            throw .failed(file: file, path: "/", operation: "file access properties")
-        }
-        defer { H5Pclose(access) }
-        let id = H5Fopen(file, writable ? st_H5F_ACC_RDWR() : st_H5F_ACC_RDONLY(), access)
+        let id = H5Fopen(file, writable ? st_H5F_ACC_RDWR() : st_H5F_ACC_RDONLY(), st_H5P_DEFAULT())
         guard id >= 0 else { throw .damaged(file: file) }
         return HDF5File(path: file, id: id)
     }
