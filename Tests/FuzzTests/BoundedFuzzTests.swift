@@ -39,9 +39,9 @@ import TestSupport
         #expect(report["findings"] as? Int == 0)
     }
 
-    /// The fuzzer keeps one checkpoint helper for many files. After a file that crashes
-    /// libhdf5 and one it loops on, the restarted helper still reads good files, and a
-    /// rejected file gets the same description as when read in-process.
+    /// The fuzzer keeps one checkpoint helper for many files, which reads each in a fork of
+    /// its own. After a file that crashes libhdf5 and one it loops on, good files still
+    /// read, and a rejected file gets the same description as when read in-process.
     @Test(.enabled(if: BuiltBinary.fuzzer.url != nil, "safetune-fuzz not found next to the test bundle; build it with `swift build`"))
     func keptHelperSurvivesCrashesAndHangs() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("safetune-fuzztest-kept-\(UUID().uuidString.prefix(8))")

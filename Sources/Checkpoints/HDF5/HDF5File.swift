@@ -96,6 +96,14 @@ public final class HDF5File: @unchecked Sendable {
         H5dont_atexit()
     }
 
+    /// Initialises libhdf5 now rather than at the first file (for processes that fork readers).
+    public static func initializeLibrary() {
+        lock.lock()
+        defer { lock.unlock() }
+        H5open()
+        st_H5_silence_errors()
+    }
+
     /// Creates (or truncates) a file at `url`.
     public static func create(at url: URL) throws(HDF5Error) -> HDF5File {
         lock.lock()

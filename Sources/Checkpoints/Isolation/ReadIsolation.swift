@@ -14,6 +14,9 @@ import Synchronization
 /// - it dies from a signal or runs past its time limit: `CheckpointError.isolatedRead`
 ///   says so, and this process goes on.
 ///
+/// The helper reads each file in a child it forks for that file, so a file is always
+/// judged by a libhdf5 that no earlier file has touched.
+///
 /// A file is checked once per process while it stays the same version (`FileIdentity`).
 /// Isolation is off until a program turns it on (the `safetune` and
 /// `safetune-fuzz` commands do); library users who open strangers' files should too.
@@ -30,23 +33,20 @@ public enum ReadIsolation {
         /// machine does not turn a slow read into a rejected file.
         public var baseSeconds: Double
         public var secondsPerGigabyte: Double
-        /// Keep one helper for many files instead of one per file, restarted after a crash,
-        /// a hang or `filesPerProcess` files. For programs that read thousands of small
-        /// files (the fuzzer): a process start costs more than reading one. libhdf5 state
-        /// left by one damaged file can then affect the next one the same helper reads;
-        /// only files it reads cleanly reach the caller either way.
+        /// Keep one helper for many files instead of one per file, restarted only when it
+        /// fails. For programs that read thousands of small files (the fuzzer): a process
+        /// start costs more than reading one. Either way each file is read in a fresh fork
+        /// of the helper, so no libhdf5 state passes from one file to the next.
         public var persistent: Bool
-        public var filesPerProcess: Int
 
         /// A helper with the default time limit (60 s plus 30 s per GB), one per file.
         public init(executable: URL, arguments: [String], baseSeconds: Double = 60, secondsPerGigabyte: Double = 30,
-                    persistent: Bool = false, filesPerProcess: Int = 1000) {
+                    persistent: Bool = false) {
             self.executable = executable
             self.arguments = arguments
             self.baseSeconds = baseSeconds
             self.secondsPerGigabyte = secondsPerGigabyte
             self.persistent = persistent
-            self.filesPerProcess = filesPerProcess
         }
 
         /// This process's own executable.
@@ -95,35 +95,85 @@ public enum ReadIsolation {
         var path: String
         var maxTensorElements: Int
         var maxTotalElements: Int
+        /// Processor seconds the read may take; ten times that on the clock.
+        var timeLimit: Double
     }
 
-    /// The helper's answer, a line of JSON on its standard output: `rejection` is the
-    /// error's description, or nil when the file reads.
-    struct Reply: Codable {
-        var rejection: String?
+    /// The helper's answer, a line of JSON on its standard output.
+    enum Reply: Codable, Equatable {
+        case read
+        /// The reader's typed error, by its description.
+        case rejected(String)
+        case crashed(signal: Int32)
+        case timedOut
     }
 
-    /// The helper's work: reads each requested file in full, isolation off, and answers
-    /// each request before reading the next, until its standard input ends.
+    /// The helper's work: answers each request, until its standard input ends, by reading
+    /// the file in full in a child forked for it. A fresh fork per file means libhdf5
+    /// state damaged by one file (a kept helper once vouched for a file that crashes a
+    /// fresh one) never reaches the next; a fork costs a fraction of a millisecond.
     static func serve() -> Int32 {
         disable()
+        // Initialise libhdf5 once, so that children start from its ready state.
+        HDF5File.initializeLibrary()
         while let line = readLine() {
             guard let request = try? JSONDecoder().decode(Request.self, from: Data(line.utf8)) else { return 64 }
+            guard let data = try? JSONEncoder().encode(readInChild(request)) else { return 70 }
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+        return 0
+    }
+
+    /// Reads the requested file in a forked child with timers on its processor time and
+    /// on the clock; the child answers through a pipe, and its death is the answer when
+    /// it crashes or a timer ends it.
+    private static func readInChild(_ request: Request) -> Reply {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return .crashed(signal: 0) }
+        let child = fork()
+        if child == 0 {
+            close(ends[0])
+            limit(ITIMER_PROF, seconds: request.timeLimit)
+            limit(ITIMER_REAL, seconds: 10 * request.timeLimit)
             var options = CheckpointReadOptions()
             options.maxTensorElements = request.maxTensorElements
             options.maxTotalElements = request.maxTotalElements
             let url = URL(fileURLWithPath: request.path)
-            var reply = Reply()
+            var reply = Reply.read
             do {
                 _ = try CheckpointSummary.read(from: url)
                 _ = try Checkpoint.read(from: url, options: options)
             } catch {
-                reply.rejection = error.description
+                reply = .rejected(error.description)
             }
-            guard let data = try? JSONEncoder().encode(reply) else { return 70 }
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            let data = (try? JSONEncoder().encode(reply)) ?? Data()
+            let written = data.withUnsafeBytes { write(ends[1], $0.baseAddress, $0.count) }
+            _exit(written == data.count ? 0 : 70)
         }
-        return 0
+        close(ends[1])
+        defer { close(ends[0]) }
+        guard child > 0 else { return .crashed(signal: 0) }
+        var answer: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(ends[0], &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            answer += chunk[..<count]
+        }
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7f
+        if signal == SIGPROF || signal == SIGALRM { return .timedOut }
+        if signal != 0 { return .crashed(signal: signal) }
+        return (try? JSONDecoder().decode(Reply.self, from: Data(answer))) ?? .crashed(signal: 0)
+    }
+
+    /// Arms a one-shot interval timer whose signal ends the process.
+    private static func limit(_ timer: __itimer_which, seconds: Double) {
+        let whole = seconds.rounded(.down)
+        var value = itimerval(it_interval: timeval(),
+                              it_value: timeval(tv_sec: Int(whole), tv_usec: max(Int((seconds - whole) * 1e6), whole == 0 ? 1 : 0)))
+        setitimer(__itimer_which_t(timer.rawValue), &value, nil)
     }
 
     /// Runs the helper on `url` unless isolation is off or the file was checked already.
@@ -133,37 +183,35 @@ public enum ReadIsolation {
         guard let identity = FileIdentity(url) else { return }
         if state.withLock({ $0.checked.contains(identity) }) { return }
         let limit = helper.baseSeconds + helper.secondsPerGigabyte * Double(identity.size) / 1e9
-        let request = Request(path: url.path, maxTensorElements: options.maxTensorElements, maxTotalElements: options.maxTotalElements)
+        let request = Request(path: url.path, maxTensorElements: options.maxTensorElements,
+                              maxTotalElements: options.maxTotalElements, timeLimit: limit)
         let outcome: HelperProcess.Outcome
         if helper.persistent {
             outcome = kept.withLock { slot in
-                if slot == nil || slot!.served >= helper.filesPerProcess {
-                    slot?.stop()
-                    slot = HelperProcess(helper)
-                }
-                let outcome = slot!.read(request, timeLimit: limit)
-                if !outcome.helperLives { slot = nil }
+                if slot == nil { slot = HelperProcess(helper) }
+                let outcome = slot!.read(request)
+                if !slot!.isRunning { slot = nil }
                 return outcome
             }
         } else {
             let process = HelperProcess(helper)
-            outcome = process.read(request, timeLimit: limit)
+            outcome = process.read(request)
             process.stop()
         }
         let path = url.path
         switch outcome {
-        case .read:
+        case .reply(.read):
             state.withLock { _ = $0.checked.insert(identity) }
-        case let .rejected(message):
+        case let .reply(.rejected(message)):
             throw .isolatedRead(file: path, message: message)
+        case .reply(.timedOut):
+            throw .isolatedRead(file: path, message: String(format: "%@: reading it did not finish within %.1f s of processor time in a helper process (libhdf5 loops on some damaged files); not loaded", path, limit))
+        case let .reply(.crashed(signal)):
+            throw .isolatedRead(file: path, message: "\(path): reading it crashed a helper process (signal \(signal), inside libhdf5 on damaged files); the file is damaged or hostile, not loaded")
         case let .cannotStart(reason):
             throw .isolatedRead(file: path, message: "\(path): cannot start the helper process that reads checkpoints (\(reason))")
-        case .timedOut:
-            throw .isolatedRead(file: path, message: String(format: "%@: reading it did not finish within %.1f s of processor time in a helper process (libhdf5 loops on some damaged files); not loaded", path, limit))
-        case let .crashed(signal):
-            throw .isolatedRead(file: path, message: "\(path): reading it crashed a helper process (signal \(signal), inside libhdf5 on damaged files); the file is damaged or hostile, not loaded")
-        case let .failed(status):
-            throw .isolatedRead(file: path, message: "\(path): the helper process that reads checkpoints failed (exit status \(status)); not loaded")
+        case let .failed(reason):
+            throw .isolatedRead(file: path, message: "\(path): the helper process that reads checkpoints \(reason); not loaded")
         }
     }
 }
@@ -172,20 +220,10 @@ public enum ReadIsolation {
 /// awaited until a deadline, and a helper that dies or runs late is reaped.
 private final class HelperProcess {
     enum Outcome {
-        case read
-        case rejected(String)
+        case reply(ReadIsolation.Reply)
         case cannotStart(String)
-        case timedOut
-        case crashed(signal: Int32)
-        case failed(status: Int32)
-
-        /// Whether the helper is still running and can take the next file.
-        var helperLives: Bool {
-            switch self {
-            case .read, .rejected: return true
-            case .cannotStart, .timedOut, .crashed, .failed: return false
-            }
-        }
+        /// The helper itself ended or stopped answering (its children have their own timers).
+        case failed(String)
     }
 
     private let process = Process()
@@ -193,13 +231,11 @@ private final class HelperProcess {
     private let replies = Pipe()
     private var startError: String?
     private var pending: [UInt8] = []
-    /// Requests answered so far.
-    private(set) var served = 0
 
     init(_ helper: ReadIsolation.Helper) {
         process.executableURL = helper.executable
         process.arguments = helper.arguments
-        // A crashing helper should die at once, not spend seconds symbolicating.
+        // A crashing reader should die at once, not spend seconds symbolicating.
         process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { _, new in new }
         process.standardInput = requests
         process.standardOutput = replies
@@ -207,26 +243,30 @@ private final class HelperProcess {
         do { try process.run() } catch { startError = "\(error)" }
     }
 
-    /// Asks the helper to read one file and waits at most `timeLimit` seconds for the answer.
-    func read(_ request: ReadIsolation.Request, timeLimit: Double) -> Outcome {
+    /// Whether the helper can take the next file.
+    var isRunning: Bool { startError == nil && process.isRunning }
+
+    /// Asks the helper to read one file and waits for the answer. The helper's child
+    /// enforces the request's limits; this bound, past the child's own clock limit, only
+    /// catches a helper that stopped answering.
+    func read(_ request: ReadIsolation.Request) -> Outcome {
         if let startError { return .cannotStart(startError) }
         guard let line = try? JSONEncoder().encode(request), send(line + Data("\n".utf8)) else { return ended() }
-        let started = Date(), startedCPU = processorSeconds()
+        let deadline = Date().addingTimeInterval(10 * request.timeLimit + 5)
         while true {
             if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let reply = try? JSONDecoder().decode(ReadIsolation.Reply.self, from: Data(pending[..<newline]))
                 pending.removeSubrange(...newline)
-                served += 1
-                guard let reply else { terminate(); return ended() }
-                return reply.rejection.map { .rejected($0) } ?? .read
+                guard let reply else { terminate(); return .failed("sent an unreadable answer") }
+                return .reply(reply)
             }
-            let used = (processorSeconds() ?? 0) - (startedCPU ?? 0)
-            guard used < timeLimit, Date().timeIntervalSince(started) < 10 * timeLimit else {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else {
                 terminate()
-                return .timedOut
+                return .failed("stopped answering")
             }
             var descriptor = pollfd(fd: replies.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(min((timeLimit - used) * 1000 + 1, 20)))
+            let ready = poll(&descriptor, 1, Int32(min(left * 1000 + 1, 1000)))
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { continue }
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -235,17 +275,6 @@ private final class HelperProcess {
             guard count > 0 else { return ended() }
             pending += chunk[..<count]
         }
-    }
-
-    /// Processor time the helper has used (user and system, from `/proc/<pid>/stat`), or
-    /// nil when it cannot be read; then only the clock bound applies.
-    private func processorSeconds() -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        // After the command name come fields 3 (state) on; utime is field 14, stime 15.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Closes the helper's input, so it exits after its current file, and reaps it.
@@ -264,9 +293,8 @@ private final class HelperProcess {
     private func ended() -> Outcome {
         process.waitUntilExit()
         switch process.terminationReason {
-        case .uncaughtSignal: return .crashed(signal: process.terminationStatus)
-        case .exit: return .failed(status: process.terminationStatus)
-        @unknown default: return .failed(status: process.terminationStatus)
+        case .uncaughtSignal: return .failed("died from signal \(process.terminationStatus)")
+        default: return .failed("exited with status \(process.terminationStatus)")
         }
     }
 
