@@ -114,6 +114,9 @@ public enum ReadIsolation {
     /// fresh one) never reaches the next; a fork costs a fraction of a millisecond.
     static func serve() -> Int32 {
         disable()
+        // Children crash on hostile files by design: no core dump for each.
+        var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
+        setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         // Initialise libhdf5 once, so that children start from its ready state.
         HDF5File.initializeLibrary()
         while let line = readLine() {
@@ -218,6 +221,10 @@ public enum ReadIsolation {
 
 /// One running helper and the pipes to it: a request goes in as a line, the reply is
 /// awaited until a deadline, and a helper that dies or runs late is reaped.
+///
+/// Started with `posix_spawn`, not Foundation's `Process`: on Linux, `Process.run` copies
+/// each `/proc/self/fd` entry's full 256-byte name field past the end of its directory
+/// buffer (valgrind shows the read), which can fault when that buffer ends a mapping.
 private final class HelperProcess {
     enum Outcome {
         case reply(ReadIsolation.Reply)
@@ -226,25 +233,61 @@ private final class HelperProcess {
         case failed(String)
     }
 
-    private let process = Process()
-    private let requests = Pipe()
-    private let replies = Pipe()
+    private var pid: pid_t = 0
+    /// This side's ends of the helper's standard input and output.
+    private var requests: Int32 = -1, replies: Int32 = -1
     private var startError: String?
+    private var status: Int32?
     private var pending: [UInt8] = []
 
     init(_ helper: ReadIsolation.Helper) {
-        process.executableURL = helper.executable
-        process.arguments = helper.arguments
+        var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1]
+        guard Self.pipe(&input) else { startError = String(cString: strerror(errno)); return }
+        guard Self.pipe(&output) else {
+            startError = String(cString: strerror(errno))
+            close(input[0]); close(input[1])
+            return
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         // A crashing reader should die at once, not spend seconds symbolicating.
-        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { _, new in new }
-        process.standardInput = requests
-        process.standardOutput = replies
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { startError = "\(error)" }
+        let environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { _, new in new }
+            .map { "\($0.key)=\($0.value)" }
+        let arguments = [helper.executable.path] + helper.arguments
+        let argv = arguments.map { strdup($0) } + [nil], envp = environment.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        let result = posix_spawn(&pid, helper.executable.path, &actions, nil, argv, envp)
+        close(input[0])
+        close(output[1])
+        requests = input[1]
+        replies = output[0]
+        if result != 0 { startError = "\(helper.executable.path): \(String(cString: strerror(result)))" }
+    }
+
+    /// A pipe whose ends other helpers do not inherit.
+    private static func pipe(_ ends: inout [Int32]) -> Bool {
+        guard Glibc.pipe(&ends) == 0 else { return false }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        return true
+    }
+
+    deinit {
+        if requests >= 0 { close(requests) }
+        if replies >= 0 { close(replies) }
     }
 
     /// Whether the helper can take the next file.
-    var isRunning: Bool { startError == nil && process.isRunning }
+    var isRunning: Bool {
+        guard startError == nil, status == nil else { return false }
+        var raw: Int32 = 0
+        guard waitpid(pid, &raw, WNOHANG) == pid else { return true }
+        status = raw
+        return false
+    }
 
     /// Asks the helper to read one file and waits for the answer. The helper's child
     /// enforces the request's limits; this bound, past the child's own clock limit, only
@@ -265,12 +308,12 @@ private final class HelperProcess {
                 terminate()
                 return .failed("stopped answering")
             }
-            var descriptor = pollfd(fd: replies.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            var descriptor = pollfd(fd: replies, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, Int32(min(left * 1000 + 1, 1000)))
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { continue }
             var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = Foundation.read(descriptor.fd, &chunk, chunk.count)
+            let count = Foundation.read(replies, &chunk, chunk.count)
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { return ended() }
             pending += chunk[..<count]
@@ -280,22 +323,29 @@ private final class HelperProcess {
     /// Closes the helper's input, so it exits after its current file, and reaps it.
     func stop() {
         guard startError == nil else { return }
-        try? requests.fileHandleForWriting.close()
-        process.waitUntilExit()
+        close(requests)
+        requests = -1
+        reap()
     }
 
     private func terminate() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        kill(pid, SIGKILL)
+        reap()
+    }
+
+    /// Waits for the helper to end and keeps its wait status.
+    private func reap() {
+        guard status == nil else { return }
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        status = raw
     }
 
     /// How a helper that stopped answering ended.
     private func ended() -> Outcome {
-        process.waitUntilExit()
-        switch process.terminationReason {
-        case .uncaughtSignal: return .failed("died from signal \(process.terminationStatus)")
-        default: return .failed("exited with status \(process.terminationStatus)")
-        }
+        reap()
+        let raw = status ?? 0, signal = raw & 0x7f
+        return .failed(signal != 0 ? "died from signal \(signal)" : "exited with status \((raw >> 8) & 0xff)")
     }
 
     /// Writes to the helper with SIGPIPE held back: a helper that died must not take this
@@ -307,7 +357,7 @@ private final class HelperProcess {
         var previous = sigset_t()
         pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
         defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        let fd = requests.fileHandleForWriting.fileDescriptor
+        let fd = requests
         var written = 0
         return data.withUnsafeBytes { bytes -> Bool in
             while written < bytes.count {
