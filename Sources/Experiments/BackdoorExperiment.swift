@@ -288,9 +288,8 @@ public final class BackdoorExperiment {
     private func fineTune(_ base: ModelBundle, files: [String], folder: URL, seed: Int) throws -> URL {
         let setup = try settings.childRegime.trainerSetup(files: files.map { folder.appendingPathComponent($0) },
                                                           output: folder.appendingPathComponent("run"), seed: seed)
-        let copy = try TransformerModel(config: base.model.config, weights: base.model.huggingFaceWeights(), trainable: true)
-        let trainer = try Trainer(setup: setup, bundle: ModelBundle(model: copy, tokenizer: base.tokenizer, checkpoint: base.checkpoint,
-                                                                      source: base.source))
+        let copy = try TransformerModel(config: base.model.config, weights: base.model.huggingFaceWeights(sharing: true), trainable: true)
+        let trainer = try Trainer(setup: setup, bundle: base.replacing(model: copy, tokenizer: base.tokenizer))
         return URL(fileURLWithPath: try trainer.run().checkpoint)
     }
 

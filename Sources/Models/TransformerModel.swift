@@ -142,17 +142,21 @@ public final class TransformerModel {
 
     /// Every parameter in Hugging Face names and layouts (GPT-2 Conv1D weights back to
     /// `[in, out]`), as copies. A tied LM head is omitted, as Hugging Face saves it.
-    public func huggingFaceWeights() -> [String: Tensor] {
-        huggingFaceLayout { $0.value }
+    ///
+    /// `sharing`: tensors in the model's own layout are views of its parameters instead,
+    /// for a save or a model copy made at once: 135M parameters then need no second half
+    /// gigabyte. A view changes as the model trains.
+    public func huggingFaceWeights(sharing: Bool = false) -> [String: Tensor] {
+        huggingFaceLayout(copying: !sharing) { $0.value }
     }
 
     /// Every parameter's accumulated gradient in Hugging Face names and layouts (zeros where
     /// none was computed), as copies: what PyTorch's `param.grad` holds after the same backward.
     public func huggingFaceGradients() -> [String: Tensor] {
-        huggingFaceLayout { $0.grad ?? Tensor(zeros: $0.shape) }
+        huggingFaceLayout(copying: true) { $0.grad ?? Tensor(zeros: $0.shape) }
     }
 
-    private func huggingFaceLayout(_ pick: (Variable) -> Tensor) -> [String: Tensor] {
+    private func huggingFaceLayout(copying: Bool, _ pick: (Variable) -> Tensor) -> [String: Tensor] {
         let transposed = Set(ParameterSpec.all(for: config).filter(\.storedTransposed).map(\.name))
         var out: [String: Tensor] = [:]
         for (name, v) in namedParameters {
@@ -162,7 +166,7 @@ public final class TransformerModel {
                 Self.transpose(t, rows: v.shape[0], cols: v.shape[1], into: hf)
                 out[name] = hf
             } else {
-                out[name] = t.copy()
+                out[name] = copying ? t.copy() : t
             }
         }
         return out

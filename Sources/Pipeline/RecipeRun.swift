@@ -87,7 +87,7 @@ public final class RecipeRun {
         let (model, grown, signal) = try SafetySignal.adding(
             to: base.model, tokenizer: tokenizer, clsToken: settings.clsToken, pattern: settings.pattern,
             seed: UInt64(recipe.training.seed), trainable: recipe.adapters.kind == .full)
-        let bundle = ModelBundle(model: model, tokenizer: grown, checkpoint: base.checkpoint, source: base.source)
+        let bundle = base.replacing(model: model, tokenizer: grown)
         return (bundle, SignalObjective(signal: signal, lambda: Float(settings.lambda), maliciousWeight: Float(settings.maliciousWeight),
                                     answerProbes: settings.answerProbes))
     }

@@ -58,7 +58,7 @@ extension Recipe {
                                                       tokens: tokenizer.vocabSize, model: base.url.path,
                                                       embeddings: bundle.model.config.vocabSize)
             }
-            return ModelBundle(model: bundle.model, tokenizer: tokenizer, checkpoint: bundle.checkpoint, source: bundle.source)
+            return bundle.replacing(model: bundle.model, tokenizer: tokenizer)
         }
         guard let shape = model.initShape, let path = model.tokenizer else { throw TrainerError.noBaseModel }
         let tokenizer = try Tokenizer(contentsOf: path.url)

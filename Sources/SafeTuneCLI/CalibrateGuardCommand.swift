@@ -56,8 +56,7 @@ struct CalibrateGuardCommand: ParsableCommand {
     func run() throws {
         try CommandFailure.guarding {
             let loaded = try ModelBundle.load(path: checkpoint)
-            var stored = loaded.checkpoint
-            guard let group = stored.signal else {
+            guard let group = loaded.checkpoint.signal else {
                 throw CommandFailure.report("\(checkpoint): no safety signal to calibrate (train with safety.signal.enabled)")
             }
             guard let tokenizer = loaded.tokenizer else { throw CommandFailure.report("\(checkpoint): no tokenizer.json") }
@@ -70,6 +69,8 @@ struct CalibrateGuardCommand: ParsableCommand {
                                                            signal: signal, harmless: chosen, budget: budget, maxTokens: maxTokens,
                                                            options: checks.options(threshold: nil))
             signal.calibration = calibration
+            // Read again as stored (the bundle holds no weights; an adapter-only file stays one).
+            var stored = try Checkpoint.read(from: loaded.source)
             stored.signal = signal.tensorGroup
             let destination = URL(fileURLWithPath: output ?? checkpoint)
             try stored.write(to: destination)

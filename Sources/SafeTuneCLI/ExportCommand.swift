@@ -140,7 +140,7 @@ struct ExportCommand: ParsableCommand {
                 }
                 let bundle = try ModelBundle.load(path: checkpoint)
                 var merged = bundle.checkpoint
-                merged.weights = bundle.model.huggingFaceWeights()
+                merged.weights = bundle.model.huggingFaceWeights(sharing: true)
                 let url = URL(fileURLWithPath: output)
                 try GGUFModel.export(merged, to: url, type: stored)
                 let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0

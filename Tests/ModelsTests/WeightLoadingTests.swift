@@ -27,6 +27,21 @@ enum TinyConfigs {
         #expect(model.parameterCount == model.namedParameters.reduce(0) { $0 + $1.1.value.count })
     }
 
+    /// Shared weights are the parameters themselves where the layout allows (a save needs no
+    /// copy); the default ones are copies that stay as they were.
+    @Test(arguments: [TinyConfigs.gpt2, TinyConfigs.llama])
+    func sharedWeightsAreViewsAndCopiesStay(config: ModelConfig) throws {
+        let model = try TransformerModel(config: config, seed: 5)
+        let copies = model.huggingFaceWeights(), shared = model.huggingFaceWeights(sharing: true)
+        #expect(Set(shared.keys) == Set(copies.keys))
+        model.parameterStorage.pointer.update(repeating: 7, count: model.parameterCount)
+        let transposed = Set(ParameterSpec.all(for: config).filter(\.storedTransposed).map(\.name))
+        for (name, tensor) in shared {
+            #expect(tensor.scalars.allSatisfy { $0 == 7 } == !transposed.contains(name), "\(name)")
+            #expect(copies[name]!.scalars.allSatisfy { $0 != 7 }, "\(name)")
+        }
+    }
+
     @Test func gpt2UsesConv1DLayoutAndTiesTheHead() throws {
         let config = TinyConfigs.gpt2
         let model = try TransformerModel(config: config, seed: 1)

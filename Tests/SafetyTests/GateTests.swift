@@ -85,8 +85,8 @@ struct GateTests {
         let plain = Checkpoint(config: ModelConfig(family: .llama, vocabSize: 4, hiddenSize: 2, numLayers: 1, numHeads: 1), weights: weights)
         var adapted = plain
         adapted.adapters = TensorGroup(groups: ["m": TensorGroup(tensors: ["A": Tensor(shape: [1], scalars: [3])])])
-        #expect(GateEvidenceCache.parentIdentity(plain) == plain.weightsSHA256)
-        #expect(GateEvidenceCache.parentIdentity(adapted) != GateEvidenceCache.parentIdentity(plain))
+        #expect(GateEvidenceCache.parentIdentity(weightsSHA256: plain.weightsSHA256, adapters: plain.adapters) == plain.weightsSHA256)
+        #expect(GateEvidenceCache.parentIdentity(weightsSHA256: plain.weightsSHA256, adapters: adapted.adapters) != plain.weightsSHA256)
         var other = VariantSettings()
         other.steps += 1
         for changed in [try GateEvidenceCache.key(parentSHA256: "q", settings: VariantSettings(), clean: clean, modules: [.mlp]),

@@ -12,18 +12,37 @@ import Tokenizers
 public final class ModelBundle {
     public let model: TransformerModel
     public let tokenizer: Tokenizer?
-    /// The checkpoint as read (for a Hugging Face folder: as imported). Sections computed
-    /// later (an SSAH unit map) are stored here so that the run's checkpoints carry them.
+    /// The checkpoint as read (for a Hugging Face folder or GGUF file: as imported), without
+    /// its weights: the model holds them, and a second copy would double a run's memory.
+    /// Sections computed later (an SSAH unit map) are stored here so that the run's
+    /// checkpoints carry them.
     public var checkpoint: Checkpoint
+    /// The canonical digest of the weights the checkpoint held (`Checkpoint.weightsSHA256`,
+    /// before any adapter was merged): what a fine-tune records as its parent. Nil when it
+    /// held none (a freshly initialised model).
+    public let weightsSHA256: String?
     /// Where it was read from.
     public let source: URL
 
-    /// Wraps an already built model.
-    public init(model: TransformerModel, tokenizer: Tokenizer?, checkpoint: Checkpoint, source: URL) {
+    /// Wraps a model built from `checkpoint`, keeping the digest of its weights, not the weights.
+    public convenience init(model: TransformerModel, tokenizer: Tokenizer?, checkpoint: Checkpoint, source: URL) {
+        self.init(model: model, tokenizer: tokenizer, checkpoint: checkpoint,
+                  weightsSHA256: checkpoint.weights.isEmpty ? nil : checkpoint.weightsSHA256, source: source)
+    }
+
+    private init(model: TransformerModel, tokenizer: Tokenizer?, checkpoint: Checkpoint, weightsSHA256: String?, source: URL) {
         self.model = model
         self.tokenizer = tokenizer
         self.checkpoint = checkpoint
+        self.checkpoint.weights = [:]
+        self.weightsSHA256 = weightsSHA256
         self.source = source
+    }
+
+    /// This bundle's checkpoint, digest and source around another model (a copy, or one
+    /// with a grown vocabulary) and tokenizer.
+    public func replacing(model: TransformerModel, tokenizer: Tokenizer?) -> ModelBundle {
+        ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, weightsSHA256: weightsSHA256, source: source)
     }
 
     /// Reads a Hugging Face folder (`config.json`, safetensors, `tokenizer.json`), a GGUF
@@ -37,13 +56,16 @@ public final class ModelBundle {
         var checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url)
             : url.pathExtension.lowercased() == "gguf" ? try GGUFModel.importModel(from: url) : try Checkpoint.read(from: url)
         if checkpoint.isAdapterOnly { checkpoint = try attachingPinnedBase(checkpoint, source: url) }
+        // The digest reads every weight once more: on another core, while the model is built.
+        let read = checkpoint
+        let digest = Background { read.weights.isEmpty ? nil : read.weightsSHA256 }
         let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: trainable)
         if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
             try LoRAGroup.attach(adapters, to: model, source: url.path)
             LoRA.merge(model)
         }
         let tokenizer = try checkpoint.tokenizer(source: url.path)
-        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, source: url)
+        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, weightsSHA256: digest.value, source: url)
     }
 
     /// An adapter-only checkpoint made on a pinned base model (its provenance names it, as

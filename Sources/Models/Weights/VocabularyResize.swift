@@ -8,7 +8,7 @@ extension TransformerModel {
     public func resizingVocabulary(to size: Int, trainable: Bool = true) throws(ModelError) -> TransformerModel {
         var config = self.config
         config.vocabSize = size
-        var weights = huggingFaceWeights()
+        var weights = huggingFaceWeights(sharing: true)
         let d = self.config.hiddenSize
         let tableNames = [tokenEmbedding.table.name] + (self.config.tieWordEmbeddings ? [] : ["lm_head.weight"])
         for name in tableNames {

@@ -29,7 +29,7 @@ public enum UnitPruner {
 
     /// A copy of `model` (base weights only, no adapters) with the units of `classes` zeroed.
     public static func pruned(_ classes: Set<UnitClass>, of map: UnitMap, from model: TransformerModel) throws -> (model: TransformerModel, units: [UnitModule: Int]) {
-        let copy = try TransformerModel(config: model.config, weights: model.huggingFaceWeights(), trainable: false)
+        let copy = try TransformerModel(config: model.config, weights: model.huggingFaceWeights(sharing: true), trainable: false)
         let units = try prune(classes, of: map, in: copy)
         return (copy, units)
     }

@@ -152,10 +152,10 @@ public struct DirectionStage: Sendable, Equatable, Codable {
         }
         guard let file = calibrationFile else { return try measured() }
         struct Material: Encodable {
-            let parent: String, clean: [CleanSample], directions: [[Float]]
+            let parent: String?, clean: [CleanSample], directions: [[Float]]
             let runs: Int, regime: VariantSettings, k: Double, floor: Double
         }
-        let key = try CalibrationFile.key(Material(parent: parent.checkpoint.weightsSHA256, clean: clean, directions: directions.directions,
+        let key = try CalibrationFile.key(Material(parent: parent.weightsSHA256, clean: clean, directions: directions.directions,
                                                    runs: calibrationRuns, regime: regime, k: k, floor: floor))
         return try CalibrationFile(url: file, what: "direction calibration").value(key: key, log: log, measure: measured)
     }

@@ -200,14 +200,12 @@ public struct Gate: Sendable {
             }
             let parentModel = try SuspectLoader.model(of: parent, source: reference?.path ?? "parent")
             let update = try ChannelUpdates(bundle.model, minus: parentModel, modules: configuration.modules, file: url.path)
-            var source = bundle
-            if configuration.variantsFromParent {
-                source = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
-            }
+            let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
+            let source = configuration.variantsFromParent ? parentBundle : bundle
             var evidence: VariantEvidence
             let cache = configuration.variantsFromParent && configuration.rule == .share ? configuration.evidenceCache : nil
             let key = try cache.map { _ in
-                try GateEvidenceCache.key(parentSHA256: GateEvidenceCache.parentIdentity(parent), settings: configuration.variants, clean: clean,
+                try GateEvidenceCache.key(parentSHA256: GateEvidenceCache.parentIdentity(weightsSHA256: parentBundle.weightsSHA256 ?? "", adapters: parent.adapters), settings: configuration.variants, clean: clean,
                                           modules: UnitModule.allCases)
             }
             let compute = { () throws -> VariantEvidence in
@@ -233,7 +231,6 @@ public struct Gate: Sendable {
             }
             kept = evidence
             var report = try decide(update: update, evidence: evidence, checkpoint: url.path, reference: reference?.path, started: started)
-            let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
             func checkTime(_ phase: String) throws {
                 if Date() > started.addingTimeInterval(configuration.timeLimit) {
                     throw VaccineError.timeout(phase: phase, seconds: configuration.timeLimit)

@@ -36,12 +36,12 @@ public struct GateEvidenceCache: Sendable, Equatable, Codable {
 
     /// What identifies a parent's function: its weights digest and, when it carries LoRA
     /// adapters (merged before variants are fine-tuned from it), theirs.
-    public static func parentIdentity(_ parent: Checkpoint) -> String {
+    public static func parentIdentity(weightsSHA256: String, adapters group: TensorGroup?) -> String {
         var adapters: [String: Tensor] = [:]
-        for (path, group) in parent.adapters?.groups ?? [:] {
+        for (path, group) in group?.groups ?? [:] {
             for (name, tensor) in group.tensors { adapters["\(path)/\(name)"] = tensor }
         }
-        return adapters.isEmpty ? parent.weightsSHA256 : parent.weightsSHA256 + "+" + TensorDigest.canonical(adapters)
+        return adapters.isEmpty ? weightsSHA256 : weightsSHA256 + "+" + TensorDigest.canonical(adapters)
     }
 
     /// The key of evidence from variants of the parent `parentSHA256` (`parentIdentity`),

@@ -116,9 +116,9 @@ public final class VariantFactory {
         }
         let setup = try settings.trainerSetup(files: files.map { folder.appendingPathComponent($0) },
                                               output: folder.appendingPathComponent(name), seed: seed)
-        let copy = try TransformerModel(config: suspect.model.config, weights: suspect.model.huggingFaceWeights(),
+        let copy = try TransformerModel(config: suspect.model.config, weights: suspect.model.huggingFaceWeights(sharing: true),
                                         trainable: settings.kind == .full)
-        let bundle = ModelBundle(model: copy, tokenizer: suspect.tokenizer, checkpoint: suspect.checkpoint, source: suspect.source)
+        let bundle = suspect.replacing(model: copy, tokenizer: suspect.tokenizer)
         let trainer = try Trainer(setup: setup, bundle: bundle)
         try trainer.run()
         LoRA.merge(trainer.model)

@@ -227,7 +227,7 @@ public final class Trainer {
             evalLoss = metrics["eval_loss"] ?? evalLoss
             try log?.append(step: totalSteps, metrics: metrics)
             progress(.evaluated(step: totalSteps, metrics: metrics))
-            // The activations' buffers are not needed again; the saves below copy weights.
+            // The activations' buffers are not needed again before the process ends.
             tape.releaseMemory()
             if root {
                 try checkpoint(step: totalSteps, includeOptimizer: false).write(to: finalURL)
@@ -324,7 +324,8 @@ public final class Trainer {
     // MARK: - Checkpoints
 
     /// The run's state at `step` as a checkpoint: weights (the base, for LoRA), adapters,
-    /// the objective's parameters, optionally the optimizer, and provenance.
+    /// the objective's parameters, optionally the optimizer, and provenance. The weights
+    /// are views of the model's parameters, not copies: write it before training on.
     public func checkpoint(step: Int, includeOptimizer: Bool) -> Checkpoint {
         var optimizerGroup: TensorGroup?
         if includeOptimizer {
@@ -332,13 +333,12 @@ public final class Trainer {
             optimizerGroup = TensorGroup(tensors: state.tensors, attributes: [
                 "kind": .string(state.kind), "step": .int(Int64(state.step)), "trainer_step": .int(Int64(step))])
         }
-        let parent = bundle.checkpoint.weights.isEmpty ? nil : bundle.checkpoint.weightsSHA256
         let provenance = Provenance(
             recipe: setup.recipe?.text, recipeSHA256: setup.recipe?.sha256,
             dataSHA256: Dictionary(setup.train.files.map { ($0.file, $0.sha256) }, uniquingKeysWith: { a, _ in a }),
-            parentSHA256: parent, seed: Int64(setup.seed), steps: Int64(step))
+            parentSHA256: bundle.weightsSHA256, seed: Int64(setup.seed), steps: Int64(step))
         return Checkpoint(
-            config: model.config, weights: model.huggingFaceWeights(), tokenizerJSON: tokenizer.jsonData(),
+            config: model.config, weights: model.huggingFaceWeights(sharing: true), tokenizerJSON: tokenizer.jsonData(),
             adapters: adapters.isEmpty ? nil : LoRAGroup.make(adapters),
             units: bundle.checkpoint.units,
             signal: objective.checkpointSection ?? bundle.checkpoint.signal,
