@@ -33,3 +33,19 @@ struct ModelBundleTests {
         #expect(fresh.weightsSHA256 == nil)
     }
 }
+
+extension ModelBundleTests {
+    /// Without adapters the digest is taken from the model when first asked, and equals the
+    /// stored weights' digest for either layout (GPT-2 stores some weights transposed).
+    @Test(arguments: [ModelConfig.Family.llama, .gpt2])
+    func theLazyDigestIsTheStoredOne(family: ModelConfig.Family) throws {
+        let folder = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = ModelConfig(family: family, vocabSize: 40, hiddenSize: 16, numLayers: 2, numHeads: 4, intermediateSize: 24,
+                                 maxPositions: 32)
+        let stored = Checkpoint(config: config, weights: try TransformerModel(config: config, seed: 3).huggingFaceWeights())
+        let url = folder.appendingPathComponent("plain.h5")
+        try stored.write(to: url)
+        #expect(try ModelBundle.load(url).weightsSHA256 == stored.weightsSHA256)
+    }
+}

@@ -125,6 +125,22 @@ import Tokenizers
         #expect(log.split(separator: "\n").filter { !$0.contains("eval") }.count == 8)
     }
 
+    /// A full fine-tune of a checkpoint names as its parent the weights it started from,
+    /// not the ones it trained (the bundle's digest is taken before training changes them).
+    @Test func aFineTuneNamesTheWeightsItStartedFrom() throws {
+        let (files, url) = try Self.makeRun(kind: "full", steps: 4)
+        try Trainer(recipe: Self.load(url, ["output.dir=\(files.path("first"))"])).run()
+        let parent = try Checkpoint.read(from: files.root.appendingPathComponent("first/model.h5"))
+        let recipe = try String(contentsOf: url, encoding: .utf8)
+            .replacingOccurrences(of: "  tokenizer: tokenizer.json\n  init: {family: llama, layers: 2, d_model: 32, heads: 4, kv_heads: 2, d_ff: 64, context: 64}",
+                                  with: "  base: first/model.h5")
+        let second = try files.write("second.yaml", recipe)
+        try Trainer(recipe: Self.load(second, ["output.dir=\(files.path("second"))"])).run()
+        let child = try Checkpoint.read(from: files.root.appendingPathComponent("second/model.h5"))
+        #expect(child.provenance?.parentSHA256 == parent.weightsSHA256)
+        #expect(child.weightsSHA256 != parent.weightsSHA256)
+    }
+
     /// A base checkpoint paired with a tokenizer that has more tokens than the model has
     /// embeddings is refused when the run starts, naming both files, instead of stopping
     /// the process inside the first forward.

@@ -175,3 +175,22 @@ struct CheckpointWriter {
         for (k, v) in g.thresholds { try file.setAttribute("threshold.\(k)", .double(v), on: "/gate") }
     }
 }
+
+/// A value computed on a background thread; `value` waits for it.
+private final class Background<T: Sendable>: @unchecked Sendable {
+    private var result: T?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ work: @escaping @Sendable () -> T) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = work()
+            self.done.signal()
+        }
+    }
+
+    var value: T {
+        done.wait()
+        done.signal()
+        return result!
+    }
+}

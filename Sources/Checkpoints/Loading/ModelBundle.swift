@@ -17,32 +17,48 @@ public final class ModelBundle {
     /// Sections computed later (an SSAH unit map) are stored here so that the run's
     /// checkpoints carry them.
     public var checkpoint: Checkpoint
-    /// The canonical digest of the weights the checkpoint held (`Checkpoint.weightsSHA256`,
-    /// before any adapter was merged): what a fine-tune records as its parent. Nil when it
-    /// held none (a freshly initialised model).
-    public let weightsSHA256: String?
     /// Where it was read from.
     public let source: URL
+
+    /// The canonical digest of the weights the checkpoint held (`Checkpoint.weightsSHA256`,
+    /// before any adapter was merged): what a fine-tune records as its parent. Nil when it
+    /// held none (a freshly initialised model). Computed when first asked, from the model
+    /// while it still holds exactly those weights: hashing 135M parameters takes about 2 s,
+    /// which commands that never ask (generate, eval) do not pay. Ask before training the
+    /// model (`Trainer` does).
+    public var weightsSHA256: String? {
+        if case .ofModel = digest { digest = .known(TensorDigest.canonical(model.huggingFaceWeights(sharing: true))) }
+        guard case let .known(value) = digest else { return nil }
+        return value
+    }
+
+    private enum Digest {
+        case known(String?)
+        /// The model's weights are still the checkpoint's.
+        case ofModel
+    }
+    private var digest: Digest
 
     /// Wraps a model built from `checkpoint`, keeping the digest of its weights, not the weights.
     public convenience init(model: TransformerModel, tokenizer: Tokenizer?, checkpoint: Checkpoint, source: URL) {
         self.init(model: model, tokenizer: tokenizer, checkpoint: checkpoint,
-                  weightsSHA256: checkpoint.weights.isEmpty ? nil : checkpoint.weightsSHA256, source: source)
+                  digest: .known(checkpoint.weights.isEmpty ? nil : checkpoint.weightsSHA256), source: source)
     }
 
-    private init(model: TransformerModel, tokenizer: Tokenizer?, checkpoint: Checkpoint, weightsSHA256: String?, source: URL) {
+    private init(model: TransformerModel, tokenizer: Tokenizer?, checkpoint: Checkpoint, digest: Digest, source: URL) {
         self.model = model
         self.tokenizer = tokenizer
         self.checkpoint = checkpoint
         self.checkpoint.weights = [:]
-        self.weightsSHA256 = weightsSHA256
+        self.digest = digest
         self.source = source
     }
 
     /// This bundle's checkpoint, digest and source around another model (a copy, or one
     /// with a grown vocabulary) and tokenizer.
     public func replacing(model: TransformerModel, tokenizer: Tokenizer?) -> ModelBundle {
-        ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, weightsSHA256: weightsSHA256, source: source)
+        let digest = model === self.model ? digest : .known(weightsSHA256)
+        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, digest: digest, source: source)
     }
 
     /// Reads a Hugging Face folder (`config.json`, safetensors, `tokenizer.json`), a GGUF
@@ -56,16 +72,16 @@ public final class ModelBundle {
         var checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url)
             : url.pathExtension.lowercased() == "gguf" ? try GGUFModel.importModel(from: url) : try Checkpoint.read(from: url)
         if checkpoint.isAdapterOnly { checkpoint = try attachingPinnedBase(checkpoint, source: url) }
-        // The digest reads every weight once more: on another core, while the model is built.
-        let read = checkpoint
-        let digest = Background { read.weights.isEmpty ? nil : read.weightsSHA256 }
         let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: trainable)
+        var digest = Digest.ofModel
         if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
+            // Merging changes the model's weights: the stored ones are hashed first.
+            digest = .known(checkpoint.weightsSHA256)
             try LoRAGroup.attach(adapters, to: model, source: url.path)
             LoRA.merge(model)
         }
         let tokenizer = try checkpoint.tokenizer(source: url.path)
-        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, weightsSHA256: digest.value, source: url)
+        return ModelBundle(model: model, tokenizer: tokenizer, checkpoint: checkpoint, digest: digest, source: url)
     }
 
     /// An adapter-only checkpoint made on a pinned base model (its provenance names it, as

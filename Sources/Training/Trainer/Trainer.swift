@@ -57,6 +57,8 @@ public final class Trainer {
     private let microBatches: Int
     /// Sums gradients over the processes; nil in a one-process run.
     private let reducer: GradientReducer?
+    /// The digest of the weights training starts from, taken before they change.
+    private let parentSHA256: String?
     private var processes: any ProcessGroup { parameters.processes }
 
     /// Attaches adapters to `bundle`'s model, encodes the data and builds the optimizer.
@@ -68,6 +70,7 @@ public final class Trainer {
         self.objective = objective
         Self.setThreads(setup.threads, processesOnThisMachine: parameters.processes.localSize)
         self.bundle = bundle
+        parentSHA256 = bundle.weightsSHA256
         guard let tokenizer = bundle.tokenizer else { throw ModelBundleError.tokenizerRequired(path: bundle.source.path) }
         self.tokenizer = tokenizer
 
@@ -336,7 +339,7 @@ public final class Trainer {
         let provenance = Provenance(
             recipe: setup.recipe?.text, recipeSHA256: setup.recipe?.sha256,
             dataSHA256: Dictionary(setup.train.files.map { ($0.file, $0.sha256) }, uniquingKeysWith: { a, _ in a }),
-            parentSHA256: bundle.weightsSHA256, seed: Int64(setup.seed), steps: Int64(step))
+            parentSHA256: parentSHA256, seed: Int64(setup.seed), steps: Int64(step))
         return Checkpoint(
             config: model.config, weights: model.huggingFaceWeights(sharing: true), tokenizerJSON: tokenizer.jsonData(),
             adapters: adapters.isEmpty ? nil : LoRAGroup.make(adapters),
