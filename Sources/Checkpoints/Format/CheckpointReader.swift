@@ -6,9 +6,14 @@ extension Checkpoint {
     /// Reads and fully validates a checkpoint: format and version, config, every shape
     /// against the config (before any tensor is allocated), size limits, each dataset's
     /// SHA-256, and finiteness of every float. With `ReadIsolation` on, a helper process
-    /// reads the file first.
+    /// reads the file, and this process reads the helper's clean copy of it.
     public static func read(from url: URL, options: CheckpointReadOptions = .init()) throws(CheckpointError) -> Checkpoint {
-        try ReadIsolation.check(url, options: options)
+        try ReadIsolation.reading(url, options: options) { source throws(CheckpointError) in
+            try readFile(source, options: options)
+        }
+    }
+
+    private static func readFile(_ url: URL, options: CheckpointReadOptions) throws(CheckpointError) -> Checkpoint {
         do {
             let reader = try CheckpointReader(url: url, options: options)
             return try reader.readAll()

@@ -41,7 +41,12 @@ public struct CheckpointSummary: Sendable, Codable {
 
     /// Summarises the checkpoint at `url`.
     public static func read(from url: URL) throws(CheckpointError) -> CheckpointSummary {
-        try ReadIsolation.check(url, options: .init())
+        var summary = try ReadIsolation.reading(url, options: .init()) { source throws(CheckpointError) in try readFile(source) }
+        summary.file = url.path
+        return summary
+    }
+
+    private static func readFile(_ url: URL) throws(CheckpointError) -> CheckpointSummary {
         do {
             let reader = try CheckpointReader(url: url, options: .init())
             return try summarize(reader)

@@ -1,25 +1,27 @@
 import Foundation
 import Synchronization
 
-/// Reads untrusted checkpoint files in a helper process before this process touches them.
+/// Reads untrusted checkpoint files in a helper process, so that libhdf5 in this process
+/// only ever parses files SafeTune wrote.
 ///
-/// libhdf5 1.10 can crash or loop forever on damaged metadata (docs/reliability.md), and
-/// no Swift code can catch a segfault or an endless loop inside C. With isolation on,
-/// `Checkpoint.read` and `CheckpointSummary.read` first ask a helper process (this program
+/// libhdf5 1.10 can crash, loop forever, or read past its buffers on damaged metadata
+/// (docs/reliability.md), and no Swift code can catch a segfault or an endless loop in C.
+/// A helper that survives a file proves little about this process either: an over-read
+/// that the helper's memory layout happens to tolerate can fault here. With isolation on,
+/// `Checkpoint.read` and `CheckpointSummary.read` ask a helper process (this program
 /// again, started with `helperCommand`) to read the whole file with the same limits:
 ///
-/// - the helper reads it: the file is read here as usual;
+/// - it reads the file: it writes what it read as a fresh checkpoint in the temporary
+///   folder (a *clean copy*), which this process reads and deletes;
 /// - it rejects the file with a typed error: that error's description is thrown here as
 ///   `CheckpointError.isolatedRead`, without libhdf5 in this process ever seeing the file;
 /// - it dies from a signal or runs past its time limit: `CheckpointError.isolatedRead`
 ///   says so, and this process goes on.
 ///
 /// The helper reads each file in a child it forks for that file, so a file is always
-/// judged by a libhdf5 that no earlier file has touched.
-///
-/// A file is checked once per process while it stays the same version (`FileIdentity`).
-/// Isolation is off until a program turns it on (the `safetune` and
-/// `safetune-fuzz` commands do); library users who open strangers' files should too.
+/// judged by a libhdf5 that no earlier file has touched. Isolation is off until a program
+/// turns it on (the `safetune` and `safetune-fuzz` commands do); library users who open
+/// strangers' files should too.
 public enum ReadIsolation {
     /// How to start the helper.
     public struct Helper: Sendable {
@@ -55,24 +57,21 @@ public enum ReadIsolation {
         }
     }
 
-    private struct State: ~Copyable {
-        var helper: Helper?
-        var checked: Set<FileIdentity> = []
-    }
-
-    private static let state = Mutex(State())
+    private static let state = Mutex<Helper?>(nil)
+    /// Numbers the clean copies of this process.
+    private static let copies = Atomic<Int>(0)
     /// The kept helper of a persistent `Helper`; the lock also keeps requests one at a time.
     private static let kept = Mutex<HelperProcess?>(nil)
 
     /// Turns isolation on for the rest of the process.
     public static func enable(_ helper: Helper) {
-        state.withLock { $0.helper = helper }
+        state.withLock { $0 = helper }
         kept.withLock { $0?.stop(); $0 = nil }
     }
 
     /// Turns isolation off (a helper must not start helpers of its own).
     public static func disable() {
-        state.withLock { $0.helper = nil }
+        state.withLock { $0 = nil }
         kept.withLock { $0?.stop(); $0 = nil }
     }
 
@@ -93,6 +92,8 @@ public enum ReadIsolation {
     /// One file to read, as a line of JSON on the helper's standard input.
     struct Request: Codable {
         var path: String
+        /// Where to write the clean copy.
+        var copy: String
         var maxTensorElements: Int
         var maxTotalElements: Int
         /// Processor seconds the read may take; ten times that on the clock.
@@ -101,7 +102,10 @@ public enum ReadIsolation {
 
     /// The helper's answer, a line of JSON on its standard output.
     enum Reply: Codable, Equatable {
+        /// Read, and its clean copy written.
         case read
+        /// Read, but the clean copy could not be written (a full disk).
+        case cannotCopy(String)
         /// The reader's typed error, by its description.
         case rejected(String)
         case crashed(signal: Int32)
@@ -144,8 +148,8 @@ public enum ReadIsolation {
             let url = URL(fileURLWithPath: request.path)
             var reply = Reply.read
             do {
-                _ = try CheckpointSummary.read(from: url)
-                _ = try Checkpoint.read(from: url, options: options)
+                let checkpoint = try Checkpoint.read(from: url, options: options)
+                do { try checkpoint.write(to: URL(fileURLWithPath: request.copy)) } catch { reply = .cannotCopy(error.description) }
             } catch {
                 reply = .rejected(error.description)
             }
@@ -179,14 +183,29 @@ public enum ReadIsolation {
         setitimer(__itimer_which_t(timer.rawValue), &value, nil)
     }
 
-    /// Runs the helper on `url` unless isolation is off or the file was checked already.
-    static func check(_ url: URL, options: CheckpointReadOptions) throws(CheckpointError) {
-        guard let helper = state.withLock({ $0.helper }) else { return }
-        // A missing or unreadable file gets its usual error from the in-process reader.
-        guard let identity = FileIdentity(url) else { return }
-        if state.withLock({ $0.checked.contains(identity) }) { return }
-        let limit = helper.baseSeconds + helper.secondsPerGigabyte * Double(identity.size) / 1e9
-        let request = Request(path: url.path, maxTensorElements: options.maxTensorElements,
+    /// `read` applied to `helper`'s clean copy of `url` (deleted after), or to `url` itself
+    /// when there is no helper (isolation is off). An error reading the copy names `url`.
+    static func reading<T>(_ url: URL, options: CheckpointReadOptions, helper: Helper? = state.withLock({ $0 }),
+                           _ read: (URL) throws(CheckpointError) -> T) throws(CheckpointError) -> T {
+        guard let helper, let copy = try cleanCopy(of: url, options: options, helper: helper) else { return try read(url) }
+        defer { try? FileManager.default.removeItem(at: copy) }
+        do {
+            return try read(copy)
+        } catch {
+            throw .isolatedRead(file: url.path, message: error.description.replacingOccurrences(of: copy.path, with: url.path))
+        }
+    }
+
+    /// Has `helper` read `url` and returns its clean copy, which the caller reads and
+    /// deletes; nil when `url` is not a regular file (the in-process reader then gives its
+    /// usual error).
+    private static func cleanCopy(of url: URL, options: CheckpointReadOptions, helper: Helper) throws(CheckpointError) -> URL? {
+        var status = stat()
+        guard stat(url.path, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let limit = helper.baseSeconds + helper.secondsPerGigabyte * Double(status.st_size) / 1e9
+        let copy = FileManager.default.temporaryDirectory
+            .appendingPathComponent("safetune-clean-\(getpid())-\(copies.add(1, ordering: .relaxed).newValue).h5")
+        let request = Request(path: url.path, copy: copy.path, maxTensorElements: options.maxTensorElements,
                               maxTotalElements: options.maxTotalElements, timeLimit: limit)
         let outcome: HelperProcess.Outcome
         if helper.persistent {
@@ -204,7 +223,10 @@ public enum ReadIsolation {
         let path = url.path
         switch outcome {
         case .reply(.read):
-            state.withLock { _ = $0.checked.insert(identity) }
+            return copy
+        case let .reply(.cannotCopy(message)):
+            try? FileManager.default.removeItem(at: copy)
+            throw .isolatedRead(file: path, message: "\(path): read in a helper process, but its clean copy could not be written: \(message)")
         case let .reply(.rejected(message)):
             throw .isolatedRead(file: path, message: message)
         case .reply(.timedOut):
@@ -373,57 +395,5 @@ private final class HelperProcess {
             }
             return true
         }
-    }
-}
-
-/// Identifies one version of a file: a rewrite changes the inode, a time stamp or, for a
-/// file changed in the last two seconds, its contents' digest.
-///
-/// Stamps alone are not enough: the kernel stamps files from a coarse clock (a few
-/// milliseconds), so a file rewritten in place at the same size within one tick keeps
-/// every stamp, and the fuzzer, which rewrites its input every 2 ms, once had libhdf5 read
-/// a mutant the helper never saw. A file whose last change is older than the settling time
-/// cannot be changed again without moving its change time; a younger one is hashed.
-struct FileIdentity: Hashable {
-    let device: UInt64
-    let inode: UInt64
-    let size: Int64
-    let modified: timespec
-    let changed: timespec
-    /// SHA-256 of the contents while the file is younger than `settlingSeconds`, else nil.
-    let digest: [UInt8]?
-
-    /// How long after its last change a file's stamps alone identify it.
-    static let settlingSeconds = 2
-
-    init?(_ url: URL) {
-        var s = stat()
-        guard stat(url.path, &s) == 0, (s.st_mode & S_IFMT) == S_IFREG else { return nil }
-        device = UInt64(s.st_dev)
-        inode = UInt64(s.st_ino)
-        size = Int64(s.st_size)
-        modified = s.st_mtim
-        changed = s.st_ctim
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        if now.tv_sec - changed.tv_sec > Self.settlingSeconds {
-            digest = nil
-        } else {
-            guard let hash = try? SHA256.hash(file: url) else { return nil }
-            digest = hash
-        }
-    }
-
-    static func == (a: FileIdentity, b: FileIdentity) -> Bool {
-        a.device == b.device && a.inode == b.inode && a.size == b.size && a.digest == b.digest
-            && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-            && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
-    }
-
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(inode)
-        hasher.combine(size)
-        hasher.combine(changed.tv_nsec)
-        hasher.combine(digest)
     }
 }

@@ -1,0 +1,71 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Checkpoints
+
+/// With isolation on, this process reads the helper's clean copy of a file, never the file:
+/// a helper that survives a damaged file proves nothing about this process's memory layout.
+@Suite(.serialized, .enabled(if: BuiltBinary.fuzzer.url != nil, "safetune-fuzz not found next to the test bundle; build it with `swift build`"))
+struct ReadIsolationTests {
+    static let helper = ReadIsolation.Helper(executable: BuiltBinary.fuzzer.url ?? URL(fileURLWithPath: "/"),
+                                             arguments: [ReadIsolation.helperCommand], baseSeconds: 10)
+
+    static func fixture(_ name: String) -> URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)")
+    }
+
+    static func cleanCopies() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
+            .filter { $0.hasPrefix("safetune-clean-\(getpid())-") }
+    }
+
+    @Test func theCallerReadsAFreshCopyWithTheSameContents() throws {
+        let original = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/checkpoint/tiny-gpt2.h5")
+        let direct = try ReadIsolation.reading(original, options: .init(), helper: nil) { url throws(CheckpointError) in
+            #expect(url == original)
+            return try Checkpoint.read(from: url)
+        }
+        var source: URL?
+        let isolated = try ReadIsolation.reading(original, options: .init(), helper: Self.helper) { url throws(CheckpointError) in
+            source = url
+            #expect(FileManager.default.fileExists(atPath: url.path))
+            return try Checkpoint.read(from: url)
+        }
+        let copy = try #require(source)
+        #expect(copy != original && copy.lastPathComponent.hasPrefix("safetune-clean-"))
+        #expect(!FileManager.default.fileExists(atPath: copy.path), "the copy outlived the read")
+        #expect(isolated.weightsSHA256 == direct.weightsSHA256 && isolated.config == direct.config)
+        #expect(isolated.adapters?.groups.keys.sorted() == direct.adapters?.groups.keys.sorted())
+        #expect(isolated.provenance == direct.provenance && isolated.created == direct.created)
+    }
+
+    /// Found by the checkpoint campaign (seed 8801, input 4,801): reading an attribute of
+    /// this file copies past libhdf5's global-heap buffer. A fresh release-built process
+    /// faulted on it every time, while the helper's child, laid out differently, read it
+    /// cleanly; the caller then parsed the file itself and died. Through the helper it
+    /// reads, and only the copy reaches this process.
+    @Test func aFileOnlyTheHelperReadsReachesTheCallerAsACopy() throws {
+        let hostile = Self.fixture("hostile/libhdf5-overread.h5")
+        var source: URL?
+        let summary = try ReadIsolation.reading(hostile, options: .init(), helper: Self.helper) { url throws(CheckpointError) in
+            source = url
+            return try CheckpointSummary.read(from: url)
+        }
+        #expect(source != hostile && summary.config.numLayers == 1)
+        #expect(try Self.cleanCopies().isEmpty)
+    }
+
+    /// A rejection crosses unchanged and leaves no copy behind.
+    @Test func aRejectedFileLeavesNoCopy() throws {
+        let truncated = FileManager.default.temporaryDirectory.appendingPathComponent("truncated-\(UUID().uuidString).h5")
+        defer { try? FileManager.default.removeItem(at: truncated) }
+        try Data(try Data(contentsOf: Self.fixture("hostile/libhdf5-overread.h5")).prefix(9_000)).write(to: truncated)
+        #expect(throws: CheckpointError.self) {
+            try ReadIsolation.reading(truncated, options: .init(), helper: Self.helper) { url throws(CheckpointError) in
+                try Checkpoint.read(from: url)
+            }
+        }
+        #expect(try Self.cleanCopies().isEmpty)
+    }
+}
