@@ -84,7 +84,8 @@ struct UnitsCommand: ParsableCommand {
 
     private func runMap() throws {
         let path = models[0]
-        var checkpoint = try Self.loadCheckpoint(path)
+        let (stored, loaded) = try Self.loadCheckpoint(path)
+        var checkpoint = loaded
         let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: false)
         if let group = checkpoint.adapters {
             // Score the fine-tuned function: a LoRA child's units differ from its base's only through the adapters.
@@ -121,9 +122,12 @@ struct UnitsCommand: ParsableCommand {
             text += "\n" + validation.table
         }
         if let output {
-            checkpoint.units = map.checkpointUnits(attributes: attributes)
+            // An adapter-only input stays adapter-only: only the sections computed here change.
+            var written = stored.isAdapterOnly ? stored : checkpoint
+            written.units = map.checkpointUnits(attributes: attributes)
+            written.directions = checkpoint.directions
             let url = URL(fileURLWithPath: output)
-            try checkpoint.write(to: url)
+            try written.write(to: url)
             let svg = url.deletingPathExtension().appendingPathExtension("svg")
             try Data(UnitMapSVG.render(map, title: "SSAH unit map: \(url.lastPathComponent)").utf8).write(to: svg, options: .atomic)
             report["output"] = output
@@ -137,7 +141,7 @@ struct UnitsCommand: ParsableCommand {
 
     private func runCompare() throws {
         let (parentPath, childPath) = (models[0], models[1])
-        let parent = try Self.loadCheckpoint(parentPath), child = try Self.loadCheckpoint(childPath)
+        let parent = try Self.loadCheckpoint(parentPath).full, child = try Self.loadCheckpoint(childPath).full
         guard let p = parent.units else { throw UnitsCommandError.noMap(parentPath) }
         guard let c = child.units else { throw UnitsCommandError.noMap(childPath) }
         let drift = try UnitDrift(parent: try UnitMap(checkpoint: p, config: parent.config, source: parentPath),
@@ -188,14 +192,14 @@ struct UnitsCommand: ParsableCommand {
         }
     }
 
-    /// A `.h5` checkpoint or a Hugging Face folder, with full weights (an adapter-only
-    /// checkpoint of a pinned base gets the cached base attached).
-    static func loadCheckpoint(_ path: String) throws -> Checkpoint {
+    /// A `.h5` checkpoint or a Hugging Face folder as stored, and with full weights (an
+    /// adapter-only checkpoint of a pinned base gets the cached base attached).
+    static func loadCheckpoint(_ path: String) throws -> (stored: Checkpoint, full: Checkpoint) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UnitsCommandError.missing(path) }
         let url = URL(fileURLWithPath: path)
         let checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url) : try Checkpoint.read(from: url)
-        return checkpoint.isAdapterOnly ? try ModelBundle.attachingPinnedBase(checkpoint, source: url) : checkpoint
+        return (checkpoint, checkpoint.isAdapterOnly ? try ModelBundle.attachingPinnedBase(checkpoint, source: url) : checkpoint)
     }
 
     private func note(_ message: String) {
