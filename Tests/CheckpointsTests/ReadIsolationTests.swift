@@ -22,15 +22,16 @@ struct ReadIsolationTests {
     @Test func theCallerReadsAFreshCopyWithTheSameContents() throws {
         let original = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/checkpoint/tiny-gpt2.h5")
-        let direct = try ReadIsolation.reading(original, options: .init(), helper: nil) { url throws(CheckpointError) in
-            #expect(url == original)
-            return try Checkpoint.read(from: url)
+        let direct = try ReadIsolation.reading(original, options: .init(), helper: nil) { url, options throws(CheckpointError) in
+            #expect(url == original && options.verifyChecksums)
+            return try Checkpoint.read(from: url, options: options)
         }
         var source: URL?
-        let isolated = try ReadIsolation.reading(original, options: .init(), helper: Self.helper) { url throws(CheckpointError) in
+        let isolated = try ReadIsolation.reading(original, options: .init(), helper: Self.helper) { url, options throws(CheckpointError) in
             source = url
-            #expect(FileManager.default.fileExists(atPath: url.path))
-            return try Checkpoint.read(from: url)
+            // The copy carries no checksums: the helper verified the file's.
+            #expect(FileManager.default.fileExists(atPath: url.path) && !options.verifyChecksums)
+            return try Checkpoint.read(from: url, options: options)
         }
         let copy = try #require(source)
         #expect(copy != original && copy.lastPathComponent.hasPrefix("safetune-clean-"))
@@ -48,7 +49,7 @@ struct ReadIsolationTests {
     @Test func aFileOnlyTheHelperReadsReachesTheCallerAsACopy() throws {
         let hostile = Self.fixture("hostile/libhdf5-overread.h5")
         var source: URL?
-        let summary = try ReadIsolation.reading(hostile, options: .init(), helper: Self.helper) { url throws(CheckpointError) in
+        let summary = try ReadIsolation.reading(hostile, options: .init(), helper: Self.helper) { url, _ throws(CheckpointError) in
             source = url
             return try CheckpointSummary.read(from: url)
         }
@@ -62,8 +63,8 @@ struct ReadIsolationTests {
         defer { try? FileManager.default.removeItem(at: truncated) }
         try Data(try Data(contentsOf: Self.fixture("hostile/libhdf5-overread.h5")).prefix(9_000)).write(to: truncated)
         #expect(throws: CheckpointError.self) {
-            try ReadIsolation.reading(truncated, options: .init(), helper: Self.helper) { url throws(CheckpointError) in
-                try Checkpoint.read(from: url)
+            try ReadIsolation.reading(truncated, options: .init(), helper: Self.helper) { url, options throws(CheckpointError) in
+                try Checkpoint.read(from: url, options: options)
             }
         }
         #expect(try Self.cleanCopies().isEmpty)

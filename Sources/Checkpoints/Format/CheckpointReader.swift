@@ -8,7 +8,7 @@ extension Checkpoint {
     /// SHA-256, and finiteness of every float. With `ReadIsolation` on, a helper process
     /// reads the file, and this process reads the helper's clean copy of it.
     public static func read(from url: URL, options: CheckpointReadOptions = .init()) throws(CheckpointError) -> Checkpoint {
-        try ReadIsolation.reading(url, options: options) { source throws(CheckpointError) in
+        try ReadIsolation.reading(url, options: options) { source, options throws(CheckpointError) in
             try readFile(source, options: options)
         }
     }

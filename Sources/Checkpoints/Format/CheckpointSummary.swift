@@ -41,7 +41,7 @@ public struct CheckpointSummary: Sendable, Codable {
 
     /// Summarises the checkpoint at `url`.
     public static func read(from url: URL) throws(CheckpointError) -> CheckpointSummary {
-        var summary = try ReadIsolation.reading(url, options: .init()) { source throws(CheckpointError) in try readFile(source) }
+        var summary = try ReadIsolation.reading(url, options: .init()) { source, _ throws(CheckpointError) in try readFile(source) }
         summary.file = url.path
         return summary
     }

@@ -8,6 +8,13 @@ extension Checkpoint {
     /// previous file intact. The weights are checked against the config first, so
     /// SafeTune never writes a file it would refuse to read.
     public func write(to url: URL) throws(CheckpointError) {
+        try write(to: url, cleanCopy: false)
+    }
+
+    /// `write(to:)`, or with `cleanCopy` a scratch file for `ReadIsolation`: written in
+    /// place, not synced, and without checksums (each dataset's `sha256`, the weights'
+    /// canonical digest), since only a reader told not to verify them reads it, at once.
+    func write(to url: URL, cleanCopy: Bool) throws(CheckpointError) {
         do {
             try config.validate()
         } catch {
@@ -17,13 +24,14 @@ extension Checkpoint {
             try ParameterLayout(config: config).validate(shapes: weights.mapValues(\.shape), file: url.path, prefix: "/weights/")
         }
         do {
-            try AtomicFile.write(to: url) { temp in
-                let file = try HDF5File.create(at: temp)
-                try AtomicFile.reserve(payloadBytes, in: temp, for: url)
-                try CheckpointWriter(file: file).write(self)
+            let body = { (path: URL) throws in
+                let file = try HDF5File.create(at: path)
+                try AtomicFile.reserve(payloadBytes, in: path, for: url)
+                try CheckpointWriter(file: file, checksums: !cleanCopy).write(self)
                 try file.flush()
                 try file.close()
             }
+            if cleanCopy { try body(url) } else { try AtomicFile.write(to: url, body) }
         } catch let error as CheckpointError {
             throw error
         } catch let error as AtomicFileError {
@@ -52,6 +60,8 @@ extension Checkpoint {
 /// Lays a `Checkpoint` out in an open HDF5 file.
 struct CheckpointWriter {
     let file: HDF5File
+    /// Whether datasets get their `sha256` and the weights their canonical digest.
+    var checksums = true
 
     func write(_ c: Checkpoint) throws {
         try file.setAttribute("format", .string(Checkpoint.formatName), on: "/")
@@ -68,18 +78,18 @@ struct CheckpointWriter {
         try writeConfig(c.config)
         if let tok = c.tokenizerJSON {
             try [UInt8](tok).withUnsafeBufferPointer { try file.write("/tokenizer", shape: [tok.count], values: $0) }
-            try file.setAttribute("sha256", .string(TensorDigest.sha256(bytes: tok)), on: "/tokenizer")
+            if checksums { try file.setAttribute("sha256", .string(TensorDigest.sha256(bytes: tok)), on: "/tokenizer") }
         }
         if !c.weights.isEmpty {
             // The canonical digest reads every weight byte once more: on the other core,
             // while the tensors (and their own digests) are written.
-            let canonical = Background { c.weightsSHA256 }
+            let canonical = checksums ? Background { c.weightsSHA256 } : nil
             try file.createGroup("/weights")
             for name in c.weights.keys.sorted() {
                 try Checkpoint.checkName(name)
                 try writeTensor(c.weights[name]!, at: "/weights/\(name)")
             }
-            try file.setAttribute("canonical_sha256", .string(canonical.value), on: "/weights")
+            if let canonical { try file.setAttribute("canonical_sha256", .string(canonical.value), on: "/weights") }
         }
         if let added = c.addedRows { try writeGroup(added, at: "/added_rows") }
         if let adapters = c.adapters { try writeGroup(adapters, at: "/adapters") }
@@ -93,7 +103,7 @@ struct CheckpointWriter {
 
     func writeTensor(_ t: Tensor, at path: String) throws {
         try file.write(path, shape: t.shape, values: UnsafeBufferPointer(start: t.data, count: t.count))
-        try file.setAttribute("sha256", .string(TensorDigest.sha256(t)), on: path)
+        if checksums { try file.setAttribute("sha256", .string(TensorDigest.sha256(t)), on: path) }
     }
 
     func writeGroup(_ group: TensorGroup, at path: String) throws {
@@ -142,7 +152,9 @@ struct CheckpointWriter {
                 try Checkpoint.checkName(module)
                 let base = "/units/\(layer)/\(module)"
                 try file.write("\(base)/classes", shape: [entry.classes.count], array: entry.classes)
-                try file.setAttribute("sha256", .string(entry.classes.withUnsafeBytes { TensorDigest.sha256(bytes: $0) }), on: "\(base)/classes")
+                if checksums {
+                    try file.setAttribute("sha256", .string(entry.classes.withUnsafeBytes { TensorDigest.sha256(bytes: $0) }), on: "\(base)/classes")
+                }
                 try writeTensor(entry.scores, at: "\(base)/scores")
             }
         }

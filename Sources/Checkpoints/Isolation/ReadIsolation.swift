@@ -96,6 +96,7 @@ public enum ReadIsolation {
         var copy: String
         var maxTensorElements: Int
         var maxTotalElements: Int
+        var verifyChecksums: Bool
         /// Processor seconds the read may take; ten times that on the clock.
         var timeLimit: Double
     }
@@ -145,11 +146,12 @@ public enum ReadIsolation {
             var options = CheckpointReadOptions()
             options.maxTensorElements = request.maxTensorElements
             options.maxTotalElements = request.maxTotalElements
+            options.verifyChecksums = request.verifyChecksums
             let url = URL(fileURLWithPath: request.path)
             var reply = Reply.read
             do {
                 let checkpoint = try Checkpoint.read(from: url, options: options)
-                do { try checkpoint.write(to: URL(fileURLWithPath: request.copy)) } catch { reply = .cannotCopy(error.description) }
+                do { try checkpoint.write(to: URL(fileURLWithPath: request.copy), cleanCopy: true) } catch { reply = .cannotCopy(error.description) }
             } catch {
                 reply = .rejected(error.description)
             }
@@ -184,13 +186,17 @@ public enum ReadIsolation {
     }
 
     /// `read` applied to `helper`'s clean copy of `url` (deleted after), or to `url` itself
-    /// when there is no helper (isolation is off). An error reading the copy names `url`.
+    /// when there is no helper (isolation is off), with the options to read it with. The
+    /// copy carries no checksums and is read without verifying them: the helper verified
+    /// the file's. An error reading the copy names `url`.
     static func reading<T>(_ url: URL, options: CheckpointReadOptions, helper: Helper? = state.withLock({ $0 }),
-                           _ read: (URL) throws(CheckpointError) -> T) throws(CheckpointError) -> T {
-        guard let helper, let copy = try cleanCopy(of: url, options: options, helper: helper) else { return try read(url) }
+                           _ read: (URL, CheckpointReadOptions) throws(CheckpointError) -> T) throws(CheckpointError) -> T {
+        guard let helper, let copy = try cleanCopy(of: url, options: options, helper: helper) else { return try read(url, options) }
         defer { try? FileManager.default.removeItem(at: copy) }
+        var trusted = options
+        trusted.verifyChecksums = false
         do {
-            return try read(copy)
+            return try read(copy, trusted)
         } catch {
             throw .isolatedRead(file: url.path, message: error.description.replacingOccurrences(of: copy.path, with: url.path))
         }
@@ -206,7 +212,7 @@ public enum ReadIsolation {
         let copy = FileManager.default.temporaryDirectory
             .appendingPathComponent("safetune-clean-\(getpid())-\(copies.add(1, ordering: .relaxed).newValue).h5")
         let request = Request(path: url.path, copy: copy.path, maxTensorElements: options.maxTensorElements,
-                              maxTotalElements: options.maxTotalElements, timeLimit: limit)
+                              maxTotalElements: options.maxTotalElements, verifyChecksums: options.verifyChecksums, timeLimit: limit)
         let outcome: HelperProcess.Outcome
         if helper.persistent {
             outcome = kept.withLock { slot in
@@ -221,11 +227,13 @@ public enum ReadIsolation {
             process.stop()
         }
         let path = url.path
+        if case .reply(.read) = outcome { return copy }
+        // Whatever a failed read or write left of the copy.
+        try? FileManager.default.removeItem(at: copy)
         switch outcome {
         case .reply(.read):
             return copy
         case let .reply(.cannotCopy(message)):
-            try? FileManager.default.removeItem(at: copy)
             throw .isolatedRead(file: path, message: "\(path): read in a helper process, but its clean copy could not be written: \(message)")
         case let .reply(.rejected(message)):
             throw .isolatedRead(file: path, message: message)
