@@ -115,8 +115,8 @@ public enum ReadIsolation {
 
     /// The helper's work: answers each request, until its standard input ends, by reading
     /// the file in full in a child forked for it. A fresh fork per file means libhdf5
-    /// state damaged by one file (a kept helper once vouched for a file that crashes a
-    /// fresh one) never reaches the next; a fork costs a fraction of a millisecond.
+    /// state damaged by one file never reaches the next, and a crash or hang costs the
+    /// child, not the helper; a fork costs a fraction of a millisecond.
     static func serve() -> Int32 {
         disable()
         // Children crash on hostile files by design: no core dump for each.
