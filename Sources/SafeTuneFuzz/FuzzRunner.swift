@@ -23,7 +23,8 @@ public struct FuzzRunner {
 
     public let target: FuzzTarget
     public let seeds: [[UInt8]]
-    /// Folder holding the current input (and, for recipes, sibling seeds).
+    /// Folder holding the current input (and, for recipes, sibling seeds), and the input of
+    /// each finding (`finding-<iteration>-<input name>`).
     public let scratch: URL
     /// Largest number of accepted mutants kept for further mutation.
     public var poolLimit = 256
@@ -71,6 +72,8 @@ public struct FuzzRunner {
                 shapes.insert(String(message.filter { !$0.isNumber }.prefix(120)))
             case let .badError(message):
                 report.findings.append((iteration, message))
+                // Kept for replay: `finding-<iteration>-input.h5` beside the scratch input.
+                try? Data(input).write(to: scratch.appendingPathComponent("finding-\(iteration)-\(target.inputName)"))
             }
             iteration += 1
             report.tried = iteration

@@ -131,6 +131,25 @@ struct CLITests {
         #expect((report["error"] as? String)?.contains("libhdf5-segfault.h5: reading it crashed a helper process") == true)
     }
 
+    /// `safetune` reads a checkpoint through the helper's clean copy in the temporary
+    /// folder, never the file itself: without a writable temporary folder it cannot read
+    /// one (one line), and with one it leaves no copy behind. The overread fixture (found
+    /// by the checkpoint campaign, seed 8801) faulted a fresh process that parsed it, while
+    /// the helper's child read it; through the copy it reads. In-process tests of this
+    /// would spawn helpers inside the test process, beside other suites' HDF5 work.
+    @Test(.enabled(if: BuiltBinary.safetune.url != nil, "safetune not built"))
+    func checkpointsAreReadThroughACleanCopy() throws {
+        let file = try Self.fixture("hostile/libhdf5-overread.h5").path
+        let temp = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: temp) }
+        let read = try BuiltBinary.safetune.run(["inspect", file], environment: ["TMPDIR": temp.path])
+        #expect(read.status == 0 && read.out.contains("model: gpt2, 1 layers"), "\(read.err)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temp.path).isEmpty)
+        let missing = temp.appendingPathComponent("missing").path
+        Self.expectOneLineError(try BuiltBinary.safetune.run(["inspect", file], environment: ["TMPDIR": missing]),
+                                mentioning: "read in a helper process, but its clean copy could not be written")
+    }
+
     /// The main loop through the real command line: a tokenizer trained by `safetune
     /// tokenizer train`, then `safetune train` learns a toy task; `--json` is one parseable
     /// object, and a recipe error is one line with exit status 2.

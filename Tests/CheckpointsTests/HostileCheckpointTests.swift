@@ -20,6 +20,12 @@ import Testing
         return (url, c)
     }
 
+    /// Names quoted from a damaged file may hold line breaks; the description stays one line.
+    @Test func descriptionsEscapeLineBreaks() {
+        let error = CheckpointError.missingAttribute(file: "f.h5", object: "/adapters/a\nb/A", attribute: "sha256")
+        #expect(error.description == #"f.h5: /adapters/a\u{a}b/A: missing attribute 'sha256'"#)
+    }
+
     @Test func truncatedFile() throws {
         defer { try? FileManager.default.removeItem(at: dir) }
         let (url, _) = try valid()

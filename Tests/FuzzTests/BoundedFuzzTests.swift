@@ -71,6 +71,17 @@ import TestSupport
         #expect(afterScratch(outcomes[4]) == inProcess)
     }
 
+    /// Found by the checkpoint campaign (seed 9206, input 13,129): a group name holding a
+    /// line break split the rejection over two lines. Every `CheckpointError` description
+    /// now escapes line breaks.
+    @Test(.enabled(if: BuiltBinary.fuzzer.url != nil, "safetune-fuzz not found next to the test bundle; build it with `swift build`"))
+    func aLineBreakInAGroupNameStaysOnOneLine() throws {
+        let file = Self.corpus.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/CheckpointsTests/Fixtures/hostile/newline-in-name.h5")
+        let r = try BuiltBinary.fuzzer.run(["replay", "--target", "checkpoint", "--read-seconds", "5", file.path])
+        #expect(r.status == 0 && r.out.contains("rejected(") && r.out.contains(#"transformer.h.0.att\\u{a}.c_attn/A"#), "\(r.out)")
+    }
+
     @Test(arguments: inProcess)
     func mutantsParseOrFailWithTypedErrors(_ target: FuzzTarget) throws {
         let seeds = try SeedCorpus.load(target, from: Self.corpus)

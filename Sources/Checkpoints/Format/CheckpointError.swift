@@ -1,3 +1,5 @@
+import Tokenizers
+
 /// Why a checkpoint (or a Hugging Face folder) could not be read or written.
 /// Each description is one line naming the file and the dataset, attribute or tensor.
 public enum CheckpointError: Error, CustomStringConvertible {
@@ -33,7 +35,11 @@ public enum CheckpointError: Error, CustomStringConvertible {
     case hdf5(HDF5Error)
     case safetensors(SafetensorsError)
 
-    public var description: String {
+    /// One line: names and paths quoted from a damaged file can hold line breaks, which
+    /// are escaped (`String.oneLine`).
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .io(file, reason): return "\(file): \(reason)"
         case let .notHDF5(file): return "\(file): not an HDF5 file"
