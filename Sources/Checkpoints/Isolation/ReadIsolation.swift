@@ -227,11 +227,12 @@ public enum ReadIsolation {
             process.stop()
         }
         let path = url.path
-        if case .reply(.read) = outcome { return copy }
-        // Whatever a failed read or write left of the copy.
-        try? FileManager.default.removeItem(at: copy)
+        var keep = false
+        // Whatever a failed read or write left of the copy goes.
+        defer { if !keep { try? FileManager.default.removeItem(at: copy) } }
         switch outcome {
         case .reply(.read):
+            keep = true
             return copy
         case let .reply(.cannotCopy(message)):
             throw .isolatedRead(file: path, message: "\(path): read in a helper process, but its clean copy could not be written: \(message)")
