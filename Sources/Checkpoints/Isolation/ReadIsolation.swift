@@ -279,12 +279,22 @@ private final class HelperProcess {
             close(input[0]); close(input[1])
             return
         }
+        guard let closeFrom = Self.closeFrom else {
+            startError = "this C library has no posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or later)"
+            close(input[0]); close(input[1]); close(output[0]); close(output[1])
+            return
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, input[0], 0)
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // The helper inherits no other descriptor. libhdf5 locks each file it opens
+        // (flock) and does not open it close-on-exec: an inherited descriptor would keep
+        // this process's lock for as long as the helper lives, and this process could not
+        // open that file again meanwhile, even after closing it.
+        _ = closeFrom(&actions, 3)
         // A crashing reader should die at once, not spend seconds symbolicating.
         let environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { _, new in new }
             .map { "\($0.key)=\($0.value)" }
@@ -299,7 +309,14 @@ private final class HelperProcess {
         if result != 0 { startError = "\(helper.executable.path): \(String(cString: strerror(result)))" }
     }
 
-    /// A pipe whose ends other helpers do not inherit.
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np`, which Swift's Glibc module does
+    /// not declare (it is a GNU extension), looked up at run time.
+    private static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
+    /// A pipe whose ends no other program this process starts inherits.
     private static func pipe(_ ends: inout [Int32]) -> Bool {
         guard Glibc.pipe(&ends) == 0 else { return false }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
