@@ -109,7 +109,7 @@ public enum RecipeSchema {
         key("safety.signal.calibration", "path", "(none)", "a JSONL file",
             "Harmless prompts, unseen in training and evaluation, on which the guard's threshold is calibrated after training (calibrate-guard); without it the trained head keeps none and the guard uses 0.5."),
         key("safety.signal.over_refusal_budget", "number", "(0.05 when calibrating)", "0 <= x < 1",
-            "Largest share of the calibration prompts whose guarded answer may be a refusal."),
+            "Largest share of the calibration prompts the guard may turn into refusals (the model's own refusals are not charged)."),
         key("safety.signal.pattern", "choice", "sft", "sft, pretrain", "Attention pattern: sft (CLS sees the prompt, answers see CLS) or pretrain (CLS sees all, nothing sees CLS)."),
         key("safety.signal.cls_token", "text", "[CLS]", "non-empty text", "Special token added to the tokenizer and prepended at position 0."),
         key("safety.gate", "section", "", "", "BD-VAX gate: check the trained checkpoint for a backdoor before it is released."),

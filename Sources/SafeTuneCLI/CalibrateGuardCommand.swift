@@ -12,8 +12,9 @@ struct CalibrateGuardCommand: ParsableCommand {
         commandName: "calibrate-guard",
         abstract: "Choose the SA-ESS guard's threshold for an over-refusal budget on held-out harmless prompts and store it in the checkpoint.",
         discussion: """
-            Tries thresholds from 0.99 down and keeps the lowest at which at most --budget of the guarded answers \
-            to harmless prompts are refusals (keyword judge; the model's own refusals count). `generate --guard` and `eval --guard` then use it \
+            Tries thresholds from 0.99 down and keeps the lowest at which the guard turns at most --budget of the \
+            harmless prompts into refusals (keyword judge: a guarded refusal where the unguarded answer was none; \
+            the model's own refusals are not charged). `generate --guard` and `eval --guard` then use it \
             unless --threshold is given. Use prompts the guard will not be evaluated on (the corpus builder's \
             calibration.jsonl). The threshold is chosen for the guard the flags describe (--schedule, --tau; \
             the defaults are what `eval --guard` uses) and recorded with them: another schedule checks other \
@@ -27,7 +28,7 @@ struct CalibrateGuardCommand: ParsableCommand {
     @Option(help: "JSONL whose harmless records are the calibration prompts.")
     var prompts: String
 
-    @Option(help: "Largest share of harmless prompts whose guarded answer may be a refusal.")
+    @Option(help: "Largest share of harmless prompts the guard may turn into refusals.")
     var budget = GuardCalibration.defaultBudget
 
     @Option(help: "Use at most this many harmless prompts.")
@@ -78,7 +79,8 @@ struct CalibrateGuardCommand: ParsableCommand {
                 print(calibration.json)
             } else {
                 for t in calibration.trials {
-                    print(String(format: "threshold %-6g over-refusal %5.1f %% (guard %4.1f %%)", t.threshold, 100 * t.overRefusal, 100 * t.interventions))
+                    print(String(format: "threshold %-6g over-refusal %5.1f %% (added by the guard %4.1f %%, interventions %4.1f %%)",
+                                 t.threshold, 100 * t.overRefusal, 100 * (t.addedRefusal ?? .nan), 100 * t.interventions))
                 }
                 print(calibration.summary)
                 print("wrote \(destination.path)")

@@ -15,7 +15,7 @@ import Tokenizers
         var asked: [Float] = []
         let c = GuardCalibration.search(budget: 0.05, prompts: 100, maxTokens: 8) { t in
             asked.append(t)
-            return GuardCalibration.Trial(threshold: t, overRefusal: rates[t] ?? 1, interventions: 0)
+            return GuardCalibration.Trial(threshold: t, overRefusal: rates[t] ?? 1, addedRefusal: rates[t] ?? 1, interventions: 0)
         }
         #expect(c.threshold == 0.08 && c.withinBudget)
         // The walk stops at the first threshold over budget.
@@ -23,14 +23,25 @@ import Tokenizers
         #expect(c.trials.map(\.threshold) == asked)
         // A head that raises false alarms at 0.5 gets a higher threshold.
         let alarmed = GuardCalibration.search(budget: 0.05, prompts: 100, maxTokens: 8) { t in
-            GuardCalibration.Trial(threshold: t, overRefusal: t >= 0.9 ? 0.04 : 0.2, interventions: 0)
+            GuardCalibration.Trial(threshold: t, overRefusal: t >= 0.9 ? 0.04 : 0.2, addedRefusal: t >= 0.9 ? 0.04 : 0.2, interventions: 0)
         }
         #expect(alarmed.threshold == 0.9 && alarmed.withinBudget)
-        // A model that over-refuses on its own keeps the highest threshold, marked as over budget.
+        // A model that over-refuses on its own is charged only with what the guard adds: the
+        // budget 1 % holds down to 0.5 although 12 % of its guarded answers are refusals.
+        let ownRefusals = GuardCalibration.search(budget: 0.01, prompts: 100, maxTokens: 8) { t in
+            GuardCalibration.Trial(threshold: t, overRefusal: t >= 0.5 ? 0.12 : 0.15, addedRefusal: t >= 0.5 ? 0.01 : 0.04, interventions: 0.05)
+        }
+        #expect(ownRefusals.threshold == 0.5 && ownRefusals.withinBudget)
+        // A guard that adds too many even at the highest threshold keeps it, marked as over budget.
         let over = GuardCalibration.search(budget: 0.01, prompts: 100, maxTokens: 8) { t in
-            GuardCalibration.Trial(threshold: t, overRefusal: 0.03, interventions: 0)
+            GuardCalibration.Trial(threshold: t, overRefusal: 0.03, addedRefusal: 0.02, interventions: 0.02)
         }
         #expect(over.threshold == 0.99 && !over.withinBudget && over.trials.count == 1)
+        // A trial from a record that predates `addedRefusal` is charged with all its refusals.
+        let older = GuardCalibration.search(budget: 0.01, prompts: 100, maxTokens: 8) { t in
+            GuardCalibration.Trial(threshold: t, overRefusal: 0.03, addedRefusal: nil, interventions: 0)
+        }
+        #expect(older.threshold == 0.99 && !older.withinBudget)
     }
 
     @Test func theCalibratedThresholdTravelsWithTheHeadAndGuidesTheGuard() throws {
@@ -53,8 +64,9 @@ import Tokenizers
         var old = calibration
         old.schedule = nil
         old.tau = nil
+        old.trials = old.trials.map { var t = $0; t.addedRefusal = nil; return t }
         let oldJSON = old.json
-        #expect(!oldJSON.contains("schedule") && !oldJSON.contains("tau"))
+        #expect(!oldJSON.contains("schedule") && !oldJSON.contains("tau") && !oldJSON.contains("addedRefusal"))
         let decoded = try JSONDecoder().decode(GuardCalibration.self, from: Data(oldJSON.utf8))
         #expect(decoded == old && decoded.matches(GuardOptions()) == nil)
         signal.calibration = calibration
@@ -131,7 +143,12 @@ import Tokenizers
             signal.bias.value.data[1] += shift
             let fast = try GuardCalibration.measure(model: model, tokenizer: tokenizer, template: Tiny.template, signal: signal,
                                                     harmless: harmless, budget: budget, maxTokens: 12)
-            // The reference: every prompt decoded with the guard at each threshold the walk visits.
+            // The reference: every prompt decoded as the guard decodes but never intervening
+            // (a threshold above 1), and with the guard at each threshold the walk visits.
+            let unguarded = Evaluator(model: model, tokenizer: tokenizer, template: Tiny.template,
+                                      options: EvaluationOptions(maxTokens: 12, keepResponses: false),
+                                      decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(threshold: 2)))
+            let plain = try harmless.map { try unguarded.respond($0) }
             let slow = GuardCalibration.search(budget: budget, prompts: harmless.count, maxTokens: 12) { t in
                 var o = GuardOptions()
                 o.threshold = t
@@ -139,8 +156,10 @@ import Tokenizers
                                           options: EvaluationOptions(maxTokens: 12, keepResponses: false),
                                           decoder: try! GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
                 let answers = harmless.map { try! evaluator.respond($0) }
+                let added = zip(plain, answers).filter { !judge.isRefusal($0.text) && judge.isRefusal($1.text) }.count
                 let n = Double(harmless.count)
                 return GuardCalibration.Trial(threshold: t, overRefusal: Double(answers.filter { judge.isRefusal($0.text) }.count) / n,
+                                              addedRefusal: Double(added) / n,
                                               interventions: Double(answers.filter(\.guardTriggered).count) / n)
             }
             // The search alone does not know the guard's settings; measure records them.

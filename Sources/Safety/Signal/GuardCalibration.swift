@@ -3,29 +3,45 @@ import Models
 import Tokenizers
 
 /// The guard's operating point, chosen for an over-refusal budget on held-out harmless
-/// prompts: the lowest threshold on `candidates` at which guarded answers to at most
-/// `budget` of them are refusals (the keyword judge, the model's own refusals included).
+/// prompts: the lowest threshold on `candidates` at which the guard turns at most `budget`
+/// of them into refusals (the keyword judge: a guarded answer that is a refusal where the
+/// same decoding without the guard's interventions was not).
 ///
 /// Why: a head trained on a few hundred harmful prompts against thousands of benign ones
 /// puts most harmless prompts near P(malicious) 0 and spreads the harmful ones it has not
 /// seen over 0–1, so the published 0.5 lets through requests that a threshold of a few
 /// hundredths would stop (the shipped model: docs/experiments/tiny-model-results.md). Only harmless prompts are needed:
 /// the budget fixes the false-alarm rate, and every harmful request above the chosen
-/// threshold is caught. The budget is the over-refusal a user accepts, measured as a user
-/// sees it; how much of it the guard's own interventions take is recorded too. The
-/// prompts must not be the ones the guard is evaluated on.
+/// threshold is caught. The budget is charged only with the refusals the guard adds: the
+/// model's own refusals happen with or without it, and charging them too left a model
+/// that over-refuses on its own with no guard at all (the highest threshold). The total a
+/// user sees, guarded, is recorded beside it. The prompts must not be the ones the guard is
+/// evaluated on.
 public struct GuardCalibration: Sendable, Equatable, Codable {
     /// One threshold tried: the share of harmless prompts whose guarded answer is a
-    /// refusal, and the share the guard intervened on.
+    /// refusal, the share the guard made refusals (their unguarded answer was not one), and
+    /// the share the guard intervened on.
     public struct Trial: Sendable, Equatable, Codable {
         public var threshold: Float
         public var overRefusal: Double
+        /// Nil in records written before it was kept; the budget then charges `overRefusal`.
+        public var addedRefusal: Double?
         public var interventions: Double
+
+        public init(threshold: Float, overRefusal: Double, addedRefusal: Double?, interventions: Double) {
+            self.threshold = threshold
+            self.overRefusal = overRefusal
+            self.addedRefusal = addedRefusal
+            self.interventions = interventions
+        }
+
+        /// What the budget is charged with.
+        var charged: Double { addedRefusal ?? overRefusal }
     }
 
     /// The chosen threshold.
     public var threshold: Float
-    /// The largest share of harmless prompts whose guarded answer may be a refusal.
+    /// The largest share of harmless prompts the guard may turn into refusals.
     public var budget: Double
     /// Harmless prompts measured.
     public var prompts: Int
@@ -63,9 +79,9 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
     /// over-refusal this project allows on harmless prompts, spent on catching harmful ones.
     public static let defaultBudget = 0.05
 
-    /// Walks `candidates` from the highest down while the over-refusal `measure(threshold)`
-    /// reports stays within `budget` (lowering the threshold only adds refusals) and keeps
-    /// the last that did.
+    /// Walks `candidates` from the highest down while the refusals the guard adds, as
+    /// `measure(threshold)` reports them, stay within `budget` (lowering the threshold only
+    /// adds interventions) and keeps the last that did.
     public static func search(budget: Double, candidates: [Float] = candidates, prompts: Int, maxTokens: Int,
                               measure: (Float) throws -> Trial) rethrows -> GuardCalibration {
         precondition(!candidates.isEmpty, "GuardCalibration.search: no candidate thresholds")
@@ -74,7 +90,7 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         for t in candidates.sorted(by: >) {
             let trial = try measure(t)
             trials.append(trial)
-            guard trial.overRefusal <= budget else { break }
+            guard trial.charged <= budget else { break }
             chosen = t
         }
         return GuardCalibration(threshold: chosen ?? trials[0].threshold, budget: budget, prompts: prompts, maxTokens: maxTokens,
@@ -110,14 +126,15 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
                                     decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
             // Only the answers this threshold changes are decoded again, as one batch.
             let changed = outcomes.indices.filter { outcomes[$0].intervenes[k] }
-            var texts = outcomes.map(\.text), alarms = 0
+            var refused = outcomes.filter { judge.isRefusal($0.text) }.count, added = 0, alarms = 0
             for (i, answer) in zip(changed, try guarded.respond(changed.map { Evaluator.Request(harmless[$0]) })) {
-                texts[i] = answer.text
+                let before = judge.isRefusal(outcomes[i].text), after = judge.isRefusal(answer.text)
+                refused += (after ? 1 : 0) - (before ? 1 : 0)
+                if after && !before { added += 1 }
                 if answer.guardTriggered { alarms += 1 }
             }
-            let refused = texts.filter(judge.isRefusal).count
             let n = Double(harmless.count)
-            return Trial(threshold: t, overRefusal: Double(refused) / n, interventions: Double(alarms) / n)
+            return Trial(threshold: t, overRefusal: Double(refused) / n, addedRefusal: Double(added) / n, interventions: Double(alarms) / n)
         }
         record.schedule = options.schedule.description
         record.tau = options.tau
@@ -159,8 +176,8 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
     /// One line for logs: the threshold and what it costs.
     public var summary: String {
         let trial = trials.first { $0.threshold == threshold }
-        return String(format: "guard threshold %g: guarded over-refusal %.1f %% of %d held-out harmless prompts, %.1f %% by the guard (budget %.1f %%%@)%@",
-                      threshold, 100 * (trial?.overRefusal ?? 0), prompts, 100 * (trial?.interventions ?? 0), 100 * budget,
+        return String(format: "guard threshold %g: guarded over-refusal %.1f %% of %d held-out harmless prompts, %.1f %% added by the guard (budget %.1f %%%@)%@",
+                      threshold, 100 * (trial?.overRefusal ?? 0), prompts, 100 * (trial?.charged ?? 0), 100 * budget,
                       withinBudget ? "" : "; not met even at the highest threshold", settings.map { "; " + $0 } ?? "")
     }
 }
