@@ -94,6 +94,7 @@ struct EvalCommand: ParsableCommand {
                                          decoder: decoder)
         }
         var report = EvaluationReport(maxTokens: maxTokens)
+        let started = Date()
         do {
             switch suite {
             case .safety:
@@ -122,6 +123,8 @@ struct EvalCommand: ParsableCommand {
         } catch {
             throw CommandFailure.report(String(describing: error))
         }
+        // The whole evaluation: the attack runs' own sums leave out the over-refusal passes.
+        report.seconds = Date().timeIntervalSince(started)
         if let decoder = guardedEvaluator?.decoder as? GuardedDecoder {
             report.guardThreshold = GuardCalibration.decimal(decoder.threshold)
             report.guardThresholdCalibrated = guardFlags.threshold == nil && decoder.signal.calibration != nil

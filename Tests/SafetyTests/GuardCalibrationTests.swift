@@ -111,14 +111,15 @@ import Tokenizers
         let replay = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: options)
         var intervened = 0, left = 0
         for prompt in prompts {
-            let (answer, intervenes) = try replay.interventions(prompt: prompt, thresholds: thresholds, options: SignalGuardTests.free)
-            for (t, flag) in zip(thresholds, intervenes) {
+            let (answer, insertions) = try replay.interventions(prompt: prompt, thresholds: thresholds, options: SignalGuardTests.free)
+            for (t, insertion) in zip(thresholds, insertions) {
                 var o = options
                 o.threshold = t
                 let live = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o)
                     .generate(prompt: prompt, options: SignalGuardTests.free)
-                #expect(flag == (live.refusalAt != nil), "threshold \(t)")
-                if flag { intervened += 1 } else {
+                // Where the refusal goes in, not only whether.
+                #expect(insertion == live.refusalAt, "threshold \(t)")
+                if insertion != nil { intervened += 1 } else {
                     left += 1
                     #expect(live.tokens == answer.tokens && live.text == answer.text)
                 }
@@ -128,7 +129,7 @@ import Tokenizers
         #expect(intervened > 0 && left > 0)
         // No threshold: the whole unguarded answer.
         let bare = try replay.interventions(prompt: prompts[0], thresholds: [], options: SignalGuardTests.free)
-        #expect(bare.intervenes.isEmpty && bare.answer.tokens.count == SignalGuardTests.free.maxTokens)
+        #expect(bare.insertions.isEmpty && bare.answer.tokens.count == SignalGuardTests.free.maxTokens)
     }
 
     @Test func calibrationFromOneDecodingEqualsDecodingAtEveryThreshold() throws {

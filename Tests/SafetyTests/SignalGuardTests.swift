@@ -126,7 +126,7 @@ import Tokenizers
                 #expect(zip(a.trace, b.trace).allSatisfy { abs($0.pMalicious - $1.pMalicious) < 1e-5 })
             }
             let replay = try decoder.interventions(prompts: prompts, thresholds: thresholds, options: options, batch: batch)
-            #expect(replay.map(\.answer.tokens) == replayOne.map(\.answer.tokens) && replay.map(\.intervenes) == replayOne.map(\.intervenes))
+            #expect(replay.map(\.answer.tokens) == replayOne.map(\.answer.tokens) && replay.map(\.insertions) == replayOne.map(\.insertions))
         }
     }
 

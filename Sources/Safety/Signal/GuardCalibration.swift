@@ -107,31 +107,40 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         guard budget >= 0, budget < 1 else {
             throw EvaluationError.invalidOption(name: "budget", reason: "must lie in [0, 1), got \(budget)")
         }
-        // One decoding per prompt tells, for every candidate, whether the guard would
-        // intervene (`GuardedDecoder.interventions`). An answer the guard leaves alone is the
-        // unguarded one and is judged as decoded; only answers it changes are decoded again,
-        // at their threshold. The outcome is that of decoding every prompt at every threshold.
+        // One decoding per prompt tells, for every candidate, where the guard would insert
+        // the refusal (`GuardedDecoder.interventions`). An answer the guard leaves alone is
+        // the unguarded one and is judged as decoded. An answer it changes depends only on
+        // where the refusal goes in, so it is decoded once per insertion point, at the first
+        // threshold that inserts there. The outcome is that of decoding every prompt at
+        // every threshold.
         let evaluation = EvaluationOptions(maxTokens: maxTokens, keepResponses: false)
         let recorder = InterventionRecorder(decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: options),
                                             thresholds: candidates)
         let replay = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation, decoder: recorder)
-        let outcomes = zip(try replay.respond(harmless.map { Evaluator.Request($0) }), recorder.intervenes).map {
-            (text: $0.text, intervenes: $1)
+        let outcomes = zip(try replay.respond(harmless.map { Evaluator.Request($0) }), recorder.insertions).map {
+            (text: $0.text, insertions: $1)
         }
+        struct Insertion: Hashable { let prompt: Int, at: Int }
+        var rewritten: [Insertion: (refusal: Bool, triggered: Bool)] = [:]
         var record = try search(budget: budget, prompts: harmless.count, maxTokens: maxTokens) { t in
             let k = candidates.firstIndex(of: t)!
-            var o = options
-            o.threshold = t
-            let guarded = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation,
-                                    decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
-            // Only the answers this threshold changes are decoded again, as one batch.
-            let changed = outcomes.indices.filter { outcomes[$0].intervenes[k] }
+            let changed = outcomes.indices.compactMap { i in outcomes[i].insertions[k].map { Insertion(prompt: i, at: $0) } }
+            let new = changed.filter { rewritten[$0] == nil }
+            if !new.isEmpty {
+                var o = options
+                o.threshold = t
+                let guarded = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation,
+                                        decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
+                for (key, answer) in zip(new, try guarded.respond(new.map { Evaluator.Request(harmless[$0.prompt]) })) {
+                    rewritten[key] = (judge.isRefusal(answer.text), answer.guardTriggered)
+                }
+            }
             var refused = outcomes.filter { judge.isRefusal($0.text) }.count, added = 0, alarms = 0
-            for (i, answer) in zip(changed, try guarded.respond(changed.map { Evaluator.Request(harmless[$0]) })) {
-                let before = judge.isRefusal(outcomes[i].text), after = judge.isRefusal(answer.text)
-                refused += (after ? 1 : 0) - (before ? 1 : 0)
-                if after && !before { added += 1 }
-                if answer.guardTriggered { alarms += 1 }
+            for key in changed {
+                let before = judge.isRefusal(outcomes[key.prompt].text), after = rewritten[key]!
+                refused += (after.refusal ? 1 : 0) - (before ? 1 : 0)
+                if after.refusal && !before { added += 1 }
+                if after.triggered { alarms += 1 }
             }
             let n = Double(harmless.count)
             return Trial(threshold: t, overRefusal: Double(refused) / n, addedRefusal: Double(added) / n, interventions: Double(alarms) / n)
@@ -142,11 +151,11 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
     }
 
     /// Decodes with every candidate threshold at once and keeps, for each answer of the last
-    /// call, which of them intervened (the answer itself is the unguarded one).
+    /// call, where each of them would insert the refusal (the answer itself is the unguarded one).
     private final class InterventionRecorder: AnswerDecoder {
         let decoder: GuardedDecoder
         let thresholds: [Float]
-        private(set) var intervenes: [[Bool]] = []
+        private(set) var insertions: [[Int?]] = []
 
         init(decoder: GuardedDecoder, thresholds: [Float]) {
             self.decoder = decoder
@@ -157,7 +166,7 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
 
         func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer] {
             let outcomes = try decoder.interventions(prompts: prompts, thresholds: thresholds, options: options)
-            intervenes = outcomes.map(\.intervenes)
+            insertions = outcomes.map(\.insertions)
             return outcomes.map { DecodedAnswer(tokens: $0.answer.tokens, text: $0.answer.text, guardTriggered: false) }
         }
     }

@@ -95,22 +95,23 @@ public final class GuardedDecoder: AnswerDecoder {
         try decode(prompts: prompts, options: options, thresholds: [threshold], rewrite: true, batch: batch).map(\.result)
     }
 
-    /// For each of `thresholds`, whether guarded decoding of `prompt` with it would insert
-    /// the refusal, from one decoding. Until a refusal goes in, a guarded answer is the
-    /// unguarded one (checks only read the cache), so one policy per threshold replays over
-    /// that answer and the checks they share are computed once. `answer` is the guarded
-    /// answer of every threshold that does not intervene; decoding stops early, with a
-    /// shorter answer, once every threshold has intervened.
+    /// For each of `thresholds`, where guarded decoding of `prompt` with it would insert the
+    /// refusal (its `refusalAt`; nil: it would not), from one decoding. Until a refusal goes
+    /// in, a guarded answer is the unguarded one (checks only read the cache), so one policy
+    /// per threshold replays over that answer and the checks they share are computed once.
+    /// `answer` is the guarded answer of every threshold that does not intervene; decoding
+    /// stops early, with a shorter answer, once every threshold has intervened. Thresholds
+    /// that insert at the same point give the same guarded answer.
     public func interventions(prompt: [Int], thresholds: [Float], options gen: GenerationOptions) throws(ModelError)
-        -> (answer: GuardedResult, intervenes: [Bool]) {
+        -> (answer: GuardedResult, insertions: [Int?]) {
         try interventions(prompts: [prompt], thresholds: thresholds, options: [gen])[0]
     }
 
     /// `interventions(prompt:thresholds:options:)` for each of `prompts`, decoded in batches.
     public func interventions(prompts: [[Int]], thresholds: [Float], options: [GenerationOptions],
-                              batch: Int = Generator.defaultBatch) throws(ModelError) -> [(answer: GuardedResult, intervenes: [Bool])] {
+                              batch: Int = Generator.defaultBatch) throws(ModelError) -> [(answer: GuardedResult, insertions: [Int?])] {
         try decode(prompts: prompts, options: options, thresholds: thresholds, rewrite: false, batch: batch).map {
-            ($0.result, $0.insertions.map { $0 != nil })
+            ($0.result, $0.insertions)
         }
     }
 
