@@ -272,16 +272,15 @@ private final class HelperProcess {
     private var pending: [UInt8] = []
 
     init(_ helper: ReadIsolation.Helper) {
+        guard let closeFrom = Self.closeFrom else {
+            startError = "this C library has no posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or later)"
+            return
+        }
         var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1]
         guard Self.pipe(&input) else { startError = String(cString: strerror(errno)); return }
         guard Self.pipe(&output) else {
             startError = String(cString: strerror(errno))
             close(input[0]); close(input[1])
-            return
-        }
-        guard let closeFrom = Self.closeFrom else {
-            startError = "this C library has no posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or later)"
-            close(input[0]); close(input[1]); close(output[0]); close(output[1])
             return
         }
         var actions = posix_spawn_file_actions_t()
@@ -311,10 +310,10 @@ private final class HelperProcess {
 
     /// glibc's `posix_spawn_file_actions_addclosefrom_np`, which Swift's Glibc module does
     /// not declare (it is a GNU extension), looked up at run time.
-    private static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
-        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }()
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let closeFrom: CloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map {
+        unsafeBitCast($0, to: CloseFrom.self)
+    }
 
     /// A pipe whose ends no other program this process starts inherits.
     private static func pipe(_ ends: inout [Int32]) -> Bool {
