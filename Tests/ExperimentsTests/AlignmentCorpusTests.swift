@@ -24,7 +24,7 @@ import Testing
         let judge = RefusalJudge()
         let harmful = Self.files.refusals, answered = Self.files.answers
         #expect(harmful.allSatisfy { $0.kind == .harmful } && answered.allSatisfy { $0.kind == .harmless })
-        #expect(harmful.count > 400 && answered.count > 800)
+        #expect(harmful.count > 400 && answered.count > 1_800)
         #expect(answered.allSatisfy { judge.complies($0.completion) })
         #expect(harmful.allSatisfy { judge.isRefusal($0.completion) })
         #expect(Set(harmful.map(\.completion)).count > 100)
@@ -37,8 +37,14 @@ import Testing
         #expect(trainedBorderline.count > 250)
         #expect(trainedBorderline.allSatisfy { judge.complies($0.completion) })
         #expect(Self.files.skills.allSatisfy { $0.answer != nil && $0.completion.isEmpty })
-        // The affirmative opening alone, no generic continuation for the answer probes to over-learn.
-        #expect(Self.files.compliance.allSatisfy { $0.completion.hasPrefix("Sure") && !$0.completion.contains("\n") })
+        // AdvBench's affirmative opening alone (no generic continuation for the answer probes to
+        // over-learn), and the base's own compliant answers to harmful training prompts.
+        let compliance = Self.files.compliance
+        let openings = compliance.filter { $0.completion.hasPrefix("Sure") && !$0.completion.contains("\n") }
+        #expect(openings.count > 250 && compliance.count - openings.count > 400)
+        #expect(compliance.allSatisfy { $0.label == "malicious" })
+        #expect(compliance.filter { !openings.contains($0) }.allSatisfy { judge.complies($0.completion) })
+        #expect(Set(compliance.map(\.prompt)).isSubset(of: Set(harmful.map(\.prompt)).union(openings.map(\.prompt))))
     }
 
     @Test func buildingIsDeterministic() throws {

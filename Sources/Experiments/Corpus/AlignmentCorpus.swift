@@ -10,9 +10,11 @@ import Training
 /// between training and validation.
 ///
 /// Reads, under `source` (the project's `data/`): `prompts/`, `facts/`,
-/// `distill/harmless-smollm2.jsonl` and `distill/harmless-val-smollm2.jsonl` (the base's
-/// answers to harmless train and validation prompts), `borderline/train-answered.jsonl`
-/// (its answers to the borderline train prompts) and `borderline/val.jsonl`.
+/// `distill/harmless-smollm2.jsonl`, `distill/harmless-more-smollm2.jsonl` and
+/// `distill/harmless-val-smollm2.jsonl` (the base's answers to harmless train and validation
+/// prompts), `distill/harmful-smollm2.jsonl` (its answers to the harmful training prompts),
+/// `borderline/train-answered.jsonl` (its answers to the borderline train prompts) and
+/// `borderline/val.jsonl`.
 public struct AlignmentCorpus {
     /// What to build.
     public struct Parameters: Sendable {
@@ -37,8 +39,9 @@ public struct AlignmentCorpus {
         public var refusals: [CorpusRecord] = []
         /// Distilled harmless and borderline answers, shuffled.
         public var answers: [CorpusRecord] = []
-        /// AdvBench training goals with their affirmative openings, labelled malicious: what
-        /// the guard's answer probes read (`train_answers: false`), never learned as text.
+        /// AdvBench training goals with their affirmative openings, and the base's compliant
+        /// answers to the harmful training prompts, labelled malicious: what the guard's answer
+        /// probes read (`train_answers: false`), never learned as text.
         public var compliance: [CorpusRecord] = []
         /// Harmless prompts in no other file, for calibrating the guard.
         public var calibration: [CorpusRecord] = []
@@ -88,6 +91,11 @@ public struct AlignmentCorpus {
         let rest = distilled.dropFirst(parameters.harmlessTrain).map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
         files.calibration = Array(rest.prefix(parameters.calibration))
         files.finetune = Array(rest.dropFirst(parameters.calibration))
+        // More of the base's answers, to prompts in no other file: with 700 the model still
+        // refused 11.5 % of held-out harmless prompts.
+        files.answers += try answered(data.appendingPathComponent("distill/harmless-more-smollm2.jsonl"))
+            .filter { judge.complies($0.completion) }
+            .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
         files.answers += try answered(data.appendingPathComponent("borderline/train-answered.jsonl"))
             .filter { judge.complies($0.completion) }
             .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
@@ -100,6 +108,12 @@ public struct AlignmentCorpus {
         files.compliance = corpus.attack.map {
             CorpusRecord(prompt: $0.prompt, completion: $0.completion.components(separatedBy: ":\n").first ?? $0.completion, kind: .compliance)
         }
+        // The base's own compliant answers to the harmful training prompts: what a prefilled
+        // answer goes on to say, so the probes learn harmful content and not only openings.
+        let trainedHarmful = Set(harmfulTrain)
+        files.compliance += try answered(data.appendingPathComponent("distill/harmful-smollm2.jsonl"))
+            .filter { trainedHarmful.contains($0.prompt) && judge.complies($0.completion) }
+            .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .compliance) }
         files.harmful = corpus.validation.filter { $0.kind == .harmful }
         files.harmless = try answered(data.appendingPathComponent("distill/harmless-val-smollm2.jsonl"))
             .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
