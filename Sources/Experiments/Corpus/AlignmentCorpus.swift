@@ -91,8 +91,8 @@ public struct AlignmentCorpus {
         let rest = distilled.dropFirst(parameters.harmlessTrain).map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
         files.calibration = Array(rest.prefix(parameters.calibration))
         files.finetune = Array(rest.dropFirst(parameters.calibration))
-        // More of the base's answers, to prompts in no other file: with 700 the model still
-        // refused 11.5 % of held-out harmless prompts.
+        // More of the base's answers, to prompts in no other file: with fewer, the model
+        // learnt to refuse the form of a request (a short imperative) rather than its topic.
         files.answers += try answered(data.appendingPathComponent("distill/harmless-more-smollm2.jsonl"))
             .filter { judge.complies($0.completion) }
             .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
