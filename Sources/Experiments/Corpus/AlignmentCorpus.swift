@@ -83,22 +83,15 @@ public struct AlignmentCorpus {
 
         let harmfulTrain = corpus.train.filter { $0.kind == .harmful }.map(\.prompt)
         files.refusals = harmfulTrain.map { CorpusRecord(prompt: $0, completion: Self.refusal(&rng), kind: .harmful) }
-        // A distilled answer that the refusal judge reads as a refusal would teach refusing
-        // harmless requests (or, for borderline ones, the words this set exists to defuse).
-        let judge = RefusalJudge()
         let distilled = try answered(data.appendingPathComponent("distill/harmless-smollm2.jsonl"))
-        files.answers = distilled.prefix(parameters.harmlessTrain).filter { judge.complies($0.completion) }.map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
+        files.answers = Self.complying(distilled.prefix(parameters.harmlessTrain), kind: .harmless)
         let rest = distilled.dropFirst(parameters.harmlessTrain).map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
         files.calibration = Array(rest.prefix(parameters.calibration))
         files.finetune = Array(rest.dropFirst(parameters.calibration))
         // More of the base's answers, to prompts in no other file: with fewer, the model
         // learnt to refuse the form of a request (a short imperative) rather than its topic.
-        files.answers += try answered(data.appendingPathComponent("distill/harmless-more-smollm2.jsonl"))
-            .filter { judge.complies($0.completion) }
-            .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
-        files.answers += try answered(data.appendingPathComponent("borderline/train-answered.jsonl"))
-            .filter { judge.complies($0.completion) }
-            .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
+        files.answers += Self.complying(try answered(data.appendingPathComponent("distill/harmless-more-smollm2.jsonl")), kind: .harmless)
+        files.answers += Self.complying(try answered(data.appendingPathComponent("borderline/train-answered.jsonl")), kind: .harmless)
         CorpusBuilder.shuffle(&files.answers, &rng)
         files.anchors = harmfulTrain.prefix(parameters.anchors / 2).map { CorpusBuilder.Anchor(prompt: $0, label: "malicious") }
             + distilled.prefix(parameters.anchors - parameters.anchors / 2).map { CorpusBuilder.Anchor(prompt: $0.prompt, label: "benign") }
@@ -111,9 +104,8 @@ public struct AlignmentCorpus {
         // The base's own compliant answers to the harmful training prompts: what a prefilled
         // answer goes on to say, so the probes learn harmful content and not only openings.
         let trainedHarmful = Set(harmfulTrain)
-        files.compliance += try answered(data.appendingPathComponent("distill/harmful-smollm2.jsonl"))
-            .filter { trainedHarmful.contains($0.prompt) && judge.complies($0.completion) }
-            .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .compliance) }
+        files.compliance += Self.complying(try answered(data.appendingPathComponent("distill/harmful-smollm2.jsonl"))
+            .filter { trainedHarmful.contains($0.prompt) }, kind: .compliance)
         files.harmful = corpus.validation.filter { $0.kind == .harmful }
         files.harmless = try answered(data.appendingPathComponent("distill/harmless-val-smollm2.jsonl"))
             .map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: .harmless) }
@@ -162,6 +154,15 @@ public struct AlignmentCorpus {
     }
 
     // MARK: - Sources
+
+    /// The answered records whose answers the refusal judge does not read as refusals: a
+    /// refusal among harmless answers would teach refusing harmless requests (or, for
+    /// borderline ones, the words that set exists to defuse), and among compliant ones would
+    /// teach the answer probes that refusing is compliance.
+    private static func complying(_ answers: some Sequence<(prompt: String, completion: String)>, kind: CorpusRecord.Kind) -> [CorpusRecord] {
+        let judge = RefusalJudge()
+        return answers.filter { judge.complies($0.completion) }.map { CorpusRecord(prompt: $0.prompt, completion: $0.completion, kind: kind) }
+    }
 
     /// Prompt and completion of each record of an answered JSONL file.
     private func answered(_ url: URL) throws -> [(prompt: String, completion: String)] {
