@@ -124,26 +124,42 @@ public final class RecipeRun {
         let trainer = try Trainer(recipe: recipe, bundle: bundle, objective: objective, parameters: parameters.trainer)
         let signal = (objective as? SignalObjective)?.signal
         let suiteSet = try Self.suiteSet(recipe)
-        func measure(_ when: String, guarded: Bool) throws -> SuiteMeasurement? {
+        func measure(_ when: String, guarded: Bool, keptBeside parent: URL? = nil) throws -> SuiteMeasurement? {
             guard let suiteSet else { return nil }
+            let cache = try parent.flatMap {
+                try MeasurementCache(parent: $0, set: suiteSet, suites: recipe.eval.suites.map(\.rawValue),
+                                     template: trainer.encoder.template.style.rawValue, maxTokens: recipe.eval.maxTokens, guarded: guarded)
+            }
+            if let cache, let kept = cache.measurement() {
+                progress(.started(.measuring, detail: "safety and utility \(when): the parent's, kept in \(cache.directory.lastPathComponent)"))
+                return kept
+            }
             progress(.started(.measuring, detail: "safety and utility \(when) (\(suiteSet.all.count) prompts)"))
-            return try SuiteMeasurement.measure(
+            let measured = try SuiteMeasurement.measure(
                 model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template,
                 signal: guarded ? signal : nil, set: suiteSet, suites: recipe.eval.suites, maxTokens: recipe.eval.maxTokens)
+            if let problem = cache?.store(measured) { progress(.note(.measuring, problem)) }
+            return measured
         }
         let root = parameters.trainer.processes.isRoot
-        let before = parameters.trainer.resume || !root ? nil : try measure("before training", guarded: baseHasSignal)
+        // Before training the model computes its parent file's function (fresh LoRA adapters
+        // add zero) unless a new signal grew its vocabulary or another tokenizer reads it, so
+        // the measurement is the parent's and is kept beside it for the next run.
+        let parentOnly = !(recipe.safety.signal.enabled && !baseHasSignal) && recipe.model.tokenizer == nil
+        let before = parameters.trainer.resume || !root ? nil
+            : try measure("before training", guarded: baseHasSignal, keptBeside: parentOnly ? recipe.model.base?.url : nil)
         // Training moves the head, so a threshold calibrated for the base's head no longer holds.
         signal?.calibration = nil
         let ssah = try applySSAH(to: trainer, progress: progress)
-        let summary = try trainer.run { progress(.training($0)) }
+        var guardCalibration: GuardCalibration?
+        let summary = try trainer.run(progress: { progress(.training($0)) },
+                                      finishing: { guardCalibration = try calibrateGuard(signal, of: trainer, progress: progress) })
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         guard root else {
             return Result(summary: summary, before: nil, after: nil, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint,
                           report: nil, gate: nil, guardCalibration: nil)
         }
         let finished = summary.steps == trainer.plan.totalSteps
-        let guardCalibration = finished ? try calibrateGuard(signal, of: trainer, in: checkpoint, progress: progress) : nil
         let after = finished ? try measure("after training", guarded: true) : nil
         let gate = finished ? try runGate(on: checkpoint, steps: summary.steps, frozen: ssah?.frozen, progress: progress) : nil
         let report = try writeReport(summary: summary, checkpoint: checkpoint, finished: finished, trainer: trainer,
@@ -176,9 +192,9 @@ public final class RecipeRun {
     }
 
     /// SA-ESS (`safety.signal.calibration`): the trained head's guard threshold, measured on
-    /// harmless prompts and stored in the checkpoint; nil without a signal or calibration file.
-    private func calibrateGuard(_ signal: SafetySignal?, of trainer: Trainer, in checkpoint: URL,
-                                progress: (Progress) -> Void) throws -> GuardCalibration? {
+    /// harmless prompts and kept in the signal, so the final checkpoint stores it; nil
+    /// without a signal or calibration file.
+    private func calibrateGuard(_ signal: SafetySignal?, of trainer: Trainer, progress: (Progress) -> Void) throws -> GuardCalibration? {
         guard let signal, let prompts = recipe.safety.signal.calibration else { return nil }
         progress(.started(.guardCalibration, detail: prompts.written))
         let calibration = try GuardCalibration.measure(
@@ -186,13 +202,6 @@ public final class RecipeRun {
             harmless: EvaluationSet.load(contentsOf: prompts.url).harmless.map(\.prompt),
             budget: recipe.safety.signal.overRefusalBudget, maxTokens: recipe.eval.maxTokens)
         signal.calibration = calibration
-        // The adapter-only copy beside a LoRA run's checkpoint carries the same head.
-        let adapters = checkpoint.deletingLastPathComponent().appendingPathComponent(Trainer.adapterFileName)
-        for url in [checkpoint] + (FileManager.default.fileExists(atPath: adapters.path) ? [adapters] : []) {
-            var written = try Checkpoint.read(from: url)
-            written.signal = signal.tensorGroup
-            try written.write(to: url)
-        }
         progress(.guardCalibrated(calibration))
         return calibration
     }

@@ -230,4 +230,50 @@ import Tokenizers
         #expect(child.guardCalibration == nil)
         #expect(try SafetySignal(group: try #require(try Checkpoint.read(from: child.checkpoint).signal)).calibration == nil)
     }
+
+    /// The measurement before training is the parent's: kept beside the parent file, reused
+    /// by the next fine-tune of it, and not by one of a parent file that changed.
+    @Test func theParentsMeasurementIsKeptAndReused() throws {
+        let root = try Self.makeFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let parent = try RecipeRun(recipe: Self.recipe(in: root, """
+            adapters: {kind: full}
+            safety:
+              gate: {enabled: false}
+              signal: {enabled: true, lambda: 0.5}
+            """)).run().checkpoint
+        func fineTune(_ name: String) throws -> (before: SuiteMeasurement, measuring: String) {
+            let url = root.appendingPathComponent("\(name).yaml")
+            try Data("""
+                model: {base: \(parent.path), template: plain}
+                data: {train: [data.jsonl], eval: [data.jsonl]}
+                adapters: {kind: lora, rank: 2, alpha: 4}
+                optimizer: {lr: 0.02}
+                training: {steps: 2, batch_size: 4, seq_len: 48, seed: 4, threads: 1}
+                eval: {every: 0, prompts: 2, max_tokens: 4}
+                safety:
+                  gate: {enabled: false}
+                  signal: {enabled: true, lambda: 0.5}
+                output: {dir: \(name)}
+                """.utf8).write(to: url)
+            var measuring: [String] = []
+            let result = try RecipeRun(recipe: RecipeLoader().load(contentsOf: url)).run {
+                if case let .started(.measuring, detail) = $0 { measuring.append(detail) }
+            }
+            return (try #require(result.before), measuring.first ?? "")
+        }
+        let first = try fineTune("first"), second = try fineTune("second")
+        let kept = parent.deletingPathExtension().appendingPathExtension("measure")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: kept.path).filter { $0.hasSuffix(".json") }.count == 1)
+        #expect(!first.measuring.contains("kept in") && second.measuring.contains("the parent's, kept in model.measure"))
+        let json = JSONEncoder()
+        json.outputFormatting = .sortedKeys
+        #expect(try json.encode(first.before) == json.encode(second.before))
+        #expect(first.before.guardedPrefillASR != nil, "the parent's own head guards it")
+
+        var changed = try Checkpoint.read(from: parent)
+        changed.created = "another time"
+        try changed.write(to: parent)
+        #expect(try !fineTune("third").measuring.contains("kept in"))
+    }
 }

@@ -148,9 +148,11 @@ public final class Trainer {
     // MARK: - Running
 
     /// Trains to the end (or to `stopAfterStep`), reporting progress; returns the summary.
-    /// The final checkpoint is `model.h5` in the output folder.
+    /// The final checkpoint is `model.h5` in the output folder. `finishing` runs on the
+    /// trained model of a completed run, on rank 0, before that checkpoint is written: work
+    /// whose result belongs in it (the guard's calibration) then costs no second write.
     @discardableResult
-    public func run(progress: (TrainingProgress) -> Void = { _ in }) throws -> TrainingSummary {
+    public func run(progress: (TrainingProgress) -> Void = { _ in }, finishing: () throws -> Void = {}) throws -> TrainingSummary {
         let root = processes.isRoot
         let periodic = outputDirectory.appendingPathComponent("checkpoints")
         var startStep = 0
@@ -233,6 +235,7 @@ public final class Trainer {
             // The activations' buffers are not needed again before the process ends.
             tape.releaseMemory()
             if root {
+                try finishing()
                 try checkpoint(step: totalSteps, includeOptimizer: false).write(to: finalURL)
                 if !adapters.isEmpty {
                     try checkpoint(step: totalSteps, includeOptimizer: false).adapterOnly(baseVocabularySize: bundle.checkpoint.config.vocabSize)
