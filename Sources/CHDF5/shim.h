@@ -28,15 +28,11 @@ static inline hid_t st_H5T_NATIVE_UINT8(void) { return H5T_NATIVE_UINT8; }
 static inline hid_t st_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
 static inline hid_t st_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
 static inline hid_t st_H5T_C_S1(void) { return H5T_C_S1; }
-static inline hid_t st_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
-static inline hid_t st_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t st_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
 static inline unsigned st_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
-static inline unsigned st_H5F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
 static inline unsigned st_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
 static inline unsigned st_H5F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
 static inline size_t st_H5T_VARIABLE(void) { return H5T_VARIABLE; }
-static inline hsize_t st_H5S_UNLIMITED(void) { return H5S_UNLIMITED; }
 
 /* File (on-disk) types: little-endian regardless of the writing machine. */
 static inline hid_t st_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }

@@ -19,9 +19,6 @@ public struct TrainingSection: Sendable, Equatable {
     /// Compute threads; 0 means all cores (under mpirun, this process's share of them).
     public let threads: Int
 
-    /// Sequences per optimizer step.
-    public var effectiveBatchSize: Int { batchSize * gradAccum }
-
     init(reading r: MappingReader) throws {
         let epochs = try r.optionalInt("epochs", range: .closed(1, 10_000))
         let steps = try r.optionalInt("steps", range: .closed(1, 10_000_000))

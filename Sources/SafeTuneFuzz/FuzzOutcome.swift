@@ -7,12 +7,6 @@ public enum FuzzOutcome: Sendable, Equatable {
     /// A finding: an error of an unexpected type, or a description that is not one line.
     case badError(String)
 
-    /// Whether this outcome is a finding to report.
-    public var isFinding: Bool {
-        if case .badError = self { return true }
-        return false
-    }
-
     /// Classifies a thrown error: `typed` tells whether it is one the parser promises.
     static func error(_ error: Error, typed: Bool) -> FuzzOutcome {
         let text = String(describing: error)

@@ -132,7 +132,6 @@ struct JSONNode {
     // Convenience accessors with defaults for optional fields.
     func string(_ key: String, default d: String) throws(TokenizerError) -> String { try optional(key)?.string() ?? d }
     func bool(_ key: String, default d: Bool) throws(TokenizerError) -> Bool { try optional(key)?.bool() ?? d }
-    func int(_ key: String, default d: Int) throws(TokenizerError) -> Int { try optional(key)?.int() ?? d }
 
     /// The `type` discriminator of a component object.
     func typeName() throws(TokenizerError) -> String { try required("type").string() }

@@ -32,17 +32,6 @@ public enum AttributeValue: Sendable, Equatable, Codable, CustomStringConvertibl
         }
     }
 
-    /// The numbers as doubles, when this is numeric (a scalar gives one element).
-    public var doublesValue: [Double]? {
-        switch self {
-        case let .int(v): return [Double(v)]
-        case let .double(d): return [d]
-        case let .ints(v): return v.map(Double.init)
-        case let .doubles(v): return v
-        case .string: return nil
-        }
-    }
-
     public var description: String {
         switch self {
         case let .string(s): return s

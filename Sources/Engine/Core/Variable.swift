@@ -32,6 +32,14 @@ public final class Variable {
     /// Shape of `value`.
     public var shape: [Int] { value.shape }
 
+    /// The update mask, created all-ones on first use: pinning elements zeroes theirs.
+    public func maskForUpdates() -> Tensor {
+        if let m = updateMask { return m }
+        let m = Tensor(repeating: 1, shape: value.shape)
+        updateMask = m
+        return m
+    }
+
     /// The gradient buffer, created zeroed on first use. Ops accumulate into it
     /// (BLAS `beta = 1`), which is what makes a variable used twice, and gradient
     /// accumulation across micro-batches, correct.

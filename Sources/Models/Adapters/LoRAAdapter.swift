@@ -81,7 +81,7 @@ public final class LoRAAdapter: LinearAdapter {
 
     /// Pins output rows `rows` of the adapted weight: those rows of `b` become zero and frozen.
     public func freezeOutputs(_ rows: some Sequence<Int>) {
-        let mask = Self.mask(for: b)
+        let mask = b.maskForUpdates()
         for r in rows {
             for j in 0..<rank { b.value.data[r * rank + j] = 0; mask.data[r * rank + j] = 0 }
         }
@@ -90,17 +90,9 @@ public final class LoRAAdapter: LinearAdapter {
     /// Pins input columns `columns` of the adapted weight: those columns of `a` become zero and frozen.
     public func freezeInputs(_ columns: some Sequence<Int>) {
         let inF = a.shape[1]
-        let mask = Self.mask(for: a)
+        let mask = a.maskForUpdates()
         for c in columns {
             for i in 0..<rank { a.value.data[i * inF + c] = 0; mask.data[i * inF + c] = 0 }
         }
-    }
-
-    /// The variable's update mask, created all-ones on first use.
-    static func mask(for v: Variable) -> Tensor {
-        if let m = v.updateMask { return m }
-        let m = Tensor(repeating: 1, shape: v.shape)
-        v.updateMask = m
-        return m
     }
 }

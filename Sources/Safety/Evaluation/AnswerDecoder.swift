@@ -28,13 +28,6 @@ public protocol AnswerDecoder: AnyObject {
     func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer]
 }
 
-extension AnswerDecoder {
-    /// The answer after `prompt`.
-    public func answer(prompt: [Int], options: GenerationOptions) throws(ModelError) -> DecodedAnswer {
-        try answers(prompts: [prompt], options: [options])[0]
-    }
-}
-
 /// Plain autoregressive generation through `Generator`.
 public final class PlainDecoder: AnswerDecoder {
     /// The generator used.

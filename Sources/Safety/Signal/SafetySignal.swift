@@ -27,9 +27,6 @@ public final class SafetySignal {
     /// training run drops it and calibrates again when its recipe says how.
     public var calibration: GuardCalibration?
 
-    /// Name of the section in a checkpoint.
-    public static let groupName = "signal"
-
     /// The attribute that holds the guard's `GuardCalibration` record.
     static let calibrationKey = "guard_calibration"
 

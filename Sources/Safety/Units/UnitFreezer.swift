@@ -70,26 +70,18 @@ public enum UnitFreezer {
         }
     }
 
-    /// The update mask of a trainable variable, created all-ones when absent.
-    private static func updateMask(_ v: Variable) -> Tensor {
-        if let m = v.updateMask { return m }
-        let m = Tensor(repeating: 1, shape: v.shape)
-        v.updateMask = m
-        return m
-    }
-
     /// Masks output rows of a trainable base weight and its bias; returns elements newly masked.
     private static func maskRows(_ linear: Linear, _ rows: [Int]) -> Int {
         var masked = 0
         let w = linear.weight, cols = linear.inFeatures
         if w.requiresGrad {
-            let m = updateMask(w).data
+            let m = w.maskForUpdates().data
             for r in rows {
                 for c in 0..<cols where m[r * cols + c] != 0 { m[r * cols + c] = 0; masked += 1 }
             }
         }
         if let b = linear.bias, b.requiresGrad {
-            let m = updateMask(b).data
+            let m = b.maskForUpdates().data
             for r in rows where m[r] != 0 { m[r] = 0; masked += 1 }
         }
         return masked
@@ -100,7 +92,7 @@ public enum UnitFreezer {
         let w = linear.weight
         guard w.requiresGrad else { return 0 }
         var masked = 0
-        let m = updateMask(w).data, cols = linear.inFeatures
+        let m = w.maskForUpdates().data, cols = linear.inFeatures
         for r in 0..<linear.outFeatures {
             for c in columns where m[r * cols + c] != 0 { m[r * cols + c] = 0; masked += 1 }
         }

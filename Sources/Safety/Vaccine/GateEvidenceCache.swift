@@ -31,9 +31,6 @@ public struct GateEvidenceCache: Sendable, Equatable, Codable {
         directory = parent.deletingPathExtension().appendingPathExtension("gate")
     }
 
-    /// A cache in `directory`.
-    public init(directory: URL) { self.directory = directory }
-
     /// What identifies a parent's function: its weights digest and, when it carries LoRA
     /// adapters (merged before variants are fine-tuned from it), theirs.
     public static func parentIdentity(weightsSHA256: String, adapters group: TensorGroup?) -> String {

@@ -70,15 +70,6 @@ indirect enum PreTokenizer: Sendable {
         return b
     }
 
-    /// Whether this pre-tokenizer (or one inside a sequence) maps text to byte-level characters.
-    var isByteLevel: Bool {
-        switch self {
-        case .byteLevel: return true
-        case .sequence(let list): return list.contains(where: \.isByteLevel)
-        default: return false
-        }
-    }
-
     /// Replaces each piece by its sub-pieces.
     func apply(_ pieces: inout [Piece]) {
         switch self {
