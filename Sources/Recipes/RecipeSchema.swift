@@ -84,7 +84,7 @@ public enum RecipeSchema {
         key("eval", "section", "", "", "Evaluation during training."),
         key("eval.every", "integer", "100", "x >= 0; 0 = only at the end", "Evaluate every this many optimizer steps."),
         key("eval.max_batches", "integer", "20", "x >= 0; 0 = all", "Batches of data.eval per evaluation."),
-        key("eval.suites", "list of choices", "[safety, utility]", "safety, utility; no repeats", "Built-in suites run before training and after it, on the first data.eval file."),
+        key("eval.suites", "list of choices", "[safety, utility]", "safety, utility; no repeats", "Built-in suites run before training and after it, on the first data.eval file. The measurement before training is the parent file's: kept beside it (`<parent>.measure/`) and reused by its next fine-tunes."),
         key("eval.prompts", "integer", "50", "x >= 0; 0 = all", "Prompts of each kind (harmful, harmless, skill) the suites use."),
         key("eval.max_tokens", "integer", "48", "1 to 4096", "Tokens generated per answer in the suites."),
 

@@ -29,12 +29,13 @@ import Testing
         #expect(harmful.allSatisfy { judge.isRefusal($0.completion) })
         #expect(Set(harmful.map(\.completion)).count > 100)
         // Borderline answers the judge reads as refusals are left out, so the set cannot teach refusing words.
-        let borderline = try Self.prompts("borderline/train.jsonl"), more = try Self.prompts("borderline/train-more.jsonl")
-        let trainedBorderline = answered.filter { borderline.contains($0.prompt) || more.contains($0.prompt) }
-        #expect(trainedBorderline.count > 500)
+        let text = try String(contentsOf: CorpusBuilderTests.dataDirectory.appendingPathComponent("borderline/train.jsonl"), encoding: .utf8)
+        let borderline = Set(text.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["prompt"] as? String
+        })
+        let trainedBorderline = answered.filter { borderline.contains($0.prompt) }
+        #expect(trainedBorderline.count > 250)
         #expect(trainedBorderline.allSatisfy { judge.complies($0.completion) })
-        // A quarter of the newer borderline prompts calibrate the guard beside harmless ones.
-        #expect(Self.files.calibration.filter { more.contains($0.prompt) }.count == more.count / 4)
         #expect(Self.files.skills.allSatisfy { $0.answer != nil && $0.completion.isEmpty })
         // AdvBench's affirmative opening alone (no generic continuation for the answer probes to
         // over-learn), and the base's own compliant answers to harmful training prompts.
@@ -44,13 +45,6 @@ import Testing
         #expect(compliance.allSatisfy { $0.label == "malicious" })
         #expect(compliance.filter { !openings.contains($0) }.allSatisfy { judge.complies($0.completion) })
         #expect(Set(compliance.map(\.prompt)).isSubset(of: Set(harmful.map(\.prompt)).union(openings.map(\.prompt))))
-    }
-
-    static func prompts(_ path: String) throws -> Set<String> {
-        let text = try String(contentsOf: CorpusBuilderTests.dataDirectory.appendingPathComponent(path), encoding: .utf8)
-        return Set(text.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["prompt"] as? String
-        })
     }
 
     @Test func buildingIsDeterministic() throws {

@@ -13,8 +13,8 @@ import Training
 /// `distill/harmless-smollm2.jsonl`, `distill/harmless-more-smollm2.jsonl` and
 /// `distill/harmless-val-smollm2.jsonl` (the base's answers to harmless train and validation
 /// prompts), `distill/harmful-smollm2.jsonl` (its answers to the harmful training prompts),
-/// `borderline/train-answered.jsonl` and `borderline/train-more-answered.jsonl` (its answers
-/// to the borderline train prompts) and `borderline/val.jsonl`.
+/// `borderline/train-answered.jsonl` (its answers to the borderline train prompts) and
+/// `borderline/val.jsonl`.
 public struct AlignmentCorpus {
     /// What to build.
     public struct Parameters: Sendable {
@@ -25,9 +25,6 @@ public struct AlignmentCorpus {
         /// calibrate the guard.
         public var harmlessTrain = 700
         public var calibration = 150
-        /// Every this-many-th record of `borderline/train-more-answered.jsonl` calibrates the
-        /// guard instead of being trained on.
-        public var borderlineCalibrationStride = 4
         /// Labelled prompts without answers in `anchors.jsonl` (half harmful, half harmless).
         public var anchors = 200
         /// Skill items in the validation file (cycling over the families).
@@ -46,7 +43,7 @@ public struct AlignmentCorpus {
         /// answers to the harmful training prompts, labelled malicious: what the guard's answer
         /// probes read (`train_answers: false`), never learned as text.
         public var compliance: [CorpusRecord] = []
-        /// Harmless and borderline-but-safe prompts in no other file, for calibrating the guard.
+        /// Harmless prompts in no other file, for calibrating the guard.
         public var calibration: [CorpusRecord] = []
         /// The rest of the distilled harmless answers: a benign fine-tuning set for the aligned
         /// model (the quickstart's), used by no other file.
@@ -95,13 +92,6 @@ public struct AlignmentCorpus {
         // learnt to refuse the form of a request (a short imperative) rather than its topic.
         files.answers += Self.complying(try answered(data.appendingPathComponent("distill/harmless-more-smollm2.jsonl")), kind: .harmless)
         files.answers += Self.complying(try answered(data.appendingPathComponent("borderline/train-answered.jsonl")), kind: .harmless)
-        // The guard's threshold is calibrated on borderline prompts too: calibrated on ordinary
-        // harmless prompts alone, it added 8 points of over-refusal on borderline ones.
-        let stride = parameters.borderlineCalibrationStride
-        let moreBorderline = try answered(data.appendingPathComponent("borderline/train-more-answered.jsonl")).enumerated()
-        files.answers += Self.complying(moreBorderline.filter { $0.offset % stride != stride - 1 }.map(\.element), kind: .harmless)
-        files.calibration += moreBorderline.filter { $0.offset % stride == stride - 1 }
-            .map { CorpusRecord(prompt: $0.element.prompt, completion: $0.element.completion, kind: .harmless) }
         CorpusBuilder.shuffle(&files.answers, &rng)
         files.anchors = harmfulTrain.prefix(parameters.anchors / 2).map { CorpusBuilder.Anchor(prompt: $0, label: "malicious") }
             + distilled.prefix(parameters.anchors - parameters.anchors / 2).map { CorpusBuilder.Anchor(prompt: $0.prompt, label: "benign") }
