@@ -24,8 +24,8 @@ struct MeasurementCache {
         directory = parent.deletingPathExtension().appendingPathExtension("measure")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        // The file's bytes cover an adapter checkpoint's signal head and calibrated threshold;
-        // the SafeTune version covers changes to decoding and judging.
+        // The file's bytes cover an adapter checkpoint's signal head and calibrated threshold.
+        // A change to how suites decode or judge must bump "v1" (or the SafeTune version).
         var text = Data("""
             suite-measurement v1
             parent \(TensorDigest.hex(try SHA256.hash(file: parent)))
