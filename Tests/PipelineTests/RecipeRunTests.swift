@@ -63,6 +63,24 @@ import Tokenizers
         return try RecipeLoader().load(contentsOf: url, overrides: overrides)
     }
 
+    /// A fine-tune of `parent` with its signal on, measured before and after on `data.jsonl`.
+    static func fineTuneRecipe(in root: URL, of parent: URL, adapters: String, steps: Int, output: String) throws -> Recipe {
+        let url = root.appendingPathComponent("\(output).yaml")
+        try Data("""
+            model: {base: \(parent.path), template: plain}
+            data: {train: [data.jsonl], eval: [data.jsonl]}
+            adapters: \(adapters)
+            optimizer: {lr: 0.02}
+            training: {steps: \(steps), batch_size: 4, seq_len: 48, seed: 4, threads: 1}
+            eval: {every: 0, prompts: 2, max_tokens: 4}
+            safety:
+              gate: {enabled: false}
+              signal: {enabled: true, lambda: 0.5}
+            output: {dir: \(output)}
+            """.utf8).write(to: url)
+        return try RecipeLoader().load(contentsOf: url)
+    }
+
     @Test func ssahFreezesNonRedundantUnitsOfTheAdapters() throws {
         let root = try Self.makeFolder()
         defer { try? FileManager.default.removeItem(at: root) }
@@ -212,20 +230,7 @@ import Tokenizers
         #expect(try CheckpointSummary.read(from: result.checkpoint).guardThreshold == GuardCalibration.decimal(calibration.threshold))
 
         // A fine-tune of that checkpoint without the key: the head moved, the threshold is gone.
-        let furtherURL = root.appendingPathComponent("further.yaml")
-        try Data("""
-            model: {base: \(result.checkpoint.path), template: plain}
-            data: {train: [data.jsonl], eval: [data.jsonl]}
-            adapters: {kind: full}
-            optimizer: {lr: 0.02}
-            training: {steps: 3, batch_size: 4, seq_len: 48, seed: 4, threads: 1}
-            eval: {every: 0, prompts: 2, max_tokens: 4}
-            safety:
-              gate: {enabled: false}
-              signal: {enabled: true, lambda: 0.5}
-            output: {dir: further}
-            """.utf8).write(to: furtherURL)
-        let further = try RecipeLoader().load(contentsOf: furtherURL)
+        let further = try Self.fineTuneRecipe(in: root, of: result.checkpoint, adapters: "{kind: full}", steps: 3, output: "further")
         let child = try RecipeRun(recipe: further).run()
         #expect(child.guardCalibration == nil)
         #expect(try SafetySignal(group: try #require(try Checkpoint.read(from: child.checkpoint).signal)).calibration == nil)
@@ -243,21 +248,9 @@ import Tokenizers
               signal: {enabled: true, lambda: 0.5}
             """)).run().checkpoint
         func fineTune(_ name: String) throws -> (before: SuiteMeasurement, measuring: String) {
-            let url = root.appendingPathComponent("\(name).yaml")
-            try Data("""
-                model: {base: \(parent.path), template: plain}
-                data: {train: [data.jsonl], eval: [data.jsonl]}
-                adapters: {kind: lora, rank: 2, alpha: 4}
-                optimizer: {lr: 0.02}
-                training: {steps: 2, batch_size: 4, seq_len: 48, seed: 4, threads: 1}
-                eval: {every: 0, prompts: 2, max_tokens: 4}
-                safety:
-                  gate: {enabled: false}
-                  signal: {enabled: true, lambda: 0.5}
-                output: {dir: \(name)}
-                """.utf8).write(to: url)
+            let recipe = try Self.fineTuneRecipe(in: root, of: parent, adapters: "{kind: lora, rank: 2, alpha: 4}", steps: 2, output: name)
             var measuring: [String] = []
-            let result = try RecipeRun(recipe: RecipeLoader().load(contentsOf: url)).run {
+            let result = try RecipeRun(recipe: recipe).run {
                 if case let .started(.measuring, detail) = $0 { measuring.append(detail) }
             }
             return (try #require(result.before), measuring.first ?? "")
