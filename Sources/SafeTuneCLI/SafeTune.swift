@@ -28,6 +28,7 @@ struct SafeTuneCommand: ParsableCommand {
             VerifyCommand.self,
             PurifyCommand.self,
             BackdoorExperimentCommand.self,
+            SafeLoRACommand.self,
             ScanCommand.self,
             CalibrateGuardCommand.self,
         ]
