@@ -30,7 +30,10 @@ public final class TransformerModel {
     /// ignored; GPT-2 names without the `transformer.` prefix are accepted.
     ///
     /// - trainable: whether the base parameters require gradients (false for adapters-only training).
-    public convenience init(config: ModelConfig, weights: [String: Tensor], trainable: Bool = true) throws(ModelError) {
+    ///
+    /// Each tensor of `weights` is let go once it is copied: a caller that hands its only
+    /// reference over (`consume`) holds the model's weights about once, not twice, at load.
+    public convenience init(config: ModelConfig, weights: consuming [String: Tensor], trainable: Bool = true) throws(ModelError) {
         try Self.check(config)
         let specs = ParameterSpec.all(for: config)
         var byName: [String: Tensor] = [:]
@@ -39,6 +42,7 @@ public final class TransformerModel {
             if Self.isIgnorable(name, config: config) { continue }
             byName[name] = tensor
         }
+        weights = [:]
         let known = Set(specs.map(\.name))
         if let stray = byName.keys.sorted().first(where: { !known.contains($0) }) {
             throw .unexpectedWeight(name: stray)
@@ -50,7 +54,7 @@ public final class TransformerModel {
             }
         }
         self.init(config: config, specs: specs, trainable: trainable) { spec, dst in
-            guard let src = byName[spec.name] else { return }
+            guard let src = byName.removeValue(forKey: spec.name) else { return }
             if spec.storedTransposed {
                 Self.transpose(src, rows: spec.shape[1], cols: spec.shape[0], into: dst)
             } else {

@@ -1,3 +1,4 @@
+import Engine
 import Training
 
 /// `adapters`: which weights are trained, and how.
@@ -10,8 +11,18 @@ public struct AdapterSection: Sendable, Equatable {
     /// The default targets: every attention projection of both families.
     public static let defaultTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "attn.c_proj"]
 
+    /// How a LoRA run holds the frozen base's projections while it trains.
+    public enum BasePrecision: String, Sendable, CaseIterable {
+        case float32, float16, q8_0
+
+        /// The packed format, or nil for float32.
+        public var packed: PackedMatrix.Format? { PackedMatrix.Format(rawValue: rawValue) }
+    }
+
     /// LoRA or full fine-tuning.
     public let kind: Kind
+    /// The frozen base's projections while training (LoRA only).
+    public let basePrecision: BasePrecision
     /// LoRA rank.
     public let rank: Int
     /// LoRA alpha; the update is scaled by alpha / rank.
@@ -32,6 +43,11 @@ public struct AdapterSection: Sendable, Equatable {
         rank = try r.int("rank", default: 8, range: .closed(1, 4096))
         alpha = try r.double("alpha", default: 16, range: .above(0))
         dropout = try r.double("dropout", default: 0, range: .probability)
+        basePrecision = try r.choice("base_precision", default: BasePrecision.float32)
+        if kind == .full, basePrecision != .float32 {
+            throw RecipeError.conflict(r.location(of: "base_precision"), keyPath: r.full("base_precision"),
+                                       message: "packs a frozen base; full fine-tuning trains it (use kind: lora, or drop it)")
+        }
         let texts = try r.stringList("targets", default: Self.defaultTargets)
         if texts.isEmpty {
             throw RecipeError.conflict(r.location(of: "targets"), keyPath: r.full("targets"), message: "needs at least one pattern")
@@ -52,8 +68,11 @@ public struct AdapterSection: Sendable, Equatable {
         }
     }
 
+    // base_precision appears only when not float32, so recipes written before it keep their text and hash.
     var canonical: CanonicalValue {
         .object([("kind", .string(kind.rawValue)), ("rank", .int(rank)), ("alpha", .double(alpha)),
-                 ("dropout", .double(dropout)), ("targets", .list(targets.map { .string($0.pattern) }))])
+                 ("dropout", .double(dropout))]
+                + (basePrecision == .float32 ? [] : [("base_precision", .string(basePrecision.rawValue))])
+                + [("targets", .list(targets.map { .string($0.pattern) }))])
     }
 }

@@ -22,6 +22,7 @@ extension Recipe {
         }
         var s = Trainer.Setup(train: data.train, eval: data.eval, adapters: adapters, length: training.length, outputDirectory: output.dir.url)
         s.template = model.template.rawValue
+        s.basePrecision = self.adapters.basePrecision.packed
         s.batchSize = training.batchSize
         s.gradAccum = training.gradAccum
         s.seqLen = training.seqLen

@@ -88,3 +88,51 @@ import Testing
         #expect(throws: LoRA.Failure.invalidRank(0)) { try LoRA.attach(to: model, .init(rank: 0)) { _ in true } }
     }
 }
+
+/// LoRA training over a packed base (`packFrozenProjections`).
+@Suite struct PackedBaseTests {
+    /// 1.6 MB of parameters: a mapped arena, so the float32 weights really leave memory.
+    static let config = ModelConfig(family: .llama, vocabSize: 64, hiddenSize: 64, numLayers: 3, numHeads: 4,
+                                    numKVHeads: 2, intermediateSize: 512, maxPositions: 32)
+
+    static func logits(_ model: TransformerModel) -> [Float] {
+        let tape = Tape()
+        return tape.withoutGrad { model.forward(tape: tape, ids: LoRATests.ids, batch: 2, length: 6).value.scalars }
+    }
+
+    @Test(arguments: PackedMatrix.Format.allCases)
+    func aPackedBaseComputesItsPackedValuesAndUnpacksExactly(format: PackedMatrix.Format) throws {
+        let model = try TransformerModel(config: Self.config, seed: 3, trainable: false)
+        let adapters = try LoRA.attach(to: model, .init(rank: 4, alpha: 8, seed: 1)) { _ in true }
+        LoRATests.train(model, adapters, steps: 2)
+        let before = Self.logits(model)
+
+        let moved = model.packFrozenProjections(format)
+        #expect(moved > 0)
+        let packed = model.namedLinears.filter { $0.1.weight.packed != nil }
+        #expect(packed.count == 3 * 7 && !packed.contains { $0.0 == "lm_head" })
+        #expect(model.packedBytes == packed.reduce(0) { $0 + $1.1.weight.packed!.bytes })
+
+        // The same model holding the packed values as float32 computes the same logits, and
+        // the adapters train on it.
+        let reference = try TransformerModel(config: Self.config, weights: model.huggingFaceWeights(), trainable: false)
+        let referenceLinears = Dictionary(uniqueKeysWithValues: reference.namedLinears)
+        for (path, linear) in model.namedLinears {
+            if let p = linear.weight.packed { referenceLinears[path]!.weight.value.assign(p.unpacked()) }
+            if let adapter = linear.adapter as? LoRAAdapter {
+                referenceLinears[path]!.adapter = LoRAAdapter(a: adapter.a.value.copy(), b: adapter.b.value.copy(), alpha: adapter.alpha)
+            }
+        }
+        #expect(Self.logits(model) == Self.logits(reference))
+        LoRATests.train(model, adapters, steps: 1)
+
+        // Unpacked, the base is its own float32 weights again, bit for bit.
+        model.unpackProjections()
+        #expect(model.packedBytes == 0)
+        #expect(Self.logits(model) != before)
+        let original = Dictionary(uniqueKeysWithValues: try TransformerModel(config: Self.config, seed: 3, trainable: false).namedLinears)
+        for (path, linear) in model.namedLinears {
+            #expect(linear.weight.value.scalars == original[path]!.weight.value.scalars)
+        }
+    }
+}

@@ -91,6 +91,8 @@ struct RecipeErrorTests {
         #expect(shape.hasSuffix("model.init.heads: d_model 64 is not divisible by heads 3"))
         let (route, _) = try failure(TestFiles.minimal + "safety:\n  ssah: {enabled: true, freeze: scu+cu, route: ru+cu}\n")
         #expect(route.contains("safety.ssah.route: 'ru+cu' routes updates into complex units"))
+        let (packed, files3) = try failure(TestFiles.minimal + "adapters:\n  kind: full\n  base_precision: q8_0\n")
+        #expect(packed == "\(files3.path("r.yaml")):9:19: adapters.base_precision: packs a frozen base; full fine-tuning trains it (use kind: lora, or drop it)")
     }
 
     @Test("bad adapter target pattern")

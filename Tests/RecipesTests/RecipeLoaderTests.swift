@@ -135,6 +135,13 @@ struct RecipeLoaderTests {
         let changed = try RecipeLoader().load(contentsOf: a, overrides: ["training.seed=1"])
         #expect(changed.sha256 != first.sha256)
         #expect(changed.canonicalText.contains("\"seed\": 1"))
+        // A packed base is written only when asked for: the text of every recipe without it stays.
+        #expect(!first.canonicalText.contains("base_precision"))
+        let packed = try RecipeLoader().load(contentsOf: a, overrides: ["adapters.base_precision=q8_0"])
+        #expect(packed.canonicalText.contains("\"base_precision\": \"q8_0\""))
+        #expect(packed.adapters.basePrecision.packed == .q8_0 && first.adapters.basePrecision.packed == nil)
+        let spelt = try RecipeLoader().load(contentsOf: a, overrides: ["adapters.base_precision=float32"])
+        #expect(spelt.sha256 == first.sha256)
     }
 
     @Test("a pinned model's name as model.base is its cached file, and stays a name in the canonical text")

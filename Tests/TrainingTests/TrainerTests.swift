@@ -101,6 +101,24 @@ import Tokenizers
         }
     }
 
+    /// A packed base trains the adapters on the packed values, and the run's checkpoint
+    /// keeps the float32 base it started from.
+    @Test(arguments: ["float16", "q8_0"]) func aPackedBaseTrainsAndKeepsTheFloat32Base(precision: String) throws {
+        let (files, url) = try Self.makeRun(kind: "lora", steps: 5)
+        var plainLosses: [Double] = [], packedLosses: [Double] = []
+        try Trainer(recipe: Self.load(url)).run { if case let .step(r) = $0 { plainLosses.append(r.loss) } }
+        let recipe = try Self.load(url, ["output.dir=\(files.path("packed"))", "adapters.base_precision=\(precision)"])
+        try Trainer(recipe: recipe).run { if case let .step(r) = $0 { packedLosses.append(r.loss) } }
+        let plain = try Checkpoint.read(from: files.root.appendingPathComponent("out/model.h5"))
+        let packed = try Checkpoint.read(from: files.root.appendingPathComponent("packed/model.h5"))
+        for (name, t) in plain.weights { #expect(t.scalars == packed.weights[name]?.scalars, "\(name)") }
+        #expect(packedLosses.count == 5 && packedLosses != plainLosses)
+        #expect(abs(packedLosses[0] - plainLosses[0]) < 0.01)
+        for (path, group) in packed.adapters?.groups ?? [:] {
+            #expect(group.tensors["B"]?.scalars.contains { $0 != 0 } == true, "\(path) did not train")
+        }
+    }
+
     @Test(arguments: ["full", "lora"]) func interruptedAndResumedEqualsUninterrupted(kind: String) throws {
         let (files, url) = try Self.makeRun(kind: kind, steps: 8, extra: "")
         try Trainer(recipe: Self.load(url, ["output.dir=\(files.path("straight"))"])).run()

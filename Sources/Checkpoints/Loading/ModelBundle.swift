@@ -72,11 +72,14 @@ public final class ModelBundle {
         var checkpoint = isDirectory.boolValue ? try HuggingFaceModel.importModel(from: url)
             : url.pathExtension.lowercased() == "gguf" ? try GGUFModel.importModel(from: url) : try Checkpoint.read(from: url)
         if checkpoint.isAdapterOnly { checkpoint = try attachingPinnedBase(checkpoint, source: url) }
-        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: trainable)
-        var digest = Digest.ofModel
-        if let adapters = checkpoint.adapters, !adapters.groups.isEmpty {
-            // Merging changes the model's weights: the stored ones are hashed first.
-            digest = .known(checkpoint.weightsSHA256)
+        let adapters = checkpoint.adapters.flatMap { $0.groups.isEmpty ? nil : $0 }
+        // Merging changes the model's weights: the stored ones are hashed first.
+        let digest = adapters == nil ? Digest.ofModel : .known(checkpoint.weightsSHA256)
+        // The model takes the weights over, so they are in memory once.
+        let weights = checkpoint.weights
+        checkpoint.weights = [:]
+        let model = try TransformerModel(config: checkpoint.config, weights: consume weights, trainable: trainable)
+        if let adapters {
             try LoRAGroup.attach(adapters, to: model, source: url.path)
             LoRA.merge(model)
         }

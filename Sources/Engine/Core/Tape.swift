@@ -14,6 +14,9 @@ public final class Tape {
     /// then: callers may hold a raw pointer into a forward output whose variable the
     /// compiler already released, and backward runs no caller code.
     private var inBackward = false
+    /// Where packed weights are unpacked for one product: one buffer, grown to the largest
+    /// packed weight, shared by every projection of this tape.
+    private var unpackBuffer: TensorStorage?
     /// The last rotary table `rope` built (every layer of a step asks for the same one).
     var ropeTable: (positions: [Int32], half: Int, theta: Float, table: Tensor)?
     /// Whether ops record backward closures. Off inside `withoutGrad`.
@@ -98,6 +101,19 @@ public final class Tape {
     /// Drops pooled buffers.
     public func releaseMemory() {
         pool.removeAll()
+        unpackBuffer = nil
+    }
+
+    /// `w`'s float32 values for one product: its `value`, or its packed copy unpacked into
+    /// the tape's buffer, valid until the next call.
+    func weightValues(_ w: Variable) -> UnsafePointer<Float> {
+        guard let packed = w.packed else { return UnsafePointer(w.value.data) }
+        precondition(!w.requiresGrad, "\(w.name): a packed weight must be frozen")
+        let n = packed.rows * packed.columns
+        if (unpackBuffer?.count ?? 0) < n { unpackBuffer = TensorStorage(count: n) }
+        let buffer = unpackBuffer!.pointer
+        packed.unpack(into: buffer)
+        return UnsafePointer(buffer)
     }
 
     /// A tensor for an op's output or saved intermediate, recycled by `reset()` once no

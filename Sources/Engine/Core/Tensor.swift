@@ -37,6 +37,38 @@ public final class TensorStorage: @unchecked Sendable {
     /// Size from which a buffer is mapped instead of taken from malloc (1 MiB).
     static let mappedBytes = 1 << 20
 
+    /// Moves the values of `elements` out of memory into a private mapping of a deleted
+    /// temporary file, at the same addresses: they read and write as before, but hold no
+    /// memory until read again. Only the whole pages inside the range move, and only in a
+    /// mapped buffer. Returns the bytes moved (0 when none could be).
+    ///
+    /// A LoRA run with a packed base (`PackedMatrix`) keeps its frozen weights' float32
+    /// values this way: untouched while it trains, exact for what reads them afterwards.
+    @discardableResult
+    public func moveToFile(elements: Range<Int>, directory: String = FileManager.default.temporaryDirectory.path) -> Int {
+        precondition(elements.lowerBound >= 0 && elements.upperBound <= count, "moveToFile: \(elements) outside \(count) elements")
+        let page = Int(sysconf(Int32(_SC_PAGESIZE))), size = MemoryLayout<Float>.stride
+        let start = (elements.lowerBound * size + page - 1) / page * page, end = elements.upperBound * size / page * page
+        guard max(count, 1) * size >= Self.mappedBytes, end > start else { return 0 }
+        var name = Array("\(directory)/safetune-weights-XXXXXX".utf8CString)
+        let fd = mkstemp(&name)
+        guard fd >= 0 else { return 0 }
+        unlink(name)
+        defer { close(fd) }
+        let region = UnsafeMutableRawPointer(pointer) + start
+        var written = 0
+        while written < end - start {
+            let n = write(fd, region + written, end - start - written)
+            if n <= 0 { return 0 }
+            written += n
+        }
+        // Replaces the anonymous pages in place; the file's pages are read back on demand.
+        guard mmap(region, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) == region else {
+            OutOfMemory.handler(end - start)
+        }
+        return end - start
+    }
+
     deinit {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         if bytes >= Self.mappedBytes { munmap(pointer, bytes) } else { free(pointer) }

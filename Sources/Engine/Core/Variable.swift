@@ -18,6 +18,10 @@ public final class Variable {
     /// weight decay, moments untouched). `nil` lets every element change. Same shape as
     /// `value`; this is how a safety mask keeps chosen units bit-identical.
     public var updateMask: Tensor?
+    /// A frozen weight's values in fewer bits, which projections read instead of `value`
+    /// (LoRA training with a packed base: `PackedMatrix`); nil for every other variable.
+    /// Whoever changes `value` drops it.
+    public var packed: PackedMatrix?
     /// The tape that made this variable, if any: its gradient buffer then comes from the
     /// tape's pool, so intermediate gradients are recycled by `reset()` like activations.
     weak var pool: Tape?

@@ -7,7 +7,7 @@ extension Tape {
     /// - returns: `[..., out]` = x · wᵀ + bias
     ///
     /// Backward: dx += dy · w, dw += dyᵀ · x, db += Σ_rows dy. A frozen `w`
-    /// (no `requiresGrad`) costs no dW matmul.
+    /// (no `requiresGrad`) costs no dW matmul; a packed one is unpacked for each product.
     public func linear(_ x: Variable, _ w: Variable, bias: Variable? = nil) -> Variable {
         let inF = w.shape[1], outF = w.shape[0]
         precondition(x.value.lastDim == inF, "linear: input \(x.shape) against weight \(w.shape)")
@@ -16,9 +16,9 @@ extension Tape {
         let y = output(outShape, zeroed: false, x, w, bias)
         projectForward(x, w, bias: bias, into: y.value)
         guard y.requiresGrad else { return y }
-        record {
+        record { [unowned self] in
             guard let dy = y.grad else { return }
-            Self.projectBackward(dy, x, w, bias: bias)
+            self.projectBackward(dy, x, w, bias: bias)
         }
         return y
     }
@@ -31,17 +31,17 @@ extension Tape {
         if let bias {
             for r in 0..<n { (y.data + r * outF).update(from: bias.value.data, count: outF) }
         }
-        BLAS.gemm(transB: true, m: n, n: outF, k: inF, a: x.value.data, b: w.value.data,
+        BLAS.gemm(transB: true, m: n, n: outF, k: inF, a: x.value.data, b: weightValues(w),
                   beta: bias == nil ? 0 : 1, c: y.data)
     }
 
     /// The dense projection's backward: dx += dy · w, dw += dyᵀ · x, db += Σ_rows dy, each
     /// only for inputs that require a gradient.
-    static func projectBackward(_ dy: Tensor, _ x: Variable, _ w: Variable, bias: Variable?) {
+    func projectBackward(_ dy: Tensor, _ x: Variable, _ w: Variable, bias: Variable?) {
         let n = x.value.rows, inF = w.shape[1], outF = w.shape[0]
         if x.requiresGrad {
             let (dx, accumulate) = x.gradBufferForWriting()
-            BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: w.value.data, beta: accumulate ? 1 : 0, c: dx.data)
+            BLAS.gemm(m: n, n: inF, k: outF, a: dy.data, b: weightValues(w), beta: accumulate ? 1 : 0, c: dx.data)
         }
         if w.requiresGrad {
             BLAS.gemm(transA: true, m: outF, n: inF, k: n, a: dy.data, b: x.value.data, beta: 1, c: w.gradBuffer().data)

@@ -48,7 +48,7 @@ extension Tape {
         guard y.requiresGrad else { return y }
         record { [unowned self] in
             guard let dy = y.grad else { return }
-            Self.projectBackward(dy, x, w, bias: bias)
+            self.projectBackward(dy, x, w, bias: bias)
             if b.requiresGrad {
                 BLAS.gemm(transA: true, m: outF, n: rank, k: n, alpha: s, a: dy.data, b: h.data, beta: 1,
                           c: b.gradBuffer().data)

@@ -170,6 +170,10 @@ public final class Trainer {
 
         let tape = Tape()
         let seed = setup.seed
+        // Only the steps read the packed base; evaluation, calibration and the checkpoints
+        // after them read the float32 weights, exactly as loaded.
+        if let format = setup.basePrecision, !adapters.isEmpty { model.packFrozenProjections(format) }
+        defer { model.unpackProjections() }
         let started = Date()
         var tokensSeen = 0
         var lastLoss = Double.nan, evalLoss: Double?
@@ -226,6 +230,9 @@ public final class Trainer {
             }
         }
         let elapsed = Date().timeIntervalSince(started)
+        // The steps' buffers go before the float32 base is read back in.
+        tape.releaseMemory()
+        model.unpackProjections()
         let finalURL = outputDirectory.appendingPathComponent(stop == totalSteps ? "model.h5" : "interrupted.h5")
         if stop == totalSteps {
             let metrics = try evaluate(step: totalSteps, tape: tape)

@@ -41,6 +41,9 @@ extension Trainer {
         public var train: Dataset
         public var eval: Dataset
         public var adapters: Adapters
+        /// LoRA only: the frozen base's block projections held packed in this format while
+        /// the run trains (`TransformerModel.packFrozenProjections`); nil keeps float32.
+        public var basePrecision: PackedMatrix.Format?
         /// Chat template name (`ChatTemplate.named`), resolved with the model's tokenizer.
         public var template = "auto"
         public var length: Length
