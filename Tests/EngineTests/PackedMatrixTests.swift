@@ -83,6 +83,9 @@ import Testing
         // Whole pages inside the range: from the second page to the end of the third.
         #expect(moved == 2 * page * 4)
         #expect((0..<storage.count).allSatisfy { storage.pointer[$0] == Float($0) })
+        // Dropped pages are read from the file again.
+        storage.dropMovedPages(elements: 10..<(3 * page + 50))
+        #expect((0..<storage.count).allSatisfy { storage.pointer[$0] == Float($0) })
         storage.pointer[page + 1] = -1
         #expect(storage.pointer[page + 1] == -1)
         // A heap buffer (under 1 MiB) stays where it is.

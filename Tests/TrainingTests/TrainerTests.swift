@@ -107,7 +107,7 @@ import Tokenizers
         let (files, url) = try Self.makeRun(kind: "lora", steps: 5)
         var plainLosses: [Double] = [], packedLosses: [Double] = []
         try Trainer(recipe: Self.load(url)).run { if case let .step(r) = $0 { plainLosses.append(r.loss) } }
-        let recipe = try Self.load(url, ["output.dir=\(files.path("packed"))", "adapters.base_precision=\(precision)"])
+        let recipe = try Self.load(url, ["output.dir=\(files.path("packed"))", "adapters.base_precision=\(precision)", "output.save_every=2"])
         try Trainer(recipe: recipe).run { if case let .step(r) = $0 { packedLosses.append(r.loss) } }
         let plain = try Checkpoint.read(from: files.root.appendingPathComponent("out/model.h5"))
         let packed = try Checkpoint.read(from: files.root.appendingPathComponent("packed/model.h5"))

@@ -69,6 +69,16 @@ public final class TensorStorage: @unchecked Sendable {
         return end - start
     }
 
+    /// Gives back the memory of `elements` that `moveToFile` moved and something read since
+    /// (a periodic save): the values are read from the file again when next used. A value
+    /// written since would return to what the file holds, so only frozen values are dropped.
+    public func dropMovedPages(elements: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE))), size = MemoryLayout<Float>.stride
+        let start = (elements.lowerBound * size + page - 1) / page * page, end = elements.upperBound * size / page * page
+        guard max(count, 1) * size >= Self.mappedBytes, end > start else { return }
+        madvise(UnsafeMutableRawPointer(pointer) + start, end - start, MADV_DONTNEED)
+    }
+
     deinit {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         if bytes >= Self.mappedBytes { munmap(pointer, bytes) } else { free(pointer) }

@@ -21,6 +21,16 @@ extension TransformerModel {
         return moved
     }
 
+    /// Gives back the memory of the packed projections' float32 values that something read
+    /// while they were packed (a periodic checkpoint); they are read from the file again
+    /// when needed. They are frozen, so nothing written is lost.
+    public func dropPackedBasePages() {
+        for (_, linear) in namedLinears where linear.weight.packed != nil && linear.weight.value.storage === parameterStorage {
+            let w = linear.weight.value
+            parameterStorage.dropMovedPages(elements: w.offset..<(w.offset + w.count))
+        }
+    }
+
     /// Drops the packed copies: projections read the float32 weights again (read back into
     /// memory as they are used).
     public func unpackProjections() {

@@ -226,6 +226,8 @@ public final class Trainer {
                 let url = periodic.appendingPathComponent(String(format: "step-%08d.h5", completed))
                 try checkpoint(step: completed, includeOptimizer: true).write(to: url)
                 try pruneCheckpoints(in: periodic)
+                // The save read the packed base's float32 values back in; they are not needed until the end.
+                if setup.basePrecision != nil { model.dropPackedBasePages() }
                 progress(.saved(step: completed, url: url))
             }
         }
