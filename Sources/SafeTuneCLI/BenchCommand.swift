@@ -53,9 +53,7 @@ struct BenchCommand: ParsableCommand {
             }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(reports), as: UTF8.self))
+            try printJSON(encoding: reports)
         } else if let first = reports.first {
             print("cblas_sgemm probe: 1024³, median of the probes run just before and just after the timed repetitions; BLAS: \(first.blas)")
         }

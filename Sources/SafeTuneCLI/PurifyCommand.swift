@@ -42,9 +42,7 @@ struct PurifyCommand: ParsableCommand {
             let report = try purifier.purify(URL(fileURLWithPath: checkpoint), clean: clean, output: URL(fileURLWithPath: output),
                                              base: base.map { URL(fileURLWithPath: $0) }, workDirectory: work)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try printJSON(encoding: report)
             } else {
                 print("purified:  \(report.output)")
                 print("neutralised \(report.channels) channels (\(report.mode.rawValue), τ = \(report.tau)), fluency \(report.fluencySteps) steps")

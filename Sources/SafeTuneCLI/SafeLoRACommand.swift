@@ -44,10 +44,7 @@ struct SafeLoRACommand: ParsableCommand {
             let projected = decisions.filter(\.projected).count
             if json {
                 struct Summary: Encodable { var output: String; var threshold: Double?; var projected: Int; var decisions: [SafeLoRA.Decision] }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                let summary = Summary(output: output, threshold: modules == nil ? threshold : nil, projected: projected, decisions: decisions)
-                print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+                try printJSON(encoding: Summary(output: output, threshold: modules == nil ? threshold : nil, projected: projected, decisions: decisions))
             } else {
                 let rule = modules.map { "the \($0) least similar" } ?? "cosine below \(threshold)"
                 print("projected \(projected) of \(decisions.count) modules (\(rule)): \(output)")

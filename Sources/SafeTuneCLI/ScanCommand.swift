@@ -72,9 +72,7 @@ struct ScanCommand: ParsableCommand {
             return Output(scan: found.scan, calibration: found.calibration, aboveThreshold: found.above)
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            try printJSON(encoding: output)
         } else {
             let r = output.scan
             print(String(format: "divergence without suffix %.3f, with the best suffix %.3f (%d steps, %.1f s)",

@@ -263,9 +263,7 @@ struct VerifyCommand: ParsableCommand {
             report = GateReport.failure(error, checkpoint: url.path, reference: reference, seconds: Date().timeIntervalSince(started))
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(encoding: report)
         } else if let error = report.error {
             throw CommandFailure.report(error)
         } else {
