@@ -37,6 +37,9 @@ public final class TensorStorage: @unchecked Sendable {
     /// Size from which a buffer is mapped instead of taken from malloc (1 MiB).
     static let mappedBytes = 1 << 20
 
+    /// Byte ranges `moveToFile` moved, page-aligned.
+    private var movedBytes: [Range<Int>] = []
+
     /// Moves the values of `elements` out of memory into a private mapping of a deleted
     /// temporary file, at the same addresses: they read and write as before, but hold no
     /// memory until read again. Only the whole pages inside the range move, and only in a
@@ -66,17 +69,23 @@ public final class TensorStorage: @unchecked Sendable {
         guard mmap(region, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) == region else {
             OutOfMemory.handler(end - start)
         }
+        movedBytes.append(start..<end)
         return end - start
     }
 
-    /// Gives back the memory of `elements` that `moveToFile` moved and something read since
-    /// (a periodic save): the values are read from the file again when next used. A value
-    /// written since would return to what the file holds, so only frozen values are dropped.
+    /// Gives back the memory of the pages of `elements` that `moveToFile` moved and that
+    /// something read since (a save): they are read from the file again when next used.
+    /// A value written since would return to what the file holds, so only frozen values are
+    /// dropped. Elements that were not moved stay as they are.
     public func dropMovedPages(elements: Range<Int>) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE))), size = MemoryLayout<Float>.stride
-        let start = (elements.lowerBound * size + page - 1) / page * page, end = elements.upperBound * size / page * page
-        guard max(count, 1) * size >= Self.mappedBytes, end > start else { return }
-        madvise(UnsafeMutableRawPointer(pointer) + start, end - start, MADV_DONTNEED)
+        let size = MemoryLayout<Float>.stride
+        let bytes = (elements.lowerBound * size)..<(elements.upperBound * size)
+        for moved in movedBytes where moved.overlaps(bytes) {
+            let part = moved.clamped(to: bytes)
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = (part.lowerBound + page - 1) / page * page, end = part.upperBound / page * page
+            if end > start { madvise(UnsafeMutableRawPointer(pointer) + start, end - start, MADV_DONTNEED) }
+        }
     }
 
     deinit {

@@ -25,9 +25,9 @@ extension TransformerModel {
     /// while they were packed (a periodic checkpoint); they are read from the file again
     /// when needed. They are frozen, so nothing written is lost.
     public func dropPackedBasePages() {
-        for (_, linear) in namedLinears where linear.weight.packed != nil && linear.weight.value.storage === parameterStorage {
+        for (_, linear) in namedLinears where linear.weight.packed != nil {
             let w = linear.weight.value
-            parameterStorage.dropMovedPages(elements: w.offset..<(w.offset + w.count))
+            w.storage.dropMovedPages(elements: w.offset..<(w.offset + w.count))
         }
     }
 
