@@ -170,8 +170,8 @@ public final class Trainer {
 
         let tape = Tape()
         let seed = setup.seed
-        // Only the steps read the packed base; evaluation, calibration and the checkpoints
-        // after them read the float32 weights, exactly as loaded.
+        // Only the steps (and evaluations between them) read the packed base; the final
+        // evaluation, calibration and checkpoints read the float32 weights, exactly as loaded.
         if let format = setup.basePrecision, !adapters.isEmpty { model.packFrozenProjections(format) }
         defer { model.unpackProjections() }
         let started = Date()
@@ -232,7 +232,7 @@ public final class Trainer {
             }
         }
         let elapsed = Date().timeIntervalSince(started)
-        // The steps' buffers go before the float32 base is read back in.
+        // The steps' buffers go first: a packed base's float32 values come back in after.
         tape.releaseMemory()
         model.unpackProjections()
         let finalURL = outputDirectory.appendingPathComponent(stop == totalSteps ? "model.h5" : "interrupted.h5")
