@@ -50,8 +50,9 @@ public final class TensorStorage: @unchecked Sendable {
     @discardableResult
     public func moveToFile(elements: Range<Int>, directory: String = FileManager.default.temporaryDirectory.path) -> Int {
         precondition(elements.lowerBound >= 0 && elements.upperBound <= count, "moveToFile: \(elements) outside \(count) elements")
-        let page = Int(sysconf(Int32(_SC_PAGESIZE))), size = MemoryLayout<Float>.stride
-        let start = (elements.lowerBound * size + page - 1) / page * page, end = elements.upperBound * size / page * page
+        let size = MemoryLayout<Float>.stride
+        let pages = Self.wholePages(in: (elements.lowerBound * size)..<(elements.upperBound * size))
+        let start = pages.lowerBound, end = pages.upperBound
         guard max(count, 1) * size >= Self.mappedBytes, end > start else { return 0 }
         var name = Array("\(directory)/safetune-weights-XXXXXX".utf8CString)
         let fd = mkstemp(&name)
@@ -81,11 +82,16 @@ public final class TensorStorage: @unchecked Sendable {
         let size = MemoryLayout<Float>.stride
         let bytes = (elements.lowerBound * size)..<(elements.upperBound * size)
         for moved in movedBytes where moved.overlaps(bytes) {
-            let part = moved.clamped(to: bytes)
-            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-            let start = (part.lowerBound + page - 1) / page * page, end = part.upperBound / page * page
-            if end > start { madvise(UnsafeMutableRawPointer(pointer) + start, end - start, MADV_DONTNEED) }
+            let pages = Self.wholePages(in: moved.clamped(to: bytes))
+            if !pages.isEmpty { madvise(UnsafeMutableRawPointer(pointer) + pages.lowerBound, pages.count, MADV_DONTNEED) }
         }
+    }
+
+    /// The whole pages inside a byte range (empty when none fits).
+    static func wholePages(in bytes: Range<Int>) -> Range<Int> {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (bytes.lowerBound + page - 1) / page * page, end = bytes.upperBound / page * page
+        return start..<max(start, end)
     }
 
     deinit {
