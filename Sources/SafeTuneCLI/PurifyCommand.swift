@@ -30,16 +30,18 @@ struct PurifyCommand: ParsableCommand {
 
     func run() throws {
         do {
+            let url = URL(fileURLWithPath: checkpoint)
+            let gateRecipe = try variantOptions.gateRecipe(checkpoint: url, reference: nil)
             var settings = PurifierSettings()
-            settings.variants = try variantOptions.settings()
+            settings.variants = try variantOptions.settings(over: gateRecipe?.recipe.safety.gate)
             settings.tau = tau
             fluency.apply(to: &settings)
-            let clean = try variantOptions.cleanSamples()
+            let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe)
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
             let purifier = Purifier(settings: settings)
             if !json { purifier.log = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
-            let report = try purifier.purify(URL(fileURLWithPath: checkpoint), clean: clean, output: URL(fileURLWithPath: output),
+            let report = try purifier.purify(url, clean: clean, output: URL(fileURLWithPath: output),
                                              base: base.map { URL(fileURLWithPath: $0) }, workDirectory: work)
             if json {
                 try printJSON(encoding: report)

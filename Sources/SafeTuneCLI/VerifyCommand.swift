@@ -5,22 +5,27 @@ import Recipes
 import Safety
 import Training
 
-/// Options shared by `verify` and `purify`: where clean data comes from and how the variants are made.
+/// Options shared by `verify` and `purify`: where clean data comes from and how the variants
+/// are made. Each setting comes from its flag, else from a gate recipe's `safety.gate` and
+/// clean data, else from the defaults. The gate recipe is `--recipe`, else the one a parent
+/// ships beside it (`<parent>.gate.yaml`, as `checkpoints/smollm2-aligned.gate.yaml`): the
+/// recipe whose gate made the variants kept in `<parent>.gate/`, so that verifying a child
+/// of that parent needs no flags and reuses them.
 struct VariantOptions: ParsableArguments {
     @Option(help: "Clean data (JSONL) for the variants; benign pairs are used.")
     var clean: String?
 
-    @Option(help: "Take the clean data from this recipe (safety.gate.clean_data, else its benign training files).")
+    @Option(help: "Gate recipe: its safety.gate settings and clean data (safety.gate.clean_data, else its benign training files) apply where no flag is given (default: <parent>.gate.yaml beside the checkpoint's parent, when there is one).")
     var recipe: String?
 
-    @Option(help: "Variant pairs N.")
-    var variants: Int = 6
+    @Option(help: "Variant pairs N (default: the gate recipe's, else 6).")
+    var variants: Int?
 
-    @Option(help: "Optimizer steps per variant fine-tune.")
-    var steps: Int = VariantSettings().steps
+    @Option(help: "Optimizer steps per variant fine-tune (default: the gate recipe's, else \(VariantSettings().steps)).")
+    var steps: Int?
 
-    @Option(help: "Variant fine-tuning: full or lora.")
-    var kind: String = "full"
+    @Option(help: "Variant fine-tuning: full or lora (default: the gate recipe's, else full).")
+    var kind: String?
 
     @Option(help: "Variant learning rate (default: 5e-4 full, 2e-3 lora).")
     var lr: Double?
@@ -31,24 +36,48 @@ struct VariantOptions: ParsableArguments {
     @Option(help: "Scratch folder for the variants (default: a temporary folder).")
     var workDir: String?
 
-    func settings() throws -> VariantSettings {
-        var s = VariantSettings()
-        s.pairs = variants
-        s.steps = steps
-        guard let k = VariantSettings.Kind(rawValue: kind) else {
-            throw VaccineError.invalidSetting(key: "--kind", reason: "must be full or lora, got '\(kind)'")
+    /// The gate recipe and the parent it names (`reference` when given), or nil when there is
+    /// none: `--recipe`, else, without `--clean`, the first of the checkpoint's parent
+    /// candidates that has a `.gate.yaml` beside it. The gate itself checks that parent's digest.
+    func gateRecipe(checkpoint: URL, reference: URL?) throws -> (recipe: Recipe, parent: URL?)? {
+        if let recipe {
+            let r = try RecipeLoader().load(contentsOf: URL(fileURLWithPath: recipe))
+            return (r, reference ?? r.safety.gate.reference?.url ?? r.model.base?.url)
         }
-        s.kind = k
+        guard clean == nil else { return nil }
+        let parents = reference.map { [$0] }
+            ?? SuspectLoader.candidates((try? CheckpointSummary.read(from: checkpoint))?.provenance, file: checkpoint)
+        for parent in parents {
+            let file = parent.deletingPathExtension().appendingPathExtension("gate.yaml")
+            if FileManager.default.fileExists(atPath: file.path) { return (try RecipeLoader().load(contentsOf: file), parent) }
+        }
+        return nil
+    }
+
+    /// The variant settings: the flags over `gate` (a gate recipe's `safety.gate`) over the defaults.
+    func settings(over gate: GateSettings? = nil) throws -> VariantSettings {
+        var s = VariantSettings()
+        s.pairs = variants ?? gate?.variants ?? s.pairs
+        s.steps = steps ?? gate?.steps ?? s.steps
+        if let kind {
+            guard let k = VariantSettings.Kind(rawValue: kind) else {
+                throw VaccineError.invalidSetting(key: "--kind", reason: "must be full or lora, got '\(kind)'")
+            }
+            s.kind = k
+        } else if let gate {
+            s.kind = gate.kind
+        }
         s.learningRate = lr
         s.seed = seed
         try s.validate()
         return s
     }
 
-    func cleanSamples() throws -> [CleanSample] {
+    /// `--clean`, else the gate recipe's clean data.
+    func cleanSamples(recipe gateRecipe: Recipe?) throws -> [CleanSample] {
         if let clean { return try CleanData.load(contentsOf: URL(fileURLWithPath: clean)) }
-        if let recipe { return try CleanData.load(recipe: RecipeLoader().load(contentsOf: URL(fileURLWithPath: recipe))) }
-        throw VaccineError.noCleanData(source: "--clean or --recipe (neither given)")
+        if let gateRecipe { return try CleanData.load(recipe: gateRecipe) }
+        throw VaccineError.noCleanData(source: "--clean, --recipe or a <parent>.gate.yaml beside the checkpoint's parent (none found)")
     }
 
     func workDirectory() throws -> URL {
@@ -209,11 +238,11 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var regimeOptions: RegimeOptions
 
-    @Option(help: "Signature size per layer and module.")
-    var tau: Double = 0.08
+    @Option(help: "Signature size per layer and module (default: the gate recipe's, else 0.08).")
+    var tau: Double?
 
-    @Option(help: "Deciding statistic: \(DetectionRule.names).")
-    var rule: String = GateConfiguration().rule.rawValue
+    @Option(help: "Deciding statistic: \(DetectionRule.names) (default: the gate recipe's, else \(GateConfiguration().rule.rawValue)).")
+    var rule: String?
 
     @Option(help: "Threshold: clean mean + k standard deviations.")
     var k: Double = 3
@@ -221,7 +250,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Reject after this many seconds.")
     var timeLimit: Double = 3600
 
-    @Flag(help: "Fine-tune the variants from the parent instead of the checkpoint (with --reference and the share rule, kept beside the parent in <parent>.gate/ for later gates).")
+    @Flag(help: "Fine-tune the variants from the parent instead of the checkpoint (also when the gate recipe says variants_from: parent), kept beside the parent in <parent>.gate/ for later gates (with the share rule).")
     var variantsFromParent = false
 
     @Flag(help: "Store the verdict in the checkpoint's /gate section.")
@@ -234,33 +263,37 @@ struct VerifyCommand: ParsableCommand {
         let url = URL(fileURLWithPath: checkpoint)
         let started = Date()
         var report: GateReport
+        var parent = reference.map { URL(fileURLWithPath: $0) }
         do {
+            let log: (String) -> Void = { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+            let gateRecipe = try variantOptions.gateRecipe(checkpoint: url, reference: parent)
+            if let gateRecipe, variantOptions.recipe == nil { log("gate settings and clean data from \(gateRecipe.recipe.files[0].path)") }
+            let gate = gateRecipe?.recipe.safety.gate
+            parent = gateRecipe?.parent ?? parent
             var configuration = GateConfiguration()
-            configuration.variants = try variantOptions.settings()
-            configuration.tau = tau
+            configuration.variants = try variantOptions.settings(over: gate)
+            configuration.tau = tau ?? gate?.tau ?? configuration.tau
             configuration.k = k
-            configuration.rule = try DetectionRule.parse(option: rule)
-            configuration.variantsFromParent = variantsFromParent
+            configuration.rule = try rule.map { try DetectionRule.parse(option: $0) } ?? gate?.rule ?? configuration.rule
+            configuration.variantsFromParent = variantsFromParent || gate?.variantsFrom == .parent
             // Variants of a named parent are kept beside it, shared with other gates on its
             // children (verify or train, concurrent ones included), as train's gate does.
-            if variantsFromParent, let reference { configuration.evidenceCache = GateEvidenceCache(besideParent: URL(fileURLWithPath: reference)) }
+            if configuration.variantsFromParent, let parent { configuration.evidenceCache = GateEvidenceCache(besideParent: parent) }
             configuration.timeLimit = timeLimit
-            let log: (String) -> Void = { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
             let regime = try regimeOptions.regime(seed: variantOptions.seed, checkpoint: url, log: log)
             configuration.direction = try directionOptions.stage(regime: regime)
             configuration.behaviour = try behaviourOptions.stage(seed: variantOptions.seed, regime: regime)
-            let clean = try variantOptions.cleanSamples()
+            let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe)
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
-            report = Gate(configuration: configuration).verify(
-                url, reference: reference.map { URL(fileURLWithPath: $0) }, clean: clean, workDirectory: work, log: log)
+            report = Gate(configuration: configuration).verify(url, reference: parent, clean: clean, workDirectory: work, log: log)
             if record, report.error == nil {
                 var c = try Checkpoint.read(from: url)
                 c.gate = report.record
                 try c.write(to: url)
             }
         } catch {
-            report = GateReport.failure(error, checkpoint: url.path, reference: reference, seconds: Date().timeIntervalSince(started))
+            report = GateReport.failure(error, checkpoint: url.path, reference: parent?.path, seconds: Date().timeIntervalSince(started))
         }
         if json {
             try printJSON(encoding: report)

@@ -114,6 +114,19 @@ struct RecipeDefaultsTests {
         #expect(publish.files.count == 2)
     }
 
+    /// The gate recipe shipped beside the aligned model, which `verify` and `purify` read for
+    /// its children: the quickstart's gate (its variants are the ones kept beside the model),
+    /// with clean data that exists and no label a gate would drop.
+    @Test func theAlignedModelsGateRecipe() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let gate = try RecipeLoader().load(contentsOf: root.appendingPathComponent("checkpoints/smollm2-aligned.gate.yaml"))
+        let quickstart = try RecipeLoader().load(contentsOf: root.appendingPathComponent("recipes/quickstart.yaml"))
+        #expect(gate.safety.gate == quickstart.safety.gate && gate.model.base == quickstart.model.base)
+        #expect(gate.safety.gate.variantsFrom == .parent && gate.safety.gate.kind == .lora)
+        #expect(gate.model.base?.url.standardizedFileURL == root.appendingPathComponent("checkpoints/smollm2-aligned.h5").standardizedFileURL)
+        #expect(try CleanData.load(recipe: gate).count == 150)
+    }
+
     private func lookup(_ value: CanonicalValue, _ path: String) -> CanonicalValue? {
         var current = value
         for part in path.split(separator: ".") {

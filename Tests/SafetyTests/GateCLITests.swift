@@ -54,7 +54,37 @@ struct GateCLITests {
 
     @Test func noCleanDataGiven() throws {
         let error = try rejectedWithError([child.path, "--reference", parent.path])
-        #expect(error.contains("--clean or --recipe"))
+        #expect(error.contains("--clean, --recipe") && error.contains(".gate.yaml"))
+    }
+
+    /// With neither `--clean` nor `--recipe`, the gate recipe the parent ships beside it
+    /// (`parent.gate.yaml`) gives the gate its settings and clean data: here two pairs of
+    /// LoRA variants fine-tuned from the parent, which lands in the parent's `.gate/` folder,
+    /// and a second verify reuses. A flag still overrides the recipe.
+    @Test func aParentsGateRecipeSetsTheGate() throws {
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let recipe = """
+            model: {base: parent.h5}
+            data: {train: [clean.jsonl]}
+            training: {steps: 1}
+            safety:
+              gate: {variants: 2, steps: 1, kind: lora, variants_from: parent}
+            """
+        try Data(recipe.utf8).write(to: dir.appendingPathComponent("parent.gate.yaml"))
+        let run = { (extra: [String]) in try BuiltBinary.safetune.run(["verify", child.path, "--reference", parent.path, "--json"] + extra) }
+        let first = try run([])
+        let report = try JSONDecoder().decode(GateReport.self, from: Data(first.out.utf8))
+        #expect(report.error == nil, "\(first.out) \(first.err)")
+        #expect(first.status == (report.verdict == .reject ? 1 : 0))
+        let settings = try #require(report.settings)
+        #expect(settings.pairs == 2 && settings.steps == 1 && settings.kind == .lora && settings.variantsFromParent)
+        let kept = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("parent.gate").path)
+        #expect(kept.contains { $0.hasSuffix(".json") })
+        let again = try JSONDecoder().decode(GateReport.self, from: Data(try run(["--tau", "0.2"]).out.utf8))
+        #expect(again.error == nil && again.settings?.tau == 0.2 && again.timings.variants == 0)
+        try Data("model: [".utf8).write(to: dir.appendingPathComponent("parent.gate.yaml"))
+        let broken = try run([])
+        #expect(broken.status == 2 && broken.out.contains("parent.gate.yaml"), "\(broken.out)")
     }
 
     @Test func cleanDataFileMissing() throws {

@@ -78,7 +78,7 @@ public enum SuspectLoader {
             return parent
         }
         guard let expected else { throw VaccineError.missingParent(file: file.path, reason: "its provenance names no parent") }
-        for candidate in candidates(child, file: file) {
+        for candidate in candidates(child.provenance, file: file) {
             guard var parent = try? read(candidate) else { continue }
             if parent.isAdapterOnly {
                 guard let attached = try? ModelBundle.attachingPinnedBase(parent, source: candidate) else { continue }
@@ -89,9 +89,12 @@ public enum SuspectLoader {
         throw VaccineError.missingParent(file: file.path, reason: "parent \(expected.prefix(16))… not found from its provenance")
     }
 
-    /// Where the provenance recipe's base may be.
-    static func candidates(_ child: Checkpoint, file: URL) -> [URL] {
-        guard let base = child.provenance?.regime?.base else { return [] }
+    /// Where the base named by the provenance of the checkpoint `file` may be: the pinned
+    /// base's cache, or the recipe's path tried from the working folder and from the
+    /// checkpoint's folder, the folders above it and their `recipes/`. Not yet checked
+    /// against the recorded digest.
+    public static func candidates(_ provenance: Provenance?, file: URL) -> [URL] {
+        guard let base = provenance?.regime?.base else { return [] }
         if let pinned = BaseModel.named(base) { return [pinned.cachedURL()] }
         if base.hasPrefix("/") { return [URL(fileURLWithPath: base)] }
         var dirs = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
