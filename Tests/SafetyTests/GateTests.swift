@@ -323,4 +323,34 @@ struct GateTests {
         let report = try Self.verify(url, reference: nil)
         #expect(report.verdict == .reject && report.error != nil)
     }
+
+    /// A fine-tune of a checkpoint that carries adapters (as every fine-tune of the aligned
+    /// SmolLM2 does) trained on that checkpoint with its adapters merged; its adapter-only
+    /// file records that merged model as its base. The gate attaches it there and sees the
+    /// same update as in the fine-tune's full file.
+    @Test func anAdapterOnlyFineTuneOfAnAdapterCheckpointIsVerifiedOnTheMergedParent() throws {
+        func adapted(_ model: TransformerModel, seed: UInt64) throws -> TensorGroup {
+            let adapters = try LoRA.attach(to: model, LoRA.Parameters(rank: 2, alpha: 4, seed: seed)) { $0.hasSuffix("up_proj") }
+            var rng = SeededRandom(seed: seed)
+            for (_, a) in adapters { rng.fillNormal(a.b.value, std: 0.05) }
+            return LoRAGroup.make(adapters)
+        }
+        var parent = try VaccineFixtures.checkpoint(seed: 1)
+        parent.adapters = try adapted(TransformerModel(config: parent.config, weights: parent.weights, trainable: false), seed: 2)
+        // The fine-tune: the parent's adapters merged, new adapters on top.
+        let merged = try SuspectLoader.model(of: parent, source: "parent")
+        var child = parent
+        child.weights = merged.huggingFaceWeights()
+        child.adapters = try adapted(TransformerModel(config: child.config, weights: child.weights, trainable: false), seed: 3)
+        child.provenance = Provenance(parentSHA256: parent.weightsSHA256, seed: 3)
+        let full = try SuspectLoader.load(child, from: URL(fileURLWithPath: "child.h5"), base: parent).bundle
+        let small = try SuspectLoader.load(child.adapterOnly(), from: URL(fileURLWithPath: "adapters.h5"), base: parent).bundle
+        #expect(small.model.huggingFaceWeights().mapValues(\.scalars) == full.model.huggingFaceWeights().mapValues(\.scalars))
+        // Attached to the parent's weights without its adapters, it is refused.
+        var bare = parent
+        bare.adapters = nil
+        #expect(throws: CheckpointError.self) {
+            try SuspectLoader.load(child.adapterOnly(), from: URL(fileURLWithPath: "adapters.h5"), base: bare)
+        }
+    }
 }

@@ -193,12 +193,12 @@ public struct Gate: Sendable {
         do {
             let child = try SuspectLoader.read(url)
             let parent = try SuspectLoader.parent(of: child, file: url, reference: reference)
-            let (bundle, _) = try SuspectLoader.load(url, base: parent)
             try SuspectLoader.checkFinite(parent, file: reference?.path ?? "parent")
+            let parentModel = try SuspectLoader.model(of: parent, source: reference?.path ?? "parent")
+            let (bundle, _) = try SuspectLoader.load(child, from: url, base: parent, baseModel: parentModel)
             guard ChannelUpdates.sameBlocks(parent.config, bundle.model.config) else {
                 throw VaccineError.shapeMismatch(file: url.path, reason: "its architecture differs from the parent's")
             }
-            let parentModel = try SuspectLoader.model(of: parent, source: reference?.path ?? "parent")
             let update = try ChannelUpdates(bundle.model, minus: parentModel, modules: configuration.modules, file: url.path)
             let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
             let source = configuration.variantsFromParent ? parentBundle : bundle

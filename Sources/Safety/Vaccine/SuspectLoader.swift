@@ -12,9 +12,22 @@ public enum SuspectLoader {
     /// The checkpoint at `url` as a model bundle with adapters merged; an adapter-only
     /// checkpoint is attached to `base` first.
     public static func load(_ url: URL, base: Checkpoint? = nil) throws -> (bundle: ModelBundle, checkpoint: Checkpoint) {
-        var checkpoint = try read(url)
+        try load(read(url), from: url, base: base)
+    }
+
+    /// `load(_:base:)` for a checkpoint already read from `url`. Where `base` carries adapters
+    /// of its own (a fine-tune of an adapter checkpoint, such as the aligned SmolLM2), an
+    /// adapter-only checkpoint is attached to the base's weights with those adapters merged,
+    /// which is what the fine-tune trained on; `baseModel`, when given, is that merged model.
+    public static func load(_ read: Checkpoint, from url: URL, base: Checkpoint?,
+                            baseModel: TransformerModel? = nil) throws -> (bundle: ModelBundle, checkpoint: Checkpoint) {
+        var checkpoint = read
         if checkpoint.isAdapterOnly {
-            guard let base else { throw VaccineError.missingParent(file: url.path, reason: "adapter-only checkpoint") }
+            guard var base else { throw VaccineError.missingParent(file: url.path, reason: "adapter-only checkpoint") }
+            if let adapters = base.adapters, !adapters.groups.isEmpty {
+                base.weights = try (baseModel ?? model(of: base, source: url.path)).huggingFaceWeights()
+                base.adapters = nil
+            }
             checkpoint = try checkpoint.attaching(to: base, source: url.path)
         }
         try checkFinite(checkpoint, file: url.path)
