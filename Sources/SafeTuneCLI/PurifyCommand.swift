@@ -15,7 +15,7 @@ struct PurifyCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the purified checkpoint.")
     var output: String
 
-    @Option(help: "Base checkpoint of an adapter-only checkpoint.")
+    @Option(help: "The parent of an adapter-only checkpoint (default: found from its provenance).")
     var base: String?
 
     @OptionGroup var variantOptions: VariantOptions

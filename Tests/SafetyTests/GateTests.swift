@@ -329,20 +329,7 @@ struct GateTests {
     /// file records that merged model as its base. The gate attaches it there and sees the
     /// same update as in the fine-tune's full file.
     @Test func anAdapterOnlyFineTuneOfAnAdapterCheckpointIsVerifiedOnTheMergedParent() throws {
-        func adapted(_ model: TransformerModel, seed: UInt64) throws -> TensorGroup {
-            let adapters = try LoRA.attach(to: model, LoRA.Parameters(rank: 2, alpha: 4, seed: seed)) { $0.hasSuffix("up_proj") }
-            var rng = SeededRandom(seed: seed)
-            for (_, a) in adapters { rng.fillNormal(a.b.value, std: 0.05) }
-            return LoRAGroup.make(adapters)
-        }
-        var parent = try VaccineFixtures.checkpoint(seed: 1)
-        parent.adapters = try adapted(TransformerModel(config: parent.config, weights: parent.weights, trainable: false), seed: 2)
-        // The fine-tune: the parent's adapters merged, new adapters on top.
-        let merged = try SuspectLoader.model(of: parent, source: "parent")
-        var child = parent
-        child.weights = merged.huggingFaceWeights()
-        child.adapters = try adapted(TransformerModel(config: child.config, weights: child.weights, trainable: false), seed: 3)
-        child.provenance = Provenance(parentSHA256: parent.weightsSHA256, seed: 3)
+        let (parent, child) = try VaccineFixtures.adapterParentAndChild()
         let full = try SuspectLoader.load(child, from: URL(fileURLWithPath: "child.h5"), base: parent).bundle
         let small = try SuspectLoader.load(child.adapterOnly(), from: URL(fileURLWithPath: "adapters.h5"), base: parent).bundle
         #expect(small.model.huggingFaceWeights().mapValues(\.scalars) == full.model.huggingFaceWeights().mapValues(\.scalars))

@@ -55,6 +55,37 @@ struct VaccineEndToEndTests {
         #expect(left.isEmpty)
     }
 
+    /// The adapter-only file of a fine-tune of an adapter checkpoint (`adapters.h5` of a
+    /// fine-tune of the aligned SmolLM2) is purified on its parent, merged as it trained on
+    /// it: the same channels and the same purified weights as its full file. A parent of
+    /// other weights is refused.
+    @Test func anAdapterOnlyCheckpointIsPurifiedOnItsParent() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (parent, child) = try VaccineFixtures.adapterParentAndChild()
+        let parentURL = dir.appendingPathComponent("parent.h5"), otherURL = dir.appendingPathComponent("other.h5")
+        let fullURL = dir.appendingPathComponent("model.h5"), smallURL = dir.appendingPathComponent("adapters.h5")
+        try parent.write(to: parentURL)
+        try VaccineFixtures.checkpoint(seed: 9).write(to: otherURL)
+        try child.write(to: fullURL)
+        try child.adapterOnly().write(to: smallURL)
+        var settings = PurifierSettings()
+        settings.variants = Self.tinySettings()
+        settings.fluencySamples = 4
+        settings.fluencyEpochs = 1
+        let purifier = Purifier(settings: settings)
+        func purified(_ url: URL, base: URL?) throws -> (PurificationReport, Checkpoint) {
+            let out = dir.appendingPathComponent("purified-\(url.lastPathComponent)")
+            let report = try purifier.purify(url, clean: Self.clean, output: out, base: base, workDirectory: dir.appendingPathComponent("work"))
+            return (report, try Checkpoint.read(from: out))
+        }
+        let (fullReport, fromFull) = try purified(fullURL, base: nil)
+        let (smallReport, fromSmall) = try purified(smallURL, base: parentURL)
+        #expect(smallReport.mode == .adapters && smallReport.channels == fullReport.channels)
+        #expect(fromSmall.weights.mapValues(\.scalars) == fromFull.weights.mapValues(\.scalars))
+        #expect(throws: VaccineError.self) { try purified(smallURL, base: otherURL) }
+    }
+
     @Test func purifierWritesANeutralisedCheckpointWithItsProvenance() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,4 +1,5 @@
 import Checkpoints
+import Engine
 import Foundation
 import Models
 
@@ -45,5 +46,29 @@ public enum VaccineFixtures {
         let model = try TransformerModel(config: config, seed: seed, trainable: false)
         let provenance = parent.map { Provenance(parentSHA256: $0.weightsSHA256, seed: Int64(seed)) }
         return Checkpoint(config: config, weights: model.huggingFaceWeights(), tokenizerJSON: json, provenance: provenance)
+    }
+
+    /// An adapter checkpoint (as the aligned SmolLM2 is) and a LoRA fine-tune of it, which
+    /// trained on the parent with its adapters merged: the child's weights are that merged
+    /// model, its adapters new ones on `up_proj`, its provenance naming the parent.
+    public static func adapterParentAndChild() throws -> (parent: Checkpoint, child: Checkpoint) {
+        func adapted(_ c: Checkpoint, seed: UInt64) throws -> TensorGroup {
+            let model = try TransformerModel(config: c.config, weights: c.weights, trainable: false)
+            let adapters = try LoRA.attach(to: model, LoRA.Parameters(rank: 2, alpha: 4, seed: seed)) { $0.hasSuffix("up_proj") }
+            var rng = SeededRandom(seed: seed)
+            for (_, a) in adapters { rng.fillNormal(a.b.value, std: 0.05) }
+            return LoRAGroup.make(adapters)
+        }
+        var parent = try checkpoint(seed: 1)
+        let parentAdapters = try adapted(parent, seed: 2)
+        parent.adapters = parentAdapters
+        let merged = try TransformerModel(config: parent.config, weights: parent.weights, trainable: false)
+        try LoRAGroup.attach(parentAdapters, to: merged, source: "parent")
+        LoRA.merge(merged)
+        var child = parent
+        child.weights = merged.huggingFaceWeights()
+        child.adapters = try adapted(child, seed: 3)
+        child.provenance = Provenance(parentSHA256: parent.weightsSHA256, seed: 3)
+        return (parent, child)
     }
 }

@@ -59,13 +59,16 @@ public final class Purifier {
     public init(settings: PurifierSettings = .init()) { self.settings = settings }
 
     /// Purifies the checkpoint at `url` into `output` (a full-weights checkpoint whose
-    /// provenance parent is the suspect). `base` is needed for an adapter-only checkpoint.
+    /// provenance parent is the suspect). An adapter-only checkpoint is attached to its
+    /// parent: `base`, else the one its provenance names, checked against the recorded digest
+    /// as the gate checks it (an adapter parent such as the aligned SmolLM2 included).
     /// `evidence` reuses variants already fine-tuned from this checkpoint (by the gate).
     public func purify(_ url: URL, clean: [CleanSample], output: URL, base: URL? = nil, workDirectory: URL,
                        evidence reused: VariantEvidence? = nil) throws -> PurificationReport {
         let started = Date()
-        let baseCheckpoint = try base.map { try SuspectLoader.read($0) }
-        let (bundle, checkpoint) = try SuspectLoader.load(url, base: baseCheckpoint)
+        let suspect = try SuspectLoader.read(url)
+        let parent = suspect.isAdapterOnly ? try SuspectLoader.parent(of: suspect, file: url, reference: base) : nil
+        let (bundle, checkpoint) = try SuspectLoader.load(suspect, from: url, base: parent)
         let adapterMode = !(checkpoint.adapters?.groups.isEmpty ?? true)
         let tau = settings.tau
         guard tau > 0, tau <= 1 else { throw VaccineError.invalidSetting(key: "tau", reason: "must lie in (0, 1], got \(tau)") }
