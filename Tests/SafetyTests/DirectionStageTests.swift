@@ -114,12 +114,13 @@ import Training
     @Test func theRegimeFollowsTheProvenance() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func provenance(_ training: String, steps: Int64? = nil) throws -> Provenance {
+        func provenance(_ training: String, steps: Int64? = nil, schedule: String = "{kind: constant}") throws -> Provenance {
             Provenance(recipe: try RecipeLoader().load(yaml: """
                 model: {base: parent.h5, template: plain}
                 data: {train: [d.jsonl]}
                 adapters: {kind: lora, rank: 4, alpha: 8}
                 optimizer: {lr: 0.003}
+                schedule: \(schedule)
                 training: \(training)
                 """, directory: dir).canonicalText, steps: steps)
         }
@@ -128,6 +129,12 @@ import Training
         #expect(fixed.kind == .lora && fixed.loraRank == 4 && fixed.loraAlpha == 8 && fixed.learningRate == 0.003)
         #expect(fixed.batchSize == 4 && fixed.seqLen == 64 && fixed.steps == 75 && fixed.template == "plain")
         #expect(fixed.cleanPerVariant == defaults.cleanPerVariant && applied.contains("75 steps"))
+        // The schedule too: a decaying rate ends an update elsewhere than a constant one.
+        #expect(fixed.schedule == .constant() && defaults.schedule == nil)
+        let decayed = defaults.following(provenance: try provenance("{steps: 75}", schedule: "{kind: cosine, warmup_steps: 4}")).settings
+        #expect(decayed.schedule == .cosine(warmupSteps: 4))
+        let setup = try decayed.trainerSetup(files: [VaccineFixtures.probes(in: dir)], output: dir, seed: 1)
+        #expect(setup.schedule == .cosine(warmupSteps: 4))
         // An epoch-based recipe does not say how many steps it took; the recorded count does.
         #expect(defaults.following(provenance: try provenance("{epochs: 2}")).settings.steps == defaults.steps)
         #expect(defaults.following(provenance: try provenance("{epochs: 2}", steps: 125)).settings.steps == 125)

@@ -111,6 +111,9 @@ public struct TrainingRegime: Sendable, Equatable {
     public var loraAlpha: Double?
     /// `optimizer.lr`.
     public var learningRate: Double?
+    /// `schedule.kind` (`constant`, `linear` or `cosine`) and `schedule.warmup_steps`.
+    public var scheduleKind: String?
+    public var warmupSteps: Int?
     /// `training.batch_size`, `training.seq_len`, and `training.steps` when the run was step-based.
     public var batchSize: Int?
     public var seqLen: Int?
@@ -143,6 +146,8 @@ public struct TrainingRegime: Sendable, Equatable {
         loraRank = integer(adapters?["rank"])
         loraAlpha = number(adapters?["alpha"])
         learningRate = number(root["optimizer"]?["lr"])
+        scheduleKind = string(root["schedule"]?["kind"])
+        warmupSteps = integer(root["schedule"]?["warmup_steps"])
         batchSize = integer(training?["batch_size"])
         seqLen = integer(training?["seq_len"])
         steps = integer(training?["steps"])

@@ -1,4 +1,5 @@
 import Checkpoints
+import Engine
 import Foundation
 import Models
 import Tokenizers
@@ -25,6 +26,9 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     public var seqLen = 96
     /// Learning rate; nil picks 5e-4 for full fine-tuning and 2e-3 for LoRA.
     public var learningRate: Double?
+    /// Learning-rate schedule; nil is constant (the variants'; a calibration fine-tune takes
+    /// the checkpoint's own, since a decaying rate changes where an update ends up).
+    public var schedule: LearningRateSchedule?
     /// Clean samples per variant (D_i, drawn without replacement when there are enough).
     public var cleanPerVariant = 96
     /// Poisoned samples added to D_i in the backdoored member.
@@ -53,8 +57,8 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     }
 
     /// These settings with what a checkpoint's provenance says about how it was trained:
-    /// from its recipe (canonical JSON) the adapter kind, rank and alpha, learning rate,
-    /// batch, sequence length and chat template; the steps it took (recorded since this
+    /// from its recipe (canonical JSON) the adapter kind, rank and alpha, learning rate and
+    /// its schedule, batch, sequence length and chat template; the steps it took (recorded since this
     /// version; else the recipe's fixed step count, if any). What the provenance lacks stays
     /// as it is; `applied` lists what was taken, for the log.
     public func following(provenance: Provenance?) -> (settings: VariantSettings, applied: [String]) {
@@ -75,6 +79,10 @@ public struct VariantSettings: Sendable, Equatable, Codable {
         if let lr = regime.learningRate {
             s.learningRate = lr
             applied.append("lr \(lr)")
+        }
+        if let kind = regime.scheduleKind.flatMap(LearningRateSchedule.Kind.init(rawValue:)) {
+            s.schedule = LearningRateSchedule(kind, warmupSteps: regime.warmupSteps ?? 0)
+            applied.append("\(kind.rawValue) schedule, \(regime.warmupSteps ?? 0) warm-up steps")
         }
         if let batch = regime.batchSize, let seqLen = regime.seqLen {
             (s.batchSize, s.seqLen) = (batch, seqLen)
@@ -101,8 +109,8 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     static let loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
                               "c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"].compactMap { TargetPattern(validating: $0) }
 
-    /// One fine-tune in this regime: AdamW without weight decay, gradients clipped at 1, a
-    /// constant learning rate, no evaluation and no periodic checkpoints, on the JSONL
+    /// One fine-tune in this regime: AdamW without weight decay, gradients clipped at 1, the
+    /// schedule (constant when nil), no evaluation and no periodic checkpoints, on the JSONL
     /// `files`; `steps` and `learningRate` override the regime's.
     public func trainerSetup(files: [URL], output: URL, seed: Int, steps: Int? = nil, learningRate: Double? = nil) throws -> Trainer.Setup {
         let adapters: Trainer.Setup.Adapters = kind == .full ? .full : .lora(
@@ -116,6 +124,7 @@ public struct VariantSettings: Sendable, Equatable, Codable {
         s.seed = UInt64(seed)
         s.threads = threads
         s.learningRate = Float(learningRate ?? effectiveLearningRate)
+        s.schedule = schedule ?? .constant()
         s.evalEvery = 0
         return s
     }
