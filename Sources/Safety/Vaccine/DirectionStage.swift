@@ -15,8 +15,9 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     /// Where the parent's directions come from.
     public enum Probes: Sendable, Equatable, Codable {
         /// The directions the parent carries (`/directions`). The stage then runs only on
-        /// full-weight checkpoints: a rank-8 update's few directions make it weak evidence
-        /// for adapters (docs/gate.md), and a parent without directions skips it.
+        /// full-weight checkpoints: on adapters it needs calibration data like the
+        /// fine-tune's and costs four fine-tunes in its regime, so it runs there when asked
+        /// (docs/gate.md); a parent without directions skips it.
         case parent
         /// Measured on the parent with these prompts; the stage always runs.
         case prompts(harmful: [String], harmless: [String])
@@ -87,7 +88,7 @@ public struct DirectionStage: Sendable, Equatable, Codable {
     public func skipReason(child: Checkpoint, parent: Checkpoint) -> String? {
         guard probes == .parent else { return nil }
         if child.adapters != nil {
-            return "adapter checkpoints are weak evidence for it (docs/gate.md); --direction-probes (recipe: safety.gate.direction_probes) runs it"
+            return "on adapter checkpoints it runs when asked (docs/gate.md): --direction-probes (recipe: safety.gate.direction_probes)"
         }
         if parent.directions == nil {
             return "the parent carries no safety directions (`safetune units` stores them); --direction-probes (recipe: safety.gate.direction_probes) runs it"
