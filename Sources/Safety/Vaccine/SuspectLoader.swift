@@ -9,13 +9,14 @@ import Training
 /// everything that would make a verdict meaningless (unreadable files, NaN weights, a
 /// parent of another architecture or not the one the provenance names).
 public enum SuspectLoader {
-    /// The checkpoint at `url` as a model bundle with adapters merged; an adapter-only
-    /// checkpoint is attached to `base` first.
-    public static func load(_ url: URL, base: Checkpoint? = nil) throws -> (bundle: ModelBundle, checkpoint: Checkpoint) {
-        try load(read(url), from: url, base: base)
+    /// The full-weight checkpoint at `url` as a model bundle with adapters merged (an
+    /// adapter-only one needs its parent: `load(_:from:base:baseModel:)`).
+    public static func load(_ url: URL) throws -> (bundle: ModelBundle, checkpoint: Checkpoint) {
+        try load(read(url), from: url, base: nil)
     }
 
-    /// `load(_:base:)` for a checkpoint already read from `url`. Where `base` carries adapters
+    /// The checkpoint read from `url` as a model bundle with adapters merged; an adapter-only
+    /// checkpoint is attached to `base` first. Where `base` carries adapters
     /// of its own (a fine-tune of an adapter checkpoint, such as the aligned SmolLM2), an
     /// adapter-only checkpoint is attached to the base's weights with those adapters merged,
     /// which is what the fine-tune trained on; `baseModel`, when given, is that merged model.
