@@ -46,17 +46,7 @@ public enum TrainingGate {
         c.rule = settings.rule
         c.variantsFromParent = settings.variantsFrom == .parent
         c.tau = settings.tau
-        if settings.direction {
-            var stage = DirectionStage(probes: try settings.directionProbes.map {
-                try DirectionStage.probes(from: $0.url, count: DirectionStage.probesPerKind) } ?? .parent)
-            stage.calibrationRuns = settings.directionCalibrations
-            stage.calibrationFile = settings.directionCalibrationFile?.url
-            stage.calibrationData = try settings.directionData.map { try CleanData.load(contentsOf: $0.url, includingMalicious: true) }
-            stage.regime = regime(of: recipe, trainedSteps: trainedSteps, over: stage.regime)
-            c.direction = stage
-        } else {
-            c.direction = nil
-        }
+        c.direction = try DirectionStage(gate: settings, regime: regime(of: recipe, trainedSteps: trainedSteps, over: DirectionStage().regime))
         if let probes = settings.probes {
             var stage = BehaviourStage(probes: try BehaviourStage.probes(from: probes.url, harmful: 4, benign: 4))
             stage.calibrationRuns = settings.scanCalibrations

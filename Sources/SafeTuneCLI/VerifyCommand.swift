@@ -98,14 +98,14 @@ struct RegimeOptions: ParsableArguments {
     @Option(help: "Learning rate of the calibration fine-tunes (default: the checkpoint's recipe's, else \(VariantSettings.childRegime.effectiveLearningRate)).")
     var calibrationLr: Double?
 
-    @Option(help: "Clean samples per calibration fine-tune.")
-    var calibrationSamples = VariantSettings.childRegime.cleanPerVariant
+    @Option(help: "Clean samples per calibration fine-tune (default: the gate recipe's direction_samples for the direction stage, else \(VariantSettings.childRegime.cleanPerVariant)).")
+    var calibrationSamples: Int?
 
     /// The regime for calibrating against `checkpoint`, seeded by `seed`; what was taken from
     /// its provenance goes to `log`. An unreadable checkpoint leaves the defaults (the gate
     /// itself reports it).
     func regime(seed: UInt64, checkpoint: URL, log: (String) -> Void) throws -> VariantSettings {
-        guard calibrationSteps.map({ $0 >= 1 }) ?? true, calibrationLr.map({ $0 > 0 }) ?? true, calibrationSamples >= 1 else {
+        guard calibrationSteps.map({ $0 >= 1 }) ?? true, calibrationLr.map({ $0 > 0 }) ?? true, calibrationSamples.map({ $0 >= 1 }) ?? true else {
             throw VaccineError.invalidSetting(key: "--calibration-*", reason: "steps, learning rate and samples must be positive")
         }
         // The summary reads the attribute sections without loading the weights.
@@ -114,16 +114,18 @@ struct RegimeOptions: ParsableArguments {
         if !applied.isEmpty { log("calibration regime from the checkpoint's provenance: " + applied.joined(separator: ", ")) }
         if let calibrationSteps { regime.steps = calibrationSteps }
         if let calibrationLr { regime.learningRate = calibrationLr }
-        regime.cleanPerVariant = calibrationSamples
+        if let calibrationSamples { regime.cleanPerVariant = calibrationSamples }
         regime.seed = seed
         return regime
     }
 }
 
-/// Options of the gate's direction stage: on by default with the parent's stored directions
-/// (full-weight checkpoints only), on for any checkpoint with `--direction-probes`, off with `--no-direction`.
+/// Options of the gate's direction stage: each from its flag, else from the gate recipe's
+/// `safety.gate`, else the default (the parent's stored directions, full-weight checkpoints
+/// only). Any checkpoint, adapters included, gets the stage with probes (`--direction-probes`
+/// or the recipe's `direction_probes`); `--no-direction` turns it off.
 struct DirectionOptions: ParsableArguments {
-    @Option(help: "Labelled prompts (JSONL with harmful and harmless records): measure the parent's directions on them and run the direction stage on any checkpoint, adapters included (default: the directions the parent carries, full-weight checkpoints only).")
+    @Option(help: "Labelled prompts (JSONL with harmful and harmless records): measure the parent's directions on them and run the direction stage on any checkpoint, adapters included (default: the gate recipe's direction_probes, else the directions the parent carries, full-weight checkpoints only).")
     var directionProbes: String?
 
     @Flag(help: "Turn the direction stage off.")
@@ -132,34 +134,46 @@ struct DirectionOptions: ParsableArguments {
     @Option(help: "Harmful and harmless prompts used, each.")
     var directionPrompts = DirectionStage.probesPerKind
 
-    @Option(help: "Clean fine-tunes of the parent that calibrate the direction stage's thresholds.")
-    var directionCalibrate = DirectionStage().calibrationRuns
+    @Option(help: "Clean fine-tunes of the parent that calibrate the direction stage's thresholds (default: the gate recipe's, else \(DirectionStage().calibrationRuns)).")
+    var directionCalibrate: Int?
 
     @Option(help: "Direction thresholds: calibration mean + k standard deviations.")
     var directionK = DirectionStage().k
 
-    @Option(help: "Trusted data in the checkpoint's own mix, refusals included, for the direction stage's calibration fine-tunes (default: the clean data).")
+    @Option(help: "Trusted data in the checkpoint's own mix, refusals included, for the direction stage's calibration fine-tunes (default: the gate recipe's direction_data, else the clean data).")
     var directionData: String?
 
-    @Option(help: "Keep the direction stage's calibration in this JSON file: read when made from the same parent, data, directions and settings; written when absent.")
+    @Option(help: "Keep the direction stage's calibration in this JSON file, or in a folder (a path ending in /) one file per parent, data and regime: read when made from the same parent, data, directions and settings; written when absent (default: the gate recipe's direction_calibration).")
     var directionCalibration: String?
 
     func validate() throws {
         if noDirection, directionProbes != nil { throw ValidationError("--no-direction and --direction-probes exclude each other") }
     }
 
-    /// The stage, or nil with `--no-direction`.
-    func stage(regime: VariantSettings) throws -> DirectionStage? {
+    /// The stage: the flags over `gate` (a gate recipe's `safety.gate`) over the defaults,
+    /// calibrated in `regime`, with `samples` (`--calibration-samples`) over the recipe's
+    /// `direction_samples`; nil with `--no-direction`, or when the recipe turns it off and no
+    /// flag asks for it.
+    func stage(regime: VariantSettings, samples: Int?, gate: GateSettings?) throws -> DirectionStage? {
         if noDirection { return nil }
-        guard directionPrompts >= 1, directionCalibrate >= 2, directionK > 0 else {
+        guard directionPrompts >= 1, directionCalibrate.map({ $0 >= 2 }) ?? true, directionK > 0 else {
             throw VaccineError.invalidSetting(key: "--direction-*", reason: "--direction-prompts must be positive, --direction-calibrate at least 2, --direction-k positive")
         }
-        var stage = DirectionStage(probes: try directionProbes.map { try DirectionStage.probes(from: URL(fileURLWithPath: $0), count: directionPrompts) } ?? .parent)
-        stage.calibrationRuns = directionCalibrate
-        stage.regime = regime
+        var stage: DirectionStage
+        if let gate, let fromRecipe = try DirectionStage(gate: gate, regime: regime, probeCount: directionPrompts) {
+            stage = fromRecipe
+        } else if gate?.direction == false, directionProbes == nil {
+            return nil
+        } else {
+            stage = DirectionStage()
+            stage.regime = regime
+        }
+        if let directionProbes { stage.probes = try DirectionStage.probes(from: URL(fileURLWithPath: directionProbes), count: directionPrompts) }
+        if let directionCalibrate { stage.calibrationRuns = directionCalibrate }
+        if let samples { stage.regime.cleanPerVariant = samples }
         stage.k = directionK
-        stage.calibrationData = try directionData.map { try CleanData.load(contentsOf: URL(fileURLWithPath: $0), includingMalicious: true) }
-        stage.calibrationFile = directionCalibration.map { URL(fileURLWithPath: $0) }
+        if let directionData { stage.calibrationData = try CleanData.load(contentsOf: URL(fileURLWithPath: directionData), includingMalicious: true) }
+        if let directionCalibration { stage.calibrationFile = URL(fileURLWithPath: directionCalibration) }
         return stage
     }
 }
@@ -281,7 +295,7 @@ struct VerifyCommand: ParsableCommand {
             if configuration.variantsFromParent, let parent { configuration.evidenceCache = GateEvidenceCache(besideParent: parent) }
             configuration.timeLimit = timeLimit
             let regime = try regimeOptions.regime(seed: variantOptions.seed, checkpoint: url, log: log)
-            configuration.direction = try directionOptions.stage(regime: regime)
+            configuration.direction = try directionOptions.stage(regime: regime, samples: regimeOptions.calibrationSamples, gate: gate)
             configuration.behaviour = try behaviourOptions.stage(seed: variantOptions.seed, regime: regime)
             let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe)
             let work = try variantOptions.workDirectory()

@@ -24,7 +24,8 @@ struct TrainingGateTests {
             training: {steps: 1, seq_len: 16}
             safety: {gate: {variants: 3, steps: 7, rule: residual, variants_from: parent, tau: 0.2, probes: probes.jsonl,
                             scan_calibrations: 2, scan_calibration: calibration.json, direction_probes: probes.jsonl,
-                            direction_data: probes.jsonl, direction_calibrations: 3, direction_calibration: direction.json}}
+                            direction_data: probes.jsonl, direction_calibrations: 3, direction_samples: 5,
+                            direction_calibration: direction.json}}
             """, directory: dir)
         let c = try TrainingGate.configuration(recipe, trainedSteps: 11)
         #expect(c.variants.pairs == 3 && c.variants.steps == 7 && c.rule == .residual && c.variantsFromParent && c.tau == 0.2)
@@ -37,7 +38,10 @@ struct TrainingGateTests {
         #expect(direction.calibrationRuns == 3 && direction.calibrationFile?.lastPathComponent == "direction.json")
         #expect(direction.calibrationData?.count == 2)
         #expect(direction.regime.steps == 11 && direction.regime.seqLen == 16 && direction.regime.template == "auto")
-        #expect(direction.regime == stage.regime)
+        #expect(direction.regime.cleanPerVariant == 5 && stage.regime.cleanPerVariant == VariantSettings.childRegime.cleanPerVariant)
+        var sameSamples = direction.regime
+        sameSamples.cleanPerVariant = stage.regime.cleanPerVariant
+        #expect(sameSamples == stage.regime)
         // Calibrated in the run's own regime.
         #expect(stage.regime.kind.rawValue == recipe.adapters.kind.rawValue && stage.regime.steps == 11 && stage.regime.seqLen == 16)
         #expect(stage.regime.learningRate == recipe.optimizer.lr && stage.regime.loraRank == recipe.adapters.rank)

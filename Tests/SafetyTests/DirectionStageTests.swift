@@ -240,6 +240,41 @@ struct DirectionStageCLITests {
         #expect(invalid.status == 2 && invalid.out.contains("direction-calibrate"), "\(invalid.out)")
     }
 
+    /// A gate recipe beside the parent (`<parent>.gate.yaml`) sets the stage for a verify
+    /// without flags: its probes, calibration data, runs and samples, and a calibration
+    /// folder that keeps one file per key; a flag overrides the recipe.
+    @Test func verifyTakesTheStageFromTheParentsGateRecipe() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (_, parent, child) = try Self.family(in: dir, parentName: "parent.h5")
+        let clean = dir.appendingPathComponent("clean.jsonl")
+        try CleanData.write([CleanSample(prompt: "Name a fruit.", completion: "An apple.")], to: clean)
+        _ = try VaccineFixtures.probes(in: dir)
+        try Data("""
+            model: {base: parent.h5}
+            data: {train: [clean.jsonl]}
+            training: {steps: 1, seq_len: 16}
+            safety: {gate: {variants: 2, steps: 1, direction_probes: probes.jsonl, direction_data: probes.jsonl,
+                            direction_calibrations: 2, direction_samples: 2, direction_calibration: calibrations/}}
+            """.utf8).write(to: dir.appendingPathComponent("parent.gate.yaml"))
+        let folder = dir.appendingPathComponent("calibrations")
+        func verify(_ extra: [String] = []) throws -> DirectionStage.Evidence {
+            let r = try BuiltBinary.safetune.run(["verify", child.path, "--reference", parent.path, "--calibration-steps", "1", "--json"] + extra)
+            let report = try JSONDecoder().decode(GateReport.self, from: Data(r.out.utf8))
+            #expect(report.error == nil, "\(r.err)")
+            return try #require(report.direction, "\(r.err)")
+        }
+        let first = try verify()
+        #expect(first.write.values.count == 2 && first.separation.count == 2)
+        let files = { try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() }
+        #expect(try files().count == 1 && files()[0].hasPrefix("direction-calibration-"))
+        #expect(try verify().read == first.read)
+        #expect(try verify(["--direction-calibrate", "3"]).read.values.count == 3)
+        #expect(try files().count == 2)
+        #expect(try verify(["--calibration-samples", "1"]).read.values.count == 2)
+        #expect(try files().count == 3)
+    }
+
     /// `units` stores the parent's directions; `verify` then runs the stage by default on a
     /// full-weight child, skips it (saying why) against a parent without them, and
     /// `--no-direction` turns it off.

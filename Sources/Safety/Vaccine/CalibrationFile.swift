@@ -4,11 +4,22 @@ import Foundation
 /// A gate stage's calibration kept on disk between verifies. It depends only on the parent,
 /// the clean data, the probes and the stage's settings (digested into a key), so a pipeline
 /// verifying many fine-tunes of one parent measures it once. A file made from other inputs
-/// is an error naming it, never silently replaced.
+/// is an error naming it, never silently replaced. A folder (an existing one, or a path
+/// ending in `/`) keeps one file per key, `<what>-<key>.json`, so fine-tunes in several
+/// regimes share it.
 struct CalibrationFile {
     let url: URL
     /// What the file holds, for errors ("scan calibration").
     let what: String
+
+    /// `url` itself, or the key's file when `url` names a folder.
+    func file(key: String) throws -> URL {
+        var isFolder: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder)
+        guard (exists && isFolder.boolValue) || (!exists && url.hasDirectoryPath) else { return url }
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url.appendingPathComponent(what.replacingOccurrences(of: " ", with: "-") + "-" + key + ".json")
+    }
 
     private struct Saved<Value: Codable>: Codable {
         var key: String
@@ -24,6 +35,7 @@ struct CalibrationFile {
 
     /// The saved value when its key is `key`; else `measure()`, saved atomically when the file is absent.
     func value<Value: Codable>(key: String, log: (String) -> Void, measure: () throws -> Value) throws -> Value {
+        let url = try file(key: key)
         if FileManager.default.fileExists(atPath: url.path) {
             let saved: Saved<Value>
             do { saved = try JSONDecoder().decode(Saved<Value>.self, from: Data(contentsOf: url)) } catch {

@@ -47,6 +47,19 @@ public struct DirectionStage: Sendable, Equatable, Codable {
         self.probes = probes
     }
 
+    /// The stage a gate's settings describe (a recipe's `safety.gate`), calibrated in
+    /// `regime` (the checkpoint's own); nil when they turn it off. Probes are read from
+    /// their file, `probeCount` of each kind.
+    public init?(gate: GateSettings, regime: VariantSettings, probeCount: Int = probesPerKind) throws {
+        guard gate.direction else { return nil }
+        self.init(probes: try gate.directionProbes.map { try Self.probes(from: $0.url, count: probeCount) } ?? .parent)
+        calibrationRuns = gate.directionCalibrations
+        calibrationData = try gate.directionData.map { try CleanData.load(contentsOf: $0.url, includingMalicious: true) }
+        calibrationFile = gate.directionCalibrationFile?.url
+        self.regime = regime
+        if let samples = gate.directionSamples { self.regime.cleanPerVariant = samples }
+    }
+
     /// Prompts of each kind the stage uses by default: enough for the mean activations to
     /// settle (the directions separate the classes by 4.6–7.9 standard deviations on the shipped models).
     public static let probesPerKind = 100

@@ -56,7 +56,11 @@ public struct GateSettings: Sendable, Equatable {
     public var directionData: RecipePath?
     /// Clean fine-tunes of the parent that calibrate the direction stage.
     public var directionCalibrations = 4
-    /// Where the direction stage keeps its calibration between runs (nil: measured every run).
+    /// Samples each of them trains on (nil: the regime's default).
+    public var directionSamples: Int?
+    /// Where the direction stage keeps its calibration between runs (nil: measured every
+    /// run): a JSON file for one calibration, or a folder (a path ending in `/`) keeping one
+    /// file per parent, data and regime.
     public var directionCalibrationFile: RecipePath?
 
     /// The defaults.
