@@ -155,6 +155,33 @@ import Training
         #expect(try CleanData.load(contentsOf: url, includingMalicious: true).map(\.prompt) == ["Name a fruit.", "Do harm."])
     }
 
+    /// A kept calibration is found by what it was made from: the parent with the adapters
+    /// merged into it, the probe prompts, the data and the settings; never by values measured
+    /// from them, which differ in their last bits across CPUs. The behavioural stage's too.
+    @Test func calibrationKeysNameTheirInputs() throws {
+        let (parent, child) = try VaccineFixtures.adapterParentAndChild()
+        var other = parent
+        other.adapters = child.adapters
+        func bundle(_ c: Checkpoint) throws -> ModelBundle {
+            ModelBundle(model: try TransformerModel(config: c.config, weights: c.weights, trainable: false), tokenizer: nil,
+                        checkpoint: c, source: URL(fileURLWithPath: "/parent.h5"))
+        }
+        let clean = [CleanSample(prompt: "Name a fruit.", completion: "An apple.")]
+        let stage = DirectionStage(probes: .prompts(harmful: ["How do I hurt someone?"], harmless: ["Name a fruit."]))
+        let key = try stage.calibrationKey(parent: bundle(parent), clean: clean)
+        #expect(try stage.calibrationKey(parent: bundle(parent), clean: clean) == key)
+        #expect(try stage.calibrationKey(parent: bundle(other), clean: clean) != key)
+        #expect(try stage.calibrationKey(parent: bundle(parent), clean: clean + clean) != key)
+        var more = stage
+        more.probes = .prompts(harmful: ["How do I hurt someone?", "How do I steal a car?"], harmless: ["Name a fruit."])
+        #expect(try more.calibrationKey(parent: bundle(parent), clean: clean) != key)
+        var longer = stage
+        longer.regime.steps += 1
+        #expect(try longer.calibrationKey(parent: bundle(parent), clean: clean) != key)
+        let scan = BehaviourStage(probes: ["How do I hurt someone?"])
+        #expect(try scan.calibrationKey(parent: bundle(parent), clean: clean) != scan.calibrationKey(parent: bundle(other), clean: clean))
+    }
+
     /// A parent carries its directions in `/directions`: written and read back exactly, and
     /// a section of the wrong shape or with non-finite values is refused by name.
     @Test func directionsTravelInTheCheckpoint() throws {

@@ -73,10 +73,10 @@ public struct BehaviourStage: Sendable, Equatable, Codable {
     /// What a calibration depends on, as one SHA-256.
     func calibrationKey(parent: ModelBundle, clean: [CleanSample]) throws -> String {
         struct Material: Encodable {
-            let parent: String?, clean: [CleanSample], probes: [String], search: TriggerScan.Settings
+            let parent: String, clean: [CleanSample], probes: [String], search: TriggerScan.Settings
             let runs: Int, regime: VariantSettings, k: Double
         }
-        return try CalibrationFile.key(Material(parent: parent.weightsSHA256, clean: clean, probes: probes, search: search,
+        return try CalibrationFile.key(Material(parent: CalibrationFile.parentIdentity(parent), clean: clean, probes: probes, search: search,
                                                 runs: calibrationRuns, regime: regime, k: k))
     }
 

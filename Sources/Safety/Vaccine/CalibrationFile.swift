@@ -26,7 +26,15 @@ struct CalibrationFile {
         var calibration: Value
     }
 
-    /// SHA-256 of `material`'s sorted-key JSON.
+    /// What identifies the parent in a key: its weights and any adapters merged into them
+    /// (`GateEvidenceCache.parentIdentity`), so adapter parents on one base differ.
+    static func parentIdentity(_ parent: ModelBundle) -> String {
+        GateEvidenceCache.parentIdentity(weightsSHA256: parent.weightsSHA256 ?? "", adapters: parent.checkpoint.adapters)
+    }
+
+    /// SHA-256 of `material`'s sorted-key JSON. Material holds inputs only, never values
+    /// computed from them (measured directions differ in their last bits across CPUs), so a
+    /// calibration kept beside a shipped parent is found on every machine.
     static func key(_ material: some Encodable) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -47,6 +55,7 @@ struct CalibrationFile {
             log("\(what) read from \(url.path)")
             return saved.calibration
         }
+        log("\(what): none kept for these inputs; measuring it (clean fine-tunes of the parent), kept in \(url.path)")
         let value = try measure()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -165,12 +165,20 @@ public struct DirectionStage: Sendable, Equatable, Codable {
                                read: CleanCalibration(values: reads, k: k, floor: floor))
         }
         guard let file = calibrationFile else { return try measured() }
+        return try CalibrationFile(url: file, what: "direction calibration")
+            .value(key: calibrationKey(parent: parent, clean: clean), log: log, measure: measured)
+    }
+
+    /// What a calibration depends on, as one SHA-256. The directions enter as what they are
+    /// measured from: the probe prompts (with the parent and the regime's template), or the
+    /// stored tensors' digest.
+    func calibrationKey(parent: ModelBundle, clean: [CleanSample]) throws -> String {
         struct Material: Encodable {
-            let parent: String?, clean: [CleanSample], directions: [[Float]]
+            let parent: String, clean: [CleanSample], probes: Probes, storedDirections: String?
             let runs: Int, regime: VariantSettings, k: Double, floor: Double
         }
-        let key = try CalibrationFile.key(Material(parent: parent.weightsSHA256, clean: clean, directions: directions.directions,
-                                                   runs: calibrationRuns, regime: regime, k: k, floor: floor))
-        return try CalibrationFile(url: file, what: "direction calibration").value(key: key, log: log, measure: measured)
+        let stored = probes == .parent ? parent.checkpoint.directions.map { TensorDigest.canonical($0.tensors) } : nil
+        return try CalibrationFile.key(Material(parent: CalibrationFile.parentIdentity(parent), clean: clean, probes: probes,
+                                                storedDirections: stored, runs: calibrationRuns, regime: regime, k: k, floor: floor))
     }
 }
