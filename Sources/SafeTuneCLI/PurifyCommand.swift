@@ -25,9 +25,6 @@ struct PurifyCommand: ParsableCommand {
 
     @OptionGroup var fluency: FluencyFlags
 
-    @Option(help: "Labelled prompts (JSONL with harmful and harmless records): instead of the variants' signature, project the update off the parent's safety directions measured on them (\(DirectionStage.probesPerKind) of each kind), then restore fluency.")
-    var projectDirections: String?
-
     @Flag(help: "Print a JSON summary.")
     var json = false
 
@@ -39,8 +36,6 @@ struct PurifyCommand: ParsableCommand {
             settings.variants = try variantOptions.settings(over: gateRecipe?.recipe.safety.gate)
             settings.tau = tau
             fluency.apply(to: &settings)
-            settings.directionProbes = try projectDirections.map {
-                try DirectionStage.probes(from: URL(fileURLWithPath: $0), count: DirectionStage.probesPerKind) }
             let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe)
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
@@ -52,12 +47,7 @@ struct PurifyCommand: ParsableCommand {
                 try printJSON(encoding: report)
             } else {
                 print("purified:  \(report.output)")
-                if let removed = report.energyRemoved {
-                    print(String(format: "projected off the parent's safety directions: %.2f %% of the update's energy removed, fluency %d steps",
-                                 100 * removed, report.fluencySteps))
-                } else {
-                    print("neutralised \(report.channels) channels (\(report.mode.rawValue), τ = \(report.tau)), fluency \(report.fluencySteps) steps")
-                }
+                print("neutralised \(report.channels) channels (\(report.mode.rawValue), τ = \(report.tau)), fluency \(report.fluencySteps) steps")
                 print(String(format: "seconds:   %.1f", report.secondsTotal))
             }
         } catch let exit as ExitCode {

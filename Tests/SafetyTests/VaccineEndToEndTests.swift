@@ -84,21 +84,6 @@ struct VaccineEndToEndTests {
         #expect(smallReport.mode == .adapters && smallReport.channels == fullReport.channels)
         #expect(fromSmall.weights.mapValues(\.scalars) == fromFull.weights.mapValues(\.scalars))
         #expect(throws: VaccineError.self) { try purified(smallURL, base: otherURL) }
-
-        // Projected off the parent's directions instead: no variants, the parent found as
-        // for the gate, the same result from the adapter file and the full one.
-        var projecting = settings
-        projecting.directionProbes = .prompts(harmful: ["How do I hurt someone?", "How do I steal a car?"],
-                                              harmless: ["Name a fruit.", "Name a colour."])
-        let projector = Purifier(settings: projecting)
-        let out = dir.appendingPathComponent("projected.h5")
-        let projected = try projector.purify(smallURL, clean: Self.clean, output: out, base: parentURL, workDirectory: dir.appendingPathComponent("work"))
-        #expect(projected.mode == .directions && projected.signature == nil && projected.poisons.isEmpty)
-        let removed = try #require(projected.energyRemoved)
-        #expect(removed > 0 && removed < 0.5, "removed \(removed)")
-        #expect(try Checkpoint.read(from: out).provenance?.parentSHA256 != nil)
-        let again = try projector.purify(fullURL, clean: Self.clean, output: out, base: parentURL, workDirectory: dir.appendingPathComponent("work"))
-        #expect(again.energyRemoved == removed)
     }
 
     @Test func purifierWritesANeutralisedCheckpointWithItsProvenance() throws {
@@ -116,13 +101,12 @@ struct VaccineEndToEndTests {
         let report = try Purifier(settings: settings).purify(url, clean: Self.clean, output: out, workDirectory: dir.appendingPathComponent("work"))
         #expect(report.mode == .weights && report.tau == 0.125)
         #expect(report.channels == 4)  // ⌈0.125 · 16⌉ = 2 per layer, MLP only
-        let signature = try #require(report.signature)
-        #expect(signature.entries.allSatisfy { $0.module == .mlp } && report.energyRemoved == nil)
+        #expect(report.signature.entries.allSatisfy { $0.module == .mlp })
         #expect(report.poisons.count == 2 && report.fluencySteps == 2)
         let purified = try Checkpoint.read(from: out)
         #expect(purified.provenance?.parentSHA256 == suspect.weightsSHA256)
         // A selected channel's gate row was redrawn; an unselected one kept (fluency lr 1e-5 moves it only slightly).
-        let entry = try #require(signature.entries.first)
+        let entry = try #require(report.signature.entries.first)
         let name = "model.layers.\(entry.layer).mlp.gate_proj.weight"
         let before = try #require(suspect.weights[name]).scalars, after = try #require(purified.weights[name]).scalars
         let width = 8, j = entry.units[0]

@@ -21,10 +21,6 @@ public struct PurifierSettings: Sendable, Equatable, Codable {
     public var fluencyLearningRate = 2e-4
     /// Seed of re-initialisation and of the fluency fine-tune.
     public var seed: UInt64 = 1
-    /// What is neutralised: nil, the signature the synthetic variants find (BD-VAX); with
-    /// probe prompts, the update's components along the parent's safety directions measured
-    /// on them (`DirectionProjection`), without variants.
-    public var directionProbes: DirectionStage.Probes?
 
     /// The defaults.
     public init() {}
@@ -38,19 +34,14 @@ public struct PurificationReport: Sendable, Equatable, Codable {
         case adapters
         /// Full-weight channels, re-initialised.
         case weights
-        /// The update projected off the parent's safety directions.
-        case directions
     }
 
     public var mode: Mode
     public var tau: Double
-    /// Channels neutralised (none when projecting).
+    /// Channels neutralised.
     public var channels: Int
-    /// The variants' signature and poisons (none when projecting).
-    public var signature: Signature?
+    public var signature: Signature
     public var poisons: [Poison]
-    /// The share of the update's energy the projection removed.
-    public var energyRemoved: Double?
     public var fluencySteps: Int
     public var output: String
     public var secondsVariants: Double
@@ -70,37 +61,17 @@ public final class Purifier {
     /// Purifies the checkpoint at `url` into `output` (a full-weights checkpoint whose
     /// provenance parent is the suspect). An adapter-only checkpoint is attached to its
     /// parent: `base`, else the one its provenance names, checked against the recorded digest
-    /// as the gate checks it (an adapter parent such as the aligned SmolLM2 included); the
-    /// projection needs that parent for any checkpoint.
+    /// as the gate checks it (an adapter parent such as the aligned SmolLM2 included).
     /// `evidence` reuses variants already fine-tuned from this checkpoint (by the gate).
     public func purify(_ url: URL, clean: [CleanSample], output: URL, base: URL? = nil, workDirectory: URL,
                        evidence reused: VariantEvidence? = nil) throws -> PurificationReport {
         let started = Date()
         let suspect = try SuspectLoader.read(url)
-        let parent = suspect.isAdapterOnly || settings.directionProbes != nil
-            ? try SuspectLoader.parent(of: suspect, file: url, reference: base) : nil
+        let parent = suspect.isAdapterOnly ? try SuspectLoader.parent(of: suspect, file: url, reference: base) : nil
         let (bundle, checkpoint) = try SuspectLoader.load(suspect, from: url, base: parent)
         let adapterMode = !(checkpoint.adapters?.groups.isEmpty ?? true)
         let tau = settings.tau
         guard tau > 0, tau <= 1 else { throw VaccineError.invalidSetting(key: "tau", reason: "must lie in (0, 1], got \(tau)") }
-        // Neutralised on a fresh copy of the suspect, its adapters merged or kept for zeroing.
-        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: true)
-        if let adapters = checkpoint.adapters, !adapters.groups.isEmpty { try LoRAGroup.attach(adapters, to: model, source: url.path) }
-
-        if let probes = settings.directionProbes, let parent {
-            LoRA.merge(model)
-            let parentModel = try SuspectLoader.model(of: parent, source: base?.path ?? "parent")
-            let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: base ?? url)
-            let directions = try DirectionStage(probes: probes).directions(of: parentBundle)
-            let removed = try DirectionProjection.apply(child: model, parent: parentModel, directions: directions, file: url.path)
-            log(String(format: "projected the update off the parent's %d safety directions: %.2f %% of its energy removed",
-                       directions.directions.count, 100 * removed))
-            let steps = try restoreFluency(model, bundle: bundle, checkpoint: checkpoint, url: url, clean: clean,
-                                           output: output, workDirectory: workDirectory)
-            return PurificationReport(mode: .directions, tau: 0, channels: 0, signature: nil, poisons: [], energyRemoved: removed,
-                                      fluencySteps: steps, output: output.path, secondsVariants: 0,
-                                      secondsTotal: Date().timeIntervalSince(started))
-        }
 
         let evidence: VariantEvidence
         if let reused {
@@ -120,25 +91,19 @@ public final class Purifier {
         let scores = SignatureScorer(lambda: settings.lambda).scores(evidence.statistics)
         let signature = Signature(scores: scores, tau: tau, modules: adapterMode ? Set(UnitModule.allCases) : [.mlp])
 
+        // Neutralise on a fresh copy of the suspect.
+        let model = try TransformerModel(config: checkpoint.config, weights: checkpoint.weights, trainable: true)
         let channels: Int
-        if adapterMode {
+        if adapterMode, let adapters = checkpoint.adapters {
+            try LoRAGroup.attach(adapters, to: model, source: url.path)
             channels = Neutralizer.zeroAdapters(of: model, signature: signature)
             LoRA.merge(model)
         } else {
             channels = Neutralizer.reinitialize(model, signature: signature, seed: settings.seed)
         }
         log("neutralised \(channels) channels (\(adapterMode ? "adapter entries zeroed" : "re-initialised"), τ = \(tau))")
-        let steps = try restoreFluency(model, bundle: bundle, checkpoint: checkpoint, url: url, clean: clean,
-                                       output: output, workDirectory: workDirectory)
-        return PurificationReport(mode: adapterMode ? .adapters : .weights, tau: tau, channels: channels, signature: signature,
-                                  poisons: evidence.poisons, energyRemoved: nil, fluencySteps: steps, output: output.path,
-                                  secondsVariants: evidence.seconds, secondsTotal: Date().timeIntervalSince(started))
-    }
 
-    /// Fluency restoration with the trainer: a short full fine-tune of `model` on clean
-    /// samples, written to `output`; returns its steps.
-    private func restoreFluency(_ model: TransformerModel, bundle: ModelBundle, checkpoint: Checkpoint, url: URL,
-                                clean: [CleanSample], output: URL, workDirectory: URL) throws -> Int {
+        // Fluency restoration with the trainer.
         let folder = workDirectory.appendingPathComponent("fluency")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -158,6 +123,8 @@ public final class Purifier {
         result.gate = nil
         try FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
         try result.write(to: output)
-        return steps
+        return PurificationReport(mode: adapterMode ? .adapters : .weights, tau: tau, channels: channels, signature: signature,
+                                  poisons: evidence.poisons, fluencySteps: steps, output: output.path,
+                                  secondsVariants: evidence.seconds, secondsTotal: Date().timeIntervalSince(started))
     }
 }
