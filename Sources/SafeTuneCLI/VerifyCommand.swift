@@ -230,7 +230,8 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
             The statistic is the share of the checkpoint's update (child − parent) on the backdoor signature found \
             with synthetic variants, relative to the signature's share of channels (1: spread evenly); the threshold comes from the variants' clean fine-tunes. With \
-            a full-weight checkpoint whose parent carries its safety directions (or with --direction-probes), the \
+            a full-weight checkpoint whose parent carries its safety directions (or with probes: --direction-probes, or \
+            the gate recipe's direction_probes, as on every child of the aligned SmolLM2), the \
             direction stage follows: how far the update moves along the parent's harmful-vs-harmless direction, \
             against clean fine-tunes of the parent. With --probes, a behavioural \
             scan follows: a searched suffix's divergence from the parent, against the same kind of clean \
