@@ -140,6 +140,21 @@ import Training
         #expect(defaults.following(provenance: try provenance("{epochs: 2}", steps: 125)).settings.steps == 125)
         #expect(defaults.following(provenance: nil).settings == defaults)
         #expect(defaults.following(provenance: Provenance(recipe: "not json")).applied.isEmpty)
+        // LoRA targets that leave projections out (the recipe default: attention only) are
+        // followed; every projection of the family is the variants' own default, nil.
+        #expect(fixed.loraTargets == ["q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "attn.c_proj"])
+        guard case let .lora(_, _, _, targets) = try fixed.trainerSetup(files: [VaccineFixtures.probes(in: dir)], output: dir, seed: 1).adapters else {
+            Issue.record("a LoRA setup expected")
+            return
+        }
+        #expect(targets("model.layers.0.self_attn.q_proj") && !targets("model.layers.0.mlp.up_proj"))
+        let every = Provenance(recipe: try RecipeLoader().load(yaml: """
+            model: {base: parent.h5}
+            data: {train: [d.jsonl]}
+            adapters: {kind: lora, targets: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}
+            training: {steps: 5}
+            """, directory: dir).canonicalText)
+        #expect(defaults.following(provenance: every).settings.loraTargets == nil)
     }
 
     @Test func trustedRefusalsCountAsCalibrationData() throws {

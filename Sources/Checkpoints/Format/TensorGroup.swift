@@ -105,10 +105,11 @@ public struct TrainingRegime: Sendable, Equatable {
     public var base: String?
     /// `model.template` (`plain`, `llama2`, `chatml` or `auto`): how prompts were rendered.
     public var template: String?
-    /// `adapters.kind` (`lora` or `full`), `adapters.rank`, `adapters.alpha`.
+    /// `adapters.kind` (`lora` or `full`), `adapters.rank`, `adapters.alpha`, `adapters.targets`.
     public var adapterKind: String?
     public var loraRank: Int?
     public var loraAlpha: Double?
+    public var loraTargets: [String]?
     /// `optimizer.lr`.
     public var learningRate: Double?
     /// `schedule.kind` (`constant`, `linear` or `cosine`) and `schedule.warmup_steps`.
@@ -145,6 +146,7 @@ public struct TrainingRegime: Sendable, Equatable {
         adapterKind = string(adapters?["kind"])
         loraRank = integer(adapters?["rank"])
         loraAlpha = number(adapters?["alpha"])
+        if case let .array(items)? = adapters?["targets"] { loraTargets = items.compactMap { string($0) } }
         learningRate = number(root["optimizer"]?["lr"])
         scheduleKind = string(root["schedule"]?["kind"])
         warmupSteps = integer(root["schedule"]?["warmup_steps"])

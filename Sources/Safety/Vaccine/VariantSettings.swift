@@ -35,6 +35,8 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     public var poisonPerVariant = 32
     public var loraRank = 8
     public var loraAlpha = 16.0
+    /// LoRA target patterns (nil: every block projection, `loraTargets`).
+    public var loraTargets: [String]?
     /// Seed of data subsets, triggers and training.
     public var seed: UInt64 = 1
     /// Chat template name (`auto`: the one the tokenizer implies).
@@ -76,6 +78,12 @@ public struct VariantSettings: Sendable, Equatable, Codable {
             (s.loraRank, s.loraAlpha) = (rank, alpha)
             applied.append("rank \(rank), alpha \(alpha)")
         }
+        // Targets that leave some projection of the model's family out (attention only, say):
+        // a clean fine-tune that also moves the others is not the checkpoint's kind of update.
+        if s.kind == .lora, let targets = regime.loraTargets, !Self.coversEveryProjection(targets) {
+            s.loraTargets = targets
+            applied.append("targets \(targets.joined(separator: ", "))")
+        }
         if let lr = regime.learningRate {
             s.learningRate = lr
             applied.append("lr \(lr)")
@@ -106,16 +114,24 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     }
 
     /// LoRA targets of a variant fine-tune: every block projection of either family.
-    static let loraTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                              "c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"].compactMap { TargetPattern(validating: $0) }
+    static let loraTargets = (llamaProjections + gpt2Projections).compactMap { TargetPattern(validating: $0) }
+    private static let llamaProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    private static let gpt2Projections = ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"]
+
+    /// Whether `targets` name every block projection of one family.
+    static func coversEveryProjection(_ targets: [String]) -> Bool {
+        let set = Set(targets)
+        return set.isSuperset(of: llamaProjections) || set.isSuperset(of: gpt2Projections)
+    }
 
     /// One fine-tune in this regime: AdamW without weight decay, gradients clipped at 1, the
     /// schedule (constant when nil), no evaluation and no periodic checkpoints, on the JSONL
     /// `files`; `steps` and `learningRate` override the regime's.
     public func trainerSetup(files: [URL], output: URL, seed: Int, steps: Int? = nil, learningRate: Double? = nil) throws -> Trainer.Setup {
+        let patterns = loraTargets.map { $0.compactMap { TargetPattern(validating: $0) } } ?? Self.loraTargets
         let adapters: Trainer.Setup.Adapters = kind == .full ? .full : .lora(
             rank: loraRank, alpha: Float(loraAlpha), dropout: 0,
-            targets: { name in Self.loraTargets.contains { $0.matches(module: name) } })
+            targets: { name in patterns.contains { $0.matches(module: name) } })
         var s = Trainer.Setup(train: try Dataset.load(files: files), adapters: adapters, length: .steps(steps ?? self.steps),
                               outputDirectory: output)
         s.template = template
