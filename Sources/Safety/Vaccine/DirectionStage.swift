@@ -10,7 +10,8 @@ import Training
 /// directions (stored in it by `safetune units`, or measured on labelled probe prompts) but
 /// no trigger. On the backdoor experiments of the shipped base models it rejected 35 of 42
 /// planted backdoors (both behaviours; six seeds and a stronger poisoning) and none of 27
-/// clean fine-tunes (docs/gate.md). On by default for full-weight checkpoints.
+/// clean fine-tunes (docs/gate.md). On by default for full-weight checkpoints, and for any
+/// checkpoint whose gate recipe names probes (every child of the aligned SmolLM2).
 public struct DirectionStage: Sendable, Equatable, Codable {
     /// Where the parent's directions come from.
     public enum Probes: Sendable, Equatable, Codable {
