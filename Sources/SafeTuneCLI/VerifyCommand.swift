@@ -159,15 +159,10 @@ struct DirectionOptions: ParsableArguments {
         guard directionPrompts >= 1, directionCalibrate.map({ $0 >= 2 }) ?? true, directionK > 0 else {
             throw VaccineError.invalidSetting(key: "--direction-*", reason: "--direction-prompts must be positive, --direction-calibrate at least 2, --direction-k positive")
         }
-        var stage: DirectionStage
-        if let gate, let fromRecipe = try DirectionStage(gate: gate, regime: regime, probeCount: directionPrompts) {
-            stage = fromRecipe
-        } else if gate?.direction == false, directionProbes == nil {
-            return nil
-        } else {
-            stage = DirectionStage()
-            stage.regime = regime
-        }
+        // Flag probes run the stage whatever the recipe says, and replace the recipe's.
+        var settings = gate ?? GateSettings()
+        if directionProbes != nil { (settings.direction, settings.directionProbes) = (true, nil) }
+        guard var stage = try DirectionStage(gate: settings, regime: regime, probeCount: directionPrompts) else { return nil }
         if let directionProbes { stage.probes = try DirectionStage.probes(from: URL(fileURLWithPath: directionProbes), count: directionPrompts) }
         if let directionCalibrate { stage.calibrationRuns = directionCalibrate }
         if let samples { stage.regime.cleanPerVariant = samples }
