@@ -133,6 +133,7 @@ extension GateSettings {
         directionData = try r.path("direction_data")
         directionCalibrations = try r.int("direction_calibrations", default: directionCalibrations, range: .closed(2, 16))
         directionSamples = try r.optionalInt("direction_samples", range: .closed(1, 1_000_000))
+        directionMaxSteps = try r.optionalInt("direction_max_steps", range: .closed(1, 1_000_000))
         directionCalibrationFile = try r.path("direction_calibration")
     }
 
@@ -149,6 +150,7 @@ extension GateSettings {
         // Written only when not the default, so older recipes keep their text and hash.
         if kind != .full { fields.append(("kind", .string(kind.rawValue))) }
         if let directionSamples { fields.append(("direction_samples", .int(directionSamples))) }
+        if let directionMaxSteps { fields.append(("direction_max_steps", .int(directionMaxSteps))) }
         return .object(fields)
     }
 }

@@ -92,7 +92,7 @@ struct VariantOptions: ParsableArguments {
 /// the checkpoint's own, read from its provenance recipe where it says, else the defaults
 /// (`VariantSettings.childRegime`); a flag overrides either.
 struct RegimeOptions: ParsableArguments {
-    @Option(help: "Steps of each calibration fine-tune (default: the checkpoint's recipe's, else \(VariantSettings.childRegime.steps)).")
+    @Option(help: "Steps of each calibration fine-tune (default: the checkpoint's recipe's, at most the gate recipe's direction_max_steps for the direction stage, else \(VariantSettings.childRegime.steps)).")
     var calibrationSteps: Int?
 
     @Option(help: "Learning rate of the calibration fine-tunes (default: the checkpoint's recipe's, else \(VariantSettings.childRegime.effectiveLearningRate)).")
@@ -151,10 +151,10 @@ struct DirectionOptions: ParsableArguments {
     }
 
     /// The stage: the flags over `gate` (a gate recipe's `safety.gate`) over the defaults,
-    /// calibrated in `regime`, with `samples` (`--calibration-samples`) over the recipe's
-    /// `direction_samples`; nil with `--no-direction`, or when the recipe turns it off and no
-    /// flag asks for it.
-    func stage(regime: VariantSettings, samples: Int?, gate: GateSettings?) throws -> DirectionStage? {
+    /// calibrated in `regime`, with `samples` and `steps` (`--calibration-samples`,
+    /// `--calibration-steps`) over the recipe's `direction_samples` and `direction_max_steps`;
+    /// nil with `--no-direction`, or when the recipe turns it off and no flag asks for it.
+    func stage(regime: VariantSettings, samples: Int?, steps: Int?, gate: GateSettings?) throws -> DirectionStage? {
         if noDirection { return nil }
         guard directionPrompts >= 1, directionCalibrate.map({ $0 >= 2 }) ?? true, directionK > 0 else {
             throw VaccineError.invalidSetting(key: "--direction-*", reason: "--direction-prompts must be positive, --direction-calibrate at least 2, --direction-k positive")
@@ -166,6 +166,7 @@ struct DirectionOptions: ParsableArguments {
         if let directionProbes { stage.probes = try DirectionStage.probes(from: URL(fileURLWithPath: directionProbes), count: directionPrompts) }
         if let directionCalibrate { stage.calibrationRuns = directionCalibrate }
         if let samples { stage.regime.cleanPerVariant = samples }
+        if let steps { stage.regime.steps = steps }
         stage.k = directionK
         if let directionData { stage.calibrationData = try CleanData.load(contentsOf: URL(fileURLWithPath: directionData), includingMalicious: true) }
         if let directionCalibration { stage.calibrationFile = URL(fileURLWithPath: directionCalibration) }
@@ -291,7 +292,8 @@ struct VerifyCommand: ParsableCommand {
             if configuration.variantsFromParent, let parent { configuration.evidenceCache = GateEvidenceCache(besideParent: parent) }
             configuration.timeLimit = timeLimit
             let regime = try regimeOptions.regime(seed: variantOptions.seed, checkpoint: url, log: log)
-            configuration.direction = try directionOptions.stage(regime: regime, samples: regimeOptions.calibrationSamples, gate: gate)
+            configuration.direction = try directionOptions.stage(regime: regime, samples: regimeOptions.calibrationSamples,
+                                                                   steps: regimeOptions.calibrationSteps, gate: gate)
             configuration.behaviour = try behaviourOptions.stage(seed: variantOptions.seed, regime: regime)
             let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe)
             let work = try variantOptions.workDirectory()

@@ -283,8 +283,8 @@ struct DirectionStageCLITests {
     }
 
     /// A gate recipe beside the parent (`<parent>.gate.yaml`) sets the stage for a verify
-    /// without flags: its probes, calibration data, runs and samples, and a calibration
-    /// folder that keeps one file per key; a flag overrides the recipe.
+    /// without flags: its probes, calibration data, runs, samples and step cap, and a
+    /// calibration folder that keeps one file per key; a flag overrides the recipe.
     @Test func verifyTakesTheStageFromTheParentsGateRecipe() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -297,11 +297,12 @@ struct DirectionStageCLITests {
             data: {train: [clean.jsonl]}
             training: {steps: 1, seq_len: 16}
             safety: {gate: {variants: 2, steps: 1, direction_probes: probes.jsonl, direction_data: probes.jsonl,
-                            direction_calibrations: 2, direction_samples: 2, direction_calibration: calibrations/}}
+                            direction_calibrations: 2, direction_samples: 2, direction_max_steps: 1,
+                            direction_calibration: calibrations/}}
             """.utf8).write(to: dir.appendingPathComponent("parent.gate.yaml"))
         let folder = dir.appendingPathComponent("calibrations")
         func verify(_ extra: [String] = []) throws -> DirectionStage.Evidence {
-            let r = try BuiltBinary.safetune.run(["verify", child.path, "--reference", parent.path, "--calibration-steps", "1", "--json"] + extra)
+            let r = try BuiltBinary.safetune.run(["verify", child.path, "--reference", parent.path, "--json"] + extra)
             let report = try JSONDecoder().decode(GateReport.self, from: Data(r.out.utf8))
             #expect(report.error == nil, "\(r.err)")
             return try #require(report.direction, "\(r.err)")
@@ -315,6 +316,10 @@ struct DirectionStageCLITests {
         #expect(try files().count == 2)
         #expect(try verify(["--calibration-samples", "1"]).read.values.count == 2)
         #expect(try files().count == 3)
+        // The recipe caps the default regime's \(VariantSettings.childRegime.steps) steps at 1, as the flag would; 2 is another calibration.
+        #expect(try verify(["--calibration-steps", "1"]).read == first.read && files().count == 3)
+        _ = try verify(["--calibration-steps", "2"])
+        #expect(try files().count == 4)
     }
 
     /// `units` stores the parent's directions; `verify` then runs the stage by default on a

@@ -59,6 +59,7 @@ public struct DirectionStage: Sendable, Equatable, Codable {
         calibrationFile = gate.directionCalibrationFile?.url
         self.regime = regime
         if let samples = gate.directionSamples { self.regime.cleanPerVariant = samples }
+        if let cap = gate.directionMaxSteps { self.regime.steps = min(self.regime.steps, cap) }
     }
 
     /// Prompts of each kind the stage uses by default: enough for the mean activations to

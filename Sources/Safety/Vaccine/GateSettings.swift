@@ -58,6 +58,10 @@ public struct GateSettings: Sendable, Equatable {
     public var directionCalibrations = 4
     /// Samples each of them trains on (nil: the regime's default).
     public var directionSamples: Int?
+    /// Most steps each of them takes (nil: as many as the run took). Fewer steps keep a
+    /// cold calibration short; they also read lower, so the thresholds only get stricter
+    /// (docs/gate.md).
+    public var directionMaxSteps: Int?
     /// Where the direction stage keeps its calibration between runs (nil: measured every
     /// run): a JSON file for one calibration, or a folder (a path ending in `/`) keeping one
     /// file per parent, data and regime.
