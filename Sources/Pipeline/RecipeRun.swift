@@ -229,7 +229,7 @@ public final class RecipeRun {
         var report = RunReport(title: "SafeTune run: \(recipe.output.name)")
         report.summary = [
             ("recipe", recipe.files.first?.lastPathComponent ?? "recipe"), ("recipe sha256", recipe.sha256),
-            ("steps", "\(summary.steps)"), ("final loss", String(format: "%.4f", summary.finalLoss)),
+            ("steps", "\(summary.steps)"), ("last step's loss", String(format: "%.4g", summary.finalLoss)),
             ("eval loss", summary.evalLoss.map { String(format: "%.4f", $0) } ?? "–"),
             ("tokens/s", String(format: "%.0f", summary.tokensPerSecond)),
             ("seconds", String(format: "%.1f", summary.seconds)), ("checkpoint", checkpoint.lastPathComponent),

@@ -140,7 +140,7 @@ final class ProgressDisplay {
             case let .saved(step, url):
                 line("saved step \(step): \(url.lastPathComponent)")
             case let .finished(s):
-                line(String(format: "done: %d steps in %.1f s, final loss %.4f, %.0f tok/s", s.steps, s.seconds, s.finalLoss, s.tokensPerSecond))
+                line(String(format: "done: %d steps in %.1f s, last step's loss %.4g, %.0f tok/s", s.steps, s.seconds, s.finalLoss, s.tokensPerSecond))
             }
         default: line(progress.description)
         }
