@@ -98,3 +98,15 @@ struct ReadIsolationTests {
         try reopened.close()
     }
 }
+
+/// A read ended by the clock's timer says so: the helper was stopped or starved, which a
+/// loop inside libhdf5 (the processor-time timer) does not explain.
+@Suite struct ReadIsolationTimeoutTests {
+    @Test func eachTimerNamesItsClock() {
+        let cpu = ReadIsolation.timeoutMessage(path: "a.h5", limit: 7.5, clock: false)
+        let wall = ReadIsolation.timeoutMessage(path: "a.h5", limit: 7.5, clock: true)
+        #expect(cpu.hasPrefix("a.h5: ") && cpu.contains("7.5 s of processor time") && cpu.contains("libhdf5 loops"))
+        #expect(wall.hasPrefix("a.h5: ") && wall.contains("75 s on the clock") && wall.contains("stopped or starved"))
+        #expect(!wall.contains("libhdf5 loops"))
+    }
+}

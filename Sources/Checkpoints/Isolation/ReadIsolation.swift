@@ -110,7 +110,9 @@ public enum ReadIsolation {
         /// The reader's typed error, by its description.
         case rejected(String)
         case crashed(signal: Int32)
-        case timedOut
+        /// A timer ended the read: the processor-time one, or (`clock`) the one on the clock,
+        /// which only a stopped or starved helper reaches.
+        case timedOut(clock: Bool)
     }
 
     /// The helper's work: answers each request, until its standard input ends, by reading
@@ -172,7 +174,7 @@ public enum ReadIsolation {
         var status: Int32 = 0
         while waitpid(child, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7f
-        if signal == SIGPROF || signal == SIGALRM { return .timedOut }
+        if signal == SIGPROF || signal == SIGALRM { return .timedOut(clock: signal == SIGALRM) }
         if signal != 0 { return .crashed(signal: signal) }
         return (try? JSONDecoder().decode(Reply.self, from: Data(answer))) ?? .crashed(signal: 0)
     }
@@ -200,6 +202,15 @@ public enum ReadIsolation {
         } catch {
             throw .isolatedRead(file: url.path, message: error.description.replacingOccurrences(of: copy.path, with: url.path))
         }
+    }
+
+    /// Why a read that a timer ended was refused. The clock's timer (ten times the
+    /// processor-time limit) fires only when the helper could not run: stopped (SIGSTOP, a
+    /// suspended job) or starved of processor time.
+    static func timeoutMessage(path: String, limit: Double, clock: Bool) -> String {
+        clock
+            ? String(format: "%@: reading it did not finish within %.0f s on the clock in a helper process (ten times its %.1f s of processor time: the helper was stopped or starved of processor time); not loaded", path, 10 * limit, limit)
+            : String(format: "%@: reading it did not finish within %.1f s of processor time in a helper process (libhdf5 loops on some damaged files); not loaded", path, limit)
     }
 
     /// Has `helper` read `url` and returns its clean copy, which the caller reads and
@@ -238,8 +249,8 @@ public enum ReadIsolation {
             throw .isolatedRead(file: path, message: "\(path): read in a helper process, but its clean copy could not be written: \(message)")
         case let .reply(.rejected(message)):
             throw .isolatedRead(file: path, message: message)
-        case .reply(.timedOut):
-            throw .isolatedRead(file: path, message: String(format: "%@: reading it did not finish within %.1f s of processor time in a helper process (libhdf5 loops on some damaged files); not loaded", path, limit))
+        case let .reply(.timedOut(clock)):
+            throw .isolatedRead(file: path, message: timeoutMessage(path: path, limit: limit, clock: clock))
         case let .reply(.crashed(signal)):
             throw .isolatedRead(file: path, message: "\(path): reading it crashed a helper process (signal \(signal), inside libhdf5 on damaged files); the file is damaged or hostile, not loaded")
         case let .cannotStart(reason):
