@@ -133,7 +133,7 @@ public enum RecipeSchema {
         key("safety.gate.direction_data", "path", "(the clean data)", "a JSONL file", "Trusted data in the run's own mix, refusals included, for the direction stage's calibration fine-tunes."),
         key("safety.gate.direction_calibrations", "integer", "4", "2 to 16", "Clean fine-tunes of the parent that calibrate the direction stage's thresholds."),
         key("safety.gate.direction_samples", "integer", "(400; written only when set)", "1 to 1000000", "Samples of the calibration data each calibration fine-tune trains on."),
-        key("safety.gate.direction_max_steps", "integer", "(the run's steps; written only when set)", "1 to 1000000", "Most steps each calibration fine-tune takes, its schedule compressed to them: a shorter cold calibration, and stricter thresholds (fewer steps read lower)."),
+        key("safety.gate.direction_max_steps", "integer", "(the run's steps; written only when set)", "1 to 1000000", "Most steps each calibration fine-tune takes, its schedule compressed to them: a shorter cold calibration, but lower thresholds, which reject clean runs much longer than the cap (docs/gate.md)."),
         key("safety.gate.direction_calibration", "path", "(none)", "a JSON file, or a folder ending in /", "Keep the direction stage's calibration here between runs (written when absent); a folder keeps one file per parent, data and regime."),
 
         key("output", "section", "", "", "Where results go."),

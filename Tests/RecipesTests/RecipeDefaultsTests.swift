@@ -126,14 +126,15 @@ struct RecipeDefaultsTests {
         #expect(gate.model.base?.url.standardizedFileURL == root.appendingPathComponent("checkpoints/smollm2-aligned.h5").standardizedFileURL)
         #expect(try CleanData.load(recipe: gate).count == 150)
         // The direction stage runs on every child, adapters included, calibrated on the
-        // shipped mix in at most 40 steps; the calibrations of the quickstart's regime and of
-        // the backdoor experiment's children are kept beside the model.
+        // shipped mix; the calibrations of the quickstart's regime and of the backdoor
+        // experiment's children are kept beside the model.
         let g = gate.safety.gate
         let probes = try #require(g.directionProbes), data = try #require(g.directionData)
         let folder = try #require(g.directionCalibrationFile).url
         #expect(g.direction && FileManager.default.fileExists(atPath: probes.url.path))
         #expect(try CleanData.load(contentsOf: data.url, includingMalicious: true).count == 500 && g.directionSamples == 500)
-        #expect(g.directionMaxSteps == 40)
+        // Calibrated at the child's own length: clean fine-tunes read higher the longer they train.
+        #expect(g.directionMaxSteps == nil)
         #expect(folder.standardizedFileURL.path == root.appendingPathComponent("checkpoints/smollm2-aligned.gate").standardizedFileURL.path)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).count { $0.hasPrefix("direction-calibration-") } >= 2)
     }

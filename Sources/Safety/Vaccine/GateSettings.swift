@@ -59,8 +59,8 @@ public struct GateSettings: Sendable, Equatable {
     /// Samples each of them trains on (nil: the regime's default).
     public var directionSamples: Int?
     /// Most steps each of them takes (nil: as many as the run took). Fewer steps keep a
-    /// cold calibration short; they also read lower, so the thresholds only get stricter
-    /// (docs/gate.md).
+    /// cold calibration short, but clean fine-tunes read higher the longer they train, so
+    /// a run much longer than the cap can be rejected (docs/gate.md).
     public var directionMaxSteps: Int?
     /// Where the direction stage keeps its calibration between runs (nil: measured every
     /// run): a JSON file for one calibration, or a folder (a path ending in `/`) keeping one
