@@ -16,7 +16,7 @@ public final class RecipeRun {
 
     /// The stages of a run, in order.
     public enum Stage: String, Sendable, CaseIterable {
-        case loading, measuring, ssah, training, guardCalibration = "guard calibration", gate, drift
+        case loading, measuring, ssah, training, headRefit = "head refit", guardCalibration = "guard calibration", gate, drift
     }
 
     /// What a run reports as it goes.
@@ -26,6 +26,7 @@ public final class RecipeRun {
         case training(TrainingProgress)
         /// SSAH's mask is on the model (`computed`: the unit map was scored now, not read from the base).
         case ssah(UnitFreezer.Summary, computed: Bool)
+        case headRefitted(HeadRefit.Summary)
         case guardCalibrated(GuardCalibration)
         case gate(TrainingGate.Outcome)
         case drift(UnitDrift)
@@ -38,6 +39,7 @@ public final class RecipeRun {
             case let .started(stage, detail): return detail.isEmpty ? stage.rawValue : "\(stage.rawValue): \(detail)"
             case let .training(event): return "training: \(event)"
             case let .ssah(summary, computed): return "SSAH: \(computed ? "computed" : "cached") unit map; \(summary)"
+            case let .headRefitted(summary): return "SA-ESS: \(summary.description)"
             case let .guardCalibrated(calibration): return calibration.summary
             case let .gate(outcome): return "BD-VAX gate: \(outcome.summary)"
             case let .drift(drift): return "SSAH: unit drift: \(drift.headline)"
@@ -153,7 +155,10 @@ public final class RecipeRun {
         let ssah = try applySSAH(to: trainer, progress: progress)
         var guardCalibration: GuardCalibration?
         let summary = try trainer.run(progress: { progress(.training($0)) },
-                                      finishing: { guardCalibration = try calibrateGuard(signal, of: trainer, progress: progress) })
+                                      finishing: {
+                                          try refitHead(signal, of: trainer, progress: progress)
+                                          guardCalibration = try calibrateGuard(signal, of: trainer, progress: progress)
+                                      })
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         guard root else {
             return Result(summary: summary, before: nil, after: nil, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint,
@@ -189,6 +194,19 @@ public final class RecipeRun {
         let frozen = try UnitFreezer.apply(mask, to: trainer.model)
         progress(.ssah(frozen, computed: computed))
         return SSAHStage(map: map, frozen: mask.isEmpty ? nil : mask)
+    }
+
+    /// SA-ESS (`safety.signal.refit`): the head fitted to the trained model on labelled
+    /// prompts and answers, before its threshold is calibrated.
+    private func refitHead(_ signal: SafetySignal?, of trainer: Trainer, progress: (Progress) -> Void) throws {
+        let files = recipe.safety.signal.refit
+        guard let signal, !files.isEmpty else { return }
+        progress(.started(.headRefit, detail: files.map(\.written).joined(separator: ", ")))
+        let reader = JSONLReader()
+        let examples = try files.flatMap { try reader.read(url: $0.url).examples.map(trainer.encoder.encode) }
+        let summary = try HeadRefit.refit(signal, model: trainer.model, examples: examples,
+                                          padId: Int32(trainer.tokenizer.eosTokenId ?? 0))
+        progress(.headRefitted(summary))
     }
 
     /// SA-ESS (`safety.signal.calibration`): the trained head's guard threshold, measured on
