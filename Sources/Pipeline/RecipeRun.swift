@@ -60,6 +60,8 @@ public final class RecipeRun {
         public var report: URL?
         /// The BD-VAX gate's outcome (nil when `safety.gate` is off or the run had no parent).
         public var gate: TrainingGate.Outcome?
+        /// What refitting the head did (nil without `safety.signal.refit`).
+        public var headRefit: HeadRefit.Summary?
         /// The trained head's guard calibration (nil without `safety.signal.calibration`).
         public var guardCalibration: GuardCalibration?
     }
@@ -153,16 +155,16 @@ public final class RecipeRun {
         // Training moves the head, so a threshold calibrated for the base's head no longer holds.
         signal?.calibration = nil
         let ssah = try applySSAH(to: trainer, progress: progress)
-        var guardCalibration: GuardCalibration?
+        var headRefit: HeadRefit.Summary?, guardCalibration: GuardCalibration?
         let summary = try trainer.run(progress: { progress(.training($0)) },
                                       finishing: {
-                                          try refitHead(signal, of: trainer, progress: progress)
+                                          headRefit = try refitHead(signal, of: trainer, progress: progress)
                                           guardCalibration = try calibrateGuard(signal, of: trainer, progress: progress)
                                       })
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         guard root else {
             return Result(summary: summary, before: nil, after: nil, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint,
-                          report: nil, gate: nil, guardCalibration: nil)
+                          report: nil, gate: nil, headRefit: nil, guardCalibration: nil)
         }
         let finished = summary.steps == trainer.plan.totalSteps
         let after = finished ? try measure("after training", guarded: true) : nil
@@ -170,7 +172,7 @@ public final class RecipeRun {
         let report = try writeReport(summary: summary, checkpoint: checkpoint, finished: finished, trainer: trainer,
                                      before: before, after: after, ssah: ssah, gate: gate, progress: progress)
         return Result(summary: summary, before: before, after: after, outputDirectory: trainer.outputDirectory,
-                      checkpoint: checkpoint, report: report, gate: gate, guardCalibration: guardCalibration)
+                      checkpoint: checkpoint, report: report, gate: gate, headRefit: headRefit, guardCalibration: guardCalibration)
     }
 
     /// What SSAH did before training: the parent's unit map and the units the run could not change.
@@ -198,15 +200,16 @@ public final class RecipeRun {
 
     /// SA-ESS (`safety.signal.refit`): the head fitted to the trained model on labelled
     /// prompts and answers, before its threshold is calibrated.
-    private func refitHead(_ signal: SafetySignal?, of trainer: Trainer, progress: (Progress) -> Void) throws {
+    private func refitHead(_ signal: SafetySignal?, of trainer: Trainer, progress: (Progress) -> Void) throws -> HeadRefit.Summary? {
         let files = recipe.safety.signal.refit
-        guard let signal, !files.isEmpty else { return }
+        guard let signal, !files.isEmpty else { return nil }
         progress(.started(.headRefit, detail: files.map(\.written).joined(separator: ", ")))
         let reader = JSONLReader()
         let examples = try files.flatMap { try reader.read(url: $0.url).examples.map(trainer.encoder.encode) }
         let summary = try HeadRefit.refit(signal, model: trainer.model, examples: examples,
                                           padId: Int32(trainer.tokenizer.eosTokenId ?? 0))
         progress(.headRefitted(summary))
+        return summary
     }
 
     /// SA-ESS (`safety.signal.calibration`): the trained head's guard threshold, measured on

@@ -262,7 +262,8 @@ import Tokenizers
         }
         let (plain, plainStages) = try run(refit: false, output: "plain")
         let (refitted, stages) = try run(refit: true, output: "refit")
-        #expect(!plainStages.contains("head refit"))
+        #expect(!plainStages.contains("head refit") && plain.headRefit == nil)
+        #expect(refitted.headRefit?.queries == 8)
         // The 8 labelled prompts of data.jsonl, between training and calibration.
         let order = stages.filter { ["trained", "head refit", "refitted 8 prompts", "guard calibration"].contains($0) }
         #expect(order == ["head refit", "refitted 8 prompts", "guard calibration", "trained"], "\(stages)")

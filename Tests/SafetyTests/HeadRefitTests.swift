@@ -28,7 +28,9 @@ import Testing
         let benignRow = Array(UnsafeBufferPointer(start: signal.weight.value.data, count: d))
         // An unlabelled example is skipped.
         let unlabelled = EncodedExample(ids: [1, 2, 3], labels: [-100, 2, 3], promptLength: 1)
-        let summary = try HeadRefit.refit(signal, model: model, examples: Self.examples() + [unlabelled], padId: 0)
+        var loose = HeadRefit.Parameters()
+        loose.pull = 1e-3
+        let summary = try HeadRefit.refit(signal, model: model, examples: Self.examples() + [unlabelled], padId: 0, parameters: loose)
 
         #expect(summary.examples == 12 && summary.queries == 12 && summary.windows == 12)
         #expect(summary.lossAfter < summary.lossBefore / 2, "\(summary.description)")
@@ -43,6 +45,18 @@ import Testing
             return (p > 0.5) == (features.classes[i] == 1)
         }
         #expect(correct == features.count)
+    }
+
+    @Test func aStrongPullKeepsTheHead() throws {
+        let tokenizer = try Tiny.tokenizer()
+        let (model, _, signal) = try SafetySignal.adding(to: try Tiny.model(.llama, vocab: tokenizer.vocabSize), tokenizer: tokenizer, seed: 3)
+        let before = signal.weight.value.scalars + signal.bias.value.scalars
+        var held = HeadRefit.Parameters()
+        held.pull = 1e4
+        let summary = try HeadRefit.refit(signal, model: model, examples: Self.examples(), padId: 0, parameters: held)
+        let after = signal.weight.value.scalars + signal.bias.value.scalars
+        #expect(abs(summary.lossAfter - summary.lossBefore) < 0.01 * summary.lossBefore, "\(summary.description)")
+        #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-2 * max(1, abs($0)) })
     }
 
     @Test func theObjectivesGradientMatchesFiniteDifferences() throws {

@@ -28,7 +28,7 @@ public enum HeadRefit {
         /// Gradient steps (each over every feature).
         public var iterations = 300
         /// Weight of ½‖(v, c) − (v₀, c₀)‖², relative to the mean class-balanced loss.
-        public var pull: Float = 1e-3
+        public var pull: Float = 0.1
         /// Tokens read of each example: a ChatML prompt of SmolLM2 takes about 45 and the
         /// guard's checks after 1, 2, 4, 8 and 16 answer tokens fit after it.
         public var seqLen = 64
