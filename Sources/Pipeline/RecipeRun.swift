@@ -16,7 +16,7 @@ public final class RecipeRun {
 
     /// The stages of a run, in order.
     public enum Stage: String, Sendable, CaseIterable {
-        case loading, measuring, ssah, training, headRefit = "head refit", guardCalibration = "guard calibration", gate, drift
+        case loading, measuring, ssah, training, guardCalibration = "guard calibration", gate, drift
     }
 
     /// What a run reports as it goes.
@@ -26,7 +26,6 @@ public final class RecipeRun {
         case training(TrainingProgress)
         /// SSAH's mask is on the model (`computed`: the unit map was scored now, not read from the base).
         case ssah(UnitFreezer.Summary, computed: Bool)
-        case headRefitted(HeadRefit.Summary)
         case guardCalibrated(GuardCalibration)
         case gate(TrainingGate.Outcome)
         case drift(UnitDrift)
@@ -39,7 +38,6 @@ public final class RecipeRun {
             case let .started(stage, detail): return detail.isEmpty ? stage.rawValue : "\(stage.rawValue): \(detail)"
             case let .training(event): return "training: \(event)"
             case let .ssah(summary, computed): return "SSAH: \(computed ? "computed" : "cached") unit map; \(summary)"
-            case let .headRefitted(summary): return "SA-ESS: \(summary.description)"
             case let .guardCalibrated(calibration): return calibration.summary
             case let .gate(outcome): return "BD-VAX gate: \(outcome.summary)"
             case let .drift(drift): return "SSAH: unit drift: \(drift.headline)"
@@ -60,8 +58,6 @@ public final class RecipeRun {
         public var report: URL?
         /// The BD-VAX gate's outcome (nil when `safety.gate` is off or the run had no parent).
         public var gate: TrainingGate.Outcome?
-        /// What refitting the head did (nil without `safety.signal.refit`).
-        public var headRefit: HeadRefit.Summary?
         /// The trained head's guard calibration (nil without `safety.signal.calibration`).
         public var guardCalibration: GuardCalibration?
     }
@@ -155,16 +151,13 @@ public final class RecipeRun {
         // Training moves the head, so a threshold calibrated for the base's head no longer holds.
         signal?.calibration = nil
         let ssah = try applySSAH(to: trainer, progress: progress)
-        var headRefit: HeadRefit.Summary?, guardCalibration: GuardCalibration?
+        var guardCalibration: GuardCalibration?
         let summary = try trainer.run(progress: { progress(.training($0)) },
-                                      finishing: {
-                                          headRefit = try refitHead(signal, of: trainer, progress: progress)
-                                          guardCalibration = try calibrateGuard(signal, of: trainer, progress: progress)
-                                      })
+                                      finishing: { guardCalibration = try calibrateGuard(signal, of: trainer, progress: progress) })
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         guard root else {
             return Result(summary: summary, before: nil, after: nil, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint,
-                          report: nil, gate: nil, headRefit: nil, guardCalibration: nil)
+                          report: nil, gate: nil, guardCalibration: nil)
         }
         let finished = summary.steps == trainer.plan.totalSteps
         let after = finished ? try measure("after training", guarded: true) : nil
@@ -172,7 +165,7 @@ public final class RecipeRun {
         let report = try writeReport(summary: summary, checkpoint: checkpoint, finished: finished, trainer: trainer,
                                      before: before, after: after, ssah: ssah, gate: gate, progress: progress)
         return Result(summary: summary, before: before, after: after, outputDirectory: trainer.outputDirectory,
-                      checkpoint: checkpoint, report: report, gate: gate, headRefit: headRefit, guardCalibration: guardCalibration)
+                      checkpoint: checkpoint, report: report, gate: gate, guardCalibration: guardCalibration)
     }
 
     /// What SSAH did before training: the parent's unit map and the units the run could not change.
@@ -196,20 +189,6 @@ public final class RecipeRun {
         let frozen = try UnitFreezer.apply(mask, to: trainer.model)
         progress(.ssah(frozen, computed: computed))
         return SSAHStage(map: map, frozen: mask.isEmpty ? nil : mask)
-    }
-
-    /// SA-ESS (`safety.signal.refit`): the head fitted to the trained model on labelled
-    /// prompts and answers, before its threshold is calibrated.
-    private func refitHead(_ signal: SafetySignal?, of trainer: Trainer, progress: (Progress) -> Void) throws -> HeadRefit.Summary? {
-        let files = recipe.safety.signal.refit
-        guard let signal, !files.isEmpty else { return nil }
-        progress(.started(.headRefit, detail: files.map(\.written).joined(separator: ", ")))
-        let reader = JSONLReader()
-        let examples = try files.flatMap { try reader.read(url: $0.url).examples.map(trainer.encoder.encode) }
-        let summary = try HeadRefit.refit(signal, model: trainer.model, examples: examples,
-                                          padId: Int32(trainer.tokenizer.eosTokenId ?? 0))
-        progress(.headRefitted(summary))
-        return summary
     }
 
     /// SA-ESS (`safety.signal.calibration`): the trained head's guard threshold, measured on

@@ -137,7 +137,6 @@ public struct Recipe: Sendable {
         need(safety.gate.directionProbes, "safety.gate.direction_probes")
         need(safety.gate.directionData, "safety.gate.direction_data")
         need(safety.signal.calibration, "safety.signal.calibration")
-        for (i, file) in safety.signal.refit.enumerated() { need(file, "safety.signal.refit[\(i)]") }
         return problems
     }
 

@@ -108,8 +108,6 @@ public enum RecipeSchema {
             "Weight of a malicious example in L_cls relative to a benign one (class balance)."),
         key("safety.signal.answer_probes", "boolean", "(false; written only when true)", "true, false",
             "Also train the guard's answer probes: L = L_lm + lambda · (L_cls + L_probe), a CLS at position 0 reading each window of a labelled answer that the default guard checks, classified with the example's label."),
-        key("safety.signal.refit", "list of paths", "(none; written only when set)", "labelled JSONL files",
-            "After training, fit the head alone to the trained model on these labelled prompts and answers (answers are read by the guard's probes, never trained as text); then calibrate. Changes no model weight."),
         key("safety.signal.calibration", "path", "(none)", "a JSONL file",
             "Harmless prompts, unseen in training and evaluation, on which the guard's threshold is calibrated after training (calibrate-guard); without it the trained head keeps none and the guard uses 0.5."),
         key("safety.signal.over_refusal_budget", "number", "(0.05 when calibrating)", "0 <= x < 1",

@@ -85,16 +85,11 @@ extension SignalSettings {
         clsToken = try r.string("cls_token", default: clsToken)
         answerProbes = try r.bool("answer_probes", default: answerProbes)
         calibration = try r.path("calibration")
-        refit = try (r.list("refit") ?? []).enumerated().map { try MappingReader.path($1, keyPath: "\(r.full("refit"))[\($0)]") }
         overRefusalBudget = try r.double("over_refusal_budget", default: overRefusalBudget,
                                          range: ValueRange(lower: 0, upper: 1, upperInclusive: false))
         if answerProbes, !enabled {
             throw RecipeError.conflict(r.location(of: "answer_probes"), keyPath: r.full("answer_probes"),
                                        message: "trains the guard of a safety signal; set safety.signal.enabled, or drop it (--set safety.signal.answer_probes=false)")
-        }
-        if !refit.isEmpty, !enabled {
-            throw RecipeError.conflict(r.location(of: "refit"), keyPath: r.full("refit"),
-                                       message: "refits the head of a safety signal; set safety.signal.enabled, or drop it (--set safety.signal.refit=[])")
         }
         if calibration != nil, !enabled {
             throw RecipeError.conflict(r.location(of: "calibration"), keyPath: r.full("calibration"),
@@ -102,13 +97,12 @@ extension SignalSettings {
         }
     }
 
-    // The calibration keys, answer_probes and refit appear only when set, so recipes
-    // written before them keep their canonical text.
+    // The calibration keys and answer_probes appear only when set, so recipes written
+    // before them keep their canonical text.
     func canonical(relativeTo root: URL) -> CanonicalValue {
         .object([("enabled", .bool(enabled)), ("lambda", .double(lambda)), ("malicious_weight", .double(maliciousWeight)),
                  ("pattern", .string(pattern.rawValue)), ("cls_token", .string(clsToken))]
                 + (answerProbes ? [("answer_probes", .bool(true))] : [])
-                + (refit.isEmpty ? [] : [("refit", .list(refit.map { .string($0.relative(to: root)) }))])
                 + (calibration.map { [("calibration", .string($0.relative(to: root))),
                                       ("over_refusal_budget", .double(overRefusalBudget))] } ?? []))
     }

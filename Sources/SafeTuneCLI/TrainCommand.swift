@@ -86,9 +86,6 @@ struct TrainCommand: ParsableCommand {
                     "gate": result.gate.map { ["verdict": $0.report.verdict.rawValue, "action": $0.action.rawValue,
                                                "statistic": $0.report.statistic as Any, "threshold": $0.report.threshold as Any] } as Any,
                     "guard_threshold": result.guardCalibration.map { GuardCalibration.decimal($0.threshold) } as Any,
-                    "head_refit": result.headRefit.map { ["examples": $0.examples, "queries": $0.queries, "windows": $0.windows,
-                                                          "accuracy_before": $0.accuracyBefore, "accuracy_after": $0.accuracyAfter,
-                                                          "seconds": $0.seconds] } as Any,
                 ])
             } else {
                 if let after = result.after {
@@ -98,7 +95,6 @@ struct TrainCommand: ParsableCommand {
                         print("\(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(cell(result.before?.metrics[i].1))  \(cell(value))")
                     }
                 }
-                if let refit = result.headRefit { print("guard:      \(refit.description)") }
                 if let calibration = result.guardCalibration { print("guard:      \(calibration.summary)") }
                 print("checkpoint: \(result.checkpoint.path)")
                 if let report = result.report { print("report:     \(report.path)") }

@@ -236,45 +236,6 @@ import Tokenizers
         #expect(try SafetySignal(group: try #require(try Checkpoint.read(from: child.checkpoint).signal)).calibration == nil)
     }
 
-    /// `safety.signal.refit`: after training the head alone is fitted to the trained model,
-    /// before the threshold is calibrated for it; the checkpoint stores that head and the
-    /// model's weights are the ones training left.
-    @Test func theHeadIsRefittedAfterTrainingAndBeforeCalibration() throws {
-        let root = try Self.makeFolder()
-        defer { try? FileManager.default.removeItem(at: root) }
-        func run(refit: Bool, output: String) throws -> (RecipeRun.Result, [String]) {
-            let recipe = try Self.recipe(in: root, """
-                adapters: {kind: full}
-                safety:
-                  gate: {enabled: false}
-                  signal: {enabled: true, lambda: 0.5, calibration: data.jsonl, over_refusal_budget: 0.5\(refit ? ", refit: [data.jsonl]" : "")}
-                """, overrides: ["eval.max_tokens=4", "output.dir=\(root.appendingPathComponent(output).path)"])
-            var stages: [String] = []
-            let result = try RecipeRun(recipe: recipe).run {
-                switch $0 {
-                case let .started(stage, _): stages.append(stage.rawValue)
-                case .training(.finished): stages.append("trained")
-                case let .headRefitted(summary): stages.append("refitted \(summary.queries) prompts")
-                default: break
-                }
-            }
-            return (result, stages)
-        }
-        let (plain, plainStages) = try run(refit: false, output: "plain")
-        let (refitted, stages) = try run(refit: true, output: "refit")
-        #expect(!plainStages.contains("head refit") && plain.headRefit == nil)
-        #expect(refitted.headRefit?.queries == 8)
-        // The 8 labelled prompts of data.jsonl, between training and calibration.
-        let order = stages.filter { ["trained", "head refit", "refitted 8 prompts", "guard calibration"].contains($0) }
-        #expect(order == ["head refit", "refitted 8 prompts", "guard calibration", "trained"], "\(stages)")
-        let a = try Checkpoint.read(from: plain.checkpoint), b = try Checkpoint.read(from: refitted.checkpoint)
-        #expect(a.weights.keys.sorted() == b.weights.keys.sorted())
-        for (name, w) in a.weights { #expect(w.scalars == b.weights[name]?.scalars, "\(name)") }
-        let (before, after) = (try SafetySignal(group: try #require(a.signal)), try SafetySignal(group: try #require(b.signal)))
-        #expect(before.weight.value.scalars != after.weight.value.scalars)
-        #expect(after.calibration != nil)
-    }
-
     /// The measurement before training is the parent's: kept beside the parent file, reused
     /// by the next fine-tune of it, and not by one of a parent file that changed.
     @Test func theParentsMeasurementIsKeptAndReused() throws {

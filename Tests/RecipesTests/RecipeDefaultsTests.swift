@@ -56,22 +56,7 @@ struct RecipeDefaultsTests {
         // Written only when set, so recipes from before these keys keep their canonical text.
         #expect(probed.canonicalText.contains("\"answer_probes\": true") && probed.canonicalText.contains("\"train_answers\": false"))
         let plain = try RecipeLoader().load(contentsOf: url).canonicalText
-        #expect(!plain.contains("answer_probes") && !plain.contains("train_answers") && !plain.contains("refit"))
-        // A refit fits the head of a signal too, and its files must exist.
-        let refitOff = try #require(throws: RecipeError.self) {
-            try RecipeLoader().load(contentsOf: url, overrides: ["safety.signal.refit=[anchors.jsonl]"])
-        }
-        #expect("\(refitOff)".contains("safety.signal.refit") && "\(refitOff)".contains("safety.signal.enabled"))
-        let refitURL = try files.write("refit.yaml", TestFiles.minimal + """
-            safety:
-              signal: {enabled: true, refit: [anchors.jsonl, answers/compliance.jsonl]}
-
-            """)
-        let refit = try RecipeLoader().load(contentsOf: refitURL)
-        #expect(refit.safety.signal.refit.map(\.url) == [files.root.appendingPathComponent("anchors.jsonl"),
-                                                          files.root.appendingPathComponent("answers/compliance.jsonl")])
-        #expect(refit.canonicalText.contains("\"refit\": [\n        \"anchors.jsonl\",\n        \"answers/compliance.jsonl\"\n      ]"))
-        #expect(refit.missingFiles().contains { "\($0)".contains("safety.signal.refit[1]") })
+        #expect(!plain.contains("answer_probes") && !plain.contains("train_answers"))
     }
 
     @Test("the documented defaults in the schema match what the loader fills in")

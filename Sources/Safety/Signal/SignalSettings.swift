@@ -23,9 +23,6 @@ public struct SignalSettings: Sendable, Equatable {
     public var calibration: RecipePath?
     /// The over-refusal that calibration may spend.
     public var overRefusalBudget = GuardCalibration.defaultBudget
-    /// Labelled JSONL files the head is refitted on after training, before calibration
-    /// (`HeadRefit`); empty: the head is the one training left.
-    public var refit: [RecipePath] = []
 
     /// The defaults: off.
     public init() {}
