@@ -246,6 +246,7 @@ public final class TransformerModel {
         for (i, block) in blocks.enumerated() {
             x = block.forward(tape: tape, x, positions: positions, mask: mask, cache: cache, layer: i)
             observe?(i, x)
+            tape.recycle()
         }
         cache?.advance(by: x.shape[1])
         return finalNorm.forward(tape: tape, x)

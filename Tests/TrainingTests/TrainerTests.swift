@@ -101,6 +101,20 @@ import Tokenizers
         }
     }
 
+    /// A finished run lets go of what only further steps need (the optimizer's state, the
+    /// gradients) before its final evaluation and save; an interrupted one keeps them.
+    @Test func aFinishedRunLetsGoOfItsGradients() throws {
+        let (files, url) = try Self.makeRun(kind: "full", steps: 3)
+        let finished = try Trainer(recipe: Self.load(url))
+        try finished.run()
+        #expect(finished.model.namedParameters.allSatisfy { $0.1.grad == nil })
+        var stop = Trainer.Parameters()
+        stop.stopAfterStep = 2
+        let interrupted = try Trainer(recipe: Self.load(url, ["output.dir=\(files.path("cut"))"]), parameters: stop)
+        try interrupted.run()
+        #expect(interrupted.model.namedParameters.contains { $0.1.grad != nil })
+    }
+
     /// A packed base trains the adapters on the packed values, and the run's checkpoint
     /// keeps the float32 base it started from.
     @Test(arguments: ["float16", "q8_0"]) func aPackedBaseTrainsAndKeepsTheFloat32Base(precision: String) throws {

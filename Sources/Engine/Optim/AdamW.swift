@@ -19,7 +19,9 @@ public final class AdamW: Optimizer {
     public var weightDecay: Float
     public private(set) var stepCount = 0
     private let decays: [Bool]
-    private let moments: [[Tensor]]   // [exp_avg, exp_avg_sq] per parameter
+    private var moments: [[Tensor]]   // [exp_avg, exp_avg_sq] per parameter
+    /// Whether `releaseState()` freed the buffers.
+    private var released = false
 
     /// An optimizer over `parameters` (unique, non-empty names). `excludeFromDecay`
     /// picks parameters that get no weight decay (commonly biases and norm weights).
@@ -37,6 +39,7 @@ public final class AdamW: Optimizer {
     }
 
     public func step() {
+        precondition(!released, "AdamW: step after releaseState()")
         stepCount += 1
         let t = Float(stepCount)
         let lr = learningRate, b1 = beta1, b2 = beta2, eps = eps
@@ -61,8 +64,14 @@ public final class AdamW: Optimizer {
     }
 
     public func exportState() -> OptimizerState {
-        OptimizerState(kind: "adamw", step: stepCount,
-                       tensors: OptimizerSupport.export(parameters, moments, suffixes: AdamW.suffixes))
+        precondition(!released, "AdamW: exportState after releaseState()")
+        return OptimizerState(kind: "adamw", step: stepCount,
+                              tensors: OptimizerSupport.export(parameters, moments, suffixes: AdamW.suffixes))
+    }
+
+    public func releaseState() {
+        moments = []
+        released = true
     }
 
     public func importState(_ state: OptimizerState) throws(OptimizerError) {

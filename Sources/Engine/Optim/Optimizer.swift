@@ -14,6 +14,10 @@ public protocol Optimizer: AnyObject {
     func exportState() -> OptimizerState
     /// Restores a state from `exportState()`, so that training continues bit-identically.
     func importState(_ state: OptimizerState) throws(OptimizerError)
+    /// Frees the per-parameter buffers when no step or export follows (a finished run's
+    /// final evaluation and save need only the weights). `step()` and `exportState()`
+    /// afterwards stop the process.
+    func releaseState()
 }
 
 extension Optimizer {

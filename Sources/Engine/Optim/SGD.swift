@@ -11,7 +11,9 @@ public final class SGD: Optimizer {
     /// L2 penalty added to the gradient.
     public var weightDecay: Float
     public private(set) var stepCount = 0
-    private let buffers: [[Tensor]]   // [momentum_buffer] per parameter
+    private var buffers: [[Tensor]]   // [momentum_buffer] per parameter
+    /// Whether `releaseState()` freed the buffers.
+    private var released = false
 
     /// An optimizer over `parameters` (unique, non-empty names).
     public init(parameters: [Variable], learningRate: Float, momentum: Float = 0.9, weightDecay: Float = 0) {
@@ -24,6 +26,7 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
+        precondition(!released, "SGD: step after releaseState()")
         let first = stepCount == 0
         stepCount += 1
         let lr = learningRate, mu = momentum, wd = weightDecay
@@ -47,8 +50,14 @@ public final class SGD: Optimizer {
     }
 
     public func exportState() -> OptimizerState {
-        OptimizerState(kind: "sgd", step: stepCount,
-                       tensors: OptimizerSupport.export(parameters, buffers, suffixes: ["momentum_buffer"]))
+        precondition(!released, "SGD: exportState after releaseState()")
+        return OptimizerState(kind: "sgd", step: stepCount,
+                              tensors: OptimizerSupport.export(parameters, buffers, suffixes: ["momentum_buffer"]))
+    }
+
+    public func releaseState() {
+        buffers = []
+        released = true
     }
 
     public func importState(_ state: OptimizerState) throws(OptimizerError) {

@@ -234,6 +234,12 @@ public final class Trainer {
         let elapsed = Date().timeIntervalSince(started)
         // The steps' buffers go first: a packed base's float32 values come back in after.
         tape.releaseMemory()
+        if stop == totalSteps {
+            // Nothing steps or saves the optimizer again: its state and the gradients would
+            // sit beside the float32 weights through the final evaluation and what follows.
+            optimizer.releaseState()
+            for p in trainable { p.grad = nil }
+        }
         model.unpackProjections()
         let finalURL = outputDirectory.appendingPathComponent(stop == totalSteps ? "model.h5" : "interrupted.h5")
         if stop == totalSteps {
