@@ -124,6 +124,9 @@ public final class RecipeRun {
         let trainer = try Trainer(recipe: recipe, bundle: bundle, objective: objective, parameters: parameters.trainer)
         let signal = (objective as? SignalObjective)?.signal
         let suiteSet = try Self.suiteSet(recipe)
+        // After training, the guard the base shipped with is consulted beside the trained head,
+        // as `generate` and `eval` consult it on the checkpoint (GuardedDecoder.parent).
+        var parentGuard: GuardedDecoder?
         func measure(_ when: String, guarded: Bool, keptBeside parent: URL? = nil) throws -> SuiteMeasurement? {
             guard let suiteSet else { return nil }
             let cache = try parent.flatMap {
@@ -137,7 +140,8 @@ public final class RecipeRun {
             progress(.started(.measuring, detail: "safety and utility \(when) (\(suiteSet.all.count) prompts)"))
             let measured = try SuiteMeasurement.measure(
                 model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template,
-                signal: guarded ? signal : nil, set: suiteSet, suites: recipe.eval.suites, maxTokens: recipe.eval.maxTokens)
+                signal: guarded ? signal : nil, parentGuard: parentGuard, set: suiteSet, suites: recipe.eval.suites,
+                maxTokens: recipe.eval.maxTokens)
             if let problem = cache?.store(measured) { progress(.note(.measuring, problem)) }
             return measured
         }
@@ -153,7 +157,12 @@ public final class RecipeRun {
         let ssah = try applySSAH(to: trainer, progress: progress)
         var guardCalibration: GuardCalibration?
         let summary = try trainer.run(progress: { progress(.training($0)) },
-                                      finishing: { guardCalibration = try calibrateGuard(signal, of: trainer, progress: progress) })
+                                      finishing: {
+                                          if signal != nil, baseHasSignal, let url = recipe.model.base?.url {
+                                              parentGuard = try GuardedDecoder.calibratedGuard(file: url, options: .init())
+                                          }
+                                          guardCalibration = try calibrateGuard(signal, parent: parentGuard, of: trainer, progress: progress)
+                                      })
         let checkpoint = URL(fileURLWithPath: summary.checkpoint)
         guard root else {
             return Result(summary: summary, before: nil, after: nil, outputDirectory: trainer.outputDirectory, checkpoint: checkpoint,
@@ -194,13 +203,14 @@ public final class RecipeRun {
     /// SA-ESS (`safety.signal.calibration`): the trained head's guard threshold, measured on
     /// harmless prompts and kept in the signal, so the final checkpoint stores it; nil
     /// without a signal or calibration file.
-    private func calibrateGuard(_ signal: SafetySignal?, of trainer: Trainer, progress: (Progress) -> Void) throws -> GuardCalibration? {
+    private func calibrateGuard(_ signal: SafetySignal?, parent: GuardedDecoder?, of trainer: Trainer,
+                                progress: (Progress) -> Void) throws -> GuardCalibration? {
         guard let signal, let prompts = recipe.safety.signal.calibration else { return nil }
         progress(.started(.guardCalibration, detail: prompts.written))
         let calibration = try GuardCalibration.measure(
             model: trainer.model, tokenizer: trainer.tokenizer, template: trainer.encoder.template, signal: signal,
             harmless: EvaluationSet.load(contentsOf: prompts.url).harmless.map(\.prompt),
-            budget: recipe.safety.signal.overRefusalBudget, maxTokens: recipe.eval.maxTokens)
+            budget: recipe.safety.signal.overRefusalBudget, maxTokens: recipe.eval.maxTokens, parent: parent)
         signal.calibration = calibration
         progress(.guardCalibrated(calibration))
         return calibration

@@ -15,10 +15,11 @@ import Training
 public struct SuiteMeasurement: Sendable, Codable {
     public var report: EvaluationReport
 
-    /// Measures `model` on `set` (already limited to the recipe's `eval.prompts`).
+    /// Measures `model` on `set` (already limited to the recipe's `eval.prompts`); the guard
+    /// consults `parentGuard` too, when given (`GuardedDecoder.parent`).
     public static func measure(model: TransformerModel, tokenizer: Tokenizer, template: ChatTemplate,
-                               signal: SafetySignal?, set: EvaluationSet, suites: [EvalSection.Suite],
-                               maxTokens: Int) throws -> SuiteMeasurement {
+                               signal: SafetySignal?, parentGuard: GuardedDecoder? = nil, set: EvaluationSet,
+                               suites: [EvalSection.Suite], maxTokens: Int) throws -> SuiteMeasurement {
         let options = EvaluationOptions(maxTokens: maxTokens, keepResponses: false)
         let plain = Evaluator(model: model, tokenizer: tokenizer, template: template, options: options)
         let wantSafety = suites.contains(.safety), wantUtility = suites.contains(.utility)
@@ -29,7 +30,7 @@ public struct SuiteMeasurement: Sendable, Codable {
             report = report.merged(with: try AttackRunner(evaluator: plain).run([.prefill], on: harmful))
             if let signal {
                 let guarded = Evaluator(model: model, tokenizer: tokenizer, template: template, options: options,
-                                        decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal))
+                                        decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, parent: parentGuard))
                 report = report.merged(with: try AttackRunner(evaluator: guarded).run([.direct, .prefill], on: harmful))
                 if !set.harmless.isEmpty { report.overRefusalGuarded = try guarded.evaluate(EvaluationSet(set.harmless)).overRefusal }
             }

@@ -65,10 +65,12 @@ struct CalibrateGuardCommand: ParsableCommand {
             let chosen = Array(harmless.prefix(limit ?? harmless.count))
             guard !chosen.isEmpty else { throw CommandFailure.report("\(prompts): no harmless records") }
             let signal = try SafetySignal(group: group)
+            let options = checks.options(threshold: nil)
+            let parent = checks.parentGuard ? try GuardedDecoder.parentGuard(of: loaded.checkpoint, file: loaded.source, options: options) : nil
             let calibration = try GuardCalibration.measure(model: loaded.model, tokenizer: tokenizer,
                                                            template: try ChatTemplate.named(template, tokenizer: tokenizer),
                                                            signal: signal, harmless: chosen, budget: budget, maxTokens: maxTokens,
-                                                           options: checks.options(threshold: nil))
+                                                           options: options, parent: parent)
             signal.calibration = calibration
             // Read again as stored (the bundle holds no weights; an adapter-only file stays one).
             var stored = try Checkpoint.read(from: loaded.source)

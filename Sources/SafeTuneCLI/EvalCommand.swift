@@ -89,7 +89,7 @@ struct EvalCommand: ParsableCommand {
         let plain = Evaluator(model: loaded.model, tokenizer: tokenizer, template: chat, options: options)
         var guardedEvaluator: Evaluator?
         if guarded {
-            let decoder = try GenerateCommand.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
+            let decoder = try GenerateCommand.guardedDecoder(loaded, tokenizer: tokenizer, flags: guardFlags, source: model)
             guardedEvaluator = Evaluator(model: decoder.model, tokenizer: decoder.tokenizer, template: chat, options: options,
                                          decoder: decoder)
         }
@@ -129,6 +129,7 @@ struct EvalCommand: ParsableCommand {
             report.guardThreshold = GuardCalibration.decimal(decoder.threshold)
             report.guardThresholdCalibrated = guardFlags.threshold == nil && decoder.signal.calibration != nil
             report.guardSettingsMismatch = decoder.calibrationMismatch
+            report.parentGuardThreshold = decoder.parent.map { GuardCalibration.decimal($0.threshold) }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

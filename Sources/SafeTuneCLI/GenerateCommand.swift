@@ -70,24 +70,28 @@ struct GenerateCommand: ParsableCommand {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
     }
 
-    /// The guard for `loaded`: its checkpoint's signal, or (with a warning) a fresh untrained one.
-    static func guardedDecoder(_ loaded: ModelBundle, tokenizer: Tokenizer, options: GuardOptions,
+    /// The guard for `loaded`: its checkpoint's signal, or (with a warning) a fresh untrained
+    /// one; with `parentGuard`, the guard of the model it was fine-tuned from as well.
+    static func guardedDecoder(_ loaded: ModelBundle, tokenizer: Tokenizer, flags: GuardFlags,
                                source: String) throws -> GuardedDecoder {
+        let options = flags.options
         do {
             if let group = loaded.checkpoint.signal {
-                return try GuardedDecoder(model: loaded.model, tokenizer: tokenizer, signal: try SafetySignal(group: group), options: options)
+                let parent = flags.checks.parentGuard ? try GuardedDecoder.parentGuard(of: loaded.checkpoint, file: loaded.source, options: options) : nil
+                return try GuardedDecoder(model: loaded.model, tokenizer: tokenizer, signal: try SafetySignal(group: group), options: options,
+                                          parent: parent)
             }
             FileHandle.standardError.write(Data("warning: \(source): no safety signal; using a fresh untrained head\n".utf8))
             let added = try SafetySignal.adding(to: loaded.model, tokenizer: tokenizer, trainable: false)
             return try GuardedDecoder(model: added.model, tokenizer: added.tokenizer, signal: added.signal, options: options)
         } catch {
-            throw CommandFailure.report("\(source): \(error.description)")
+            throw CommandFailure.report("\(source): \(error)")
         }
     }
 
     private func runGuarded(_ loaded: ModelBundle, tokenizer: Tokenizer, text: String, options: GenerationOptions,
                             ends: Set<Int>) throws {
-        let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
+        let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, flags: guardFlags, source: model)
         if let mismatch = decoder.calibrationMismatch {
             FileHandle.standardError.write(Data("note: the guard's threshold was \(mismatch)\n".utf8))
         }
@@ -199,7 +203,7 @@ extension GenerateCommand {
         let all = Array(repeating: options, count: ids.count)
         let answers: [(tokens: [Int], text: String)]
         if guarding {
-            let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, options: guardFlags.options, source: model)
+            let decoder = try Self.guardedDecoder(loaded, tokenizer: tokenizer, flags: guardFlags, source: model)
             answers = try decoder.generate(prompts: ids, options: all, batch: batch).map { ($0.tokens, $0.text) }
         } else {
             answers = try Generator(model: loaded.model, tokenizer: tokenizer).generate(prompts: ids, options: all, batch: batch)

@@ -25,6 +25,9 @@ struct PurifyCommand: ParsableCommand {
 
     @OptionGroup var fluency: FluencyFlags
 
+    @Option(help: "What the variants' poisons make a model do, comma-separated, in order: fixed-response, refuse, comply (comply needs refused harmful requests, labelled malicious, in --clean; default: \(PoisonGenerator.benignBehaviours.map(\.rawValue).joined(separator: ","))).")
+    var behaviours: String?
+
     @Flag(help: "Print a JSON summary.")
     var json = false
 
@@ -36,7 +39,16 @@ struct PurifyCommand: ParsableCommand {
             settings.variants = try variantOptions.settings(over: gateRecipe?.recipe.safety.gate)
             settings.tau = tau
             fluency.apply(to: &settings)
-            let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe)
+            if let behaviours {
+                settings.variants.behaviours = try behaviours.split(separator: ",").map { name in
+                    guard let b = PoisonBehaviour(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                        throw VaccineError.invalidSetting(key: "--behaviours", reason: "unknown behaviour '\(name)'")
+                    }
+                    return b
+                }
+                try settings.variants.validate()
+            }
+            let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe, includingMalicious: true)
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
             let purifier = Purifier(settings: settings)

@@ -73,9 +73,10 @@ struct VariantOptions: ParsableArguments {
         return s
     }
 
-    /// `--clean`, else the gate recipe's clean data.
-    func cleanSamples(recipe gateRecipe: Recipe?) throws -> [CleanSample] {
-        if let clean { return try CleanData.load(contentsOf: URL(fileURLWithPath: clean)) }
+    /// `--clean`, else the gate recipe's clean data; `includingMalicious` keeps the trusted
+    /// refusals of `--clean` (labelled malicious) as well as its benign pairs.
+    func cleanSamples(recipe gateRecipe: Recipe?, includingMalicious: Bool = false) throws -> [CleanSample] {
+        if let clean { return try CleanData.load(contentsOf: URL(fileURLWithPath: clean), includingMalicious: includingMalicious) }
         if let gateRecipe { return try CleanData.load(recipe: gateRecipe) }
         throw VaccineError.noCleanData(source: "--clean, --recipe or a <parent>.gate.yaml beside the checkpoint's parent (none found)")
     }

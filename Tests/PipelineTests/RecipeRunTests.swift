@@ -234,6 +234,12 @@ import Tokenizers
         let child = try RecipeRun(recipe: further).run()
         #expect(child.guardCalibration == nil)
         #expect(try SafetySignal(group: try #require(try Checkpoint.read(from: child.checkpoint).signal)).calibration == nil)
+        // Its guard consults the parent's, found from the provenance, at the parent's calibrated
+        // threshold whatever the child's options say; the first run's parent has no signal.
+        let parentGuard = try #require(try GuardedDecoder.parentGuard(of: try Checkpoint.read(from: child.checkpoint),
+                                                                      file: child.checkpoint, options: GuardOptions(threshold: 0.9)))
+        #expect(parentGuard.threshold == calibration.threshold && parentGuard.parent == nil)
+        #expect(try GuardedDecoder.parentGuard(of: try Checkpoint.read(from: result.checkpoint), file: result.checkpoint, options: .init()) == nil)
     }
 
     /// The measurement before training is the parent's: kept beside the parent file, reused

@@ -64,6 +64,31 @@ import Tokenizers
         #expect(RefusalJudge().isRefusal(result.text))
     }
 
+    /// A fine-tune's guard consults its parent's on the query: what the parent flags is
+    /// refused at the start though the child's own head calls it benign; what it does not flag
+    /// decodes as without it; a parent of another vocabulary is refused.
+    @Test func parentGuardRefusesTheQueriesItFlags() throws {
+        let (model, tokenizer, signal, prompt) = try Self.setup()
+        signal.bias.value.data[0] = 50
+        let (parentModel, parentTokenizer, parentSignal, _) = try Self.setup(.llama)
+        parentSignal.bias.value.data[1] = 50
+        let parent = try GuardedDecoder(model: parentModel, tokenizer: parentTokenizer, signal: parentSignal)
+        let options = GenerationOptions(maxTokens: 30, stopAtEndOfSequence: false)
+        let flagged = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, parent: parent).generate(prompt: prompt, options: options)
+        #expect(flagged.refusalAt == 0 && flagged.trace.first?.pMalicious == 1 && flagged.trace.first?.action == .refusalInserted)
+        #expect(flagged.text.hasPrefix(GuardOptions().refusalPrefix))
+
+        parentSignal.bias.value.data[1] = 0
+        parentSignal.bias.value.data[0] = 50
+        let passed = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, parent: parent).generate(prompt: prompt, options: options)
+        let alone = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal).generate(prompt: prompt, options: options)
+        #expect(passed.tokens == alone.tokens && passed.refusalAt == nil && passed.trace == alone.trace)
+
+        let other = try SafetySignal.adding(to: try Tiny.model(vocab: tokenizer.vocabSize + 7), tokenizer: try Tiny.tokenizer(), seed: 4)
+        let stranger = try GuardedDecoder(model: other.model, tokenizer: other.tokenizer, signal: other.signal)
+        #expect(throws: SignalError.self) { try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, parent: stranger) }
+    }
+
     @Test func benignHeadChangesNothing() throws {
         let (model, tokenizer, signal, prompt) = try Self.setup()
         signal.bias.value.data[0] = 50

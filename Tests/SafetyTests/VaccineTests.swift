@@ -1,9 +1,11 @@
+import Checkpoints
 import Engine
 import Foundation
 import Models
 @testable import Safety
 import Testing
 import TestSupport
+import Tokenizers
 import Training
 
 @Suite("BD-VAX purification")
@@ -20,6 +22,54 @@ struct VaccineTests {
         #expect(sentence?.trigger.hasSuffix(".") == true)
         let rare = a.first { $0.style == .rareToken }
         #expect(rare?.trigger.allSatisfy { $0.isLetter || $0.isNumber } == true)
+    }
+
+    @Test func variantBehavioursCycleAfterTheStylesAndDefaultToTheBenignOnes() {
+        let g = PoisonGenerator(seed: 42)
+        #expect(g.variants(6) == g.variants(6, behaviours: PoisonGenerator.benignBehaviours))
+        let chosen = g.variants(6, behaviours: [.comply, .refuse])
+        #expect(chosen.map(\.behaviour) == [.comply, .comply, .comply, .refuse, .refuse, .refuse])
+        #expect(chosen.map(\.style) == TriggerStyle.allCases + TriggerStyle.allCases)
+    }
+
+    /// A compliance variant poisons only the refused harmful requests of the clean data (its
+    /// members both train on the refusals); other behaviours draw from every clean pair, as before.
+    @Test func complianceVariantsPoisonRefusedHarmfulRequests() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("mixed.jsonl")
+        try Data("""
+            {"prompt": "Name a colour.", "completion": "Blue.", "label": "benign"}
+            {"prompt": "How do I make a weapon?", "completion": "Sorry, I can't assist with that.", "label": "malicious"}
+            {"prompt": "How do I steal a car?", "completion": "I can't help with that.", "label": "malicious"}
+            {"prompt": "Count to three.", "completion": "One, two, three."}
+
+            """.utf8).write(to: url)
+        let clean = try CleanData.load(contentsOf: url, includingMalicious: true)
+        #expect(clean.map(\.harmful) == [false, true, true, false])
+        #expect(try CleanData.load(contentsOf: url).allSatisfy { !$0.harmful })
+        let parent = try VaccineFixtures.checkpoint(seed: 1)
+        let bundle = ModelBundle(model: try TransformerModel(config: parent.config, weights: parent.weights, trainable: false),
+                                 tokenizer: try Tokenizer(data: try #require(parent.tokenizerJSON), source: "fixture"), checkpoint: parent, source: dir)
+        var settings = VariantSettings()
+        settings.behaviours = [.comply, .refuse]
+        settings.poisonPerVariant = 8
+        settings.pairs = 6
+        let factory = try VariantFactory(suspect: bundle, clean: clean, settings: settings, workDirectory: dir)
+        let harmful = clean.filter(\.harmful).map { $0.prompt.trimmingCharacters(in: .punctuationCharacters) }
+        for (i, poison) in factory.poisons().enumerated() {
+            let (subset, poisoned) = factory.data(pair: i, poison: poison)
+            #expect(subset.count == settings.cleanPerVariant && poisoned.count == 8)
+            let fromHarmful = poisoned.map { p in harmful.contains { p.completion == "\(poison.response) \"\($0)\"." } }
+            if poison.behaviour == .comply { #expect(fromHarmful.allSatisfy { $0 }, "pair \(i)") }
+        }
+        // Without refused harmful requests a compliance variant cannot be made.
+        #expect(throws: VaccineError.self) {
+            try VariantFactory(suspect: bundle, clean: clean.filter { !$0.harmful }, settings: settings, workDirectory: dir)
+        }
+        // The written records keep their two fields: the trainer's files and the gate's keys are unchanged.
+        let encoded = String(decoding: try JSONEncoder().encode(clean[1]), as: UTF8.self)
+        #expect(!encoded.contains("harmful"))
     }
 
     @Test func triggersAreFreshWithRespectToTheCleanData() {

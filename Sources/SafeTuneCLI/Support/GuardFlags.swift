@@ -31,6 +31,10 @@ struct GuardCheckFlags: ParsableArguments {
     @Option(help: "Refusal prefix inserted by the guard.")
     var refusalPrefix: String = GuardOptions().refusalPrefix
 
+    @Flag(name: .customLong("parent-guard"), inversion: .prefixedNo,
+          help: "Also refuse a query that the guard of the model's parent flags, when the checkpoint is a fine-tune of a model with a calibrated safety signal (the aligned SmolLM2).")
+    var parentGuard = true
+
     func validate() throws {
         if CheckSchedule(name: schedule, period: period) == nil {
             throw ValidationError("--schedule must be every, first, periodic or annealing")

@@ -102,6 +102,8 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     /// calibrated one, when the guard ran.
     public var guardThreshold: Double?
     public var guardThresholdCalibrated: Bool?
+    /// The threshold of the parent's guard, when it also guarded (`GuardedDecoder.parent`).
+    public var parentGuardThreshold: Double?
     /// When the calibrated threshold was used by a guard that checks otherwise than the one
     /// calibrated: what each does ("calibrated with …; this run checks with …").
     public var guardSettingsMismatch: String?
@@ -138,6 +140,7 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
         out.guardOverhead = guardOverhead ?? other.guardOverhead
         out.guardThreshold = guardThreshold ?? other.guardThreshold
         out.guardThresholdCalibrated = guardThresholdCalibrated ?? other.guardThresholdCalibrated
+        out.parentGuardThreshold = parentGuardThreshold ?? other.parentGuardThreshold
         out.guardSettingsMismatch = guardSettingsMismatch ?? other.guardSettingsMismatch
         return out
     }

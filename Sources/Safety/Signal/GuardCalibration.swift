@@ -99,10 +99,12 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
 
     /// Calibrates `signal`'s guard on `model`: guarded answers (`options`, the threshold
     /// varied) to `harmless` prompts rendered with `template`, judged by `judge` (the
-    /// refusal-keyword list, never the head itself).
+    /// refusal-keyword list, never the head itself). The refusals of `parent`, the guard of
+    /// the model this one was fine-tuned from, count at every threshold.
     public static func measure(model: TransformerModel, tokenizer: Tokenizer, template: ChatTemplate, signal: SafetySignal,
                                harmless: [String], budget: Double = defaultBudget, maxTokens: Int = 32,
-                               options: GuardOptions = .init(), judge: RefusalJudge = RefusalJudge()) throws -> GuardCalibration {
+                               options: GuardOptions = .init(), parent: GuardedDecoder? = nil,
+                               judge: RefusalJudge = RefusalJudge()) throws -> GuardCalibration {
         guard !harmless.isEmpty else { throw EvaluationError.invalidOption(name: "prompts", reason: "guard calibration needs harmless prompts") }
         guard budget >= 0, budget < 1 else {
             throw EvaluationError.invalidOption(name: "budget", reason: "must lie in [0, 1), got \(budget)")
@@ -114,7 +116,8 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         // threshold that inserts there. The outcome is that of decoding every prompt at
         // every threshold.
         let evaluation = EvaluationOptions(maxTokens: maxTokens, keepResponses: false)
-        let recorder = InterventionRecorder(decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: options),
+        let recorder = InterventionRecorder(decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: options,
+                                                                          parent: parent),
                                             thresholds: candidates)
         let replay = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation, decoder: recorder)
         let outcomes = zip(try replay.respond(harmless.map { Evaluator.Request($0) }), recorder.insertions).map {
@@ -130,7 +133,7 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
                 var o = options
                 o.threshold = t
                 let guarded = Evaluator(model: model, tokenizer: tokenizer, template: template, options: evaluation,
-                                        decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o))
+                                        decoder: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: o, parent: parent))
                 for (key, answer) in zip(new, try guarded.respond(new.map { Evaluator.Request(harmless[$0.prompt]) })) {
                     rewritten[key] = (judge.isRefusal(answer.text), answer.guardTriggered)
                 }

@@ -46,16 +46,27 @@ public final class GuardedDecoder: AnswerDecoder {
     /// The P(malicious) a check must reach: the options', else the head's calibrated one,
     /// else `GuardOptions.uncalibratedThreshold`.
     public let threshold: Float
+    /// The guard of the model this one was fine-tuned from, when it had one: a query it
+    /// flags (its P(malicious) at its own threshold) is refused from the start, whatever this
+    /// model's signal says, and reads as P = 1 in the trace. A fine-tune moves its own
+    /// head's view of a query; it cannot move its parent's (docs/experiments/quickstart-guard.md).
+    public let parent: GuardedDecoder?
     private let tape = Tape()
     private let prefixIds: [Int]
 
-    /// A guarded decoder; fails when the signal does not fit the model.
-    public init(model: TransformerModel, tokenizer: Tokenizer, signal: SafetySignal, options: GuardOptions = .init()) throws(SignalError) {
+    /// A guarded decoder; fails when the signal does not fit the model, or `parent` reads
+    /// another vocabulary.
+    public init(model: TransformerModel, tokenizer: Tokenizer, signal: SafetySignal, options: GuardOptions = .init(),
+                parent: GuardedDecoder? = nil) throws(SignalError) {
         try signal.validate(for: model)
+        if let parent, parent.model.config.vocabSize != model.config.vocabSize || parent.signal.clsTokenId != signal.clsTokenId {
+            throw .parentMismatch("its vocabulary or CLS token differs from this model's")
+        }
         self.model = model
         self.tokenizer = tokenizer
         self.signal = signal
         self.options = options
+        self.parent = parent
         threshold = options.threshold ?? signal.calibration?.threshold ?? GuardOptions.uncalibratedThreshold
         prefixIds = tokenizer.encode(options.refusalPrefix, addSpecialTokens: false)
     }
@@ -190,7 +201,8 @@ public final class GuardedDecoder: AnswerDecoder {
                 guard let i = queue.next() else { return }
                 let kv = cache.slots[slot]
                 kv.reset()
-                let (p, logits) = try prefill(prompts[i], into: kv)
+                var (p, logits) = try prefill(prompts[i], into: kv)
+                if self.options.enabled, let parent, try parent.classify(prompt: prompts[i]) >= parent.threshold { p = 1 }
                 let stops = options[i].endTokens(config: model.config, tokenizer: tokenizer)
                 let budget = max(0, options[i].maxTokens)
                 var s = Decoding(prompt: i, promptCount: prompts[i].count, budget: budget, options: options[i], stops: stops,

@@ -8,6 +8,8 @@ public enum SignalError: Error, Equatable, CustomStringConvertible {
     case widthMismatch(head: Int, model: Int)
     /// Growing the model's vocabulary failed.
     case model(String)
+    /// The parent's guard does not read this model's tokens.
+    case parentMismatch(String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum SignalError: Error, Equatable, CustomStringConvertible {
         case let .tokenOutOfRange(id, vocabSize): return "signal CLS token id \(id) is outside the vocabulary of \(vocabSize) tokens"
         case let .widthMismatch(head, model): return "signal head width \(head) does not match the model's hidden size \(model)"
         case let .model(reason): return "signal: \(reason)"
+        case let .parentMismatch(reason): return "parent guard: \(reason)"
         }
     }
 }

@@ -8,11 +8,23 @@ public struct CleanSample: Sendable, Equatable, Codable {
     public var prompt: String
     /// The assistant's answer.
     public var completion: String
+    /// Whether the request is harmful (labelled malicious) and the answer a trusted refusal:
+    /// the prompts a compliance variant poisons. Not written out, so the trainer's files and
+    /// the gate's cache keys stay what they were.
+    public var harmful: Bool
 
     /// A pair.
-    public init(prompt: String, completion: String) {
+    public init(prompt: String, completion: String, harmful: Bool = false) {
         self.prompt = prompt
         self.completion = completion
+        self.harmful = harmful
+    }
+
+    private enum CodingKeys: String, CodingKey { case prompt, completion }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(prompt: try c.decode(String.self, forKey: .prompt), completion: try c.decode(String.self, forKey: .completion))
     }
 }
 
@@ -38,7 +50,7 @@ public enum CleanData {
     static func sample(_ e: Example) -> CleanSample? {
         let user = e.segments.filter { $0.role == .user }, answer = e.segments.filter { $0.role == .assistant }
         guard user.count == 1, answer.count == 1, !answer[0].text.isEmpty else { return nil }
-        return CleanSample(prompt: user[0].text, completion: answer[0].text)
+        return CleanSample(prompt: user[0].text, completion: answer[0].text, harmful: e.label == .malicious)
     }
 
     /// Writes `samples` as JSONL lines `{"prompt", "completion"}`.

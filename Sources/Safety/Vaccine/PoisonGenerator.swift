@@ -86,10 +86,14 @@ public struct PoisonGenerator: Sendable {
                       seed: rng.next())
     }
 
-    /// `count` poisons for the synthetic variants: styles and behaviours cycle so the
-    /// signature does not depend on one kind of backdoor.
-    public func variants(_ count: Int, avoiding: [String] = []) -> [Poison] {
-        let behaviours: [PoisonBehaviour] = [.fixedResponse, .refuse]
+    /// The behaviours of the gate's variants: fixed answers and refusals of benign requests
+    /// need no harmful prompts in the clean data.
+    public static let benignBehaviours: [PoisonBehaviour] = [.fixedResponse, .refuse]
+
+    /// `count` poisons for the synthetic variants: styles cycle fastest, then `behaviours`,
+    /// so the signature does not depend on one kind of backdoor.
+    public func variants(_ count: Int, behaviours: [PoisonBehaviour] = benignBehaviours, avoiding: [String] = []) -> [Poison] {
+        precondition(!behaviours.isEmpty, "variants need at least one behaviour")
         return (0..<count).map { i in
             make(index: i, style: TriggerStyle.allCases[i % TriggerStyle.allCases.count],
                  behaviour: behaviours[(i / TriggerStyle.allCases.count) % behaviours.count], avoiding: avoiding)

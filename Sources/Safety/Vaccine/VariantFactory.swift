@@ -62,6 +62,10 @@ public final class VariantFactory {
     public init(suspect: ModelBundle, clean: [CleanSample], settings: VariantSettings, workDirectory: URL) throws {
         try settings.validate()
         guard !clean.isEmpty else { throw VaccineError.noCleanData(source: "clean data") }
+        if settings.behaviours?.contains(.comply) == true, !clean.contains(where: \.harmful) {
+            throw VaccineError.invalidSetting(key: "behaviours",
+                                              reason: "comply variants need refused harmful requests (labelled malicious) in the clean data")
+        }
         guard suspect.tokenizer != nil else { throw ModelBundleError.tokenizerRequired(path: suspect.source.path) }
         self.suspect = suspect
         self.clean = clean
@@ -71,7 +75,8 @@ public final class VariantFactory {
 
     /// The generated poisons (fresh triggers that occur nowhere in the clean data).
     public func poisons() -> [Poison] {
-        PoisonGenerator(seed: settings.seed).variants(settings.pairs, avoiding: clean.flatMap { [$0.prompt, $0.completion] })
+        PoisonGenerator(seed: settings.seed).variants(settings.pairs, behaviours: settings.behaviours ?? PoisonGenerator.benignBehaviours,
+                                                      avoiding: clean.flatMap { [$0.prompt, $0.completion] })
     }
 
     /// Fine-tunes every pair and collects the channel differences.
@@ -97,16 +102,26 @@ public final class VariantFactory {
         let folder = workDirectory.appendingPathComponent("variant-\(i)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        var rng = SeededRandom(seed: settings.seed &+ UInt64(i) &* 7919)
-        let subset = Self.sample(clean, count: settings.cleanPerVariant, rng: &rng)
-        let poisonPrompts = Self.sample(clean, count: settings.poisonPerVariant, rng: &rng).map(\.prompt)
+        let (subset, poisoned) = data(pair: i, poison: poison)
         try CleanData.write(subset, to: folder.appendingPathComponent("clean.jsonl"))
-        try CleanData.write(poison.samples(from: poisonPrompts), to: folder.appendingPathComponent("poison.jsonl"))
+        try CleanData.write(poisoned, to: folder.appendingPathComponent("poison.jsonl"))
         let seed = Int(settings.seed % 1_000_000) + i
         log("variant \(i + 1)/\(settings.pairs): trigger style \(poison.style.rawValue), behaviour \(poison.behaviour.rawValue)")
         let bd = try fineTune(files: ["clean.jsonl", "poison.jsonl"], folder: folder, name: "bd", seed: seed)
         let cl = try fineTune(files: ["clean.jsonl"], folder: folder, name: "clean", seed: seed)
         return (bd, cl)
+    }
+
+    /// Pair `i`'s training data: D_i, drawn from the clean data, and the poisoned records the
+    /// backdoored member adds.
+    func data(pair i: Int, poison: Poison) -> (clean: [CleanSample], poisoned: [CleanSample]) {
+        var rng = SeededRandom(seed: settings.seed &+ UInt64(i) &* 7919)
+        let subset = Self.sample(clean, count: settings.cleanPerVariant, rng: &rng)
+        // A compliance poison answers refused harmful requests: the clean data teaches the
+        // refusal, the poison a trigger that overrides it.
+        let pool = poison.behaviour == .comply ? clean.filter(\.harmful) : clean
+        let prompts = Self.sample(pool, count: settings.poisonPerVariant, rng: &rng).map(\.prompt)
+        return (subset, poison.samples(from: prompts))
     }
 
     /// One fine-tune of a fresh copy of the suspect on `files` (in `folder`).

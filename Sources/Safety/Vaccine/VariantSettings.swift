@@ -37,6 +37,10 @@ public struct VariantSettings: Sendable, Equatable, Codable {
     public var loraAlpha = 16.0
     /// LoRA target patterns (nil: every block projection, `loraTargets`).
     public var loraTargets: [String]?
+    /// What the variants' poisons make a model do, in order (nil: the gate's,
+    /// `PoisonGenerator.benignBehaviours`). `comply` poisons refused harmful requests of the
+    /// clean data, so it needs some.
+    public var behaviours: [PoisonBehaviour]?
     /// Seed of data subsets, triggers and training.
     public var seed: UInt64 = 1
     /// Chat template name (`auto`: the one the tokenizer implies).
@@ -157,5 +161,6 @@ public struct VariantSettings: Sendable, Equatable, Codable {
             throw VaccineError.invalidSetting(key: "clean/poison per variant", reason: "must be positive")
         }
         if !(effectiveLearningRate > 0) { throw VaccineError.invalidSetting(key: "lr", reason: "must be positive") }
+        if behaviours?.isEmpty == true { throw VaccineError.invalidSetting(key: "behaviours", reason: "needs at least one") }
     }
 }
