@@ -104,7 +104,9 @@ public struct AlignmentMeasurement: Codable, Sendable {
         let plain = try column(plainEvaluator, "plain")
         var guarded: Column?, overhead: Double?, threshold: Double?
         if let group = bundle.checkpoint.signal {
-            let decoder = try GuardedDecoder(model: bundle.model, tokenizer: tokenizer, signal: try SafetySignal(group: group))
+            // A fine-tune of a guarded model is guarded as `eval` guards it: its parent's guard too.
+            let parent = try GuardedDecoder.parentGuard(of: bundle.checkpoint, file: bundle.source, options: .init())
+            let decoder = try GuardedDecoder(model: bundle.model, tokenizer: tokenizer, signal: try SafetySignal(group: group), parent: parent)
             threshold = GuardCalibration.decimal(decoder.threshold)
             guarded = try column(Evaluator(model: bundle.model, tokenizer: tokenizer, template: template, options: evaluation, decoder: decoder),
                                  "guarded")
