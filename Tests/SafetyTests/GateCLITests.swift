@@ -181,4 +181,18 @@ struct GateCLITests {
         #expect(usage.status == 2 && usage.err.contains("scan-calibrate") && usage.err.filter { $0 == "\n" }.count == 1, "\(usage.err)")
         #expect(try BuiltBinary.safetune.run(["scan", child.path, "--reference", parent.path]).status == 64)
     }
+
+    /// `purify --behaviours`: an unknown behaviour, and compliance variants without refused
+    /// harmful requests in the clean data, are one-line errors that name the flag.
+    @Test func purifyRefusesBehavioursItCannotPlant() throws {
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("purified.h5").path
+        let unknown = try BuiltBinary.safetune.run(["purify", child.path, "-o", out, "--clean", clean.path, "--behaviours", "refuse,sing"])
+        #expect(unknown.status == 2 && unknown.err.contains("--behaviours") && unknown.err.contains("sing"), "\(unknown.err)")
+        let comply = try BuiltBinary.safetune.run(["purify", child.path, "-o", out, "--clean", clean.path, "--base", parent.path,
+                                                   "--behaviours", "comply", "--variants", "1", "--steps", "1"])
+        #expect(comply.status == 2 && comply.err.contains("behaviours") && comply.err.contains("malicious"), "\(comply.err)")
+        #expect(unknown.err.filter { $0 == "\n" }.count == 1 && comply.err.filter { $0 == "\n" }.count == 1)
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
 }
