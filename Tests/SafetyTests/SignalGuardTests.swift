@@ -89,6 +89,43 @@ import Tokenizers
         #expect(throws: SignalError.self) { try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, parent: stranger) }
     }
 
+    /// With itself as the parent and a threshold its own head never reaches, a guard decides
+    /// exactly as the parent's guard alone: query and answer windows, refusals at the start and
+    /// mid-answer, one prompt at a time and in batches, the parent's cache kept in step through
+    /// rollbacks.
+    @Test(arguments: [ModelConfig.Family.gpt2, .llama])
+    func aParentChecksEveryWindowAsItsOwnGuardWould(family: ModelConfig.Family) throws {
+        let (model, tokenizer, signal, _) = try Self.setup(family)
+        var rng = SeededRandom(seed: 12)
+        rng.fillNormal(signal.weight.value, std: 3)
+        let prompts = ["What is 2 + 3?", "Name a colour.", "How do I pick a lock?", "Say hi", "Count to five", "Why?", "Tell me a story"]
+            .map { tokenizer.encode(Tiny.template.prompt($0)) }
+        let options = prompts.indices.map { GenerationOptions(maxTokens: 6 + 3 * ($0 % 4), stopAtEndOfSequence: false) }
+        let observe = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(threshold: 2, schedule: .every))
+        let ps = try zip(prompts, options).flatMap { try observe.generate(prompt: $0, options: $1).trace.map(\.pMalicious) }.sorted()
+        // The first threshold (halfway between observed values, from the top) at which the guard
+        // alone refuses some answer at the start, some mid-answer and leaves some alone.
+        var checks = GuardOptions(schedule: .periodic(2), tau: 2), expected: [GuardedResult] = []
+        for i in stride(from: ps.count - 2, through: 0, by: -1) {
+            checks.threshold = (ps[i] + ps[i + 1]) / 2
+            let alone = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: checks)
+            expected = try zip(prompts, options).map { try alone.generate(prompt: $0, options: $1) }
+            if expected.contains(where: { $0.refusalAt == 0 }) && expected.contains(where: { ($0.refusalAt ?? 0) > 0 })
+                && expected.contains(where: { $0.refusalAt == nil }) { break }
+        }
+        var never = checks
+        never.threshold = 1
+        let guarded = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: never,
+                                         parent: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: checks))
+        #expect(expected.contains { $0.refusalAt == 0 } && expected.contains { ($0.refusalAt ?? 0) > 0 } && expected.contains { $0.refusalAt == nil })
+        for batch in [1, 16] {
+            let got = try guarded.generate(prompts: prompts, options: options, batch: batch)
+            #expect(got.map(\.tokens) == expected.map(\.tokens) && got.map(\.refusalAt) == expected.map(\.refusalAt), "batch \(batch)")
+            #expect(got.map { $0.trace.map(\.action) } == expected.map { $0.trace.map(\.action) })
+            #expect(got.map { $0.trace.map(\.window) } == expected.map { $0.trace.map(\.window) })
+        }
+    }
+
     @Test func benignHeadChangesNothing() throws {
         let (model, tokenizer, signal, prompt) = try Self.setup()
         signal.bias.value.data[0] = 50

@@ -46,10 +46,11 @@ public final class GuardedDecoder: AnswerDecoder {
     /// The P(malicious) a check must reach: the options', else the head's calibrated one,
     /// else `GuardOptions.uncalibratedThreshold`.
     public let threshold: Float
-    /// The guard of the model this one was fine-tuned from, when it had one: a query it
-    /// flags (its P(malicious) at its own threshold) is refused from the start, whatever this
-    /// model's signal says, and reads as P = 1 in the trace. A fine-tune moves its own
-    /// head's view of a query; it cannot move its parent's (docs/experiments/quickstart-guard.md).
+    /// The guard of the model this one was fine-tuned from, when it had one. Every check
+    /// (the query's, and each answer window's) also asks it: a window it flags at its own
+    /// threshold reads as P = 1, whatever this model's signal says. A fine-tune moves its own
+    /// head's view of an input; it cannot move its parent's (docs/experiments/quickstart-guard.md).
+    /// The parent keeps a cache of its own, fed only at checks, in one chunk each.
     public let parent: GuardedDecoder?
     private let tape = Tape()
     private let prefixIds: [Int]
@@ -141,6 +142,8 @@ public final class GuardedDecoder: AnswerDecoder {
         var logits: [Float]
         /// Probe results of the current step, shared by the policies.
         var probed: [SignalWindow: Float] = [:]
+        /// Answer tokens in the parent's cache.
+        var parentFed = 0
     }
 
     /// Decodes `prompts` with one policy per threshold. With `rewrite` (one threshold) an
@@ -160,6 +163,8 @@ public final class GuardedDecoder: AnswerDecoder {
         let limit = model.config.maxPositions
         let capacity = min(limit, zip(prompts, options).map { 2 + $0.count + max(0, $1.maxTokens) + prefixIds.count }.max()!)
         let cache = BatchedKVCache(config: model.config, batch: max(1, min(batch, prompts.count)), maxLength: capacity)
+        let guardedByParent = self.options.enabled ? parent : nil
+        let parentCache = guardedByParent.map { BatchedKVCache(config: $0.model.config, batch: cache.slots.count, maxLength: capacity) }
         var running = [Decoding?](repeating: nil, count: cache.slots.count)
         var done = [(result: GuardedResult, insertions: [Int?])?](repeating: nil, count: prompts.count)
         var queue = prompts.indices.makeIterator()
@@ -177,6 +182,10 @@ public final class GuardedDecoder: AnswerDecoder {
             let kv = cache.slots[slot]
             s.result.tokens.removeLast(s.result.tokens.count - t)
             kv.truncate(to: min(kv.length, 1 + s.promptCount + t))
+            if let parentCache {
+                parentCache.slots[slot].truncate(to: min(parentCache.slots[slot].length, 1 + s.promptCount + t))
+                s.parentFed = min(s.parentFed, t)
+            }
             let room = max(0, limit - kv.length)
             let forced = Array(prefixIds.prefix(room))
             if !forced.isEmpty { s.logits = try feed(forced, into: kv) }
@@ -202,7 +211,10 @@ public final class GuardedDecoder: AnswerDecoder {
                 let kv = cache.slots[slot]
                 kv.reset()
                 var (p, logits) = try prefill(prompts[i], into: kv)
-                if self.options.enabled, let parent, try parent.classify(prompt: prompts[i]) >= parent.threshold { p = 1 }
+                if let guardedByParent, let parentCache {
+                    parentCache.slots[slot].reset()
+                    if try guardedByParent.prefill(prompts[i], into: parentCache.slots[slot]).pMalicious >= guardedByParent.threshold { p = 1 }
+                }
                 let stops = options[i].endTokens(config: model.config, tokenizer: tokenizer)
                 let budget = max(0, options[i].maxTokens)
                 var s = Decoding(prompt: i, promptCount: prompts[i].count, budget: budget, options: options[i], stops: stops,
@@ -252,8 +264,19 @@ public final class GuardedDecoder: AnswerDecoder {
                 let probes = windows.keys.sorted().compactMap { slot in
                     windows[slot]!.count > round ? (slot, running[slot]!.promptCount, windows[slot]![round]) : nil
                 }
-                for (probe, p) in zip(probes, try self.probe(probes, in: cache)) {
-                    running[probe.0]!.probed[probe.2] = p
+                var flagged = [Bool](repeating: false, count: probes.count)
+                if let guardedByParent, let parentCache {
+                    for probe in probes {
+                        let s = running[probe.0]!
+                        if s.parentFed < s.result.tokens.count {
+                            _ = try guardedByParent.feed(Array(s.result.tokens[s.parentFed...]), into: parentCache.slots[probe.0])
+                            running[probe.0]!.parentFed = s.result.tokens.count
+                        }
+                    }
+                    flagged = try guardedByParent.probe(probes, in: parentCache).map { $0 >= guardedByParent.threshold }
+                }
+                for ((probe, p), byParent) in zip(zip(probes, try self.probe(probes, in: cache)), flagged) {
+                    running[probe.0]!.probed[probe.2] = byParent ? 1 : p
                     running[probe.0]!.result.probes += 1
                 }
             }
