@@ -115,6 +115,24 @@ import Tokenizers
         #expect(interrupted.model.namedParameters.contains { $0.1.grad != nil })
     }
 
+    /// A fine-tune's checkpoint keeps its base's chat template, so `template: auto` renders
+    /// its prompts later as the run rendered them.
+    @Test func aFineTuneKeepsItsBasesChatTemplate() throws {
+        let (files, url) = try Self.makeRun(kind: "full", steps: 3)
+        try Trainer(recipe: Self.load(url)).run()
+        var base = try Checkpoint.read(from: files.root.appendingPathComponent("out/model.h5"))
+        #expect(base.chatTemplate == nil)
+        base.chatTemplate = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+        try base.write(to: files.root.appendingPathComponent("base.h5"))
+        let text = try String(contentsOf: url, encoding: .utf8)
+            .replacingOccurrences(of: "  tokenizer: tokenizer.json\n  init: {family: llama, layers: 2, d_model: 32, heads: 4, kv_heads: 2, d_ff: 64, context: 64}",
+                                  with: "  base: base.h5")
+        #expect(text.contains("base: base.h5"))
+        let child = try files.write("child.yaml", text.replacingOccurrences(of: "dir: out,", with: "dir: child,"))
+        try Trainer(recipe: Self.load(child)).run()
+        #expect(try Checkpoint.read(from: files.root.appendingPathComponent("child/model.h5")).chatTemplate == base.chatTemplate)
+    }
+
     /// A packed base trains the adapters on the packed values, and the run's checkpoint
     /// keeps the float32 base it started from.
     @Test(arguments: ["float16", "q8_0"]) func aPackedBaseTrainsAndKeepsTheFloat32Base(precision: String) throws {

@@ -360,6 +360,9 @@ public final class Trainer {
             parentSHA256: parentSHA256, seed: Int64(setup.seed), steps: Int64(step))
         return Checkpoint(
             config: model.config, weights: model.huggingFaceWeights(sharing: true), tokenizerJSON: tokenizer.jsonData(),
+            // The base's own chat template travels on, so `template: auto` renders the
+            // fine-tune's prompts as it was trained on them (SmolLM2's system message included).
+            chatTemplate: tokenizer.chatTemplate ?? bundle.checkpoint.chatTemplate,
             adapters: adapters.isEmpty ? nil : LoRAGroup.make(adapters),
             units: bundle.checkpoint.units,
             signal: objective.checkpointSection ?? bundle.checkpoint.signal,
