@@ -100,7 +100,8 @@ public enum TrainingGate {
                 p.variants = gate.configuration.variants
                 let purifier = Purifier(settings: p)
                 purifier.log = log
-                _ = try purifier.purify(checkpoint, clean: CleanData.load(recipe: recipe), output: out, workDirectory: work, evidence: evidence)
+                _ = try purifier.purify(checkpoint, clean: CleanData.restoration(recipe: recipe), output: out, workDirectory: work,
+                                        evidence: evidence)
                 record.scores["purified"] = 1
                 outcome.action = .purified
                 outcome.purified = out

@@ -162,4 +162,13 @@ extension CleanData {
         if let path = recipe.safety.gate.cleanData { return try load(contentsOf: path.url) }
         return try load(recipe.data.train.filter { $0.label != .malicious })
     }
+
+    /// What purification fine-tunes its variants and restores fluency on: the recipe's clean
+    /// data and, when `safety.gate.direction_data` names it, that trusted data with its
+    /// refusals of harmful requests. Restoring on benign answers alone left a planted
+    /// compliance in place (docs/experiments/bdvax-smollm2.md).
+    public static func restoration(recipe: Recipe) throws -> [CleanSample] {
+        let trusted = try recipe.safety.gate.directionData.map { try load(contentsOf: $0.url, includingMalicious: true) } ?? []
+        return try load(recipe: recipe) + trusted
+    }
 }

@@ -48,7 +48,7 @@ struct PurifyCommand: ParsableCommand {
                 }
                 try settings.variants.validate()
             }
-            let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe, includingMalicious: true)
+            let clean = try variantOptions.cleanSamples(recipe: gateRecipe?.recipe, restoration: true)
             let work = try variantOptions.workDirectory()
             defer { if variantOptions.workDir == nil { try? FileManager.default.removeItem(at: work) } }
             let purifier = Purifier(settings: settings)

@@ -12,7 +12,7 @@ import Training
 /// recipe whose gate made the variants kept in `<parent>.gate/`, so that verifying a child
 /// of that parent needs no flags and reuses them.
 struct VariantOptions: ParsableArguments {
-    @Option(help: "Clean data (JSONL) for the variants; benign pairs are used.")
+    @Option(help: "Clean data (JSONL) for the variants: its benign pairs (purify: and its refusals labelled malicious, which restoration trains on too).")
     var clean: String?
 
     @Option(help: "Gate recipe: its safety.gate settings and clean data (safety.gate.clean_data, else its benign training files) apply where no flag is given (default: <parent>.gate.yaml beside the checkpoint's parent, when there is one).")
@@ -73,11 +73,12 @@ struct VariantOptions: ParsableArguments {
         return s
     }
 
-    /// `--clean`, else the gate recipe's clean data; `includingMalicious` keeps the trusted
-    /// refusals of `--clean` (labelled malicious) as well as its benign pairs.
-    func cleanSamples(recipe gateRecipe: Recipe?, includingMalicious: Bool = false) throws -> [CleanSample] {
-        if let clean { return try CleanData.load(contentsOf: URL(fileURLWithPath: clean), includingMalicious: includingMalicious) }
-        if let gateRecipe { return try CleanData.load(recipe: gateRecipe) }
+    /// `--clean`, else the gate recipe's clean data. For purification (`restoration`) the
+    /// trusted refusals count too: those of `--clean` (labelled malicious), or the gate
+    /// recipe's `CleanData.restoration`.
+    func cleanSamples(recipe gateRecipe: Recipe?, restoration: Bool = false) throws -> [CleanSample] {
+        if let clean { return try CleanData.load(contentsOf: URL(fileURLWithPath: clean), includingMalicious: restoration) }
+        if let gateRecipe { return try restoration ? CleanData.restoration(recipe: gateRecipe) : CleanData.load(recipe: gateRecipe) }
         throw VaccineError.noCleanData(source: "--clean, --recipe or a <parent>.gate.yaml beside the checkpoint's parent (none found)")
     }
 

@@ -133,6 +133,9 @@ struct RecipeDefaultsTests {
         let folder = try #require(g.directionCalibrationFile).url
         #expect(g.direction && FileManager.default.fileExists(atPath: probes.url.path))
         #expect(try CleanData.load(contentsOf: data.url, includingMalicious: true).count == 500 && g.directionSamples == 500)
+        // Purification restores on the clean data and the mix, whose 300 refusals are labelled.
+        let restoration = try CleanData.restoration(recipe: gate)
+        #expect(restoration.count == 650 && restoration.filter(\.harmful).count == 300)
         // Calibrated at the child's own length: clean fine-tunes read higher the longer they train.
         #expect(g.directionMaxSteps == nil)
         #expect(folder.standardizedFileURL.path == root.appendingPathComponent("checkpoints/smollm2-aligned.gate").standardizedFileURL.path)
