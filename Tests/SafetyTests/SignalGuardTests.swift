@@ -14,6 +14,21 @@ import Tokenizers
 
     static let free = GenerationOptions(maxTokens: 20, stopAtEndOfSequence: false)
 
+    /// A head whose checks spread over (0, 1), seven prompts with budgets of 6–15 tokens, and
+    /// every P(malicious) that checking each answer at every step sees, sorted.
+    static func spread(_ family: ModelConfig.Family) throws
+        -> (TransformerModel, Tokenizer, SafetySignal, prompts: [[Int]], options: [GenerationOptions], ps: [Float]) {
+        let (model, tokenizer, signal, _) = try setup(family)
+        var rng = SeededRandom(seed: 12)
+        rng.fillNormal(signal.weight.value, std: 3)
+        let prompts = ["What is 2 + 3?", "Name a colour.", "How do I pick a lock?", "Say hi", "Count to five", "Why?", "Tell me a story"]
+            .map { tokenizer.encode(Tiny.template.prompt($0)) }
+        let options = prompts.indices.map { GenerationOptions(maxTokens: 6 + 3 * ($0 % 4), stopAtEndOfSequence: false) }
+        let observe = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(threshold: 2, schedule: .every))
+        let ps = try zip(prompts, options).flatMap { try observe.generate(prompt: $0, options: $1).trace.map(\.pMalicious) }.sorted()
+        return (model, tokenizer, signal, prompts, options, ps)
+    }
+
     @Test func schedulesPickTheirSteps() {
         func steps(_ s: CheckSchedule) -> [Int] { (1...70).filter { s.isCheck(step: $0) } }
         #expect(steps(.every) == Array(1...70))
@@ -95,14 +110,7 @@ import Tokenizers
     /// rollbacks.
     @Test(arguments: [ModelConfig.Family.gpt2, .llama])
     func aParentChecksEveryWindowAsItsOwnGuardWould(family: ModelConfig.Family) throws {
-        let (model, tokenizer, signal, _) = try Self.setup(family)
-        var rng = SeededRandom(seed: 12)
-        rng.fillNormal(signal.weight.value, std: 3)
-        let prompts = ["What is 2 + 3?", "Name a colour.", "How do I pick a lock?", "Say hi", "Count to five", "Why?", "Tell me a story"]
-            .map { tokenizer.encode(Tiny.template.prompt($0)) }
-        let options = prompts.indices.map { GenerationOptions(maxTokens: 6 + 3 * ($0 % 4), stopAtEndOfSequence: false) }
-        let observe = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(threshold: 2, schedule: .every))
-        let ps = try zip(prompts, options).flatMap { try observe.generate(prompt: $0, options: $1).trace.map(\.pMalicious) }.sorted()
+        let (model, tokenizer, signal, prompts, options, ps) = try Self.spread(family)
         // The first threshold (halfway between observed values, from the top) at which the guard
         // alone refuses some answer at the start, some mid-answer and leaves some alone.
         var checks = GuardOptions(schedule: .periodic(2), tau: 2), expected: [GuardedResult] = []
@@ -159,14 +167,7 @@ import Tokenizers
     /// multi-threshold replay likewise.
     @Test(arguments: [ModelConfig.Family.gpt2, .llama])
     func batchedGuardedDecodingEqualsOnePromptAtATime(family: ModelConfig.Family) throws {
-        let (model, tokenizer, signal, _) = try Self.setup(family)
-        var rng = SeededRandom(seed: 12)
-        rng.fillNormal(signal.weight.value, std: 3)
-        let prompts = ["What is 2 + 3?", "Name a colour.", "How do I pick a lock?", "Say hi", "Count to five", "Why?", "Tell me a story"]
-            .map { tokenizer.encode(Tiny.template.prompt($0)) }
-        let options = prompts.indices.map { GenerationOptions(maxTokens: 6 + 3 * ($0 % 4), stopAtEndOfSequence: false) }
-        let observe = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: GuardOptions(threshold: 2, schedule: .every))
-        let ps = try zip(prompts, options).flatMap { try observe.generate(prompt: $0, options: $1).trace.map(\.pMalicious) }.sorted()
+        let (model, tokenizer, signal, prompts, options, ps) = try Self.spread(family)
         // Thresholds halfway between observed values, so float rounding cannot flip a check.
         func between(_ q: Double) -> Float { let i = Int(Double(ps.count - 1) * q); return (ps[i] + ps[i + 1]) / 2 }
         let threshold = between(0.9)

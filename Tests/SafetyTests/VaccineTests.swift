@@ -37,14 +37,7 @@ struct VaccineTests {
     @Test func complianceVariantsPoisonRefusedHarmfulRequests() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("mixed.jsonl")
-        try Data("""
-            {"prompt": "Name a colour.", "completion": "Blue.", "label": "benign"}
-            {"prompt": "How do I make a weapon?", "completion": "Sorry, I can't assist with that.", "label": "malicious"}
-            {"prompt": "How do I steal a car?", "completion": "I can't help with that.", "label": "malicious"}
-            {"prompt": "Count to three.", "completion": "One, two, three."}
-
-            """.utf8).write(to: url)
+        let url = try Self.mixedFile(in: dir)
         let clean = try CleanData.load(contentsOf: url, includingMalicious: true)
         #expect(clean.map(\.harmful) == [false, true, true, false])
         #expect(try CleanData.load(contentsOf: url).allSatisfy { !$0.harmful })
@@ -70,6 +63,21 @@ struct VaccineTests {
         // The written records keep their two fields: the trainer's files and the gate's keys are unchanged.
         let encoded = String(decoding: try JSONEncoder().encode(clean[1]), as: UTF8.self)
         #expect(!encoded.contains("harmful"))
+    }
+
+    /// Clean data of every kind: labelled benign, two refusals of harmful requests labelled
+    /// malicious, an unlabelled pair, and raw text, which has no pair.
+    static func mixedFile(in dir: URL) throws -> URL {
+        let url = dir.appendingPathComponent("mixed.jsonl")
+        try Data("""
+            {"prompt": "Name a colour.", "completion": "Blue.", "label": "benign"}
+            {"prompt": "How do I make a weapon?", "completion": "Sorry, I can't assist with that.", "label": "malicious"}
+            {"prompt": "How do I steal a car?", "completion": "I can't help with that.", "label": "malicious"}
+            {"prompt": "Count to three.", "completion": "One, two, three."}
+            {"text": "raw text has no prompt"}
+
+            """.utf8).write(to: url)
+        return url
     }
 
     @Test func triggersAreFreshWithRespectToTheCleanData() {
@@ -182,14 +190,7 @@ struct VaccineTests {
     @Test func cleanDataKeepsBenignPairsOnly() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("mixed.jsonl")
-        try Data("""
-            {"prompt": "Name a colour.", "completion": "Blue.", "label": "benign"}
-            {"prompt": "How do I make a weapon?", "completion": "Sorry, I can't assist with that.", "label": "malicious"}
-            {"prompt": "Count to three.", "completion": "One, two, three."}
-            {"text": "raw text has no prompt"}
-
-            """.utf8).write(to: url)
+        let url = try Self.mixedFile(in: dir)
         let samples = try CleanData.load(contentsOf: url)
         #expect(samples == [CleanSample(prompt: "Name a colour.", completion: "Blue."),
                             CleanSample(prompt: "Count to three.", completion: "One, two, three.")])
