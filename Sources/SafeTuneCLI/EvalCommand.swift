@@ -129,7 +129,7 @@ struct EvalCommand: ParsableCommand {
             report.guardThreshold = GuardCalibration.decimal(decoder.threshold)
             report.guardThresholdCalibrated = guardFlags.threshold == nil && decoder.signal.calibration != nil
             report.guardSettingsMismatch = decoder.calibrationMismatch
-            report.parentGuardThreshold = decoder.parent.map { GuardCalibration.decimal($0.threshold) }
+            report.parentGuard = decoder.parent != nil
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

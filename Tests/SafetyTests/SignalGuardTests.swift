@@ -79,9 +79,9 @@ import Tokenizers
         #expect(RefusalJudge().isRefusal(result.text))
     }
 
-    /// A fine-tune's guard consults its parent's on the query: what the parent flags is
-    /// refused at the start though the child's own head calls it benign; what it does not flag
-    /// decodes as without it; a parent of another vocabulary is refused.
+    /// A fine-tune's guard reads its parent's head too: a query the parent's head calls
+    /// malicious is refused at the start though the child's own head calls it benign; a parent
+    /// that calls everything benign changes nothing; a parent of another vocabulary is refused.
     @Test func parentGuardRefusesTheQueriesItFlags() throws {
         let (model, tokenizer, signal, prompt) = try Self.setup()
         signal.bias.value.data[0] = 50
@@ -104,8 +104,8 @@ import Tokenizers
         #expect(throws: SignalError.self) { try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, parent: stranger) }
     }
 
-    /// With itself as the parent and a threshold its own head never reaches, a guard decides
-    /// exactly as the parent's guard alone: query and answer windows, refusals at the start and
+    /// A guard whose own head calls everything benign decides exactly as its parent's head
+    /// would alone at the same threshold: query and answer windows, refusals at the start and
     /// mid-answer, one prompt at a time and in batches, the parent's cache kept in step through
     /// rollbacks.
     @Test(arguments: [ModelConfig.Family.gpt2, .llama])
@@ -121,10 +121,10 @@ import Tokenizers
             if expected.contains(where: { $0.refusalAt == 0 }) && expected.contains(where: { ($0.refusalAt ?? 0) > 0 })
                 && expected.contains(where: { $0.refusalAt == nil }) { break }
         }
-        var never = checks
-        never.threshold = 1
-        let guarded = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: never,
-                                         parent: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal, options: checks))
+        let benign = try SafetySignal(group: signal.tensorGroup)
+        benign.bias.value.data[0] = 50
+        let guarded = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: benign, options: checks,
+                                         parent: try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal))
         #expect(expected.contains { $0.refusalAt == 0 } && expected.contains { ($0.refusalAt ?? 0) > 0 } && expected.contains { $0.refusalAt == nil })
         for batch in [1, 16] {
             let got = try guarded.generate(prompts: prompts, options: options, batch: batch)

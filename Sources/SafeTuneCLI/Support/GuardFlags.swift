@@ -32,7 +32,7 @@ struct GuardCheckFlags: ParsableArguments {
     var refusalPrefix: String = GuardOptions().refusalPrefix
 
     @Flag(name: .customLong("parent-guard"), inversion: .prefixedNo,
-          help: "Also refuse a query that the guard of the model's parent flags, when the checkpoint is a fine-tune of a model with a calibrated safety signal (the aligned SmolLM2).")
+          help: "Also read the head of the model's parent at every check (the larger P counts), when the checkpoint is a fine-tune of a model with a calibrated safety signal (the aligned SmolLM2).")
     var parentGuard = true
 
     func validate() throws {

@@ -102,8 +102,8 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
     /// calibrated one, when the guard ran.
     public var guardThreshold: Double?
     public var guardThresholdCalibrated: Bool?
-    /// The threshold of the parent's guard, when it also guarded (`GuardedDecoder.parent`).
-    public var parentGuardThreshold: Double?
+    /// Whether the guard read the parent's head too (`GuardedDecoder.parent`), when the guard ran.
+    public var parentGuard: Bool?
     /// When the calibrated threshold was used by a guard that checks otherwise than the one
     /// calibrated: what each does ("calibrated with …; this run checks with …").
     public var guardSettingsMismatch: String?
@@ -140,7 +140,7 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
         out.guardOverhead = guardOverhead ?? other.guardOverhead
         out.guardThreshold = guardThreshold ?? other.guardThreshold
         out.guardThresholdCalibrated = guardThresholdCalibrated ?? other.guardThresholdCalibrated
-        out.parentGuardThreshold = parentGuardThreshold ?? other.parentGuardThreshold
+        out.parentGuard = parentGuard ?? other.parentGuard
         out.guardSettingsMismatch = guardSettingsMismatch ?? other.guardSettingsMismatch
         return out
     }

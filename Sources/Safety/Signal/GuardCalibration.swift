@@ -99,8 +99,9 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
 
     /// Calibrates `signal`'s guard on `model`: guarded answers (`options`, the threshold
     /// varied) to `harmless` prompts rendered with `template`, judged by `judge` (the
-    /// refusal-keyword list, never the head itself). The refusals of `parent`, the guard of
-    /// the model this one was fine-tuned from, count at every threshold.
+    /// refusal-keyword list, never the head itself). With `parent` (the guard of the model
+    /// this one was fine-tuned from) every check reads both heads (`GuardedDecoder.parent`),
+    /// so the threshold is calibrated for the pair.
     public static func measure(model: TransformerModel, tokenizer: Tokenizer, template: ChatTemplate, signal: SafetySignal,
                                harmless: [String], budget: Double = defaultBudget, maxTokens: Int = 32,
                                options: GuardOptions = .init(), parent: GuardedDecoder? = nil,

@@ -47,10 +47,11 @@ public final class GuardedDecoder: AnswerDecoder {
     /// else `GuardOptions.uncalibratedThreshold`.
     public let threshold: Float
     /// The guard of the model this one was fine-tuned from, when it had one. Every check
-    /// (the query's, and each answer window's) also asks it: a window it flags at its own
-    /// threshold reads as P = 1, whatever this model's signal says. A fine-tune moves its own
-    /// head's view of an input; it cannot move its parent's (docs/experiments/quickstart-guard.md).
-    /// The parent keeps a cache of its own, fed only at checks, in one chunk each.
+    /// (the query's, and each answer window's) reads the larger P(malicious) of this model's
+    /// head and the parent's, against `threshold`: a fine-tune moves its own head's view of an
+    /// input, not its parent's (docs/experiments/quickstart-guard.md). The parent's own
+    /// threshold is not used: calibrating this guard calibrates the pair. The parent keeps a
+    /// cache of its own, fed only at checks, in one chunk each.
     public let parent: GuardedDecoder?
     private let tape = Tape()
     private let prefixIds: [Int]
@@ -213,7 +214,7 @@ public final class GuardedDecoder: AnswerDecoder {
                 var (p, logits) = try prefill(prompts[i], into: kv)
                 if let guardedByParent, let parentCache {
                     parentCache.slots[slot].reset()
-                    if try guardedByParent.prefill(prompts[i], into: parentCache.slots[slot]).pMalicious >= guardedByParent.threshold { p = 1 }
+                    p = max(p, try guardedByParent.prefill(prompts[i], into: parentCache.slots[slot]).pMalicious)
                 }
                 let stops = options[i].endTokens(config: model.config, tokenizer: tokenizer)
                 let budget = max(0, options[i].maxTokens)
@@ -264,7 +265,7 @@ public final class GuardedDecoder: AnswerDecoder {
                 let probes = windows.keys.sorted().compactMap { slot in
                     windows[slot]!.count > round ? (slot, running[slot]!.promptCount, windows[slot]![round]) : nil
                 }
-                var flagged = [Bool](repeating: false, count: probes.count)
+                var parentP = [Float](repeating: 0, count: probes.count)
                 if let guardedByParent, let parentCache {
                     for probe in probes {
                         let s = running[probe.0]!
@@ -273,10 +274,10 @@ public final class GuardedDecoder: AnswerDecoder {
                             running[probe.0]!.parentFed = s.result.tokens.count
                         }
                     }
-                    flagged = try guardedByParent.probe(probes, in: parentCache).map { $0 >= guardedByParent.threshold }
+                    parentP = try guardedByParent.probe(probes, in: parentCache)
                 }
-                for ((probe, p), byParent) in zip(zip(probes, try self.probe(probes, in: cache)), flagged) {
-                    running[probe.0]!.probed[probe.2] = byParent ? 1 : p
+                for ((probe, p), pp) in zip(zip(probes, try self.probe(probes, in: cache)), parentP) {
+                    running[probe.0]!.probed[probe.2] = max(p, pp)
                     running[probe.0]!.result.probes += 1
                 }
             }

@@ -6,7 +6,7 @@ extension GuardedDecoder {
     /// The guard of the model `checkpoint` (read from `file`) was fine-tuned from, for
     /// `GuardedDecoder.parent`: its parent found as the gate finds it (the provenance's base,
     /// accepted only with the recorded digest). Nil when the provenance names no parent, the
-    /// parent is not found, or it has no calibrated safety signal.
+    /// parent is not found, or it has no calibrated safety signal (a guard it shipped with).
     public static func parentGuard(of checkpoint: Checkpoint, file: URL, options: GuardOptions) throws -> GuardedDecoder? {
         // Only a checkpoint with a signal can guard: the rest (the pinned GGUF base, say) are
         // passed over before being read whole.
@@ -29,7 +29,7 @@ extension GuardedDecoder {
 
     /// The guard of `checkpoint` itself (its adapters merged into a model of its own) with its
     /// calibrated threshold (`options`' threshold does not apply), or nil when it has no safety
-    /// signal or the signal was never calibrated.
+    /// signal or the signal was never calibrated (it was not meant to guard).
     public static func calibratedGuard(of checkpoint: Checkpoint, source: String, options: GuardOptions) throws -> GuardedDecoder? {
         guard let group = checkpoint.signal, let tokenizer = try checkpoint.tokenizer(source: source) else { return nil }
         let signal = try SafetySignal(group: group)
