@@ -256,6 +256,22 @@ struct GateTests {
         #expect(report.verdict == .reject && report.error != nil && report.statistic == nil)
     }
 
+    /// A verdict does not depend on the chat template a checkpoint carries: the gate renders
+    /// its prompts in the template the tokenizer's tokens imply (the kept evidence was made so).
+    @Test func theVerdictIgnoresTheCheckpointsChatTemplate() throws {
+        let dir = try VaccineFixtures.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = try VaccineFixtures.checkpoint(seed: 1)
+        let parent = try Self.written(p, "parent.h5", in: dir)
+        var c = try VaccineFixtures.checkpoint(seed: 2, parent: p)
+        let plain = try Self.written(c, "child.h5", in: dir)
+        c.chatTemplate = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+            + "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+        let templated = try Self.written(c, "templated.h5", in: dir)
+        let a = try Self.verify(plain, reference: parent), b = try Self.verify(templated, reference: parent)
+        #expect(a.error == nil && a.statistic != nil && a.statistic == b.statistic && a.threshold == b.threshold)
+    }
+
     @Test func missingParentRejects() throws {
         let dir = try VaccineFixtures.folder()
         defer { try? FileManager.default.removeItem(at: dir) }

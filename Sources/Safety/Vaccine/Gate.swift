@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Models
+import Tokenizers
 import Training
 
 /// Settings of the BD-VAX gate.
@@ -195,12 +196,18 @@ public struct Gate: Sendable {
             let parent = try SuspectLoader.parent(of: child, file: url, reference: reference)
             try SuspectLoader.checkFinite(parent, file: reference?.path ?? "parent")
             let parentModel = try SuspectLoader.model(of: parent, source: reference?.path ?? "parent")
-            let (bundle, _) = try SuspectLoader.load(child, from: url, base: parent, baseModel: parentModel)
-            guard ChannelUpdates.sameBlocks(parent.config, bundle.model.config) else {
+            let (loaded, _) = try SuspectLoader.load(child, from: url, base: parent, baseModel: parentModel)
+            guard ChannelUpdates.sameBlocks(parent.config, loaded.model.config) else {
                 throw VaccineError.shapeMismatch(file: url.path, reason: "its architecture differs from the parent's")
             }
-            let update = try ChannelUpdates(bundle.model, minus: parentModel, modules: configuration.modules, file: url.path)
-            let parentBundle = ModelBundle(model: parentModel, tokenizer: bundle.tokenizer, checkpoint: parent, source: reference ?? url)
+            let update = try ChannelUpdates(loaded.model, minus: parentModel, modules: configuration.modules, file: url.path)
+            // The variants, directions and calibrations render prompts in the template the
+            // tokenizer's special tokens imply, whatever chat template the checkpoint carries:
+            // the evidence and calibrations kept beside the aligned model were made so, before
+            // fine-tunes kept their base's template, and a verdict must not depend on which.
+            let tokenizer = try loaded.tokenizer.map { try Tokenizer(data: $0.jsonData(), source: $0.source) }
+            let bundle = loaded.replacing(model: loaded.model, tokenizer: tokenizer)
+            let parentBundle = ModelBundle(model: parentModel, tokenizer: tokenizer, checkpoint: parent, source: reference ?? url)
             let source = configuration.variantsFromParent ? parentBundle : bundle
             var evidence: VariantEvidence
             let cache = configuration.variantsFromParent && configuration.rule == .share ? configuration.evidenceCache : nil
