@@ -85,6 +85,11 @@ import Tokenizers
             .calibrationMismatch == "calibrated with schedule annealing(1, ×2.0, ≤16), τ 2; this run checks with schedule first, τ 2")
         #expect(try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored, options: GuardOptions(threshold: 0.3, schedule: .first))
             .calibrationMismatch == nil)
+        // Calibrated on this head alone, it is told when it also reads a parent's head.
+        #expect(calibration.withParent == false)
+        let parent = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: signal)
+        #expect(try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored, parent: parent).calibrationMismatch
+            == "calibrated on this model's head alone; this run reads the parent's head too")
         // A head that makes every check malicious refuses at once under the calibrated threshold too.
         restored.bias.value.data[1] = 50
         let refused = try GuardedDecoder(model: model, tokenizer: tokenizer, signal: restored).generate(prompt: prompt, options: GenerationOptions(maxTokens: 8))

@@ -57,6 +57,9 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
     /// schedule checks other windows, so raises other false alarms.
     public var schedule: String?
     public var tau: Int?
+    /// Whether the calibrated guard read its parent's head too (`GuardedDecoder.parent`); nil
+    /// in records written before it could.
+    public var withParent: Bool?
 
     /// Whether a guard with `options` checks as the calibrated one did; nil when the record
     /// does not say.
@@ -151,6 +154,7 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         }
         record.schedule = options.schedule.description
         record.tau = options.tau
+        record.withParent = parent != nil
         return record
     }
 
@@ -191,6 +195,7 @@ public struct GuardCalibration: Sendable, Equatable, Codable {
         let trial = trials.first { $0.threshold == threshold }
         return String(format: "guard threshold %g: guarded over-refusal %.1f %% of %d held-out harmless prompts, %.1f %% added by the guard (budget %.1f %%%@)%@",
                       threshold, 100 * (trial?.overRefusal ?? 0), prompts, 100 * (trial?.charged ?? 0), 100 * budget,
-                      withinBudget ? "" : "; not met even at the highest threshold", settings.map { "; " + $0 } ?? "")
+                      withinBudget ? "" : "; not met even at the highest threshold",
+                      (settings.map { "; " + $0 } ?? "") + (withParent == true ? ", the parent's head read too" : ""))
     }
 }

@@ -75,12 +75,19 @@ public final class GuardedDecoder: AnswerDecoder {
 
     public var isGuarded: Bool { options.enabled }
 
-    /// When the threshold in use is the head's calibrated one but these options check
-    /// otherwise than the calibrated guard did: what each does, for a note to the user.
+    /// When the threshold in use is the head's calibrated one but this guard checks otherwise
+    /// than the calibrated guard did (schedule, τ, or the parent's head): what each does, for
+    /// a note to the user.
     public var calibrationMismatch: String? {
-        guard options.threshold == nil, let calibration = signal.calibration, calibration.matches(options) == false,
-              let settings = calibration.settings else { return nil }
-        return "calibrated with \(settings); this run checks with schedule \(options.schedule), τ \(options.tau)"
+        guard options.threshold == nil, let calibration = signal.calibration else { return nil }
+        if calibration.matches(options) == false, let settings = calibration.settings {
+            return "calibrated with \(settings); this run checks with schedule \(options.schedule), τ \(options.tau)"
+        }
+        if let withParent = calibration.withParent, withParent != (parent != nil) {
+            return withParent ? "calibrated reading the parent's head too; this run reads this model's head alone"
+                : "calibrated on this model's head alone; this run reads the parent's head too"
+        }
+        return nil
     }
 
     public func answers(prompts: [[Int]], options: [GenerationOptions]) throws(ModelError) -> [DecodedAnswer] {
