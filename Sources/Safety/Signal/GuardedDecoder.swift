@@ -51,7 +51,7 @@ public final class GuardedDecoder: AnswerDecoder {
     /// head and the parent's, against `threshold`: a fine-tune moves its own head's view of an
     /// input, not its parent's (docs/experiments/quickstart-guard.md). The parent's own
     /// threshold is not used: calibrating this guard calibrates the pair. The parent keeps a
-    /// cache of its own, fed only at checks, in one chunk each.
+    /// cache of its own, caught up only at checks, batched across sequences.
     public let parent: GuardedDecoder?
     private let tape = Tape()
     private let prefixIds: [Int]
@@ -274,13 +274,13 @@ public final class GuardedDecoder: AnswerDecoder {
                 }
                 var parentP = [Float](repeating: 0, count: probes.count)
                 if let guardedByParent, let parentCache {
-                    for probe in probes {
+                    var pending: [Int: [Int]] = [:]
+                    for probe in probes where pending[probe.0] == nil {
                         let s = running[probe.0]!
-                        if s.parentFed < s.result.tokens.count {
-                            _ = try guardedByParent.feed(Array(s.result.tokens[s.parentFed...]), into: parentCache.slots[probe.0])
-                            running[probe.0]!.parentFed = s.result.tokens.count
-                        }
+                        if s.parentFed < s.result.tokens.count { pending[probe.0] = Array(s.result.tokens[s.parentFed...]) }
+                        running[probe.0]!.parentFed = s.result.tokens.count
                     }
+                    try guardedByParent.catchUp(pending, in: parentCache)
                     parentP = try guardedByParent.probe(probes, in: parentCache)
                 }
                 for ((probe, p), pp) in zip(zip(probes, try self.probe(probes, in: cache)), parentP) {
@@ -353,6 +353,23 @@ public final class GuardedDecoder: AnswerDecoder {
         return tape.withoutGrad {
             let hidden = model.hiddenStates(tape: tape, ids: ids, batch: 1, length: ids.count, mask: mask, cache: cache)
             return model.logits(tape: tape, hidden: hidden, rows: [ids.count - 1]).value.scalars
+        }
+    }
+
+    /// Feeds each slot of `pending` its tokens, one batched forward per position across the
+    /// slots that still have one; no logits (the parent's cache only has to be current).
+    private func catchUp(_ pending: [Int: [Int]], in cache: BatchedKVCache) throws(ModelError) {
+        let sft = signal.pattern == .sft
+        for k in 0..<(pending.values.map(\.count).max() ?? 0) {
+            let slots = pending.keys.sorted().filter { pending[$0]!.count > k }
+            cache.feed(slots)
+            let ids = slots.map { Int32(clamping: pending[$0]![k]) }
+            for (id, start) in zip(ids, cache.positions) { try model.validate(ids: [id], length: 1, start: start) }
+            let mask = cache.stepMask { _, j in sft || j != 0 }
+            defer { tape.reset() }
+            tape.withoutGrad {
+                _ = model.hiddenStates(tape: tape, ids: ids, batch: slots.count, length: 1, mask: mask, cache: cache)
+            }
         }
     }
 
