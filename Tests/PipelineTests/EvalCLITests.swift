@@ -41,10 +41,12 @@ struct EvalCLITests {
         #expect(bad.status != 0 && !bad.crashed && bad.err.contains("--schedule must be every, first, periodic or annealing"), "stderr: \(bad.err)")
     }
 
+    /// What `generate --json` says of the prompt it rendered.
+    private struct Generated: Decodable { let prompt: String }
+
     /// `generate` renders the prompt with the template the checkpoint was trained with
     /// unless told otherwise; `--template none` passes it as it is.
     @Test func generateUsesTheTrainingTemplate() throws {
-        struct Generated: Decodable { let prompt: String }
         func prompt(_ extra: String...) throws -> String {
             let r = try BuiltBinary.safetune.run(["generate", Self.root.appendingPathComponent("checkpoints/base.h5").path,
                                                   "--prompt", "What is 2 + 3?", "--max-tokens", "1", "--json"] + extra)
