@@ -8,13 +8,13 @@ extension GuardedDecoder {
     /// accepted only with the recorded digest). Nil when the provenance names no parent, the
     /// parent is not found, or it has no calibrated safety signal (a guard it shipped with).
     public static func parentGuard(of checkpoint: Checkpoint, file: URL, options: GuardOptions) throws -> GuardedDecoder? {
+        guard checkpoint.provenance?.parentSHA256 != nil else { return nil }
         // Only a checkpoint with a signal can guard: the rest (the pinned GGUF base, say) are
         // passed over before being read whole.
         let signalled = SuspectLoader.candidates(checkpoint.provenance, file: file).contains {
             $0.pathExtension.lowercased() != "gguf" && ((try? CheckpointSummary.read(from: $0))?.signalParameters ?? 0) > 0
         }
-        guard signalled, checkpoint.provenance?.parentSHA256 != nil,
-              let parent = try? SuspectLoader.parent(of: checkpoint, file: file, reference: nil) else { return nil }
+        guard signalled, let parent = try? SuspectLoader.parent(of: checkpoint, file: file, reference: nil) else { return nil }
         return try calibratedGuard(of: parent, source: file.path, options: options)
     }
 
